@@ -1,0 +1,54 @@
+# Everything a fresh clone needs: `make run` starts the server, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The pinned Claude Code CLI version lives in one place: .claude-cli-version.
+CLAUDE_CLI_VERSION := $(shell cat .claude-cli-version)
+CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
+CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
+PYTEST_ARGS ?=
+
+.PHONY: venv run test unit contract lint fmt bench cli clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The real CLI, project-local and git-ignored, for the contract tests and the benchmark.
+cli: $(CLAUDE_BIN)
+
+$(CLAUDE_BIN):
+	@command -v npm >/dev/null || { echo "npm is required to install the pinned claude CLI (apt-get install npm)" >&2; exit 1; }
+	mkdir -p $(CLAUDE_DIR)
+	npm install --prefix $(CLAUDE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CLI_VERSION)
+	$(CLAUDE_BIN) --version
+
+run: venv
+	$(BIN)/claude-max-api serve
+
+test: venv cli
+	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: venv
+	$(BIN)/ruff check --fix src tests examples bench
+	$(BIN)/ruff format src tests examples bench
+
+bench: venv cli
+	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,97 @@
+"""proxy_core: the pure domain and application service of claude-max-api-proxy.
+
+No I/O lives here: adapters implement the `Runner` and `SessionStore` ports and
+callers (the HTTP adapter, embedding apps) use `ChatService`.
+"""
+
+from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel
+from proxy_core.conversation import (
+    Base64Image,
+    Conversation,
+    ImagePart,
+    ImageSource,
+    Message,
+    ParseLimits,
+    Part,
+    Role,
+    TextPart,
+    ToolCall,
+    UrlImage,
+    parse_conversation,
+)
+from proxy_core.errors import ChatError, FailureReason
+from proxy_core.events import (
+    Event,
+    Failed,
+    Finished,
+    TerminalEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolActivity,
+    Usage,
+)
+from proxy_core.fakes import FakeRunner, InMemorySessionStore, echo_script
+from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, system_hash
+from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
+from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
+from proxy_core.service import ChatRequest, ChatService, Completion, ServiceLimits, Turn
+from proxy_core.session_key import KeyOrigin, SessionKey, derive_session_key
+from proxy_core.stats import ServiceStats
+
+__all__ = [
+    "BackendStatus",
+    "Base64Image",
+    "Block",
+    "ChatError",
+    "ChatRequest",
+    "ChatService",
+    "Completion",
+    "Conversation",
+    "Event",
+    "Failed",
+    "FailureReason",
+    "FakeRunner",
+    "Finished",
+    "ImageBlock",
+    "ImagePart",
+    "ImageSource",
+    "InMemorySessionStore",
+    "KeyOrigin",
+    "Message",
+    "ModelCatalog",
+    "ModelEntry",
+    "ParseLimits",
+    "Part",
+    "PlanKind",
+    "ResolvedModel",
+    "RestartReason",
+    "Role",
+    "Runner",
+    "ServiceLimits",
+    "ServiceStats",
+    "SessionKey",
+    "SessionRecord",
+    "SessionStore",
+    "TerminalEvent",
+    "TextBlock",
+    "TextDelta",
+    "TextPart",
+    "ThinkingDelta",
+    "ToolActivity",
+    "ToolCall",
+    "Turn",
+    "TurnPlan",
+    "UrlImage",
+    "Usage",
+    "derive_session_key",
+    "echo_script",
+    "fingerprint",
+    "parse_conversation",
+    "parse_rendering",
+    "plan_turn",
+    "render_messages",
+    "reply_fingerprint",
+    "restart_plan",
+    "system_hash",
+]

@@ -1,0 +1,52 @@
+"""Typed failures: every way a chat turn can fail, as one reason code."""
+
+from __future__ import annotations
+
+import enum
+
+
+class FailureReason(enum.StrEnum):
+    """Why a turn failed; adapters map each reason to their own error shape."""
+
+    INVALID_REQUEST = "invalid_request"
+    MODEL_NOT_FOUND = "model_not_found"
+    BUSY = "busy"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    NOT_LOGGED_IN = "not_logged_in"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    UPSTREAM_ERROR = "upstream_error"
+    SESSION_MISSING = "session_missing"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    CLI_CRASHED = "cli_crashed"
+
+
+class ChatError(Exception):
+    """A failure with a typed reason, a human message and, for bad input, the field path.
+
+    `param` names the offending field in OpenAI's style (`messages[3].content[1].type`);
+    `retry_after` is in seconds when the cause says when to come back.
+    """
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"ChatError({self.reason.value!r}, {self.message!r}, param={self.param!r})"
+
+
+def invalid(message: str, param: str | None = None) -> ChatError:
+    """Shorthand for the most common failure: the caller sent something we cannot use."""
+    return ChatError(FailureReason.INVALID_REQUEST, message, param=param)

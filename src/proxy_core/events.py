@@ -1,0 +1,66 @@
+"""What running one turn yields, in order: deltas and activity, then usage, then an end."""
+
+from __future__ import annotations
+
+import msgspec
+
+from proxy_core.errors import FailureReason
+
+
+class TextDelta(msgspec.Struct, frozen=True, tag="text"):
+    """A piece of the reply's visible text."""
+
+    text: str
+
+
+class ThinkingDelta(msgspec.Struct, frozen=True, tag="thinking"):
+    """A piece of the model's reasoning, shown only to callers that asked for it."""
+
+    text: str
+
+
+class ToolActivity(msgspec.Struct, frozen=True, tag="tool"):
+    """The agent used one of its own tools (name and a short summary of the input)."""
+
+    name: str
+    summary: str
+
+
+class Usage(msgspec.Struct, frozen=True, tag="usage"):
+    """Token counts for the turn, as the upstream reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """All input tokens, cached or not, as OpenAI counts `prompt_tokens`."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
+
+
+class Finished(msgspec.Struct, frozen=True, tag="finished"):
+    """The turn ended well.
+
+    `stop_reason` is the upstream's (`end_turn`, `max_tokens`, ...). `session_id` is
+    the backend session that now holds the conversation, when the backend knows it;
+    `resume_point` is an opaque backend marker for where the next turn continues.
+    """
+
+    stop_reason: str | None = None
+    text: str = ""
+    session_id: str | None = None
+    resume_point: str | None = None
+
+
+class Failed(msgspec.Struct, frozen=True, tag="failed"):
+    """The turn ended in a typed failure; nothing after it."""
+
+    reason: FailureReason
+    message: str
+    retry_after: float | None = None
+
+
+Event = TextDelta | ThinkingDelta | ToolActivity | Usage | Finished | Failed
+TerminalEvent = Finished | Failed

@@ -1,0 +1,103 @@
+"""In-process implementations of the ports, for embedding apps and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncGenerator, Callable, Sequence
+
+from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
+from proxy_core.ledger import SessionRecord
+from proxy_core.planning import TurnPlan
+from proxy_core.ports import BackendStatus
+
+
+class InMemorySessionStore:
+    """A SessionStore in a dict; each instance is independent."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, SessionRecord] = {}
+
+    async def get(self, key: str) -> SessionRecord | None:
+        return self._records.get(key)
+
+    async def put(self, record: SessionRecord) -> None:
+        self._records[record.key] = record
+
+    async def delete(self, key: str) -> SessionRecord | None:
+        return self._records.pop(key, None)
+
+    async def list(
+        self, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[SessionRecord], int]:
+        ordered = sorted(self._records.values(), key=lambda r: r.last_used_at, reverse=True)
+        return ordered[offset : offset + limit], len(ordered)
+
+    async def clear(self) -> builtins.list[SessionRecord]:
+        records = list(self._records.values())
+        self._records.clear()
+        return records
+
+    async def count(self) -> int:
+        return len(self._records)
+
+    async def close(self) -> None:
+        return None
+
+
+Script = Callable[[TurnPlan], Sequence[Event]]
+
+
+def echo_script(plan: TurnPlan) -> Sequence[Event]:
+    """Reply with the text of the last message sent, in small deltas."""
+    last = plan.messages[-1].text if plan.messages else ""
+    reply = f"echo: {last}"
+    deltas: list[Event] = [TextDelta(reply[i : i + 8]) for i in range(0, len(reply), 8)]
+    tokens = max(1, len(reply) // 4)
+    return [
+        *deltas,
+        Usage(input_tokens=10, output_tokens=tokens),
+        Finished("end_turn", reply, plan.cli_session_id),
+    ]
+
+
+class FakeRunner:
+    """A scripted Runner: each turn yields what `script(plan)` returns.
+
+    `delay` is slept before each event, so tests can hold turns open; `plans`
+    records every plan run, and `active`/`closed` count turns in flight and ended.
+    """
+
+    def __init__(self, script: Script = echo_script, *, delay: float = 0.0) -> None:
+        self.script = script
+        self.delay = delay
+        self.plans: list[TurnPlan] = []
+        self.active = 0
+        self.closed = 0
+        self.forgotten: list[str] = []
+        self.gate: asyncio.Event | None = None
+
+    async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        self.plans.append(plan)
+        self.active += 1
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            for event in self.script(plan):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                yield event
+                if isinstance(event, Finished | Failed):
+                    return
+        finally:
+            self.active -= 1
+            self.closed += 1
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(ready=True, name="fake", version="0", active_processes=self.active)
+
+    async def forget(self, cli_session_id: str) -> None:
+        self.forgotten.append(cli_session_id)
+
+    async def aclose(self) -> None:
+        return None

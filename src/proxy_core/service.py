@@ -1,0 +1,401 @@
+"""ChatService: the application service every caller uses (HTTP, embedding apps, tests).
+
+For each request it resolves the model, derives the session key, admits the turn
+(a global concurrency limit with a bounded queue; one turn at a time per session,
+in arrival order), plans it against the ledger, runs it, and advances the ledger
+only when the turn finishes well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
+
+import msgspec
+
+from proxy_core.catalog import ModelCatalog, ResolvedModel
+from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
+from proxy_core.errors import ChatError, FailureReason
+from proxy_core.events import Event, Failed, Finished, TextDelta, ThinkingDelta, ToolActivity, Usage
+from proxy_core.ledger import SessionRecord, reply_fingerprint, system_hash
+from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
+from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.session_key import SessionKey, derive_session_key
+from proxy_core.stats import ServiceStats, StatsRecorder
+
+
+class ServiceLimits(msgspec.Struct, frozen=True):
+    """Admission limits and input bounds."""
+
+    max_concurrent: int = 4
+    max_queued: int = 8
+    parse: ParseLimits = msgspec.field(default_factory=ParseLimits)
+    busy_retry_after: float = 1.0
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    """One chat completion request, as any caller states it.
+
+    `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
+    pins the conversation like the `X-Session-Id` header.
+    """
+
+    model: str
+    messages: Sequence[Mapping[str, object]]
+    user: str | None = None
+    session_id: str | None = None
+
+
+class Completion(msgspec.Struct, frozen=True):
+    """The collected outcome of a finished turn."""
+
+    text: str
+    thinking: str
+    stop_reason: str | None
+    usage: Usage
+    model: str
+    session_key: str
+
+
+class ChatService:
+    """Admits, plans, runs and records chat turns. Owns all its state."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        store: SessionStore,
+        *,
+        catalog: ModelCatalog | None = None,
+        limits: ServiceLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        new_session_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self.catalog = catalog or ModelCatalog()
+        self.limits = limits or ServiceLimits()
+        self._clock = clock
+        self._wall = wall_clock
+        self._new_session_id = new_session_id
+        self._started = clock()
+        self._slots = asyncio.Semaphore(self.limits.max_concurrent)
+        self._session_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._stats = StatsRecorder()
+        self.active = 0
+        self.queued = 0
+
+    # -- turns -------------------------------------------------------------
+
+    def open_turn(self, request: ChatRequest) -> Turn:
+        """Validate and admit a request, without waiting.
+
+        Raises ChatError for bad input, an unknown model (strict mode) or a full
+        queue; otherwise the returned Turn holds a queue place until it ends.
+        """
+        self._stats.total += 1
+        try:
+            conversation = parse_conversation(request.messages, self.limits.parse)
+            model = self.catalog.resolve(request.model)
+            key = derive_session_key(conversation, header=request.session_id, user=request.user)
+            capacity = self.limits.max_concurrent + self.limits.max_queued
+            if self.active + self.queued >= capacity:
+                raise ChatError(
+                    FailureReason.BUSY,
+                    f"The server is at capacity ({self.limits.max_concurrent} running, "
+                    f"{self.limits.max_queued} queued). Retry shortly.",
+                    retry_after=self.limits.busy_retry_after,
+                )
+        except ChatError:
+            self._stats.errors += 1
+            raise
+        self.queued += 1
+        return Turn(self, conversation, model, key)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Run a request to the end and collect it; raises ChatError on failure."""
+        turn = self.open_turn(request)
+        text: list[str] = []
+        thinking: list[str] = []
+        usage = Usage()
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ThinkingDelta):
+                    thinking.append(event.text)
+                elif isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, Failed):
+                    raise ChatError(event.reason, event.message, retry_after=event.retry_after)
+                elif isinstance(event, Finished):
+                    return Completion(
+                        text="".join(text) or event.text,
+                        thinking="".join(thinking),
+                        stop_reason=event.stop_reason,
+                        usage=usage,
+                        model=turn.model.response_id,
+                        session_key=turn.key.value,
+                    )
+        raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.")
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Admit a request and yield its events (admission errors are raised)."""
+        turn = self.open_turn(request)
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                yield event
+
+    # -- sessions ----------------------------------------------------------
+
+    async def reset_session(self, key: str) -> SessionRecord | None:
+        """Forget one conversation, after any turn of it in flight has ended."""
+        async with self._session_lock(key):
+            record = await self.store.delete(key)
+        if record is not None:
+            await self.runner.forget(record.cli_session_id)
+        return record
+
+    async def reset_all(self) -> list[SessionRecord]:
+        """Forget every conversation; each is deleted once its running turn ends."""
+        records, _ = await self.store.list(limit=1_000_000)
+        removed: list[SessionRecord] = []
+        for record in records:
+            gone = await self.reset_session(record.key)
+            if gone is not None:
+                removed.append(gone)
+        removed.extend(await self.store.clear())
+        return removed
+
+    async def list_sessions(
+        self, limit: int = 100, offset: int = 0
+    ) -> tuple[list[SessionRecord], int]:
+        return await self.store.list(limit=limit, offset=offset)
+
+    # -- state -------------------------------------------------------------
+
+    async def stats(self) -> ServiceStats:
+        avg, p50, p95, sampled = self._stats.latency_summary()
+        return ServiceStats(
+            uptime_s=self._clock() - self._started,
+            total=self._stats.total,
+            completed=self._stats.completed,
+            errors=self._stats.errors,
+            active=self.active,
+            queued=self.queued,
+            concurrency_limit=self.limits.max_concurrent,
+            queue_limit=self.limits.max_queued,
+            sessions=await self.store.count(),
+            input_tokens=self._stats.input_tokens,
+            output_tokens=self._stats.output_tokens,
+            avg_latency_ms=avg,
+            p50_latency_ms=p50,
+            p95_latency_ms=p95,
+            sampled=sampled,
+        )
+
+    def backend_status(self) -> BackendStatus:
+        return self.runner.status()
+
+    async def aclose(self) -> None:
+        """Stop the runner and close the store."""
+        await self.runner.aclose()
+        await self.store.close()
+
+    # -- internals ---------------------------------------------------------
+
+    def _session_lock(self, key: str) -> _SessionLock:
+        return _SessionLock(self._session_locks, key)
+
+    async def _plan(self, turn: Turn) -> TurnPlan:
+        record = await self.store.get(turn.key.value)
+        turn.previous = record
+        return plan_turn(
+            record,
+            turn.conversation,
+            session_key=turn.key.value,
+            model=turn.model.cli_model,
+            new_session_id=self._new_session_id(),
+        )
+
+    async def _record(self, turn: Turn, plan: TurnPlan, finished: Finished, reply: str) -> None:
+        now = self._wall()
+        previous = turn.previous if plan.kind is PlanKind.CONTINUE else None
+        record = SessionRecord(
+            key=turn.key.value,
+            cli_session_id=finished.session_id or plan.cli_session_id,
+            model=plan.model,
+            system_hash=system_hash(plan.system),
+            fingerprints=(*plan.seen, reply_fingerprint(reply)),
+            created_at=previous.created_at if previous else now,
+            last_used_at=now,
+            resume_point=finished.resume_point,
+            turns=(previous.turns if previous else 0) + 1,
+        )
+        await self.store.put(record)
+        if turn.previous is not None and turn.previous.cli_session_id != record.cli_session_id:
+            await self.runner.forget(turn.previous.cli_session_id)
+
+
+class _SessionLock:
+    """A per-key FIFO lock whose table entry disappears when nobody holds or waits for it."""
+
+    def __init__(self, table: dict[str, tuple[asyncio.Lock, int]], key: str) -> None:
+        self.table = table
+        self.key = key
+
+    async def __aenter__(self) -> None:
+        lock, users = self.table.get(self.key, (asyncio.Lock(), 0))
+        self.table[self.key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave(lock)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        lock, _ = self.table[self.key]
+        lock.release()
+        self._leave(lock)
+
+    def _leave(self, lock: asyncio.Lock) -> None:
+        _, users = self.table[self.key]
+        if users <= 1:
+            del self.table[self.key]
+        else:
+            self.table[self.key] = (lock, users - 1)
+
+
+class Turn:
+    """One admitted request. Iterate `events()` once; it ends with Finished or Failed.
+
+    Closing the iterator early cancels the turn and frees its place.
+    """
+
+    def __init__(
+        self,
+        service: ChatService,
+        conversation: Conversation,
+        model: ResolvedModel,
+        key: SessionKey,
+    ) -> None:
+        self._service = service
+        self.conversation = conversation
+        self.model = model
+        self.key = key
+        self.plan: TurnPlan | None = None
+        self.previous: SessionRecord | None = None
+        self.usage: Usage | None = None
+        self.failure: Failed | None = None
+        self._opened = service._clock()
+        self._queued = True
+        self._ended = False
+
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """Wait for a place, plan, run, record; yield the runner's events in order."""
+        service = self._service
+        outcome: Finished | Failed | None = None
+        try:
+            async with service._session_lock(self.key.value), service._slots:
+                self._leave_queue()
+                service.active += 1
+                try:
+                    async with aclosing(self._run()) as run:
+                        async for event in run:
+                            if isinstance(event, Finished | Failed):
+                                outcome = event
+                            yield event
+                finally:
+                    service.active -= 1
+        finally:
+            self._end(outcome)
+
+    async def _run(self) -> AsyncGenerator[Event, None]:
+        service = self._service
+        plan = await service._plan(self)
+        for attempt in range(2):
+            self.plan = plan
+            reply: list[str] = []
+            visible = False
+            restart = False
+            async with aclosing(_guarded(service.runner, plan)) as events:
+                async for event in events:
+                    if isinstance(event, Failed):
+                        if (
+                            event.reason is FailureReason.SESSION_MISSING
+                            and plan.kind is PlanKind.CONTINUE
+                            and attempt == 0
+                            and not visible
+                        ):
+                            restart = True
+                            break
+                        yield event
+                        return
+                    if isinstance(event, TextDelta | ThinkingDelta | ToolActivity):
+                        visible = True
+                        if isinstance(event, TextDelta):
+                            reply.append(event.text)
+                    elif isinstance(event, Usage):
+                        self.usage = event
+                    elif isinstance(event, Finished):
+                        await service._record(self, plan, event, "".join(reply) or event.text)
+                        yield event
+                        return
+                    yield event
+            if not restart:
+                break
+            plan = restart_plan(
+                plan, self.conversation, RestartReason.SESSION_MISSING, service._new_session_id()
+            )
+        yield Failed(FailureReason.CLI_CRASHED, "The backend ended the turn without a result.")
+
+    def _leave_queue(self) -> None:
+        if self._queued:
+            self._queued = False
+            self._service.queued -= 1
+
+    def _end(self, outcome: Finished | Failed | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._leave_queue()
+        stats = self._service._stats
+        if isinstance(outcome, Finished):
+            stats.completed_in(self._service._clock() - self._opened)
+        else:
+            stats.errors += 1
+            self.failure = (
+                outcome
+                if isinstance(outcome, Failed)
+                else Failed(FailureReason.CANCELLED, "The turn was cancelled.")
+            )
+        if self.usage is not None:
+            stats.input_tokens += self.usage.prompt_tokens
+            stats.output_tokens += self.usage.output_tokens
+
+    def release(self) -> None:
+        """End a turn whose events were never iterated (e.g. the client left first)."""
+        self._end(None)
+
+    def __del__(self) -> None:
+        if not getattr(self, "_ended", True):
+            self._end(None)
+
+
+async def _guarded(runner: Runner, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+    """The runner's events, with an unexpected exception turned into a typed failure."""
+    try:
+        async with aclosing(runner.run(plan)) as events:
+            async for event in events:
+                yield event
+    except (asyncio.CancelledError, GeneratorExit):
+        raise
+    except ChatError as error:
+        yield Failed(error.reason, error.message, retry_after=error.retry_after)
+    except Exception as error:  # a runner bug must still end the turn cleanly
+        yield Failed(
+            FailureReason.CLI_CRASHED, f"The backend failed: {type(error).__name__}: {error}"
+        )

@@ -1,0 +1,89 @@
+"""Session keys: which conversation a request belongs to.
+
+Precedence: the `X-Session-Id` header, then the request's `user` field, then a hash
+of the conversation's opening (system prompt + first user message). Each origin has
+its own prefix, so a header value can never collide with an automatic key.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+
+import msgspec
+
+from proxy_core.conversation import Base64Image, Conversation, ImagePart, Role, TextPart, UrlImage
+from proxy_core.errors import invalid
+
+MAX_KEY_LENGTH = 128
+_SAFE = re.compile(r"^[A-Za-z0-9._:@+=/-]+$")
+
+
+class KeyOrigin(enum.StrEnum):
+    HEADER = "header"
+    USER = "user"
+    AUTO = "auto"
+
+
+_PREFIX = {KeyOrigin.HEADER: "h:", KeyOrigin.USER: "u:", KeyOrigin.AUTO: "auto:"}
+
+
+class SessionKey(msgspec.Struct, frozen=True):
+    """A derived key: `value` is the full prefixed key used by the store."""
+
+    value: str
+    origin: KeyOrigin
+
+
+def derive_session_key(
+    conversation: Conversation,
+    *,
+    header: str | None = None,
+    user: str | None = None,
+) -> SessionKey:
+    """Derive the session key for a request.
+
+    A header value must be 1-128 characters of `A-Za-z0-9._:@+=/-`, else it is
+    refused (the client asked for that exact key). A `user` value outside those
+    bounds is hashed instead, since OpenAI lets `user` be any string.
+    """
+    if header is not None:
+        value = header.strip()
+        if not value or len(value) > MAX_KEY_LENGTH or not _SAFE.match(value):
+            raise invalid(
+                f"Invalid X-Session-Id header: use 1-{MAX_KEY_LENGTH} characters of "
+                "letters, digits and ._:@+=/-",
+                "X-Session-Id",
+            )
+        return SessionKey(_PREFIX[KeyOrigin.HEADER] + value, KeyOrigin.HEADER)
+    if user is not None and user.strip():
+        value = user.strip()
+        if len(value) > MAX_KEY_LENGTH or not _SAFE.match(value):
+            value = "#" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return SessionKey(_PREFIX[KeyOrigin.USER] + value, KeyOrigin.USER)
+    return SessionKey(_PREFIX[KeyOrigin.AUTO] + opening_hash(conversation), KeyOrigin.AUTO)
+
+
+def opening_hash(conversation: Conversation) -> str:
+    """sha256 of the system prompt and the first user message (text and images)."""
+    digest = hashlib.sha256()
+    _feed(digest, conversation.system or "")
+    first_user = next((m for m in conversation.messages if m.role is Role.USER), None)
+    if first_user is not None:
+        for part in first_user.parts:
+            if isinstance(part, TextPart):
+                _feed(digest, "t" + part.text)
+            elif isinstance(part.source, Base64Image):
+                _feed(digest, "b" + part.source.media_type + ":" + part.source.data)
+            else:
+                assert isinstance(part, ImagePart)
+                assert isinstance(part.source, UrlImage)
+                _feed(digest, "u" + part.source.url)
+    return digest.hexdigest()[:40]
+
+
+def _feed(digest: hashlib._Hash, text: str) -> None:
+    data = text.encode("utf-8", "surrogatepass")
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)

@@ -1,0 +1,64 @@
+"""Request statistics a service keeps about itself."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import msgspec
+
+
+class ServiceStats(msgspec.Struct, frozen=True):
+    """A snapshot of a service's counters (latencies in milliseconds)."""
+
+    uptime_s: float
+    total: int
+    completed: int
+    errors: int
+    active: int
+    queued: int
+    concurrency_limit: int
+    queue_limit: int
+    sessions: int
+    input_tokens: int
+    output_tokens: int
+    avg_latency_ms: float
+    p50_latency_ms: float
+    p95_latency_ms: float
+    sampled: int
+
+
+class StatsRecorder:
+    """Counts requests and keeps a bounded window of latencies for percentiles."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self.total = 0
+        self.completed = 0
+        self.errors = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self._latency_sum = 0.0
+        self._latencies: deque[float] = deque(maxlen=window)
+
+    def completed_in(self, seconds: float) -> None:
+        self.completed += 1
+        self._latency_sum += seconds
+        self._latencies.append(seconds)
+
+    def latency_summary(self) -> tuple[float, float, float, int]:
+        """(average, p50, p95) in ms over completed requests, and the window's size."""
+        if not self._latencies:
+            return 0.0, 0.0, 0.0, 0
+        ordered = sorted(self._latencies)
+        avg = self._latency_sum / self.completed * 1000
+        return (
+            avg,
+            _percentile(ordered, 0.5) * 1000,
+            _percentile(ordered, 0.95) * 1000,
+            len(ordered),
+        )
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, -(-len(ordered) * q // 1))
+    return ordered[int(rank) - 1]
