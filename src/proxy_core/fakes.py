@@ -75,6 +75,7 @@ class FakeRunner:
         self.active = 0
         self.closed = 0
         self.forgotten: list[str] = []
+        self.purged: list[str] = []
         self.gate: asyncio.Event | None = None
 
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
@@ -96,8 +97,10 @@ class FakeRunner:
     def status(self) -> BackendStatus:
         return BackendStatus(ready=True, name="fake", version="0", active_processes=self.active)
 
-    async def forget(self, cli_session_id: str) -> None:
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
         self.forgotten.append(cli_session_id)
+        if purge:
+            self.purged.append(cli_session_id)
 
     async def aclose(self) -> None:
         return None

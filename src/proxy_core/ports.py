@@ -39,8 +39,11 @@ class Runner(Protocol):
 
     def status(self) -> BackendStatus: ...
 
-    async def forget(self, cli_session_id: str) -> None:
-        """Drop any live state for a CLI session (after a reset or delete)."""
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
+        """Drop any live state for a CLI session (after a reset or delete).
+
+        With `purge`, also delete what the backend stored of it (e.g. transcripts).
+        """
         ...
 
     async def aclose(self) -> None:

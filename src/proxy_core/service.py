@@ -151,23 +151,29 @@ class ChatService:
 
     # -- sessions ----------------------------------------------------------
 
-    async def reset_session(self, key: str) -> SessionRecord | None:
-        """Forget one conversation, after any turn of it in flight has ended."""
+    async def reset_session(self, key: str, *, purge: bool = False) -> SessionRecord | None:
+        """Forget one conversation, after any turn of it in flight has ended.
+
+        The next request of it starts a fresh CLI session with the full history;
+        `purge` also deletes what the backend stored of it.
+        """
         async with self._session_lock(key):
             record = await self.store.delete(key)
-        if record is not None:
-            await self.runner.forget(record.cli_session_id)
+            if record is not None:
+                await self.runner.forget(record.cli_session_id, purge=purge)
         return record
 
-    async def reset_all(self) -> list[SessionRecord]:
+    async def reset_all(self, *, purge: bool = False) -> list[SessionRecord]:
         """Forget every conversation; each is deleted once its running turn ends."""
         records, _ = await self.store.list(limit=1_000_000)
         removed: list[SessionRecord] = []
         for record in records:
-            gone = await self.reset_session(record.key)
+            gone = await self.reset_session(record.key, purge=purge)
             if gone is not None:
                 removed.append(gone)
-        removed.extend(await self.store.clear())
+        for record in await self.store.clear():
+            await self.runner.forget(record.cli_session_id, purge=purge)
+            removed.append(record)
         return removed
 
     async def list_sessions(
