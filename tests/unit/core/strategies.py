@@ -1,0 +1,112 @@
+"""Hypothesis strategies that build valid, normalised conversations."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from proxy_core import (
+    Base64Image,
+    Conversation,
+    ImagePart,
+    Message,
+    Part,
+    Role,
+    TextPart,
+    ToolCall,
+    UrlImage,
+)
+from proxy_core.conversation import normalize_parts
+
+# Text that likes to collide with the transcript format's own syntax.
+_TRICKY = st.sampled_from(
+    [
+        "<m-",
+        "</m-",
+        "<call-",
+        "<img-",
+        '"',
+        "\\",
+        "\n",
+        "\n\n",
+        ">",
+        'role="assistant">',
+        "Conversation transcript. Each message is wrapped in <m-",
+        "",
+        " ",
+    ]
+)
+texts = st.lists(st.one_of(st.text(max_size=30), _TRICKY), max_size=5).map("".join)
+identifiers = st.text(min_size=1, max_size=12)
+images = st.one_of(
+    st.builds(
+        Base64Image,
+        media_type=st.sampled_from(["image/png", "image/jpeg", "image/gif", "image/webp"]),
+        data=st.binary(min_size=1, max_size=12).map(
+            lambda b: __import__("base64").b64encode(b).decode()
+        ),
+    ),
+    st.builds(
+        UrlImage, url=st.from_regex(r"https://example\.com/[a-z0-9]{1,12}\.png", fullmatch=True)
+    ),
+).map(ImagePart)
+
+
+@st.composite
+def messages(draw: st.DrawFn, role: Role | None = None) -> Message:
+    role = role or draw(st.sampled_from([Role.USER, Role.ASSISTANT, Role.TOOL]))
+    part_strategy = (
+        st.one_of(texts.map(TextPart), images) if role is Role.USER else texts.map(TextPart)
+    )
+    parts: list[Part] = draw(st.lists(part_strategy, max_size=4))
+    name = draw(st.one_of(st.none(), identifiers)) if role is Role.USER else None
+    tool_calls: tuple[ToolCall, ...] = ()
+    if role is Role.ASSISTANT:
+        tool_calls = tuple(
+            draw(
+                st.lists(
+                    st.builds(ToolCall, id=identifiers, name=identifiers, arguments=texts),
+                    max_size=2,
+                )
+            )
+        )
+    tool_call_id = draw(identifiers) if role is Role.TOOL else None
+    return Message(
+        role=role,
+        parts=normalize_parts(parts),
+        name=name,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+    )
+
+
+@st.composite
+def conversations(draw: st.DrawFn, min_size: int = 1, max_size: int = 8) -> Conversation:
+    """A conversation that opens with a user message, as real ones do."""
+    first = draw(messages(Role.USER))
+    rest = draw(st.lists(messages(), min_size=min_size - 1, max_size=max_size - 1))
+    system = draw(st.one_of(st.none(), texts))
+    return Conversation(system=system, messages=(first, *rest))
+
+
+def to_openai(message: Message) -> dict[str, object]:
+    """The OpenAI wire form of a message (inverse of parse for normalised messages)."""
+    content: list[dict[str, object]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part.source, Base64Image):
+            url = f"data:{part.source.media_type};base64,{part.source.data}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        else:
+            content.append({"type": "image_url", "image_url": {"url": part.source.url}})
+    out: dict[str, object] = {"role": message.role.value, "content": content}
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out

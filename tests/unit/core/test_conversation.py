@@ -1,0 +1,250 @@
+"""Parsing OpenAI messages: roles, content shapes, images, and errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from proxy_core import (
+    Base64Image,
+    ChatError,
+    Conversation,
+    FailureReason,
+    ImagePart,
+    ParseLimits,
+    Role,
+    TextPart,
+    ToolCall,
+    UrlImage,
+    parse_conversation,
+)
+
+from .strategies import conversations, to_openai
+
+
+def error_of(messages: object, limits: ParseLimits | None = None) -> ChatError:
+    with pytest.raises(ChatError) as caught:
+        parse_conversation(messages, limits)
+    assert caught.value.reason is FailureReason.INVALID_REQUEST
+    return caught.value
+
+
+@given(conversations())
+def test_parsing_the_wire_form_of_a_conversation_gives_it_back(conversation: Conversation) -> None:
+    raw: list[dict[str, object]] = (
+        [{"role": "system", "content": conversation.system}] if conversation.system else []
+    )
+    raw += [to_openai(m) for m in conversation.messages]
+    parsed = parse_conversation(raw)
+    assert parsed.messages == conversation.messages
+    assert parsed.system == (conversation.system or None)
+
+
+def test_system_and_developer_messages_join_in_order_into_the_system_prompt() -> None:
+    parsed = parse_conversation(
+        [
+            {"role": "system", "content": "one"},
+            {"role": "user", "content": "hi"},
+            {"role": "developer", "content": [{"type": "text", "text": "two"}]},
+        ]
+    )
+    assert parsed.system == "one\n\ntwo"
+    assert [m.role for m in parsed.messages] == [Role.USER]
+
+
+def test_legacy_function_messages_become_tool_messages() -> None:
+    parsed = parse_conversation(
+        [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "f", "arguments": "{}"},
+            },
+            {"role": "function", "name": "f", "content": "42"},
+        ]
+    )
+    assert parsed.messages[1].tool_calls == (
+        ToolCall(id="function_call", name="f", arguments="{}"),
+    )
+    assert parsed.messages[2].role is Role.TOOL
+    assert parsed.messages[2].tool_call_id == "f"
+
+
+def test_assistant_tool_calls_are_kept_and_null_content_is_allowed() -> None:
+    parsed = parse_conversation(
+        [
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "w", "arguments": '{"c":1}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        ]
+    )
+    assert parsed.messages[1].parts == ()
+    assert parsed.messages[1].tool_calls == (ToolCall("c1", "w", '{"c":1}'),)
+    assert parsed.messages[2].tool_call_id == "c1"
+
+
+def test_data_urls_become_base64_images_and_http_urls_url_images() -> None:
+    parsed = parse_conversation(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://example.com/x.png", "detail": "high"},
+                    },
+                ],
+            }
+        ]
+    )
+    assert parsed.messages[0].parts == (
+        ImagePart(Base64Image(media_type="image/jpeg", data="/9j/4AAQ")),
+        ImagePart(UrlImage("https://example.com/x.png")),
+    )
+
+
+def test_adjacent_text_parts_are_joined_and_empty_ones_dropped() -> None:
+    parsed = parse_conversation(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "a"},
+                    {"type": "text", "text": ""},
+                    {"type": "text", "text": "b"},
+                ],
+            }
+        ]
+    )
+    assert parsed.messages[0].parts == (TextPart("a\nb"),)
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (None, "messages"),
+        ([], "messages"),
+        ("hello", "messages"),
+        ([{"role": "system", "content": "only system"}], "messages"),
+        ([{"role": "wizard", "content": "x"}], "messages[0].role"),
+        ([{"content": "x"}], "messages[0].role"),
+        ([42], "messages[0]"),
+        ([{"role": "user", "content": None}], "messages[0].content"),
+        ([{"role": "user", "content": 7}], "messages[0].content"),
+        (
+            [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "video"}]}],
+            "messages[1].content[0].type",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_audio"}]}],
+            "messages[0].content[1].type",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "file", "file": {}}]}],
+            "messages[0].content[0].type",
+        ),
+        ([{"role": "user", "content": [{"type": "text"}]}], "messages[0].content[0].text"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}
+                    ],
+                }
+            ],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}
+                    ],
+                }
+            ],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "data:image/png,notbase64"}}
+                    ],
+                }
+            ],
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            [{"role": "user", "content": "a"}, {"role": "tool", "content": "r"}],
+            "messages[1].tool_call_id",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}],
+                }
+            ],
+            "messages[0].content[0].type",
+        ),
+        ([{"role": "user", "content": "a", "name": 5}], "messages[0].name"),
+        (
+            [
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b", "tool_calls": [{"id": "1"}]},
+            ],
+            "messages[1].tool_calls[0].function",
+        ),
+    ],
+)
+def test_bad_input_is_a_typed_error_naming_the_field(messages: object, param: str) -> None:
+    assert error_of(messages).param == param
+
+
+def test_too_many_messages_names_the_limit() -> None:
+    error = error_of([{"role": "user", "content": "x"}] * 11, ParseLimits(max_messages=10))
+    assert "max_messages" in error.message
+
+
+def test_an_oversized_image_is_refused_before_decoding() -> None:
+    url = "data:image/png;base64," + "A" * 4000
+    error = error_of(
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}],
+        ParseLimits(max_image_bytes=1000),
+    )
+    assert "max_image_bytes" in error.message
+
+
+def test_too_many_images_names_the_limit() -> None:
+    part = {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}
+    error = error_of([{"role": "user", "content": [part] * 3}], ParseLimits(max_images=2))
+    assert "max_images" in error.message
+    assert error.param == "messages[0].content[2].image_url.url"
+
+
+def test_an_oversized_message_names_the_limit() -> None:
+    error = error_of([{"role": "user", "content": "x" * 101}], ParseLimits(max_message_chars=100))
+    assert "max_message_chars" in error.message

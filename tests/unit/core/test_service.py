@@ -1,0 +1,280 @@
+"""ChatService with the FakeRunner: admission, ordering, ledger advance, cancellation, stats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import aclosing
+
+import pytest
+
+from proxy_core import (
+    ChatError,
+    ChatRequest,
+    ChatService,
+    Event,
+    Failed,
+    FailureReason,
+    FakeRunner,
+    Finished,
+    InMemorySessionStore,
+    PlanKind,
+    RestartReason,
+    ServiceLimits,
+    TextDelta,
+    TurnPlan,
+    Usage,
+    echo_script,
+)
+
+
+def request(*texts: str, session: str | None = None, model: str = "sonnet") -> ChatRequest:
+    messages: list[dict[str, object]] = []
+    for index, text in enumerate(texts):
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
+    return ChatRequest(model=model, messages=messages, session_id=session)
+
+
+def service(runner: FakeRunner | None = None, **limits: int) -> ChatService:
+    return ChatService(
+        runner or FakeRunner(), InMemorySessionStore(), limits=ServiceLimits(**limits)
+    )
+
+
+async def drain(svc: ChatService, req: ChatRequest) -> list[Event]:
+    return [event async for event in svc.stream(req)]
+
+
+async def test_a_completed_turn_returns_the_text_and_advances_the_ledger() -> None:
+    svc = service()
+    completion = await svc.complete(request("hi"))
+    assert completion.text == "echo: hi"
+    records, total = await svc.list_sessions()
+    assert total == 1
+    assert records[0].message_count == 2
+
+
+async def test_the_follow_up_continues_the_same_cli_session() -> None:
+    runner = FakeRunner()
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    await svc.complete(request("hi", first.text, "more"))
+    assert [p.kind for p in runner.plans] == [PlanKind.NEW, PlanKind.CONTINUE]
+    assert runner.plans[1].cli_session_id == runner.plans[0].cli_session_id
+
+
+async def test_requests_beyond_the_limit_and_queue_are_refused_as_busy() -> None:
+    runner = FakeRunner()
+    runner.gate = asyncio.Event()
+    svc = service(runner, max_concurrent=2, max_queued=1)
+    tasks = [asyncio.create_task(svc.complete(request(f"q{i}", session=f"s{i}"))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    assert (svc.active, svc.queued) == (2, 1)
+    with pytest.raises(ChatError) as caught:
+        svc.open_turn(request("one too many", session="s9"))
+    assert caught.value.reason is FailureReason.BUSY
+    assert caught.value.retry_after is not None
+    runner.gate.set()
+    await asyncio.gather(*tasks)
+    assert (svc.active, svc.queued) == (0, 0)
+
+
+async def test_turns_of_one_session_run_one_at_a_time_in_arrival_order() -> None:
+    order: list[str] = []
+    running = 0
+    overlap = False
+
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        order.append(plan.messages[-1].text)
+        return echo_script(plan)
+
+    runner = FakeRunner(script, delay=0.002)
+    original_run = runner.run
+
+    async def tracking_run(plan: TurnPlan):  # type: ignore[no-untyped-def]
+        nonlocal running, overlap
+        running += 1
+        overlap = overlap or running > 1
+        try:
+            async for event in original_run(plan):
+                yield event
+        finally:
+            running -= 1
+
+    runner.run = tracking_run  # type: ignore[method-assign]
+    svc = service(runner, max_concurrent=4, max_queued=16)
+    tasks = []
+    for i in range(6):
+        tasks.append(asyncio.create_task(drain(svc, request(f"m{i}", session="same"))))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == [f"m{i}" for i in range(6)]
+    assert not overlap
+
+
+async def test_no_ledger_advance_on_failure_and_the_retry_sends_the_message_once() -> None:
+    failing = {"on": False}
+
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        if failing["on"]:
+            return [Failed(FailureReason.OVERLOADED, "API Error: 529")]
+        return echo_script(plan)
+
+    runner = FakeRunner(script)
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    before, _ = await svc.list_sessions()
+    failing["on"] = True
+    with pytest.raises(ChatError) as caught:
+        await svc.complete(request("hi", first.text, "q2"))
+    assert caught.value.reason is FailureReason.OVERLOADED
+    after, _ = await svc.list_sessions()
+    assert after == before
+    failing["on"] = False
+    await svc.complete(request("hi", first.text, "q2"))
+    retry = runner.plans[-1]
+    assert retry.kind is PlanKind.CONTINUE
+    assert [m.text for m in retry.messages] == ["q2"]
+
+
+async def test_a_cancelled_turn_frees_its_slot() -> None:
+    runner = FakeRunner()
+    runner.gate = asyncio.Event()
+    svc = service(runner, max_concurrent=1, max_queued=0)
+    task = asyncio.create_task(svc.complete(request("slow")))
+    await asyncio.sleep(0.01)
+    assert svc.active == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (svc.active, svc.queued, runner.active) == (0, 0, 0)
+    runner.gate.set()
+    assert (await svc.complete(request("next"))).text == "echo: next"
+
+
+async def test_closing_the_stream_early_closes_the_runner() -> None:
+    runner = FakeRunner(delay=0.001)
+    svc = service(runner)
+    async with aclosing(svc.stream(request("a long reply please"))) as events:
+        async for event in events:
+            assert isinstance(event, TextDelta)
+            break
+    assert runner.active == 0
+    assert runner.closed == 1
+    stats = await svc.stats()
+    assert (stats.total, stats.completed, stats.errors, stats.active) == (1, 0, 1, 0)
+
+
+async def test_a_turn_never_iterated_is_released() -> None:
+    svc = service(max_concurrent=1, max_queued=0)
+    turn = svc.open_turn(request("hi"))
+    assert svc.queued == 1
+    turn.release()
+    assert svc.queued == 0
+    assert (await svc.complete(request("hi"))).text == "echo: hi"
+
+
+async def test_a_missing_cli_session_restarts_once_with_the_full_history() -> None:
+    calls = {"n": 0}
+
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        calls["n"] += 1
+        if plan.kind is PlanKind.CONTINUE:
+            return [Failed(FailureReason.SESSION_MISSING, "No conversation found")]
+        return echo_script(plan)
+
+    runner = FakeRunner(script)
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    second = await svc.complete(request("hi", first.text, "again"))
+    assert second.text.startswith("echo: ")
+    assert [p.kind for p in runner.plans] == [PlanKind.NEW, PlanKind.CONTINUE, PlanKind.RESTART]
+    assert runner.plans[2].restart_reason is RestartReason.SESSION_MISSING
+    assert len(runner.plans[2].messages) == 3
+
+
+async def test_session_missing_after_visible_output_is_not_retried() -> None:
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        if plan.kind is PlanKind.CONTINUE:
+            return [TextDelta("partial"), Failed(FailureReason.SESSION_MISSING, "gone")]
+        return echo_script(plan)
+
+    runner = FakeRunner(script)
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    with pytest.raises(ChatError) as caught:
+        await svc.complete(request("hi", first.text, "again"))
+    assert caught.value.reason is FailureReason.SESSION_MISSING
+    assert len(runner.plans) == 2
+
+
+async def test_a_runner_that_raises_ends_the_turn_with_a_typed_failure() -> None:
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        raise RuntimeError("boom")
+
+    svc = service(FakeRunner(script))
+    events = await drain(svc, request("hi"))
+    assert isinstance(events[-1], Failed)
+    assert events[-1].reason is FailureReason.CLI_CRASHED
+
+
+async def test_a_runner_that_ends_without_a_result_is_a_crash() -> None:
+    svc = service(FakeRunner(lambda plan: [TextDelta("half")]))
+    events = await drain(svc, request("hi"))
+    assert isinstance(events[-1], Failed)
+    assert events[-1].reason is FailureReason.CLI_CRASHED
+
+
+async def test_stats_count_requests_tokens_and_latency() -> None:
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        return [
+            TextDelta("ok"),
+            Usage(input_tokens=5, output_tokens=7, cache_read_tokens=3),
+            Finished("end_turn", "ok"),
+        ]
+
+    svc = service(FakeRunner(script))
+    await svc.complete(request("a", session="x"))
+    await svc.complete(request("b", session="y"))
+    with pytest.raises(ChatError):
+        svc.open_turn(ChatRequest(model="sonnet", messages=[]))
+    stats = await svc.stats()
+    assert (stats.total, stats.completed, stats.errors) == (3, 2, 1)
+    assert (stats.input_tokens, stats.output_tokens) == (16, 14)
+    assert stats.sampled == 2
+    assert 0 < stats.p50_latency_ms <= stats.p95_latency_ms
+    assert stats.sessions == 2
+
+
+async def test_two_services_in_one_process_share_nothing() -> None:
+    a, b = service(), service()
+    await a.complete(request("hi"))
+    assert (await b.stats()).total == 0
+    assert (await b.list_sessions())[1] == 0
+
+
+async def test_reset_forgets_the_session_and_the_next_turn_starts_over() -> None:
+    runner = FakeRunner()
+    svc = service(runner)
+    first = await svc.complete(request("hi", session="k"))
+    removed = await svc.reset_session("h:k", purge=True)
+    assert removed is not None
+    assert runner.purged == [removed.cli_session_id]
+    await svc.complete(request("hi", first.text, "next", session="k"))
+    assert runner.plans[-1].kind is PlanKind.NEW
+    assert len(runner.plans[-1].messages) == 3
+
+
+async def test_reset_waits_for_the_running_turn_of_that_session() -> None:
+    runner = FakeRunner()
+    runner.gate = asyncio.Event()
+    svc = service(runner)
+    turn = asyncio.create_task(svc.complete(request("hi", session="k")))
+    await asyncio.sleep(0.01)
+    reset = asyncio.create_task(svc.reset_session("h:k"))
+    await asyncio.sleep(0.01)
+    assert not reset.done()
+    runner.gate.set()
+    await turn
+    assert await reset is not None
+    assert (await svc.list_sessions())[1] == 0
