@@ -1,0 +1,110 @@
+"""The `claude` command line and environment for one planned turn."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig
+from proxy_core import PlanKind, TurnPlan
+
+BASE_ARGS = (
+    "-p",
+    "--input-format",
+    "stream-json",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--include-partial-messages",
+)
+# The CLI refuses to start nested inside another Claude Code session when this is set.
+_DROPPED_ENV = ("CLAUDECODE",)
+# Linux refuses any single argument over 128 KiB (E2BIG); longer system prompts go
+# through a file instead.
+MAX_ARG_BYTES = 100_000
+
+
+class CliCommand(msgspec.Struct, frozen=True):
+    """Everything needed to spawn the CLI: argv (program first), environment and cwd.
+
+    `files` (path -> text) are written before the spawn and deleted after the process.
+    """
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    files: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class RootToolsRefused(Exception):
+    """`full` tools were asked for as root without the operator's opt-in."""
+
+
+ROOT_TOOLS_MESSAGE = (
+    "The `full` tools profile runs the CLI with --dangerously-skip-permissions, which "
+    "the CLI refuses as root. Either run the proxy as a non-root user, or opt in with "
+    "allow_root_tools (CLAUDE_PROXY_ALLOW_ROOT_TOOLS=1) to pass IS_SANDBOX=1 in a "
+    "sandboxed container; or choose another tools profile (none, read-only, a list)."
+)
+
+
+def tool_args(tools: str) -> tuple[str, ...]:
+    """CLI flags for a tools profile (`none`, `read-only`, `full`) or an explicit list."""
+    profile = tools.strip()
+    if profile in ("", "none"):
+        return ("--tools", "")
+    if profile == "read-only":
+        return ("--tools", ",".join(READ_ONLY_TOOLS))
+    if profile == "full":
+        return ("--dangerously-skip-permissions",)
+    names = [name.strip() for name in profile.split(",") if name.strip()]
+    return ("--tools", ",".join(names))
+
+
+def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool) -> dict[str, str]:
+    """The inherited environment minus CLAUDECODE, plus the operator's extra variables.
+
+    Raises RootToolsRefused for `full` tools as root without `allow_root_tools`.
+    """
+    env = {k: v for k, v in base.items() if k not in _DROPPED_ENV}
+    env.update(config.extra_env)
+    if config.full_tools and is_root:
+        if not config.allow_root_tools:
+            raise RootToolsRefused(ROOT_TOOLS_MESSAGE)
+        env["IS_SANDBOX"] = "1"
+    return env
+
+
+def build_command(
+    cli_path: str,
+    plan: TurnPlan,
+    config: CliRunnerConfig,
+    *,
+    base_env: Mapping[str, str],
+    is_root: bool,
+) -> CliCommand:
+    """The command for a turn: a new session for NEW/RESTART, `--resume` for CONTINUE.
+
+    A CONTINUE with a resume point also passes `--resume-session-at`, so a failed turn
+    left in the transcript is not replayed to the model (see the README).
+    """
+    argv = [cli_path, *BASE_ARGS, "--model", plan.model]
+    if plan.kind is PlanKind.CONTINUE:
+        argv += ["--resume", plan.cli_session_id]
+        if plan.resume_point:
+            argv += ["--resume-session-at", plan.resume_point]
+    else:
+        argv += ["--session-id", plan.cli_session_id]
+    files: dict[str, str] = {}
+    if plan.system and len(plan.system.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES:
+        path = str(Path(config.state_dir) / "prompts" / f"system-{secrets.token_hex(8)}.txt")
+        files[path] = plan.system
+        argv += ["--system-prompt-file", path]
+    elif plan.system:
+        argv += ["--system-prompt", plan.system]
+    argv += tool_args(config.tools)
+    env = child_env(config, base_env, is_root=is_root)
+    return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)

@@ -1,0 +1,52 @@
+"""Settings of the Claude CLI runner, with their defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+TOOL_PROFILES = ("none", "read-only", "full")
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "WebSearch", "WebFetch")
+
+
+def default_state_dir() -> str:
+    """`$XDG_STATE_HOME/claude-max-api-proxy`, else `~/.local/state/claude-max-api-proxy`."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "claude-max-api-proxy")
+
+
+class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How the runner starts and supervises `claude`.
+
+    `tools` is a profile (`none`, `read-only`, `full`) or an explicit comma-separated
+    tool list. Timeouts are in seconds: `first_event_timeout` until the model's first
+    output, `idle_timeout` between outputs, `total_timeout` for the whole turn;
+    `kill_grace` is how long a SIGTERMed process group gets before SIGKILL, and
+    `exit_wait` how long the CLI may take to exit by itself after its result.
+    """
+
+    cli_path: str | None = None
+    tools: str = "none"
+    workdir: str | None = None
+    state_dir: str = msgspec.field(default_factory=default_state_dir)
+    allow_root_tools: bool = False
+    extra_env: dict[str, str] = msgspec.field(default_factory=dict)
+    first_event_timeout: float = 90.0
+    idle_timeout: float = 120.0
+    total_timeout: float = 900.0
+    kill_grace: float = 2.0
+    exit_wait: float = 5.0
+    max_line_bytes: int = 16 * 1024 * 1024
+    stderr_tail_bytes: int = 64 * 1024
+    version_timeout: float = 30.0
+
+    @property
+    def resolved_workdir(self) -> str:
+        """The CLI's working directory: the setting, else `<state_dir>/workdir`."""
+        return self.workdir or str(Path(self.state_dir) / "workdir")
+
+    @property
+    def full_tools(self) -> bool:
+        return self.tools.strip() == "full"

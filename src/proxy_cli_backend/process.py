@@ -1,0 +1,259 @@
+"""One CLI child process: spawned in its own process group, read line by line, always reaped.
+
+Nothing here knows the protocol, so the same class serves a process per turn and,
+later, a process kept alive across turns (stdin left open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from proxy_cli_backend.command import CliCommand
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+
+
+class LineReader:
+    """Bounded line reads from a stream: an over-long line is skipped whole (and logged)."""
+
+    def __init__(self, stream: asyncio.StreamReader, max_line_bytes: int) -> None:
+        self._stream = stream
+        self._max = max_line_bytes
+        self._buffer = bytearray()
+        self._skipping = False
+        self._eof = False
+
+    async def readline(self) -> bytes | None:
+        """The next complete line without its newline, or None at end of stream."""
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                if self._skipping:
+                    self._skipping = False
+                    continue
+                if len(line) > self._max:
+                    log.warning(
+                        "skipping a CLI output line of %d bytes (limit %d)", len(line), self._max
+                    )
+                    continue
+                return line
+            if self._eof:
+                rest = bytes(self._buffer)
+                self._buffer.clear()
+                return rest if rest and not self._skipping and len(rest) <= self._max else None
+            if len(self._buffer) > self._max:
+                # Drop what we hold of an over-long line, and the rest of it as it arrives.
+                if not self._skipping:
+                    log.warning("skipping a CLI output line longer than %d bytes", self._max)
+                self._skipping = True
+                self._buffer.clear()
+            chunk = await self._stream.read(_CHUNK)
+            if not chunk:
+                self._eof = True
+            self._buffer += chunk
+
+
+class StderrTail:
+    """Drains a stream in the background, keeping only its last `limit` bytes."""
+
+    def __init__(self, stream: asyncio.StreamReader, limit: int) -> None:
+        self._limit = limit
+        self._data = bytearray()
+        self._task = asyncio.create_task(self._drain(stream))
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(_CHUNK):
+            self._data += chunk
+            if len(self._data) > self._limit:
+                del self._data[: len(self._data) - self._limit]
+
+    async def finish(self, wait: float) -> None:
+        """Wait (bounded) for the stream's end, so the tail is complete."""
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._task), wait)
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    def text(self) -> str:
+        return self._data.decode("utf-8", "replace")
+
+    def last_lines(self, count: int = 10) -> str:
+        lines = [line for line in self.text().splitlines() if line.strip()]
+        return "\n".join(lines[-count:])
+
+
+class CliProcess:
+    """A running `claude` child in its own session (so its whole group can be killed)."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        max_line_bytes: int,
+        stderr_limit: int,
+        files: tuple[str, ...] = (),
+    ):
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        self._proc = proc
+        self._files = files
+        self._stdin = proc.stdin
+        self.stdout = LineReader(proc.stdout, max_line_bytes)
+        self.stderr = StderrTail(proc.stderr, stderr_limit)
+
+    @classmethod
+    async def spawn(
+        cls, command: CliCommand, *, max_line_bytes: int, stderr_tail_bytes: int
+    ) -> CliProcess:
+        """Start the command (writing its files first); raises OSError if it cannot."""
+        files = tuple(command.files)
+        try:
+            await asyncio.to_thread(_write_files, command.files)
+            proc = await asyncio.create_subprocess_exec(
+                *command.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=command.env,
+                cwd=command.cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            _remove_files(files)
+            raise
+        return cls(proc, max_line_bytes, stderr_tail_bytes, files)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    async def send(self, data: bytes) -> None:
+        """Write to stdin; a child that already exited is not an error here (EOF tells)."""
+        try:
+            self._stdin.write(data)
+            await self._stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("CLI stdin closed before the write completed")
+
+    async def close_stdin(self) -> None:
+        if not self._stdin.is_closing():
+            self._stdin.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await self._stdin.wait_closed()
+
+    async def readline(self) -> bytes | None:
+        return await self.stdout.readline()
+
+    async def wait(self) -> int:
+        """Wait for the child to exit; also kills anything it left in its group."""
+        code = await self._proc.wait()
+        self._signal_group(signal.SIGKILL)
+        return code
+
+    async def wait_exit(self) -> int:
+        """Wait for the child to exit by itself; returns its exit code."""
+        return await self._proc.wait()
+
+    async def terminate(self, grace: float, *, settle: float = 0.0) -> int:
+        """Close stdin, SIGTERM the group, SIGKILL it after `grace`; always reaps.
+
+        With `settle`, the child first gets that long to exit by itself (after a
+        closed stdin the CLI ends on its own). The CLI runs tool commands in sessions
+        of their own, outside its group, so its descendants are noted first and
+        killed too if they outlive it.
+        """
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.close_stdin(), 0.5)
+        if settle > 0 and self._proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), settle)
+        stragglers = descendants(self._proc.pid)
+        if self._proc.returncode is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
+            except TimeoutError:
+                log.warning("CLI pid %d ignored SIGTERM for %.1fs; killing", self.pid, grace)
+        # Leftover children (tools the agent started) die with the group, leader or not.
+        self._signal_group(signal.SIGKILL)
+        kill_all(stragglers)
+        code = await self._proc.wait()
+        self.stderr.cancel()
+        _remove_files(self._files)
+        return code
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The child leads its own session, so its pid is its process group id. The group
+        # id stays reserved while any member lives, so this never hits a stranger.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+
+def _write_files(files: dict[str, str]) -> None:
+    for path, text in files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Private: a system prompt may hold what the operator would not share.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as handle:
+            handle.write(text)
+
+
+def _remove_files(paths: tuple[str, ...]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+ProcessId = tuple[int, str]
+"""A pid with its start time, so a recycled pid is never mistaken for the same process."""
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def descendants(root: int) -> list[ProcessId]:
+    """All live descendants of `root`, from /proc (empty where /proc is unavailable)."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    children: dict[int, list[ProcessId]] = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append((pid, fields[19]))
+    found: list[ProcessId] = []
+    frontier = [root]
+    while frontier:
+        level = [child for parent in frontier for child in children.get(parent, [])]
+        found += level
+        frontier = [pid for pid, _ in level]
+    return found
+
+
+def kill_all(processes: list[ProcessId]) -> None:
+    """SIGKILL each process that is still the same one (same start time)."""
+    for pid, started in processes:
+        fields = _stat(pid)
+        if fields is not None and fields[19] == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,181 @@
+"""The CLI's stream-json protocol: stdout events decoded, stdin messages encoded.
+
+Only the fields the proxy uses are declared; msgspec ignores the rest, and event
+types we do not know are skipped, since each CLI release adds some.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from proxy_core import Block
+
+log = logging.getLogger(__name__)
+
+# -- stdout ------------------------------------------------------------------
+
+
+class ContentBlock(msgspec.Struct, frozen=True):
+    """A block of a complete message: text, thinking, tool_use, or another type."""
+
+    type: str
+    text: str = ""
+    thinking: str = ""
+    name: str = ""
+    input: Any = None
+
+
+class BlockDelta(msgspec.Struct, frozen=True):
+    """`delta` of a content_block_delta: text_delta, thinking_delta, input_json_delta, ..."""
+
+    type: str = ""
+    text: str = ""
+    thinking: str = ""
+
+
+class RawStreamEvent(msgspec.Struct, frozen=True):
+    """An Anthropic streaming event as the CLI relays it (only what we read)."""
+
+    type: str
+    index: int = 0
+    delta: BlockDelta | None = None
+    content_block: ContentBlock | None = None
+
+
+class StreamEvent(msgspec.Struct, frozen=True, tag="stream_event", tag_field="type"):
+    """A partial-message event (with --include-partial-messages)."""
+
+    event: RawStreamEvent
+    session_id: str | None = None
+    parent_tool_use_id: str | None = None
+
+
+class AssistantMessage(msgspec.Struct, frozen=True):
+    id: str = ""
+    model: str = ""
+    content: list[ContentBlock] = msgspec.field(default_factory=list)
+
+
+class AssistantEvent(msgspec.Struct, frozen=True, tag="assistant", tag_field="type"):
+    """A complete assistant message (the CLI may split one message into several)."""
+
+    message: AssistantMessage
+    uuid: str | None = None
+    session_id: str | None = None
+    parent_tool_use_id: str | None = None
+
+    @property
+    def synthetic(self) -> bool:
+        """The CLI's own message (e.g. an API error's text), not the model's."""
+        return self.message.model == "<synthetic>"
+
+
+class UserEvent(msgspec.Struct, frozen=True, tag="user", tag_field="type"):
+    """A user-side message the CLI reports (tool results during agentic turns)."""
+
+    session_id: str | None = None
+
+
+class SystemEvent(msgspec.Struct, frozen=True, tag="system", tag_field="type"):
+    """`init`, `status`, `api_retry` and other notices."""
+
+    subtype: str = ""
+    session_id: str | None = None
+    model: str | None = None
+    error_status: int | None = None
+    retry_delay_ms: float | None = None
+
+
+class ResultUsage(msgspec.Struct, frozen=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class ResultEvent(msgspec.Struct, frozen=True, tag="result", tag_field="type"):
+    """The end of a turn. Errors may still say `subtype: success`: check `is_error`."""
+
+    subtype: str = ""
+    is_error: bool = False
+    result: str | None = None
+    session_id: str | None = None
+    stop_reason: str | None = None
+    api_error_status: int | None = None
+    terminal_reason: str | None = None
+    errors: list[Any] = msgspec.field(default_factory=list)
+    usage: ResultUsage = msgspec.field(default_factory=ResultUsage)
+
+
+class ControlResponse(msgspec.Struct, frozen=True, tag="control_response", tag_field="type"):
+    """The answer to a control request we sent (initialize, set_model, interrupt)."""
+
+    response: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+CliEvent = StreamEvent | AssistantEvent | UserEvent | SystemEvent | ResultEvent | ControlResponse
+
+
+class _Envelope(msgspec.Struct):
+    type: str = ""
+
+
+_KNOWN = frozenset({"stream_event", "assistant", "user", "system", "result", "control_response"})
+
+
+class EventDecoder:
+    """Decodes stdout lines; one instance per process, reused for every line."""
+
+    def __init__(self) -> None:
+        self._events = msgspec.json.Decoder(CliEvent)
+        self._envelope = msgspec.json.Decoder(_Envelope)
+
+    def decode(self, line: bytes) -> CliEvent | None:
+        """The event on a line, or None for an unknown type or a malformed line (logged)."""
+        try:
+            event: CliEvent = self._events.decode(line)
+        except msgspec.DecodeError as error:
+            try:
+                kind = self._envelope.decode(line).type
+            except msgspec.DecodeError:
+                kind = ""
+            if kind and kind not in _KNOWN:
+                log.debug("ignoring CLI event of unknown type %r", kind)
+            else:
+                log.warning("skipping malformed CLI output line (%s): %.200r", error, line)
+            return None
+        return event
+
+
+# -- stdin -------------------------------------------------------------------
+
+
+class _UserContent(msgspec.Struct, frozen=True):
+    role: str
+    content: Sequence[Block]
+
+
+class _UserLine(msgspec.Struct, frozen=True, tag="user", tag_field="type"):
+    message: _UserContent
+
+
+class _ControlLine(msgspec.Struct, frozen=True, tag="control_request", tag_field="type"):
+    request_id: str
+    request: dict[str, Any]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_user_message(blocks: Sequence[Block]) -> bytes:
+    """One stdin line carrying a user turn: text and image blocks (base64 or url)."""
+    return _encoder.encode(_UserLine(_UserContent("user", blocks))) + b"\n"
+
+
+def encode_control_request(request_id: str, subtype: str, **fields: Any) -> bytes:
+    """One stdin control line, e.g. `initialize`, `set_model` (model=...), `interrupt`."""
+    return _encoder.encode(_ControlLine(request_id, {"subtype": subtype, **fields})) + b"\n"

@@ -1,0 +1,222 @@
+"""ClaudeCliRunner: the core's Runner port over `claude -p` with stream-json on both pipes.
+
+Each turn runs one process: the prompt is written to stdin as one user message,
+stdin is closed, stdout is decoded and translated until the `result`. Whatever ends
+the turn (its result, a timeout, a cancelled or closed generator) ends with the
+process group terminated and reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from proxy_cli_backend.binary import CliBinary, find_cli
+from proxy_cli_backend.command import RootToolsRefused, build_command, child_env
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.process import CliProcess
+from proxy_cli_backend.protocol import EventDecoder, encode_user_message
+from proxy_cli_backend.transcripts import projects_dir, purge_transcript
+from proxy_cli_backend.translate import TurnTranslator, crashed
+from proxy_cli_backend.turn_reader import read_turn, timed_out
+from proxy_core import (
+    BackendStatus,
+    ChatError,
+    Event,
+    Failed,
+    FailureReason,
+    TurnPlan,
+)
+
+log = logging.getLogger(__name__)
+
+NAME = "claude-cli"
+
+
+class BackendStartupError(RuntimeError):
+    """The backend cannot work as configured; the message says how to fix it."""
+
+
+class ClaudeCliRunner:
+    """Runs planned turns with the Claude Code CLI. Independent instances share nothing."""
+
+    def __init__(
+        self, config: CliRunnerConfig | None = None, *, is_root: bool | None = None
+    ) -> None:
+        """`is_root` overrides the detected effective user (for tests)."""
+        self.config = config or CliRunnerConfig()
+        self._binary: CliBinary | None = None
+        self._problems: tuple[str, ...] = ()
+        self._processes: set[CliProcess] = set()
+        self._answered: set[CliProcess] = set()  # processes whose turn got its result
+        self._cleanups: dict[CliProcess, asyncio.Task[int]] = {}
+        self._is_root = os.geteuid() == 0 if is_root is None else is_root
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Locate the CLI, read its version, check the tools profile, create directories.
+
+        Raises BackendStartupError naming the fix when the backend cannot work.
+        """
+        try:
+            child_env(self.config, os.environ, is_root=self._is_root)
+        except RootToolsRefused as refused:
+            self._problems = (str(refused),)
+            raise BackendStartupError(str(refused)) from None
+        try:
+            self._binary = await asyncio.to_thread(
+                find_cli, self.config.cli_path, version_timeout=self.config.version_timeout
+            )
+        except ChatError as missing:
+            self._problems = (missing.message,)
+            raise BackendStartupError(missing.message) from None
+        try:
+            await asyncio.to_thread(_make_dirs, self.config.state_dir, self.config.resolved_workdir)
+        except OSError as error:
+            message = f"Cannot create the state or work directory: {error}"
+            self._problems = (message,)
+            raise BackendStartupError(message) from None
+        self._problems = ()
+
+    def status(self) -> BackendStatus:
+        binary = self._binary
+        problems = self._problems or (() if binary else ("the backend is not started",))
+        return BackendStatus(
+            ready=binary is not None and not self._closed and not self._problems,
+            name=NAME,
+            version=binary.version if binary else None,
+            problems=problems,
+            active_processes=len(self._processes),
+            details={
+                "path": binary.path if binary else None,
+                "tools": self.config.tools,
+                "workdir": self.config.resolved_workdir,
+            },
+        )
+
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
+        """Nothing is kept alive between turns yet; `purge` deletes the transcript."""
+        if not purge:
+            return
+        env = child_env(self.config, os.environ, is_root=False)
+        try:
+            await asyncio.to_thread(
+                purge_transcript, projects_dir(env), self.config.resolved_workdir, cli_session_id
+            )
+        except (ValueError, OSError) as error:
+            log.warning("could not purge transcript of %s: %s", cli_session_id, error)
+
+    async def aclose(self) -> None:
+        """Terminate every process still running and wait until all are reaped."""
+        self._closed = True
+        for process in list(self._processes):
+            self._cleanup(process)
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups.values(), return_exceptions=True)
+
+    # -- turns -------------------------------------------------------------
+
+    async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        """Run one turn in a fresh process; yields deltas, then Usage + Finished, or Failed."""
+        binary = self._binary
+        if binary is None or self._closed:
+            raise ChatError(
+                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
+            )
+        command = build_command(
+            binary.path, plan, self.config, base_env=os.environ, is_root=self._is_root
+        )
+        try:
+            process = await CliProcess.spawn(
+                command,
+                max_line_bytes=self.config.max_line_bytes,
+                stderr_tail_bytes=self.config.stderr_tail_bytes,
+            )
+        except OSError as error:
+            raise ChatError(
+                FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}"
+            ) from None
+        self._processes.add(process)
+        try:
+            async for event in self._turn(process, plan):
+                yield event
+        finally:
+            # Runs on normal end, timeout, aclose() and task cancellation alike; shielded
+            # so a second cancellation cannot leave the group running.
+            # If cancelled again meanwhile, the cleanup task still finishes (aclose awaits it).
+            await asyncio.shield(self._cleanup(process))
+
+    async def _turn(self, process: CliProcess, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        config = self.config
+        try:
+            # A child that never reads its stdin must not hang the turn either.
+            await asyncio.wait_for(_send_prompt(process, plan), config.first_event_timeout)
+        except TimeoutError:
+            yield timed_out("first-event", config)
+            return
+        translator = TurnTranslator()
+        async for event in read_turn(process, config, translator, EventDecoder()):
+            yield event
+            if isinstance(event, Failed):
+                return  # a time limit
+        if translator.result is not None:
+            self._answered.add(process)
+        else:
+            code = await _bounded_wait(process, config.exit_wait)
+            await process.stderr.finish(1.0)
+            yield crashed(process.stderr.text(), code)
+            return
+        if translator.result.is_error:
+            await _bounded_wait(process, config.exit_wait)
+            await process.stderr.finish(1.0)
+        for out in translator.outcome(process.stderr.text()):
+            yield out
+
+    def _cleanup(self, process: CliProcess) -> asyncio.Task[int]:
+        """Terminate and reap a process in a task of its own (idempotent per process).
+
+        A process that gave its result exits by itself once its transcript is saved;
+        it gets `exit_wait` to do so before it is signalled, so the write is not cut.
+        """
+        task = self._cleanups.get(process)
+        if task is not None:
+            return task
+        settle = self.config.exit_wait if process in self._answered else 0.0
+        task = asyncio.create_task(
+            process.terminate(self.config.kill_grace, settle=settle),
+            name=f"cli-cleanup-{process.pid}",
+        )
+        self._cleanups[process] = task
+
+        def done(_: asyncio.Task[int]) -> None:
+            self._cleanups.pop(process, None)
+            self._processes.discard(process)
+            self._answered.discard(process)
+
+        task.add_done_callback(done)
+        return task
+
+
+def _make_dirs(*paths: str) -> None:
+    for path in paths:
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+async def _send_prompt(process: CliProcess, plan: TurnPlan) -> None:
+    await process.send(encode_user_message(plan.prompt))
+    await process.close_stdin()
+
+
+async def _bounded_wait(process: CliProcess, limit: float) -> int | None:
+    """The exit code, if the process exits within `limit` seconds."""
+    if process.returncode is not None:
+        return process.returncode
+    with contextlib.suppress(TimeoutError):
+        return await asyncio.wait_for(asyncio.shield(process.wait_exit()), limit)
+    return None

@@ -1,0 +1,133 @@
+"""The argv and environment of a turn."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy_cli_backend.command import RootToolsRefused, build_command, child_env, tool_args
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_core import PlanKind, TextBlock, TurnPlan
+
+SID = "11111111-2222-3333-4444-555555555555"
+
+
+def plan(kind: PlanKind = PlanKind.NEW, **fields: object) -> TurnPlan:
+    values: dict[str, object] = {
+        "kind": kind,
+        "session_key": "k",
+        "cli_session_id": SID,
+        "model": "sonnet",
+        "system": None,
+        "prompt": (TextBlock("hi"),),
+        "messages": (),
+        "seen": (),
+    }
+    values.update(fields)
+    return TurnPlan(**values)  # type: ignore[arg-type]
+
+
+def argv(turn: TurnPlan, **settings: object) -> list[str]:
+    config = CliRunnerConfig(state_dir="/state", **settings)  # type: ignore[arg-type]
+    return list(build_command("/bin/claude", turn, config, base_env={}, is_root=False).argv)
+
+
+def test_a_new_turn_names_its_session_and_streams_json_both_ways() -> None:
+    assert argv(plan()) == [
+        "/bin/claude",
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--model",
+        "sonnet",
+        "--session-id",
+        SID,
+        "--tools",
+        "",
+    ]
+
+
+def test_a_restart_also_starts_a_new_session() -> None:
+    assert "--session-id" in argv(plan(PlanKind.RESTART))
+
+
+def test_a_continue_resumes_and_has_no_session_id() -> None:
+    args = argv(plan(PlanKind.CONTINUE))
+    assert args[args.index("--resume") + 1] == SID
+    assert "--session-id" not in args
+    assert "--resume-session-at" not in args
+
+
+def test_a_continue_with_a_resume_point_resumes_at_it() -> None:
+    args = argv(plan(PlanKind.CONTINUE, resume_point="a-9"))
+    assert args[args.index("--resume-session-at") + 1] == "a-9"
+
+
+def test_a_resume_point_is_ignored_for_a_new_session() -> None:
+    assert "--resume-session-at" not in argv(plan(PlanKind.RESTART, resume_point="a-9"))
+
+
+def test_the_system_prompt_is_passed_when_there_is_one() -> None:
+    args = argv(plan(system="be brief"))
+    assert args[args.index("--system-prompt") + 1] == "be brief"
+    assert "--system-prompt" not in argv(plan())
+
+
+@pytest.mark.parametrize(
+    ("tools", "flags"),
+    [
+        ("none", ("--tools", "")),
+        ("", ("--tools", "")),
+        ("read-only", ("--tools", "Read,Glob,Grep,WebSearch,WebFetch")),
+        ("full", ("--dangerously-skip-permissions",)),
+        ("Read, Grep", ("--tools", "Read,Grep")),
+    ],
+)
+def test_tools_profiles_become_flags(tools: str, flags: tuple[str, ...]) -> None:
+    assert tool_args(tools) == flags
+
+
+def test_the_working_directory_defaults_under_the_state_dir() -> None:
+    config = CliRunnerConfig(state_dir="/state")
+    command = build_command("/bin/claude", plan(), config, base_env={}, is_root=False)
+    assert command.cwd == "/state/workdir"
+    explicit = CliRunnerConfig(state_dir="/state", workdir="/srv/w")
+    assert build_command("c", plan(), explicit, base_env={}, is_root=False).cwd == "/srv/w"
+
+
+def test_the_environment_is_inherited_minus_claudecode_plus_extras() -> None:
+    config = CliRunnerConfig(state_dir="/s", extra_env={"HOME": "/h", "X": "1"})
+    env = child_env(config, {"PATH": "/bin", "CLAUDECODE": "1", "HOME": "/root"}, is_root=False)
+    assert env == {"PATH": "/bin", "HOME": "/h", "X": "1"}
+
+
+def test_full_tools_as_root_without_opt_in_is_refused_naming_both_fixes() -> None:
+    config = CliRunnerConfig(state_dir="/s", tools="full")
+    with pytest.raises(RootToolsRefused, match="non-root") as refused:
+        child_env(config, {}, is_root=True)
+    assert "allow_root_tools" in str(refused.value)
+
+
+def test_full_tools_as_root_with_opt_in_sets_is_sandbox() -> None:
+    config = CliRunnerConfig(state_dir="/s", tools="full", allow_root_tools=True)
+    assert child_env(config, {}, is_root=True)["IS_SANDBOX"] == "1"
+
+
+def test_is_sandbox_is_not_set_otherwise() -> None:
+    config = CliRunnerConfig(state_dir="/s", tools="full", allow_root_tools=True)
+    assert "IS_SANDBOX" not in child_env(config, {}, is_root=False)
+    assert "IS_SANDBOX" not in child_env(CliRunnerConfig(state_dir="/s"), {}, is_root=True)
+
+
+def test_a_system_prompt_too_long_for_argv_goes_through_a_file() -> None:
+    long = "x" * 200_000
+    config = CliRunnerConfig(state_dir="/state")
+    command = build_command("c", plan(system=long), config, base_env={}, is_root=False)
+    assert "--system-prompt" not in command.argv
+    path = command.argv[command.argv.index("--system-prompt-file") + 1]
+    assert path.startswith("/state/prompts/")
+    assert command.files == {path: long}
+    assert build_command("c", plan(system="short"), config, base_env={}, is_root=False).files == {}

@@ -1,0 +1,169 @@
+"""CLI events -> core events: dedupe, ordering, synthetic messages, results and failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy_cli_backend.protocol import EventDecoder
+from proxy_cli_backend.translate import TurnTranslator, classify_failure, summarize_input
+from proxy_core import (
+    Event,
+    Failed,
+    FailureReason,
+    Finished,
+    TextDelta,
+    ThinkingDelta,
+    ToolActivity,
+    Usage,
+)
+from tests.unit.cli_backend import canned
+
+
+def translate(*lines: bytes, stderr: str = "") -> list[Event]:
+    decoder = EventDecoder()
+    translator = TurnTranslator()
+    out: list[Event] = []
+    for raw in lines:
+        event = decoder.decode(raw)
+        if event is not None:
+            out += translator.feed(event)
+    return out + translator.outcome(stderr)
+
+
+def texts(events: list[Event]) -> list[str]:
+    return [e.text for e in events if isinstance(e, TextDelta)]
+
+
+def test_text_deltas_stream_and_the_complete_message_is_not_repeated() -> None:
+    events = translate(
+        canned.init(),
+        canned.text_delta("echo: "),
+        canned.text_delta("hi"),
+        canned.assistant(canned.text("echo: hi")),
+        canned.result("echo: hi"),
+    )
+    assert texts(events) == ["echo: ", "hi"]
+
+
+def test_a_complete_message_without_partials_is_delivered_whole() -> None:
+    events = translate(canned.assistant(canned.text("all at once")), canned.result())
+    assert texts(events) == ["all at once"]
+
+
+def test_a_message_completed_beyond_its_partials_delivers_only_the_rest() -> None:
+    # A stream that dropped after "echo: [" and was redone without streaming.
+    events = translate(
+        canned.text_delta("echo: ["),
+        canned.assistant(canned.text("echo: [[disconnect]]")),
+        canned.result(),
+    )
+    assert "".join(texts(events)) == "echo: [[disconnect]]"
+
+
+def test_several_assistant_messages_in_a_turn_are_delivered_in_order() -> None:
+    tool = {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/w/a.txt"}}
+    events = translate(
+        canned.text_delta("Let me look."),
+        canned.assistant(canned.text("Let me look."), uuid="a-1"),
+        canned.assistant(tool, uuid="a-2"),
+        canned.line({"type": "user", "message": {"role": "user", "content": []}}),
+        canned.text_delta("It says hi."),
+        canned.assistant(canned.text("It says hi."), uuid="a-3"),
+        canned.assistant(canned.text("A last word."), uuid="a-4"),
+        canned.result("A last word."),
+    )
+    visible = [e for e in events if isinstance(e, TextDelta | ToolActivity)]
+    assert visible == [
+        TextDelta("Let me look."),
+        ToolActivity("Read", "/w/a.txt"),
+        TextDelta("It says hi."),
+        TextDelta("A last word."),
+    ]
+    assert isinstance(events[-1], Finished)
+    assert events[-1].resume_point == "a-4"
+
+
+def test_thinking_streams_as_thinking_and_is_not_repeated() -> None:
+    events = translate(
+        canned.thinking_delta("hmm"),
+        canned.assistant({"type": "thinking", "thinking": "hmm", "signature": "s"}),
+        canned.result(),
+    )
+    assert [e for e in events if isinstance(e, ThinkingDelta)] == [ThinkingDelta("hmm")]
+    assert texts(events) == []
+
+
+def test_synthetic_messages_never_become_text() -> None:
+    events = translate(
+        canned.assistant(canned.text("API Error: 529 Overloaded"), model="<synthetic>", uuid="s"),
+        canned.result("API Error: 529 Overloaded", is_error=True, status=529),
+    )
+    assert texts(events) == []
+    assert events == [Failed(FailureReason.OVERLOADED, "API Error: 529 Overloaded")]
+
+
+def test_subagent_output_is_not_part_of_the_reply() -> None:
+    events = translate(canned.text_delta("inner", parent="toolu_1"), canned.result())
+    assert texts(events) == []
+
+
+def test_a_good_result_becomes_usage_then_finished() -> None:
+    events = translate(
+        canned.text_delta("ok"), canned.assistant(canned.text("ok"), uuid="u9"), canned.result("ok")
+    )
+    usage, finished = events[-2:]
+    assert usage == Usage(
+        input_tokens=27, output_tokens=4, cache_read_tokens=100, cache_creation_tokens=10
+    )
+    assert finished == Finished(
+        stop_reason="end_turn", text="ok", session_id=canned.SESSION, resume_point="u9"
+    )
+
+
+def test_an_error_result_has_no_usage_and_no_finished() -> None:
+    events = translate(canned.result("API Error: 500", is_error=True, status=500))
+    assert events == [Failed(FailureReason.UPSTREAM_ERROR, "API Error: 500")]
+
+
+def test_no_conversation_found_in_errors_is_session_missing() -> None:
+    message = "No conversation found with session ID: 1234"
+    line = canned.result(None, is_error=True, errors=[message], subtype="error_during_execution")
+    assert translate(line) == [Failed(FailureReason.SESSION_MISSING, message)]
+
+
+def test_a_turn_without_result_is_cli_crashed_with_stderrs_last_lines() -> None:
+    stderr = "\n".join(f"line {n}" for n in range(30))
+    (event,) = translate(canned.init(), canned.text_delta("par"), stderr=stderr)[-1:]
+    assert isinstance(event, Failed)
+    assert event.reason is FailureReason.CLI_CRASHED
+    assert "line 29" in event.message
+    assert "line 5\n" not in event.message
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "reason"),
+    [
+        (401, "Invalid API key · Fix external API key", FailureReason.NOT_LOGGED_IN),
+        (None, "Not logged in · Please run /login", FailureReason.NOT_LOGGED_IN),
+        (429, "API Error: Request rejected (429)", FailureReason.RATE_LIMITED),
+        (529, "API Error: 529 Overloaded", FailureReason.OVERLOADED),
+        (503, "API Error: 503", FailureReason.OVERLOADED),
+        (400, "Prompt is too long", FailureReason.INVALID_REQUEST),
+        (413, "Request too large", FailureReason.INVALID_REQUEST),
+        (500, "API Error: 500", FailureReason.UPSTREAM_ERROR),
+        (502, "API Error: 502", FailureReason.UPSTREAM_ERROR),
+        (None, "No conversation found with session ID: x", FailureReason.SESSION_MISSING),
+        (None, "Prompt is too long", FailureReason.INVALID_REQUEST),
+        (None, "something odd", FailureReason.CLI_CRASHED),
+    ],
+)
+def test_error_results_map_to_reasons(status: int | None, text: str, reason: FailureReason) -> None:
+    assert classify_failure(status, text) is reason
+
+
+def test_tool_input_summary_prefers_the_telling_field_and_stays_short() -> None:
+    assert summarize_input({"file_path": "/a/b.txt", "limit": 3}) == "/a/b.txt"
+    assert summarize_input({"command": "ls\n  -la"}) == "ls -la"
+    long = summarize_input({"data": "x" * 500})
+    assert len(long) <= 120
+    assert long.endswith("…")
