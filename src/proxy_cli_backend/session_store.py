@@ -1,0 +1,304 @@
+"""A durable SessionStore on stdlib sqlite3 (WAL), so conversations survive a restart.
+
+One connection, owned by one worker thread: every call runs there in order, so the
+event loop never blocks on the disk and no two statements ever interleave. Each
+write is one transaction, so a crash (or a kill) mid-write leaves the previous good
+record. The schema is versioned with `PRAGMA user_version`; migrations run at open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from proxy_cli_backend.config import default_state_dir
+from proxy_core import SessionRecord
+
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+DEFAULT_TTL_SECONDS = 7 * 86400
+DEFAULT_MAX_SESSIONS = 10_000
+DATABASE_NAME = "sessions.sqlite3"
+
+# Each entry moves the schema from version i to i + 1; the list index is the source
+# version. Version 1 was the first layout; version 2 added the turn count, the
+# backend's resume point and the recency index that eviction and listing use.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE sessions (
+            key TEXT PRIMARY KEY NOT NULL,
+            cli_session_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            system_hash TEXT NOT NULL,
+            fingerprints BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL NOT NULL
+        )""",
+    ),
+    (
+        "ALTER TABLE sessions ADD COLUMN resume_point TEXT",
+        "ALTER TABLE sessions ADD COLUMN turns INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX sessions_by_last_use ON sessions (last_used_at)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_FIELDS = (
+    "key",
+    "cli_session_id",
+    "model",
+    "system_hash",
+    "fingerprints",
+    "created_at",
+    "last_used_at",
+    "resume_point",
+    "turns",
+)
+_COLUMNS = ", ".join(_FIELDS)
+_ENCODER = msgspec.msgpack.Encoder()
+_FINGERPRINTS = msgspec.msgpack.Decoder(tuple[str, ...])
+
+
+class SessionStoreError(RuntimeError):
+    """The session database cannot be opened; the message says what to do."""
+
+
+class SchemaTooNewError(SessionStoreError):
+    """The database was written by a newer version of this program."""
+
+
+def default_database_path() -> Path:
+    """`$XDG_STATE_HOME/claude-max-api-proxy/sessions.sqlite3`, else under ~/.local/state."""
+    return Path(default_state_dir()) / DATABASE_NAME
+
+
+class SqliteSessionStore:
+    """Session records in one SQLite file (or `:memory:`).
+
+    `ttl_seconds` is the idle time after which `sweep()` drops a record (None keeps
+    records forever); `max_sessions` caps the record count, enforced on every put by
+    evicting the least recently used. `clock` gives wall-clock seconds, as the
+    records' `last_used_at` does.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive (or None for no expiry)")
+        self.path = str(default_database_path() if path is None else path)
+        self.ttl_seconds = ttl_seconds
+        self.max_sessions = max_sessions
+        self._clock = clock
+        # The connection is opened here, so a bad path or a too-new schema fails at
+        # startup; afterwards only the single worker thread touches it.
+        try:
+            self._db = _open(self.path)
+        except (OSError, sqlite3.Error) as error:
+            raise SessionStoreError(
+                f"Cannot open the session database {self.path}: {error}. Make its directory "
+                "writable, or choose another file with --sessions-db (`:memory:` keeps "
+                "sessions until the server stops)."
+            ) from error
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-store")
+        self._closed = False
+
+    # -- the SessionStore port ------------------------------------------------
+
+    async def get(self, key: str) -> SessionRecord | None:
+        return await self._call(_get, key)
+
+    async def put(self, record: SessionRecord) -> None:
+        """Insert or replace a record, then evict the least recently used past the cap."""
+        await self._call(_put, record, self.max_sessions)
+
+    async def delete(self, key: str) -> SessionRecord | None:
+        """Remove and return a record, or None when there was none."""
+        return await self._call(_delete, key)
+
+    async def list(
+        self, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[SessionRecord], int]:
+        """A page of records, most recently used first, and the total count."""
+        return await self._call(_list, max(0, limit), max(0, offset))
+
+    async def clear(self) -> builtins.list[SessionRecord]:
+        """Remove and return every record."""
+        return await self._call(_clear)
+
+    async def count(self) -> int:
+        return await self._call(_count)
+
+    async def sweep(self) -> int:
+        """Drop records idle longer than the TTL, then the least recently used past the cap.
+
+        Returns how many records were dropped.
+        """
+        cutoff = None if self.ttl_seconds is None else self._clock() - self.ttl_seconds
+        return await self._call(_sweep, cutoff, self.max_sessions)
+
+    async def close(self) -> None:
+        """Close the database; later calls raise RuntimeError. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._db.close)
+        self._worker.shutdown(wait=True)
+
+    # -- internals ------------------------------------------------------------
+
+    async def _call(self, operation: Callable[..., T], *args: object) -> T:
+        if self._closed:
+            raise RuntimeError("the session store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, _in_transaction, self._db, operation, args)
+
+
+def _open(path: str) -> sqlite3.Connection:
+    if path != MEMORY and not path.startswith("file:"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
+    # exactly one store operation. The timeout waits out another process's write.
+    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"The session database has schema version {version}, newer than this "
+                f"program's {SCHEMA_VERSION}: upgrade claude-max-api-proxy, or point "
+                "--sessions-db at another file."
+            )
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _in_transaction(
+    db: sqlite3.Connection, operation: Callable[..., T], args: tuple[object, ...]
+) -> T:
+    # IMMEDIATE takes the write lock up front, so a read-then-write never has to
+    # upgrade (which could deadlock with another process) and sees a stable state.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = operation(db, *args)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+def _row(record: SessionRecord) -> tuple[object, ...]:
+    return (
+        record.key,
+        record.cli_session_id,
+        record.model,
+        record.system_hash,
+        _ENCODER.encode(record.fingerprints),
+        record.created_at,
+        record.last_used_at,
+        record.resume_point,
+        record.turns,
+    )
+
+
+def _record(row: tuple[object, ...]) -> SessionRecord:
+    fields = dict(zip(_FIELDS, row, strict=True))
+    packed = fields["fingerprints"]
+    assert isinstance(packed, bytes)
+    fields["fingerprints"] = _FINGERPRINTS.decode(packed)
+    # convert() checks every column's type, so a damaged row fails loudly here.
+    return msgspec.convert(fields, SessionRecord)
+
+
+def _get(db: sqlite3.Connection, key: str) -> SessionRecord | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM sessions WHERE key = ?", (key,)).fetchone()
+    return None if row is None else _record(row)
+
+
+def _put(db: sqlite3.Connection, record: SessionRecord, cap: int) -> None:
+    db.execute(
+        f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _row(record),
+    )
+    _evict_beyond(db, cap, keep=record.key)
+
+
+def _delete(db: sqlite3.Connection, key: str) -> SessionRecord | None:
+    record = _get(db, key)
+    if record is not None:
+        db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+    return record
+
+
+def _list(db: sqlite3.Connection, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM sessions ORDER BY last_used_at DESC, key LIMIT ? OFFSET ?",
+        (limit, offset),
+    ).fetchall()
+    return [_record(row) for row in rows], _count(db)
+
+
+def _clear(db: sqlite3.Connection) -> list[SessionRecord]:
+    rows = db.execute(f"SELECT {_COLUMNS} FROM sessions").fetchall()
+    db.execute("DELETE FROM sessions")
+    return [_record(row) for row in rows]
+
+
+def _count(db: sqlite3.Connection) -> int:
+    (count,) = db.execute("SELECT COUNT(*) FROM sessions").fetchone()
+    return int(count)
+
+
+def _sweep(db: sqlite3.Connection, cutoff: float | None, cap: int) -> int:
+    expired = 0
+    if cutoff is not None:
+        expired = db.execute("DELETE FROM sessions WHERE last_used_at < ?", (cutoff,)).rowcount
+    return expired + _evict_beyond(db, cap, keep=None)
+
+
+def _evict_beyond(db: sqlite3.Connection, cap: int, *, keep: str | None) -> int:
+    excess = _count(db) - cap
+    if excess <= 0:
+        return 0
+    # The record just written is never its own victim, even with an old timestamp.
+    cursor = db.execute(
+        "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE key IS NOT ? "
+        "ORDER BY last_used_at, key LIMIT ?)",
+        (keep, excess),
+    )
+    return cursor.rowcount

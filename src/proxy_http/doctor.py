@@ -1,0 +1,120 @@
+"""`claude-max-api doctor`: check a setup and say, for each problem, what to run.
+
+The backend's checks (CLI, login, root, CLAUDECODE, writable dirs) come through the
+composition root; the HTTP checks (port free, host exposed without auth) live here.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from proxy_http.bootstrap import Finding, backend_findings
+from proxy_http.settings import Settings
+
+
+def run_doctor(
+    settings: Settings,
+    *,
+    out: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    euid: Callable[[], int] = os.geteuid,
+) -> int:
+    """Print every finding, one line each (problems with their fix); 1 if any problem."""
+    stream = out or sys.stdout
+    findings = [
+        *backend_findings(settings, environ=environ, euid=euid),
+        check_port(settings.host, settings.port),
+        check_exposure(settings),
+    ]
+    for finding in findings:
+        stream.write(format_finding(finding) + "\n")
+    problems = sum(not f.ok for f in findings)
+    if problems:
+        stream.write(
+            f"{problems} problem(s) found; fix them and run `claude-max-api doctor` again\n"
+        )
+    else:
+        stream.write("everything looks ready: start the server with `claude-max-api serve`\n")
+    stream.flush()
+    return 1 if problems else 0
+
+
+def format_finding(finding: Finding) -> str:
+    """`ok       name: detail`, or `PROBLEM  name: detail -> fix: what to run` on one line."""
+    if finding.ok:
+        return f"ok       {finding.name}: {finding.detail}"
+    fix = f" -> fix: {finding.fix}" if finding.fix else ""
+    return f"PROBLEM  {finding.name}: {finding.detail}{fix}"
+
+
+def check_port(host: str, port: int) -> Finding:
+    """Whether `serve` could bind host:port now (as uvicorn does, with SO_REUSEADDR)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            who = "a claude-max-api proxy" if _proxy_answers(port) else "another process"
+            return Finding(
+                "port",
+                False,
+                f"{host}:{port} is in use by {who}",
+                f"stop it, or pick a free port: claude-max-api serve --port {port + 1}",
+            )
+        return Finding(
+            "port",
+            False,
+            f"cannot bind {host}:{port}: {error.strerror or error}",
+            "choose an address of this machine: claude-max-api serve --host 127.0.0.1",
+        )
+    return Finding("port", True, f"{host}:{port} is free")
+
+
+def check_exposure(settings: Settings) -> Finding:
+    """A non-loopback host without API keys lets anyone on the network spend the account."""
+    if _is_loopback(settings.host):
+        return Finding("exposure", True, f"{settings.host} is reachable from this machine only")
+    if _auth_configured(settings):
+        return Finding("exposure", True, f"{settings.host} is exposed, and API keys are required")
+    return Finding(
+        "exposure",
+        False,
+        f"{settings.host} is reachable from the network and no API keys are set, "
+        "so anyone who can reach it can use the Claude account",
+        "claude-max-api serve --host 127.0.0.1  (or configure API keys)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_configured(settings: Settings) -> bool:
+    # The API-key setting arrives with the auth work; until then there is no auth.
+    keys = getattr(settings, "api_keys", None)
+    return bool(keys)
+
+
+def _proxy_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+            return 200 <= int(reply.status) < 300
+    except (OSError, urllib.error.URLError, ValueError):
+        return False

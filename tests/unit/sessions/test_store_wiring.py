@@ -1,0 +1,66 @@
+"""How `serve` wires the durable store: where the file goes, the settings, the sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+
+from proxy_cli_backend.session_store import SqliteSessionStore
+from proxy_core import ChatService, FakeRunner, SessionRecord
+from proxy_http.bootstrap import BackendStartupError, build_store, service_lifespan
+from proxy_http.settings import Settings
+
+
+async def test_serve_keeps_sessions_in_the_state_dir_by_default(tmp_path: Path) -> None:
+    store = build_store(Settings(state_dir=str(tmp_path)))
+    assert isinstance(store, SqliteSessionStore)
+    assert store.path == str(tmp_path / "sessions.sqlite3")
+    assert (tmp_path / "sessions.sqlite3").exists()
+    await store.close()
+
+
+async def test_the_sessions_db_setting_chooses_the_file_and_the_limits(tmp_path: Path) -> None:
+    settings = Settings(sessions_db=":memory:", session_ttl=60, max_sessions=5)
+    store = build_store(settings)
+    assert isinstance(store, SqliteSessionStore)
+    assert (store.path, store.ttl_seconds, store.max_sessions) == (":memory:", 60, 5)
+    await store.close()
+
+
+async def test_a_ttl_of_zero_keeps_idle_sessions_forever() -> None:
+    store = build_store(Settings(sessions_db=":memory:", session_ttl=0))
+    assert isinstance(store, SqliteSessionStore)
+    assert store.ttl_seconds is None
+    await store.close()
+
+
+def test_a_database_that_cannot_be_opened_stops_the_start_with_what_to_do(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(BackendStartupError, match="--sessions-db"):
+        build_store(Settings(sessions_db=str(blocker / "sessions.sqlite3")))
+
+
+async def test_the_server_sweeps_expired_sessions_in_the_background(tmp_path: Path) -> None:
+    settings = Settings(
+        sessions_db=str(tmp_path / "s.sqlite3"), session_ttl=60, session_sweep_interval=0.05
+    )
+    store = build_store(settings)
+    service = ChatService(FakeRunner(), store)
+    stale = SessionRecord("h:stale", "c", "sonnet", "s", ("f",), 1.0, time.time() - 3600)
+    fresh = SessionRecord("h:fresh", "c2", "sonnet", "s", ("f",), 1.0, time.time())
+    await store.put(stale)
+    await store.put(fresh)
+    async with service_lifespan(service, settings)(Litestar()):
+        for _ in range(400):  # up to 20 s on a busy machine; a sweep is due every 0.05 s
+            if await store.get("h:stale") is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.get("h:stale") is None
+        assert await store.get("h:fresh") == fresh
