@@ -1,0 +1,362 @@
+"""The Litestar app: `create_app(service, settings)` exposes a ChatService over HTTP.
+
+Handlers raise domain errors and the exception handlers in `errors` shape them;
+the service and settings come in as dependencies, never as module globals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
+from litestar.types import ControllerRouterHandler, Guard, Middleware
+
+from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, SessionRecord
+from proxy_http.errors import EXCEPTION_HANDLERS
+from proxy_http.logging import RequestLogMiddleware, request_log
+from proxy_http.settings import Settings
+from proxy_http.sse import ChunkRenderer, completion, new_completion_id
+from proxy_http.streaming import collect_turn, stream_turn, until_first
+from proxy_http.wire import (
+    BackendHealth,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Concurrency,
+    ErrorBody,
+    Health,
+    Model,
+    ModelList,
+    Performance,
+    RequestCounts,
+    SessionCount,
+    SessionDeleted,
+    SessionInfo,
+    SessionList,
+    SessionsReset,
+    Stats,
+    TokenCounts,
+    Uptime,
+)
+
+# Model ids have no creation date of their own; a fixed one keeps responses stable.
+MODEL_CREATED = 1_735_689_600
+SESSION_HEADER = "X-Session-Id"
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description="An OpenAI error body.")
+        for status in statuses
+    }
+
+
+# -- chat completions ----------------------------------------------------------
+
+
+@post(
+    "/v1/chat/completions",
+    status_code=200,
+    summary="Create a chat completion",
+    description=(
+        "OpenAI Chat Completions. With `stream: true` the answer is `text/event-stream` "
+        "of `chat.completion.chunk` events ending in `data: [DONE]`."
+    ),
+    responses={
+        200: ResponseSpec(
+            data_container=ChatCompletion,
+            description="A chat.completion (or an SSE stream of chunks when stream is true).",
+        ),
+        **_errors(400, 404, 413, 429, 502, 503, 504),
+    },
+)
+async def chat_completions(
+    data: JSONBody[ChatCompletionRequest],
+    request: Request[Any, Any, Any],
+    service: NamedDependency[ChatService],
+    settings: NamedDependency[Settings],
+    session_id: Annotated[
+        str | None,
+        HeaderParameter(
+            name=SESSION_HEADER,
+            required=False,
+            description="Pins the conversation (takes precedence over `user`).",
+        ),
+    ] = None,
+) -> Response[Any]:
+    """Answer one chat completion, streamed or whole."""
+    if data.n is not None and data.n > 1:
+        raise ChatError(FailureReason.INVALID_REQUEST, "Only n=1 is supported.", param="n")
+    if data.logprobs:
+        raise ChatError(
+            FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
+        )
+    log = request_log(request.scope)
+    log.stream = bool(data.stream)
+    turn = service.open_turn(
+        ChatRequest(model=data.model, messages=data.messages, user=data.user, session_id=session_id)
+    )
+    log.session_key = turn.key.value
+    log.model = turn.model.response_id
+    structlog.contextvars.bind_contextvars(session_key=turn.key.value)
+    headers = {SESSION_HEADER: turn.key.value}
+    show_thinking = settings.reasoning or data.reasoning_effort is not None
+    completion_id = new_completion_id()
+    created = int(time.time())
+    if data.stream:
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        body = stream_turn(
+            turn,
+            ChunkRenderer(completion_id, created, turn.model.response_id),
+            include_usage=include_usage,
+            show_thinking=show_thinking,
+            keepalive_interval=settings.keepalive_interval,
+            log=log,
+        )
+        return Stream(
+            body,
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        collected = await until_first(collect_turn(turn, log), disconnected)
+    finally:
+        turn.release()
+    return Response(
+        completion(
+            completion_id=completion_id,
+            created=created,
+            model=turn.model.response_id,
+            text=collected.text,
+            thinking=collected.thinking if show_thinking else None,
+            stop_reason=collected.stop_reason,
+            usage=collected.usage,
+        ),
+        headers=headers,
+    )
+
+
+# -- models ----------------------------------------------------------------------
+
+
+@get("/v1/models", summary="List models")
+async def list_models(service: NamedDependency[ChatService]) -> ModelList:
+    return ModelList(
+        data=[Model(id=entry.id, created=MODEL_CREATED) for entry in service.catalog.list()]
+    )
+
+
+@get("/v1/models/{model_id:str}", summary="Retrieve a model", responses=_errors(404))
+async def get_model(model_id: FromPath[str], service: NamedDependency[ChatService]) -> Model:
+    entry = service.catalog.get(model_id)
+    if entry is None:
+        raise ChatError(
+            FailureReason.MODEL_NOT_FOUND,
+            f"The model '{model_id}' does not exist. GET /v1/models lists the available ids.",
+            param="model",
+        )
+    return Model(id=entry.id, created=MODEL_CREATED)
+
+
+# -- health and stats ------------------------------------------------------------
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+@get("/health", summary="Liveness and backend readiness")
+async def health(service: NamedDependency[ChatService]) -> Health:
+    status = service.backend_status()
+    return Health(
+        status="ok" if status.ready else "degraded",
+        provider="claude-code-cli",
+        sessions=await service.store.count(),
+        active_subprocesses=status.active_processes,
+        concurrency_limit=service.limits.max_concurrent,
+        queued_requests=service.queued,
+        timestamp=_iso(time.time()),
+        backend=BackendHealth(
+            ready=status.ready,
+            name=status.name,
+            version=status.version,
+            problems=list(status.problems),
+        ),
+    )
+
+
+def _human(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] if days else []
+    if days or hours:
+        parts.append(f"{hours}h")
+    if days or hours or minutes:
+        parts.append(f"{minutes}m")
+    parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+@get("/stats", summary="Request, token and latency statistics")
+async def stats(service: NamedDependency[ChatService]) -> Stats:
+    snapshot = await service.stats()
+    return Stats(
+        uptime=Uptime(ms=int(snapshot.uptime_s * 1000), human=_human(snapshot.uptime_s)),
+        requests=RequestCounts(
+            total=snapshot.total,
+            completed=snapshot.completed,
+            errors=snapshot.errors,
+            active=snapshot.active,
+            queued=snapshot.queued,
+        ),
+        concurrency=Concurrency(limit=snapshot.concurrency_limit, active=snapshot.active),
+        sessions=SessionCount(total=snapshot.sessions),
+        tokens=TokenCounts(
+            total_input=snapshot.input_tokens,
+            total_output=snapshot.output_tokens,
+            total=snapshot.input_tokens + snapshot.output_tokens,
+        ),
+        performance=Performance(
+            avg_response_ms=round(snapshot.avg_latency_ms, 1),
+            p50_response_ms=round(snapshot.p50_latency_ms, 1),
+            p95_response_ms=round(snapshot.p95_latency_ms, 1),
+            sampled_requests=snapshot.sampled,
+        ),
+    )
+
+
+# -- sessions --------------------------------------------------------------------
+
+
+def _session_info(record: SessionRecord) -> SessionInfo:
+    return SessionInfo(
+        external_id=record.key,
+        claude_session_id=record.cli_session_id,
+        model=record.model,
+        message_count=record.message_count,
+        created_at=_iso(record.created_at),
+        last_used_at=_iso(record.last_used_at),
+    )
+
+
+class SessionsController(Controller):
+    """The session API."""
+
+    path = "/v1/sessions"
+
+    @route("/", http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
+    async def allowed_methods(self) -> Response[None]:
+        # Litestar's own OPTIONS answer for a path with two handlers lists only the first.
+        return Response(None, status_code=204, headers={"Allow": "DELETE, GET, OPTIONS"})
+
+    @get("/", summary="List conversations, most recently used first", responses=_errors(400))
+    async def list_sessions(
+        self,
+        service: NamedDependency[ChatService],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Page size.")] = 100,
+        offset: Annotated[int, QueryParameter(ge=0, description="Records to skip.")] = 0,
+    ) -> SessionList:
+        records, total = await service.list_sessions(limit=limit, offset=offset)
+        return SessionList(sessions=[_session_info(r) for r in records], total=total)
+
+    @delete("/", status_code=200, summary="Reset every conversation", responses=_errors(400))
+    async def reset_sessions(
+        self,
+        service: NamedDependency[ChatService],
+        purge: Annotated[
+            bool, QueryParameter(description="Also delete the CLI transcripts.")
+        ] = False,
+    ) -> SessionsReset:
+        removed = await service.reset_all(purge=purge)
+        return SessionsReset(deleted=len(removed))
+
+    @delete(
+        "/{session_id:str}",
+        status_code=200,
+        summary="Reset one conversation",
+        description=(
+            "`session_id` is the full key (`h:abc`, `u:alice`, `auto:...`) or a raw "
+            "X-Session-Id value (`abc`, tried as `h:abc`)."
+        ),
+        responses=_errors(400, 404),
+    )
+    async def reset_session(
+        self,
+        session_id: FromPath[str],
+        service: NamedDependency[ChatService],
+        purge: Annotated[
+            bool, QueryParameter(description="Also delete the CLI transcript.")
+        ] = False,
+    ) -> SessionDeleted:
+        for key in (session_id, "h:" + session_id):
+            record = await service.reset_session(key, purge=purge)
+            if record is not None:
+                return SessionDeleted(deleted=True, external_id=record.key, purged=purge)
+        raise NotFoundException(f"No session '{session_id}'. GET /v1/sessions lists them.")
+
+
+ROUTES: tuple[ControllerRouterHandler, ...] = (
+    chat_completions,
+    list_models,
+    get_model,
+    health,
+    stats,
+    SessionsController,
+)
+
+
+def create_app(
+    service: NamedDependency[ChatService],
+    settings: Settings | None = None,
+    *,
+    lifespan: Sequence[Lifespan] = (),
+    guards: Sequence[Guard] = (),
+    middleware: Sequence[Middleware] = (),
+    debug: bool = False,
+) -> Litestar:
+    """The HTTP app over `service`.
+
+    `lifespan` context managers wrap the app's life (the composition root closes
+    the service there); `guards` and `middleware` are extension points (auth).
+    """
+    settings = settings or Settings()
+    app = Litestar(
+        route_handlers=list(ROUTES),
+        guards=list(guards),
+        dependencies={
+            "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=list(middleware),
+        lifespan=list(lifespan),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="claude-max-api-proxy", version="0.1.0", path="/schema"),
+        state=State({"service": service, "settings": settings}),
+        signature_namespace={"ChatService": ChatService, "Settings": Settings},
+        logging_config=None,
+        debug=debug,
+    )
+    # Outermost, around Litestar's own routing: Litestar middleware is per route, so
+    # it would miss the 404s and 405s of paths and methods that match no handler.
+    app.asgi_handler = RequestLogMiddleware(app.asgi_handler)
+    return app

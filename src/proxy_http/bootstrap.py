@@ -1,0 +1,167 @@
+"""The composition root: Settings in, a running app out.
+
+The only proxy_http module that knows the concrete CLI runner and session store
+(import-linter enforces it); everything else sees the core's ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import structlog
+from litestar import Litestar
+
+from proxy_cli_backend.config import CliRunnerConfig, default_state_dir
+from proxy_cli_backend.diagnostics import Finding, diagnose
+from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
+from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
+from proxy_core import (
+    ChatService,
+    ModelCatalog,
+    ParseLimits,
+    ServiceLimits,
+    SessionStore,
+)
+from proxy_http.app import create_app
+from proxy_http.settings import Settings
+
+__all__ = [
+    "BackendStartupError",
+    "Finding",
+    "backend_findings",
+    "build_app",
+    "build_catalog",
+    "build_limits",
+    "build_store",
+    "open_service",
+    "runner_config",
+]
+
+log = structlog.get_logger("proxy_http.bootstrap")
+
+
+def runner_config(settings: Settings) -> CliRunnerConfig:
+    """The CLI runner's configuration from the server settings."""
+    return CliRunnerConfig(
+        cli_path=settings.cli_path,
+        tools=settings.tools,
+        workdir=settings.workdir,
+        state_dir=settings.state_dir or default_state_dir(),
+        allow_root_tools=settings.allow_root_tools,
+        extra_env=dict(settings.cli_extra_env),
+        first_event_timeout=settings.first_event_timeout,
+        idle_timeout=settings.idle_timeout,
+        total_timeout=settings.total_timeout,
+        kill_grace=settings.kill_grace,
+        exit_wait=settings.cli_exit_wait,
+        max_line_bytes=settings.cli_max_line_bytes,
+        stderr_tail_bytes=settings.cli_stderr_tail_bytes,
+        version_timeout=settings.cli_version_timeout,
+    )
+
+
+def backend_findings(
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    euid: Callable[[], int] = os.geteuid,
+) -> list[Finding]:
+    """The CLI backend's readiness checks (for `doctor`)."""
+    return diagnose(runner_config(settings), environ=environ, euid=euid)
+
+
+def build_limits(settings: Settings) -> ServiceLimits:
+    return ServiceLimits(
+        max_concurrent=settings.max_concurrent,
+        max_queued=settings.max_queued,
+        busy_retry_after=settings.busy_retry_after,
+        parse=ParseLimits(
+            max_messages=settings.max_messages,
+            max_message_chars=settings.max_message_chars,
+            max_images=settings.max_images,
+            max_image_bytes=settings.max_image_bytes,
+        ),
+    )
+
+
+def build_catalog(settings: Settings) -> ModelCatalog:
+    return ModelCatalog(
+        default=settings.default_model, strict=settings.strict_models
+    ).with_overrides(settings.model_overrides)
+
+
+def build_store(settings: Settings) -> SessionStore:
+    """The session store `serve` uses: SQLite at --sessions-db, else in the state dir.
+
+    A TTL of 0 or less keeps idle conversations forever; `:memory:` keeps them until
+    the server stops. A database that cannot be opened stops the start-up.
+    """
+    path = settings.sessions_db or str(
+        Path(settings.state_dir or default_state_dir()) / DATABASE_NAME
+    )
+    try:
+        return SqliteSessionStore(
+            path,
+            ttl_seconds=settings.session_ttl if settings.session_ttl > 0 else None,
+            max_sessions=settings.max_sessions,
+        )
+    except (SessionStoreError, ValueError) as error:
+        raise BackendStartupError(str(error)) from error
+
+
+async def open_service(settings: Settings) -> ChatService:
+    """Build the service and start its runner; raises BackendStartupError on a fatal problem."""
+    runner = ClaudeCliRunner(runner_config(settings))
+    await runner.start()
+    return ChatService(
+        runner,
+        build_store(settings),
+        catalog=build_catalog(settings),
+        limits=build_limits(settings),
+    )
+
+
+async def _sweep_periodically(store: SessionStore, interval: float) -> None:
+    """Expire idle conversations now and then, if the store knows how."""
+    sweep: Callable[[], object] | None = getattr(store, "sweep", None)
+    if sweep is None or interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = sweep()
+            if asyncio.iscoroutine(result):
+                result = await result
+            log.debug("sessions_swept", removed=result)
+        except Exception as error:  # one failed sweep must not end the server
+            log.warning("session_sweep_failed", error=repr(error))
+
+
+def service_lifespan(
+    service: ChatService, settings: Settings
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Runs the session sweep while the app lives; closes the service when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(
+            _sweep_periodically(service.store, settings.session_sweep_interval)
+        )
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await service.aclose()
+
+    return lifespan
+
+
+def build_app(service: ChatService, settings: Settings) -> Litestar:
+    """The served app: the HTTP adapter over `service`, closing it on shutdown."""
+    return create_app(service, settings, lifespan=[service_lifespan(service, settings)])

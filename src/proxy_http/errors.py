@@ -1,0 +1,173 @@
+"""Failures as OpenAI error bodies and HTTP statuses.
+
+Handlers raise domain errors (`ChatError`) or let Litestar raise its own; the
+exception handlers here turn each into `{"error": {...}}` with the right status,
+so no handler builds error JSON by hand and no client ever sees a stack trace.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from proxy_core import ChatError, FailureReason
+from proxy_http.wire import ErrorBody, ErrorDetail
+
+
+class ErrorShape(msgspec.Struct, frozen=True):
+    """How one failure reason looks on the wire."""
+
+    status: int
+    type: str
+    code: str
+    hint: str = ""
+
+
+_SHAPES: dict[FailureReason, ErrorShape] = {
+    FailureReason.INVALID_REQUEST: ErrorShape(400, "invalid_request_error", "invalid_request"),
+    FailureReason.MODEL_NOT_FOUND: ErrorShape(404, "invalid_request_error", "model_not_found"),
+    FailureReason.BUSY: ErrorShape(429, "rate_limit_error", "server_busy"),
+    FailureReason.RATE_LIMITED: ErrorShape(
+        429, "rate_limit_error", "rate_limit_exceeded", "The upstream rate limit was reached."
+    ),
+    FailureReason.UPSTREAM_ERROR: ErrorShape(502, "api_error", "upstream_error"),
+    FailureReason.CLI_CRASHED: ErrorShape(502, "api_error", "cli_crashed"),
+    FailureReason.SESSION_MISSING: ErrorShape(502, "api_error", "session_missing"),
+    FailureReason.NOT_LOGGED_IN: ErrorShape(
+        503,
+        "service_unavailable_error",
+        "not_logged_in",
+        "Run `claude` in a terminal and use /login (or set ANTHROPIC_API_KEY), "
+        "then retry; `claude-max-api doctor` checks the setup.",
+    ),
+    FailureReason.BACKEND_UNAVAILABLE: ErrorShape(
+        503,
+        "service_unavailable_error",
+        "backend_unavailable",
+        "Install the Claude Code CLI (npm install -g @anthropic-ai/claude-code) or set "
+        "CLAUDE_PROXY_CLI_PATH; `claude-max-api doctor` checks the setup.",
+    ),
+    FailureReason.OVERLOADED: ErrorShape(
+        503, "service_unavailable_error", "overloaded", "The upstream is overloaded: retry later."
+    ),
+    FailureReason.CANCELLED: ErrorShape(
+        503, "service_unavailable_error", "cancelled", "The request was cancelled: retry it."
+    ),
+    FailureReason.TIMEOUT: ErrorShape(504, "timeout_error", "timeout"),
+}
+
+
+def shape_of(reason: FailureReason) -> ErrorShape:
+    """The wire shape of a failure reason (an unknown one is a 502)."""
+    return _SHAPES.get(reason, ErrorShape(502, "api_error", str(reason)))
+
+
+def chat_error_body(
+    reason: FailureReason, message: str, param: str | None = None
+) -> tuple[int, ErrorBody]:
+    """Status and body for a typed failure; the message says what to do when we know."""
+    shape = shape_of(reason)
+    text = message.strip() or shape.hint or str(reason)
+    if shape.hint and shape.hint not in text:
+        text = f"{text.rstrip('. ')}. {shape.hint}"
+    return shape.status, ErrorBody(ErrorDetail(text, shape.type, param, shape.code))
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """A `Retry-After` header in whole seconds (at least 1), or none when unknown."""
+    if seconds is None or seconds < 0 or not math.isfinite(seconds):
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def handle_chat_error(_: Request[Any, Any, Any], error: ChatError) -> Response[ErrorBody]:
+    status, body = chat_error_body(error.reason, error.message, error.param)
+    return error_response(status, body, retry_after_header(error.retry_after))
+
+
+# Litestar reports a msgspec failure as {"message": "Expected `int`, got `str`", "key": "n",
+# "source": "body"}; a missing field as "Object missing required field `model`" (key "data").
+_MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
+_TYPES_BY_STATUS = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def validation_param(message: str, key: str | None) -> str | None:
+    """The field a validation failure names, in OpenAI's `a.b[0].c` style."""
+    base = "" if key in (None, "", "data") else str(key)
+    missing = _MISSING.search(message)
+    if missing:
+        field = missing.group("field")
+        return f"{base}.{field}" if base else field
+    return base or None
+
+
+def handle_validation(_: Request[Any, Any, Any], error: ValidationException) -> Response[ErrorBody]:
+    message = str(error.detail)
+    param: str | None = None
+    extra = error.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        key = first.get("key")
+        param = validation_param(str(first.get("message", "")), None if key is None else str(key))
+        where = f" (at '{param}')" if param else ""
+        message = f"{first.get('message', message)}{where}."
+    body = ErrorBody(ErrorDetail(message, "invalid_request_error", param, "invalid_request"))
+    return error_response(400, body)
+
+
+def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
+    status = error.status_code
+    if status >= 500:
+        # Litestar's own 5xx (none expected): keep the detail but never a trace.
+        kind, code = "api_error", "internal_error"
+    else:
+        kind = _TYPES_BY_STATUS.get(status, "invalid_request_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "request_too_large",
+        }.get(status, "invalid_request")
+    headers = dict(error.headers or {})
+    message = str(error.detail)
+    if status == 400 and message.startswith("JSON is malformed"):
+        message = f"The request body is not valid JSON: {message}"
+    elif status == 413:
+        message = f"The request body is too large ({message}); the limit is a server setting."
+    body = ErrorBody(ErrorDetail(message, kind, None, code))
+    return error_response(status, body, headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    structlog.get_logger("proxy_http").error(
+        "unhandled_error", path=request.url.path, error=repr(error), exc_info=error
+    )
+    body = ErrorBody(
+        ErrorDetail("The server hit an unexpected error.", "api_error", None, "internal_error")
+    )
+    return error_response(500, body)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ChatError: handle_chat_error,
+    ValidationException: handle_validation,
+    HTTPException: handle_http,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,122 @@
+"""Rendering a turn's events as OpenAI chunks (SSE) or as one completion."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+import msgspec
+
+from proxy_core import FailureReason, Usage
+from proxy_http.errors import chat_error_body
+from proxy_http.wire import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    CompletionUsage,
+    Delta,
+    FinishReason,
+    PromptTokensDetails,
+)
+
+KEEPALIVE: Final = b": keep-alive\n\n"
+DONE: Final = b"data: [DONE]\n\n"
+
+_encoder = msgspec.json.Encoder()
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def finish_reason(stop_reason: str | None) -> FinishReason:
+    """OpenAI's finish_reason for the upstream's stop_reason."""
+    return "length" if stop_reason == "max_tokens" else "stop"
+
+
+def completion_usage(usage: Usage) -> CompletionUsage:
+    """OpenAI usage: prompt tokens count cached ones too; cache reads are `cached_tokens`."""
+    prompt = usage.prompt_tokens
+    return CompletionUsage(
+        prompt_tokens=prompt,
+        completion_tokens=usage.output_tokens,
+        total_tokens=prompt + usage.output_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens),
+    )
+
+
+def sse_event(payload: msgspec.Struct) -> bytes:
+    """One `data:` event; JSON never contains a raw newline, so one line suffices."""
+    return b"data: " + _encoder.encode(payload) + b"\n\n"
+
+
+class ChunkRenderer:
+    """Builds the chunks of one streamed completion: same id, created and model in each."""
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self.completion_id = completion_id
+        self.created = created
+        self.model = model
+
+    def _chunk(
+        self,
+        delta: Delta,
+        finish: FinishReason | None = None,
+    ) -> bytes:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
+        return sse_event(
+            ChatCompletionChunk(
+                self.completion_id, "chat.completion.chunk", self.created, self.model, [choice]
+            )
+        )
+
+    def role(self) -> bytes:
+        return self._chunk(Delta(role="assistant", content=""))
+
+    def content(self, text: str) -> bytes:
+        return self._chunk(Delta(content=text))
+
+    def reasoning(self, text: str) -> bytes:
+        return self._chunk(Delta(reasoning_content=text))
+
+    def finish(self, stop_reason: str | None) -> bytes:
+        return self._chunk(Delta(), finish_reason(stop_reason))
+
+    def usage(self, usage: Usage) -> bytes:
+        chunk = ChatCompletionChunk(
+            self.completion_id,
+            "chat.completion.chunk",
+            self.created,
+            self.model,
+            [],
+            usage=completion_usage(usage),
+        )
+        return sse_event(chunk)
+
+    @staticmethod
+    def error(reason: FailureReason, message: str) -> bytes:
+        _, body = chat_error_body(reason, message)
+        return sse_event(body)
+
+
+def completion(
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    text: str,
+    thinking: str | None,
+    stop_reason: str | None,
+    usage: Usage,
+) -> ChatCompletion:
+    """A non-streamed completion; `thinking` is None when it must not be shown."""
+    message = AssistantMessage(role="assistant", content=text, reasoning_content=thinking or None)
+    return ChatCompletion(
+        id=completion_id,
+        created=created,
+        model=model,
+        choices=[Choice(index=0, message=message, finish_reason=finish_reason(stop_reason))],
+        usage=completion_usage(usage),
+    )

@@ -1,0 +1,207 @@
+"""Driving one admitted Turn for HTTP: as an SSE byte stream, or collected whole.
+
+A turn's events are pulled by one pump task for its whole life, so whatever the
+runner holds across events (timeouts, process handles) stays in one task; the
+response side waits on a queue, which it can time out (keep-alive comments) or
+abandon (client disconnect) without disturbing the runner. Abandoning cancels the
+pump, which closes the turn's generator, so the runner kills its CLI process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+
+import anyio
+import msgspec
+import structlog
+
+from proxy_core import (
+    ChatError,
+    Event,
+    Failed,
+    FailureReason,
+    Finished,
+    TextDelta,
+    ThinkingDelta,
+    Turn,
+    Usage,
+)
+from proxy_http.logging import RequestLog
+from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
+
+_log = structlog.get_logger("proxy_http.streaming")
+
+
+class TurnPump:
+    """Runs `turn.events()` in its own task and hands the events over through a queue."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        # None marks the end of the turn's events.
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._delivered_end = False
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            async with aclosing(self.turn.events()) as events:
+                async for event in events:
+                    self._queue.put_nowait(event)
+        finally:
+            self._queue.put_nowait(None)
+
+    async def next(self, patience: float | None) -> Event | None:
+        """The next event, or None once `patience` seconds pass without one.
+
+        Raises StopAsyncIteration after the last event.
+        """
+        try:
+            item = await asyncio.wait_for(self._queue.get(), patience)
+        except TimeoutError:
+            return None
+        if item is None:
+            self._delivered_end = True
+            raise StopAsyncIteration
+        if isinstance(item, Finished | Failed):
+            self._delivered_end = True
+        return item
+
+    async def aclose(self) -> None:
+        """Wait until the turn has let go of everything, cancelling it if it has not ended.
+
+        A turn whose end was delivered is not cancelled: its runner may still be
+        winding down well (the CLI saving its transcript for the next turn).
+        """
+        # Shielded: under a cancelled request scope every await would be cancelled again.
+        with anyio.CancelScope(shield=True):
+            if not self._task.done() and not self._delivered_end:
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if not self._task.cancelled() and (error := self._task.exception()) is not None:
+            # The core turns runner failures into events, so this is a bug worth a trace.
+            _log.error("turn_pump_crashed", error=repr(error), exc_info=error)
+        self.turn.release()
+
+
+def note_turn(log: RequestLog, turn: Turn) -> None:
+    """Copy what the turn learned into the request's log line."""
+    if turn.plan is not None:
+        log.plan = turn.plan.kind.value
+    if turn.usage is not None:
+        log.prompt_tokens = turn.usage.prompt_tokens
+        log.completion_tokens = turn.usage.output_tokens
+    if turn.failure is not None:
+        log.outcome = turn.failure.reason.value
+
+
+async def stream_turn(
+    turn: Turn,
+    renderer: ChunkRenderer,
+    *,
+    include_usage: bool,
+    show_thinking: bool,
+    keepalive_interval: float,
+    log: RequestLog,
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body: role chunk, deltas, final chunk, optional usage chunk, `[DONE]`.
+
+    The role chunk goes out at once (before the turn even has a slot), so headers
+    and a first byte reach the client immediately. A failure becomes one error
+    event followed by `[DONE]`.
+    """
+    pump = TurnPump(turn)
+    try:
+        yield renderer.role()
+        usage = Usage()
+        while True:
+            try:
+                event = await pump.next(keepalive_interval)
+            except StopAsyncIteration:
+                yield renderer.error(FailureReason.CLI_CRASHED, "The turn ended without a result.")
+                break
+            if event is None:
+                yield KEEPALIVE
+            elif isinstance(event, TextDelta):
+                if event.text:
+                    yield renderer.content(event.text)
+            elif isinstance(event, ThinkingDelta):
+                if show_thinking and event.text:
+                    yield renderer.reasoning(event.text)
+            elif isinstance(event, Usage):
+                usage = event
+            elif isinstance(event, Finished):
+                yield renderer.finish(event.stop_reason)
+                if include_usage:
+                    yield renderer.usage(usage)
+                log.outcome = "ok"
+                break
+            elif isinstance(event, Failed):
+                log.outcome = event.reason.value
+                yield renderer.error(event.reason, event.message)
+                break
+        yield DONE
+    finally:
+        await pump.aclose()
+        note_turn(log, turn)
+        if log.outcome is None:
+            log.outcome = FailureReason.CANCELLED.value
+
+
+class Collected(msgspec.Struct, frozen=True):
+    """A turn's whole reply."""
+
+    text: str
+    thinking: str
+    stop_reason: str | None
+    usage: Usage
+
+
+async def collect_turn(turn: Turn, log: RequestLog) -> Collected:
+    """Run a turn to its end; a Failed event is raised as ChatError."""
+    pump = TurnPump(turn)
+    text: list[str] = []
+    thinking: list[str] = []
+    usage = Usage()
+    try:
+        while True:
+            event = await pump.next(None)
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ThinkingDelta):
+                thinking.append(event.text)
+            elif isinstance(event, Usage):
+                usage = event
+            elif isinstance(event, Finished):
+                log.outcome = "ok"
+                return Collected(
+                    "".join(text) or event.text, "".join(thinking), event.stop_reason, usage
+                )
+            elif isinstance(event, Failed):
+                log.outcome = event.reason.value
+                raise ChatError(event.reason, event.message, retry_after=event.retry_after)
+    except StopAsyncIteration:
+        raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.") from None
+    finally:
+        await pump.aclose()
+        note_turn(log, turn)
+
+
+async def until_first(
+    work: Awaitable[Collected], disconnected: Callable[[], Awaitable[None]]
+) -> Collected:
+    """Await `work` unless the client disconnects first, which cancels it."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
+        raise ChatError(FailureReason.CANCELLED, "The client disconnected.")
+    return task.result()

@@ -1,0 +1,274 @@
+"""OpenAI wire types: every request and response body the HTTP adapter speaks.
+
+Requests ignore unknown fields (SDKs send extras). `messages` stays plain JSON
+data so that `proxy_core.parse_conversation` validates it and names the exact
+path of a problem (`messages[3].content[1].type`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+# -- requests ----------------------------------------------------------------
+
+
+class StreamOptions(msgspec.Struct, frozen=True):
+    """`stream_options`: only `include_usage` has an effect."""
+
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(msgspec.Struct, frozen=True):
+    """`POST /v1/chat/completions`. Fields other than model, messages, stream,
+    stream_options, user, n, logprobs and reasoning_effort are accepted and ignored."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
+    messages: Annotated[
+        list[dict[str, Any]],
+        msgspec.Meta(
+            min_length=1,
+            description="OpenAI messages (system/developer/user/assistant/tool; text and "
+            "image_url parts).",
+        ),
+    ]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    reasoning_effort: str | None = None
+
+
+IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "metadata",
+    "store",
+)
+"""Accepted for compatibility but without effect (documented in the README)."""
+
+
+# -- chat completions ----------------------------------------------------------
+
+FinishReason = Literal["stop", "length"]
+
+
+class PromptTokensDetails(msgspec.Struct, frozen=True):
+    cached_tokens: int = 0
+
+
+class CompletionUsage(msgspec.Struct, frozen=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = msgspec.field(default_factory=PromptTokensDetails)
+
+
+class AssistantMessage(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The reply; `reasoning_content` only appears when thinking was asked for."""
+
+    role: Literal["assistant"]
+    content: str
+    reasoning_content: str | None = None
+
+
+class Choice(msgspec.Struct, frozen=True):
+    index: int
+    message: AssistantMessage
+    finish_reason: FinishReason
+    logprobs: None = None
+
+
+class ChatCompletion(msgspec.Struct, frozen=True):
+    """A non-streamed `chat.completion`."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage
+    object: Literal["chat.completion"] = "chat.completion"
+    system_fingerprint: str | None = None
+
+
+class Delta(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What one chunk adds; absent fields are left out of the JSON."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+
+
+class ChunkChoice(msgspec.Struct, frozen=True):
+    index: int
+    delta: Delta
+    finish_reason: FinishReason | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One streamed `chat.completion.chunk` (`usage` only in the include_usage chunk)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
+
+    error: ErrorDetail
+
+
+# -- models --------------------------------------------------------------------
+
+
+class Model(msgspec.Struct, frozen=True):
+    id: str
+    created: int
+    object: Literal["model"] = "model"
+    owned_by: str = "anthropic"
+
+
+class ModelList(msgspec.Struct, frozen=True):
+    data: list[Model]
+    object: Literal["list"] = "list"
+
+
+# -- health and stats (the seed's camelCase shapes) ----------------------------
+
+
+class BackendHealth(msgspec.Struct, frozen=True, rename="camel"):
+    """Backend readiness: whether the CLI was found, its version, what is wrong."""
+
+    ready: bool
+    name: str
+    version: str | None
+    problems: list[str]
+
+
+class Health(msgspec.Struct, frozen=True, rename="camel"):
+    status: Literal["ok", "degraded"]
+    provider: str
+    sessions: int
+    active_subprocesses: int
+    concurrency_limit: int
+    queued_requests: int
+    timestamp: str
+    backend: BackendHealth
+
+
+class Uptime(msgspec.Struct, frozen=True):
+    ms: int
+    human: str
+
+
+class RequestCounts(msgspec.Struct, frozen=True):
+    total: int
+    completed: int
+    errors: int
+    active: int
+    queued: int
+
+
+class Concurrency(msgspec.Struct, frozen=True):
+    limit: int
+    active: int
+
+
+class SessionCount(msgspec.Struct, frozen=True):
+    total: int
+
+
+class TokenCounts(msgspec.Struct, frozen=True, rename="camel"):
+    total_input: int
+    total_output: int
+    total: int
+
+
+class Performance(msgspec.Struct, frozen=True, rename="camel"):
+    avg_response_ms: float
+    p50_response_ms: float
+    p95_response_ms: float
+    sampled_requests: int
+
+
+class Stats(msgspec.Struct, frozen=True):
+    uptime: Uptime
+    requests: RequestCounts
+    concurrency: Concurrency
+    sessions: SessionCount
+    tokens: TokenCounts
+    performance: Performance
+
+
+# -- sessions ------------------------------------------------------------------
+
+
+class SessionInfo(msgspec.Struct, frozen=True, rename="camel"):
+    """One conversation; `external_id` is the session key (`h:<header>`, `u:<user>`, ...)."""
+
+    external_id: str
+    claude_session_id: str
+    model: str
+    message_count: int
+    created_at: str
+    last_used_at: str
+
+
+class SessionList(msgspec.Struct, frozen=True):
+    sessions: list[SessionInfo]
+    total: int
+
+
+class SessionsReset(msgspec.Struct, frozen=True):
+    """`DELETE /v1/sessions`: how many conversations were forgotten."""
+
+    deleted: int
+
+
+class SessionDeleted(msgspec.Struct, frozen=True, rename="camel"):
+    """`DELETE /v1/sessions/{id}`: the key that was forgotten."""
+
+    deleted: bool
+    external_id: str
+    purged: bool

@@ -1,0 +1,245 @@
+"""End to end: the openai SDK -> `python -m proxy_http serve` -> the real claude CLI -> the fake
+Anthropic upstream, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.contract.conftest import live_descendants
+from tests.support.fake_upstream import FakeAnthropic
+from tests.support.server import ServerProcess
+
+# A 1x1 transparent PNG.
+PIXEL = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c63000100000500010d0a2db40000000049454e44ae426082"
+    )
+).decode()
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    claude_bin: str, fake_upstream_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The real server over the real CLI, shared by this module's tests."""
+    root = tmp_path_factory.mktemp("e2e")
+    home = root / "home"
+    home.mkdir()
+    cli_env = {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": fake_upstream_server.base_url,
+        "ANTHROPIC_API_KEY": "test-key-not-secret",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    env = {
+        "CLAUDE_PROXY_CLI_PATH": claude_bin,
+        "CLAUDE_PROXY_STATE_DIR": str(root / "state"),
+        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
+        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
+        "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
+        "CLAUDE_PROXY_LOG_LEVEL": "debug",
+    }
+    with ServerProcess(env=env, log_path=root / "server.log") as server:
+        yield server
+
+
+def client(proxy: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=proxy.base_url + "/v1", api_key="unused", max_retries=0, timeout=90
+    )
+
+
+def test_two_turns_continue_one_cli_session_sending_only_the_new_message(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    sdk = client(proxy)
+    header = {"X-Session-Id": "e2e-two-turns"}
+    first = sdk.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "alpha"}], extra_headers=header
+    )
+    assert first.choices[0].message.content == "echo: alpha"
+    cli_session = _session(proxy, "h:e2e-two-turns")["claudeSessionId"]
+    history = [
+        {"role": "user", "content": "alpha"},
+        {"role": "assistant", "content": first.choices[0].message.content},
+        {"role": "user", "content": "beta"},
+    ]
+    second = sdk.chat.completions.with_raw_response.create(
+        model="sonnet", messages=history, extra_headers=header
+    )
+    assert second.parse().choices[0].message.content == "echo: beta"
+    assert second.headers["x-session-id"] == "h:e2e-two-turns"
+    upstream = fake_upstream.message_requests
+    assert [r.user_text for r in upstream] == ["alpha", "beta"]
+    replayed = json.dumps(upstream[1].body["messages"][:-1])
+    assert "alpha" in replayed
+    assert "echo: alpha" in replayed
+    after = _session(proxy, "h:e2e-two-turns")
+    assert after["claudeSessionId"] == cli_session
+    assert after["messageCount"] == 4
+
+
+def _session(proxy: ServerProcess, key: str) -> dict[str, object]:
+    sessions = httpx.get(proxy.base_url + "/v1/sessions").json()["sessions"]
+    found: dict[str, object] = next(s for s in sessions if s["externalId"] == key)
+    return found
+
+
+def test_image_input_reaches_the_upstream_as_an_image_block(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    content = [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+    ]
+    result = client(proxy).chat.completions.create(
+        model="sonnet",
+        messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
+    )
+    # The CLI adds its own note naming where it saved the image.
+    assert (result.choices[0].message.content or "").startswith("echo: what is this")
+    last_user = [
+        m for m in fake_upstream.message_requests[-1].body["messages"] if m["role"] == "user"
+    ]
+    images = [
+        block
+        for message in last_user
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "image"
+    ]
+    assert images[0]["source"] == {"type": "base64", "media_type": "image/png", "data": PIXEL}
+
+
+async def test_system_prompt_reaches_the_upstream(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=proxy.base_url + "/v1", api_key="unused", max_retries=0, timeout=90
+    ) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="sonnet",
+            messages=[
+                {"role": "system", "content": "You are a lighthouse keeper."},
+                {"role": "user", "content": "gamma"},
+            ],
+            stream=True,
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "echo: gamma"
+    assert "You are a lighthouse keeper." in json.dumps(
+        fake_upstream.message_requests[-1].body["system"]
+    )
+
+
+def test_usage_is_the_upstreams(proxy: ServerProcess, fake_upstream: FakeAnthropic) -> None:
+    chunks = list(
+        client(proxy).chat.completions.create(
+            model="sonnet",
+            messages=[{"role": "user", "content": "delta"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 100  # the fake's cache reads
+    assert usage.prompt_tokens > 110  # input + cache reads (100) + cache writes (10)
+    assert usage.completion_tokens >= 1
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_upstream_overload_is_a_503_error_not_text(proxy: ServerProcess) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(proxy).chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": "[[error:529]] epsilon"}]
+        )
+    assert caught.value.status_code == 503
+    assert caught.value.code == "overloaded"
+
+
+def test_upstream_overload_mid_stream_is_an_error_event(proxy: ServerProcess) -> None:
+    body = {
+        "model": "sonnet",
+        "stream": True,
+        "messages": [{"role": "user", "content": "[[error:529]] zeta"}],
+    }
+    response = httpx.post(proxy.base_url + "/v1/chat/completions", json=body, timeout=90)
+    events = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"]["code"] == "overloaded"
+    contents = [
+        c["choices"][0]["delta"].get("content")
+        for c in map(json.loads, events[:-2])
+        if c["choices"]
+    ]
+    assert not any(contents)
+
+
+def _cli_pids(server: ServerProcess) -> list[int]:
+    assert server.process is not None
+    found = []
+    for pid in live_descendants(server.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"stream-json" in cmdline:
+            found.append(pid)
+    return found
+
+
+def test_disconnect_after_first_chunk_kills_the_cli_within_2s(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    body = {
+        "model": "sonnet",
+        "stream": True,
+        "messages": [{"role": "user", "content": "[[slow-stream:1]] a long answer please"}],
+    }
+    with (
+        httpx.Client(timeout=90) as http,
+        http.stream("POST", proxy.base_url + "/v1/chat/completions", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if '"content":"echo' in line:
+                break
+        running = _cli_pids(proxy)
+    assert running, "a CLI process should have been running the turn"
+    deadline = time.monotonic() + 2.0
+    while any(Path(f"/proc/{pid}").exists() for pid in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in running if Path(f"/proc/{pid}").exists()]
+
+
+def test_health_reports_the_real_cli_and_its_version(proxy: ServerProcess) -> None:
+    body = httpx.get(proxy.base_url + "/health").json()
+    assert body["status"] == "ok"
+    assert body["backend"]["ready"] is True
+    assert body["backend"]["version"].startswith("2.")
+
+
+def test_thinking_streams_as_reasoning_content_when_asked(proxy: ServerProcess) -> None:
+    chunks = list(
+        client(proxy).chat.completions.create(
+            model="sonnet",
+            messages=[{"role": "user", "content": "[[thinking]] eta"}],
+            stream=True,
+            reasoning_effort="low",
+        )
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    thinking = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+    text = "".join(d.content or "" for d in deltas)
+    assert thinking == "Let me think about this."
+    assert text == "echo: [[thinking]] eta"

@@ -1,0 +1,187 @@
+"""Running the HTTP app for tests: in-process (uvicorn in a thread) or as `python -m proxy_http`.
+
+Both bind 127.0.0.1 on a free port and always clean up what they started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+from litestar import Litestar
+
+from proxy_core import ChatService, FakeRunner, InMemorySessionStore, ModelCatalog, ServiceLimits
+from proxy_http.app import create_app
+from proxy_http.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """An app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Litestar, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
+
+    def _run(self) -> None:
+        # The server's own loop; signal handlers are not installed off the main thread.
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.serve())
+        self.loop.close()
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the test server did not start on {self.base_url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+        if self._thread.is_alive():
+            self.server.force_exit = True
+            self._thread.join(timeout=5)
+
+    def run_coroutine(self, coro: object, timeout: float = 10.0) -> object:
+        """Run a coroutine on the server's loop (e.g. to inspect the service's state)."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return future.result(timeout)
+
+
+@contextmanager
+def live_app(app: Litestar) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def fake_service(
+    runner: FakeRunner | None = None,
+    *,
+    limits: ServiceLimits | None = None,
+    catalog: ModelCatalog | None = None,
+) -> ChatService:
+    """A ChatService over a FakeRunner and an in-memory store."""
+    return ChatService(
+        runner or FakeRunner(),
+        InMemorySessionStore(),
+        catalog=catalog,
+        limits=limits,
+    )
+
+
+@contextmanager
+def live_fake_server(
+    runner: FakeRunner | None = None,
+    settings: Settings | None = None,
+    *,
+    limits: ServiceLimits | None = None,
+    catalog: ModelCatalog | None = None,
+) -> Iterator[tuple[LiveServer, ChatService]]:
+    """The app over a FakeRunner, live on 127.0.0.1; yields (server, service)."""
+    service = fake_service(runner, limits=limits, catalog=catalog)
+    with live_app(create_app(service, settings or Settings())) as server:
+        yield server, service
+
+
+class ServerProcess:
+    """`python -m proxy_http serve ...` as a real subprocess in its own process group."""
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), *args]
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        output = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "proxy_http", *self.args],
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if self.log_path else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited with {self.process.returncode}: {self.log()}"
+                )
+            try:
+                if httpx.get(self.base_url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the server did not answer on {self.base_url}: {self.log()}")
+
+    def log(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-4000:]
+        return "(no log)"
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL for the whole group; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,49 @@
+"""The composition root maps every setting onto the parts it builds."""
+
+from __future__ import annotations
+
+import msgspec
+
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_http.bootstrap import build_catalog, build_limits, runner_config
+from proxy_http.settings import Settings
+
+
+def test_every_runner_config_field_is_set_from_settings() -> None:
+    settings = Settings(
+        cli_path="/x/claude",
+        tools="read-only",
+        workdir="/w",
+        state_dir="/s",
+        allow_root_tools=True,
+        cli_extra_env={"A": "1"},
+        first_event_timeout=1,
+        idle_timeout=2,
+        total_timeout=3,
+        kill_grace=4,
+        cli_exit_wait=8,
+        cli_max_line_bytes=5,
+        cli_stderr_tail_bytes=6,
+        cli_version_timeout=7,
+    )
+    config = runner_config(settings)
+    defaults = CliRunnerConfig(state_dir="/default")
+    changed = {
+        f.name
+        for f in msgspec.structs.fields(CliRunnerConfig)
+        if getattr(config, f.name) != getattr(defaults, f.name)
+    }
+    assert changed == {f.name for f in msgspec.structs.fields(CliRunnerConfig)}
+
+
+def test_limits_come_from_settings() -> None:
+    limits = build_limits(Settings(max_concurrent=3, max_queued=1, max_images=2))
+    assert (limits.max_concurrent, limits.max_queued, limits.parse.max_images) == (3, 1, 2)
+
+
+def test_catalog_applies_default_strictness_and_overrides() -> None:
+    catalog = build_catalog(
+        Settings(default_model="haiku", strict_models=True, model_overrides={"fast": "haiku"})
+    )
+    assert catalog.strict
+    assert catalog.resolve("fast").cli_model == "haiku"

@@ -1,0 +1,55 @@
+"""The command line: subcommands and their flags."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from proxy_http.cli import build_parser, main
+from proxy_http.settings import Settings, flag_name
+
+
+def test_serve_help_lists_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for field in msgspec.structs.fields(Settings):
+        assert flag_name(field.name) in out
+
+
+def test_unknown_command_is_refused() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["launch"])
+    assert exit_.value.code == 2
+
+
+def test_bad_setting_value_exits_with_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--port", "eighty"])
+    assert exit_.value.code == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_doctor_receives_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+
+    def fake_doctor(settings: Settings) -> int:
+        seen.append(settings)
+        return 3
+
+    monkeypatch.setattr("proxy_http.doctor.run_doctor", fake_doctor)
+    assert main(["doctor", "--port", "4000"]) == 3
+    assert seen[0].port == 4000
+
+
+def test_setup_openclaw_gets_its_arguments_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str] | None] = []
+
+    def fake_setup(argv: list[str] | None) -> int:
+        seen.append(argv)
+        return 0
+
+    monkeypatch.setattr("proxy_http.openclaw.setup_openclaw", fake_setup)
+    assert main(["setup-openclaw", "--dry-run", "--port", "4000"]) == 0
+    assert seen == [["--dry-run", "--port", "4000"]]
