@@ -13,6 +13,7 @@ import os
 import signal
 
 from proxy_cli_backend.command import CliCommand
+from proxy_cli_backend.watchdog import ChildWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +63,22 @@ class LineReader:
 
 
 class StderrTail:
-    """Drains a stream in the background, keeping only its last `limit` bytes."""
+    """Drains a stream in the background, keeping only its last `limit` bytes.
 
-    def __init__(self, stream: asyncio.StreamReader, limit: int) -> None:
+    Each chunk is also logged at debug level (the operator's window into the CLI).
+    """
+
+    def __init__(self, stream: asyncio.StreamReader, limit: int, pid: int | None = None) -> None:
         self._limit = limit
+        self._pid = pid
         self._data = bytearray()
         self._task = asyncio.create_task(self._drain(stream))
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(_CHUNK):
+            if log.isEnabledFor(logging.DEBUG):
+                text = chunk[:_CHUNK].decode("utf-8", "replace").rstrip()
+                log.debug("cli stderr (pid %s): %s", self._pid, text)
             self._data += chunk
             if len(self._data) > self._limit:
                 del self._data[: len(self._data) - self._limit]
@@ -100,21 +108,32 @@ class CliProcess:
         max_line_bytes: int,
         stderr_limit: int,
         files: tuple[str, ...] = (),
+        watchdog: ChildWatchdog | None = None,
     ):
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None
         self._proc = proc
         self._files = files
+        self._watchdog = watchdog
         self._stdin = proc.stdin
         self.stdout = LineReader(proc.stdout, max_line_bytes)
-        self.stderr = StderrTail(proc.stderr, stderr_limit)
+        self.stderr = StderrTail(proc.stderr, stderr_limit, proc.pid)
 
     @classmethod
     async def spawn(
-        cls, command: CliCommand, *, max_line_bytes: int, stderr_tail_bytes: int
+        cls,
+        command: CliCommand,
+        *,
+        max_line_bytes: int,
+        stderr_tail_bytes: int,
+        watchdog: ChildWatchdog | None = None,
+        owner: str = "turn",
     ) -> CliProcess:
-        """Start the command (writing its files first); raises OSError if it cannot."""
+        """Start the command (writing its files first); raises OSError if it cannot.
+
+        With a `watchdog`, the child is registered there (as `owner`) until terminated.
+        """
         files = tuple(command.files)
         try:
             await asyncio.to_thread(_write_files, command.files)
@@ -130,7 +149,9 @@ class CliProcess:
         except BaseException:
             _remove_files(files)
             raise
-        return cls(proc, max_line_bytes, stderr_tail_bytes, files)
+        if watchdog is not None:
+            watchdog.register(proc.pid, owner=owner)
+        return cls(proc, max_line_bytes, stderr_tail_bytes, files, watchdog)
 
     @property
     def pid(self) -> int:
@@ -193,6 +214,8 @@ class CliProcess:
         code = await self._proc.wait()
         self.stderr.cancel()
         _remove_files(self._files)
+        if self._watchdog is not None:
+            self._watchdog.release(self._proc.pid)
         return code
 
     def _signal_group(self, sig: signal.Signals) -> None:

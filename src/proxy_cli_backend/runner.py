@@ -23,6 +23,7 @@ from proxy_cli_backend.protocol import EventDecoder, encode_user_message
 from proxy_cli_backend.transcripts import projects_dir, purge_transcript
 from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn, timed_out
+from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
     ChatError,
@@ -45,10 +46,18 @@ class ClaudeCliRunner:
     """Runs planned turns with the Claude Code CLI. Independent instances share nothing."""
 
     def __init__(
-        self, config: CliRunnerConfig | None = None, *, is_root: bool | None = None
+        self,
+        config: CliRunnerConfig | None = None,
+        *,
+        is_root: bool | None = None,
+        watchdog: ChildWatchdog | None = None,
     ) -> None:
-        """`is_root` overrides the detected effective user (for tests)."""
+        """`is_root` overrides the detected effective user (for tests).
+
+        Every process started is registered with `watchdog` (a private one by default).
+        """
         self.config = config or CliRunnerConfig()
+        self.watchdog = watchdog or ChildWatchdog(grace=self.config.kill_grace + 5.0)
         self._binary: CliBinary | None = None
         self._problems: tuple[str, ...] = ()
         self._processes: set[CliProcess] = set()
@@ -97,6 +106,8 @@ class ClaudeCliRunner:
                 "path": binary.path if binary else None,
                 "tools": self.config.tools,
                 "workdir": self.config.resolved_workdir,
+                "tracked_children": self.watchdog.tracked,
+                "orphans_killed": self.watchdog.orphans_killed,
             },
         )
 
@@ -137,6 +148,7 @@ class ClaudeCliRunner:
                 command,
                 max_line_bytes=self.config.max_line_bytes,
                 stderr_tail_bytes=self.config.stderr_tail_bytes,
+                watchdog=self.watchdog,
             )
         except OSError as error:
             raise ChatError(

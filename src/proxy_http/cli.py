@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
+import structlog
 import uvicorn
 
 from proxy_http.settings import Settings, SettingsError, add_flags, load_settings
+
+if TYPE_CHECKING:
+    from proxy_http.streaming import ActiveTurns
 
 _DESCRIPTION = "OpenAI-compatible API server driving the Claude Code CLI."
 
@@ -67,40 +73,113 @@ def serve(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    import structlog
+    from proxy_http.app import ACTIVE_TURNS_KEY
+    from proxy_http.auth import ApiKeyError, exposure_refusal, full_tools_warning, load_api_keys
+    from proxy_http.bootstrap import (
+        BackendStartupError,
+        build_app,
+        kill_leftover_children,
+        open_service,
+    )
 
-    from proxy_http.bootstrap import BackendStartupError, build_app, open_service
-
+    log = structlog.get_logger("proxy_http")
+    try:
+        keys = load_api_keys(settings.api_keys, settings.api_key_file)
+    except ApiKeyError as error:
+        print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
+        return 2
+    refusal = exposure_refusal(
+        settings.host, keys, allow_unauthenticated=settings.allow_unauthenticated
+    )
+    if refusal is not None:
+        print(f"claude-max-api: {refusal}", file=sys.stderr)
+        return 2
+    if warning := full_tools_warning(settings.host, settings.tools):
+        log.warning(warning)
     try:
         service = await open_service(settings)
     except BackendStartupError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 1
+    app = build_app(service, settings)
+    active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
     config = uvicorn.Config(
-        build_app(service, settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+        # A fallback only: the drain below ends every turn with an error at the grace.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace + settings.kill_grace + 5),
     )
     server = _QuietSignalsServer(config)
+    shutdown = _Shutdown(server, active, settings.shutdown_grace)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        # First signal: stop accepting and drain; a second one forces the exit.
-        loop.add_signal_handler(signum, server.handle_exit, signum, None)
-    structlog.get_logger("proxy_http").info(
-        "serving", url=f"http://{settings.host}:{settings.port}", tools=settings.tools
+        loop.add_signal_handler(signum, shutdown.on_signal, signum)
+    log.info(
+        "serving",
+        url=f"http://{settings.host}:{settings.port}",
+        tools=settings.tools,
+        auth="api keys" if keys else "none",
     )
+    code = 0
     try:
         await server.serve()
     except SystemExit as exit_:  # uvicorn exits this way when it cannot bind
-        return exit_.code if isinstance(exit_.code, int) else 1
+        code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    return 0 if server.started else 1
+        shutdown.stop()
+        if server.force_exit:
+            # The lifespan did not run: end the turns, then close what is left, briefly.
+            active.abort_all("The server was stopped.")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(service.aclose(), settings.kill_grace + 1)
+        killed = kill_leftover_children(service)
+        if killed:
+            log.warning("children_killed_at_exit", count=killed)
+    if code == 0 and not server.started:
+        code = 1
+    return code
+
+
+class _Shutdown:
+    """SIGTERM/SIGINT: stop accepting, give turns `grace` seconds, then end them with an error.
+
+    A second signal forces the exit at once (the children are still killed).
+    """
+
+    def __init__(self, server: uvicorn.Server, active: ActiveTurns, grace: float) -> None:
+        self._server = server
+        self._active = active
+        self._grace = grace
+        self._drain: asyncio.Task[None] | None = None
+
+    def on_signal(self, signum: int) -> None:
+        log = structlog.get_logger("proxy_http")
+        if self._drain is None:
+            log.info("shutting_down", signal=signal.Signals(signum).name, grace_s=self._grace)
+            self._server.should_exit = True
+            self._drain = asyncio.get_running_loop().create_task(self._end_turns())
+        else:
+            log.warning("forced_exit", signal=signal.Signals(signum).name)
+            self._server.force_exit = True
+            self._active.abort_all("The server was stopped.")
+
+    async def _end_turns(self) -> None:
+        await self._active.wait_idle(self._grace)
+        # Keep ending turns (a request read just now may open one) until the server exits.
+        while True:
+            if count := self._active.abort_all("The server is shutting down; retry later."):
+                structlog.get_logger("proxy_http").warning("turns_cancelled", count=count)
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
 
 
 class _QuietSignalsServer(uvicorn.Server):

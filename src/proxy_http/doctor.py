@@ -7,7 +7,6 @@ composition root; the HTTP checks (port free, host exposed without auth) live he
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import sys
@@ -16,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from proxy_http.auth import ApiKeyError, is_loopback, load_api_keys
 from proxy_http.bootstrap import Finding, backend_findings
 from proxy_http.settings import Settings
 
@@ -84,32 +84,27 @@ def check_port(host: str, port: int) -> Finding:
 
 def check_exposure(settings: Settings) -> Finding:
     """A non-loopback host without API keys lets anyone on the network spend the account."""
-    if _is_loopback(settings.host):
+    if is_loopback(settings.host):
         return Finding("exposure", True, f"{settings.host} is reachable from this machine only")
-    if _auth_configured(settings):
+    try:
+        keys = load_api_keys(settings.api_keys, settings.api_key_file)
+    except ApiKeyError as error:
+        return Finding("exposure", False, str(error), "fix --api-key-file or --api-keys")
+    if keys:
         return Finding("exposure", True, f"{settings.host} is exposed, and API keys are required")
+    if settings.allow_unauthenticated:
+        return Finding(
+            "exposure",
+            True,
+            f"{settings.host} is exposed without API keys, as --allow-unauthenticated asks",
+        )
     return Finding(
         "exposure",
         False,
         f"{settings.host} is reachable from the network and no API keys are set, "
-        "so anyone who can reach it can use the Claude account",
-        "claude-max-api serve --host 127.0.0.1  (or configure API keys)",
+        "so anyone who can reach it can use the Claude account (serve refuses to start)",
+        "claude-max-api serve --host 127.0.0.1  (or set --api-keys / --api-key-file)",
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _auth_configured(settings: Settings) -> bool:
-    # The API-key setting arrives with the auth work; until then there is no auth.
-    keys = getattr(settings, "api_keys", None)
-    return bool(keys)
 
 
 def _proxy_answers(port: int) -> bool:

@@ -129,8 +129,20 @@ def handle_validation(_: Request[Any, Any, Any], error: ValidationException) -> 
         param = validation_param(str(first.get("message", "")), None if key is None else str(key))
         where = f" (at '{param}')" if param else ""
         message = f"{first.get('message', message)}{where}."
+        if first.get("message") == "'data'":  # what Litestar says of an empty body
+            message = "The request body is empty: send a JSON object with `model` and `messages`."
     body = ErrorBody(ErrorDetail(message, "invalid_request_error", param, "invalid_request"))
     return error_response(400, body)
+
+
+def _from_decoding(error: BaseException) -> bool:
+    """Whether msgspec's JSON decoder raised this (e.g. "Input data was truncated")."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, msgspec.DecodeError):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
@@ -147,12 +159,22 @@ def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[Err
         }.get(status, "invalid_request")
     headers = dict(error.headers or {})
     message = str(error.detail)
-    if status == 400 and message.startswith("JSON is malformed"):
+    if status == 400 and (message.startswith("JSON is malformed") or _from_decoding(error)):
         message = f"The request body is not valid JSON: {message}"
     elif status == 413:
         message = f"The request body is too large ({message}); the limit is a server setting."
     body = ErrorBody(ErrorDetail(message, kind, None, code))
     return error_response(status, body, headers)
+
+
+def handle_undecodable(_: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    """A body Litestar's JSON decoder chokes on outside its own error type: a client error."""
+    if isinstance(error, UnicodeDecodeError):
+        message = f"The request body is not valid UTF-8 JSON: {error.reason} at byte {error.start}."
+    else:
+        message = "The request body is nested too deeply to decode."
+    body = ErrorBody(ErrorDetail(message, "invalid_request_error", None, "invalid_request"))
+    return error_response(400, body)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
@@ -169,5 +191,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ChatError: handle_chat_error,
     ValidationException: handle_validation,
     HTTPException: handle_http,
+    # msgspec raises these for invalid UTF-8 and deep nesting, and Litestar lets them through.
+    UnicodeDecodeError: handle_undecodable,
+    RecursionError: handle_undecodable,
     Exception: handle_unexpected,
 }

@@ -34,23 +34,74 @@ from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
 _log = structlog.get_logger("proxy_http.streaming")
 
 
+class ActiveTurns:
+    """The turns an app is serving, so a shutdown can end them with a proper error."""
+
+    def __init__(self) -> None:
+        self._pumps: set[TurnPump] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._pumps)
+
+    def add(self, pump: TurnPump) -> None:
+        self._pumps.add(pump)
+        self._idle.clear()
+
+    def discard(self, pump: TurnPump) -> None:
+        self._pumps.discard(pump)
+        if not self._pumps:
+            self._idle.set()
+
+    async def wait_idle(self, within: float) -> bool:
+        """Whether every turn ended within `within` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def abort_all(self, message: str) -> int:
+        """End every turn now: its client gets a 503 `cancelled` error; returns how many."""
+        pumps = list(self._pumps)
+        for pump in pumps:
+            pump.abort(message)
+        return len(pumps)
+
+
 class TurnPump:
     """Runs `turn.events()` in its own task and hands the events over through a queue."""
 
-    def __init__(self, turn: Turn) -> None:
+    def __init__(self, turn: Turn, active: ActiveTurns | None = None) -> None:
         self.turn = turn
         # None marks the end of the turn's events.
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._delivered_end = False
+        self._aborted: str | None = None
+        self._active = active
         self._task = asyncio.create_task(self._pump())
+        # A callback, not a `finally`: it runs even for a task cancelled before it started.
+        self._task.add_done_callback(self._ended)
+        if active is not None:
+            active.add(self)
 
     async def _pump(self) -> None:
-        try:
-            async with aclosing(self.turn.events()) as events:
-                async for event in events:
-                    self._queue.put_nowait(event)
-        finally:
-            self._queue.put_nowait(None)
+        async with aclosing(self.turn.events()) as events:
+            async for event in events:
+                self._queue.put_nowait(event)
+
+    def _ended(self, _: asyncio.Task[None]) -> None:
+        if self._aborted is not None:
+            # Closing the events killed the CLI; the client still gets an answer.
+            self._queue.put_nowait(Failed(FailureReason.CANCELLED, self._aborted))
+        self._queue.put_nowait(None)
+
+    def abort(self, message: str) -> None:
+        """Cancel the turn; its reader then gets Failed(CANCELLED, message) as its end."""
+        if not self._task.done() and not self._delivered_end:
+            self._aborted = message
+            self._task.cancel()
 
     async def next(self, patience: float | None) -> Event | None:
         """The next event, or None once `patience` seconds pass without one.
@@ -79,6 +130,8 @@ class TurnPump:
             if not self._task.done() and not self._delivered_end:
                 self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._active is not None:
+            self._active.discard(self)
         if not self._task.cancelled() and (error := self._task.exception()) is not None:
             # The core turns runner failures into events, so this is a bug worth a trace.
             _log.error("turn_pump_crashed", error=repr(error), exc_info=error)
@@ -104,6 +157,7 @@ async def stream_turn(
     show_thinking: bool,
     keepalive_interval: float,
     log: RequestLog,
+    active: ActiveTurns | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body: role chunk, deltas, final chunk, optional usage chunk, `[DONE]`.
 
@@ -111,7 +165,7 @@ async def stream_turn(
     and a first byte reach the client immediately. A failure becomes one error
     event followed by `[DONE]`.
     """
-    pump = TurnPump(turn)
+    pump = TurnPump(turn, active)
     try:
         yield renderer.role()
         usage = Usage()
@@ -158,9 +212,9 @@ class Collected(msgspec.Struct, frozen=True):
     usage: Usage
 
 
-async def collect_turn(turn: Turn, log: RequestLog) -> Collected:
+async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None = None) -> Collected:
     """Run a turn to its end; a Failed event is raised as ChatError."""
-    pump = TurnPump(turn)
+    pump = TurnPump(turn, active)
     text: list[str] = []
     thinking: list[str] = []
     usage = Usage()

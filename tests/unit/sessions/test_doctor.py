@@ -181,6 +181,36 @@ def test_an_exposed_host_without_api_keys_is_a_problem(healthy: Settings, tmp_pa
     assert "--host 127.0.0.1" in line
 
 
+def test_an_exposed_host_with_a_key_file_is_not_a_problem(
+    healthy: Settings, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text("# team key\nsk-local-1\n")
+    code, lines = doctor(
+        replace(healthy, host="0.0.0.0", api_key_file=str(key_file)), clean_env(tmp_path)
+    )
+    assert code == 0
+    assert not problems(lines)
+
+
+def test_an_exposed_host_allowed_unauthenticated_is_not_a_problem(
+    healthy: Settings, tmp_path: Path
+) -> None:
+    code, lines = doctor(
+        replace(healthy, host="0.0.0.0", allow_unauthenticated=True), clean_env(tmp_path)
+    )
+    assert code == 0
+    assert not problems(lines)
+
+
+def test_an_unreadable_key_file_is_a_problem(healthy: Settings, tmp_path: Path) -> None:
+    settings = replace(healthy, host="0.0.0.0", api_key_file=str(tmp_path / "missing.txt"))
+    code, lines = doctor(settings, clean_env(tmp_path))
+    assert code == 1
+    [line] = problems(lines)
+    assert line.startswith("PROBLEM  exposure: Cannot read the API key file")
+
+
 def test_a_hung_auth_status_is_cut_off_and_reported(tmp_path: Path) -> None:
     cli = fake_cli(tmp_path, LOGGED_IN, delay=30)
     started = time.monotonic()

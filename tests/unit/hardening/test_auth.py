@@ -1,0 +1,114 @@
+"""API keys: loading, constant-time matching, the headers they come in, the exposure rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy_http.auth import (
+    ApiKeyError,
+    ApiKeys,
+    exposure_refusal,
+    full_tools_warning,
+    is_loopback,
+    load_api_keys,
+    presented_key,
+)
+
+
+def test_keys_from_a_comma_list_are_trimmed_and_blank_ones_dropped() -> None:
+    keys = load_api_keys(" alpha , ,beta,")
+    assert len(keys) == 2
+    assert keys.accepts("alpha")
+    assert keys.accepts("beta")
+
+
+def test_keys_from_a_file_skip_blank_lines_and_comments(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("# team keys\n\nfile-key-1\n  file-key-2  \n")
+    keys = load_api_keys("setting-key", str(key_file))
+    assert [keys.accepts(k) for k in ("setting-key", "file-key-1", "file-key-2")] == [True] * 3
+    assert not keys.accepts("# team keys")
+
+
+def test_a_missing_key_file_is_an_error_not_an_open_server(tmp_path: Path) -> None:
+    with pytest.raises(ApiKeyError, match="Cannot read"):
+        load_api_keys(None, str(tmp_path / "absent"))
+
+
+def test_a_key_file_without_keys_is_an_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text("# nothing yet\n\n")
+    with pytest.raises(ApiKeyError, match="holds no key"):
+        load_api_keys(None, str(key_file))
+
+
+def test_wrong_empty_and_prefix_keys_are_refused() -> None:
+    keys = ApiKeys(["s3cret-key"])
+    assert not keys.accepts("s3cret")
+    assert not keys.accepts("s3cret-key2")
+    assert not keys.accepts("")
+    assert not keys.accepts(None)
+
+
+def test_no_keys_means_falsy_and_nothing_accepted() -> None:
+    keys = load_api_keys("")
+    assert not keys
+    assert not keys.accepts("anything")
+
+
+def test_keys_never_show_in_their_repr() -> None:
+    keys = ApiKeys(["top-secret-value"])
+    assert "top-secret-value" not in repr(keys)
+    assert "1 keys" in repr(keys)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"authorization", b"Bearer k1")], "k1"),
+        ([(b"Authorization", b"bearer   k1  ")], "k1"),
+        ([(b"x-api-key", b"k2")], "k2"),
+        ([(b"authorization", b"Basic dXNlcjpwYXNz")], None),
+        ([(b"authorization", b"Bearer ")], None),
+        ([], None),
+    ],
+)
+def test_the_key_comes_from_bearer_or_x_api_key(
+    headers: list[tuple[bytes, bytes]], expected: str | None
+) -> None:
+    assert presented_key(headers) == expected
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_non_loopback_hosts(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def test_exposure_without_keys_is_refused_and_says_why() -> None:
+    reason = exposure_refusal("0.0.0.0", ApiKeys([]), allow_unauthenticated=False)
+    assert reason is not None
+    assert "without API keys" in reason
+    assert "--allow-unauthenticated" in reason
+
+
+@pytest.mark.parametrize(
+    ("host", "keys", "allow"),
+    [("127.0.0.1", [], False), ("0.0.0.0", ["k"], False), ("0.0.0.0", [], True)],
+)
+def test_exposure_is_allowed_on_loopback_with_keys_or_by_opt_in(
+    host: str, keys: list[str], allow: bool
+) -> None:
+    assert exposure_refusal(host, ApiKeys(keys), allow_unauthenticated=allow) is None
+
+
+def test_full_tools_on_the_network_gets_a_warning_only_there() -> None:
+    assert full_tools_warning("0.0.0.0", "full") is not None
+    assert full_tools_warning("127.0.0.1", "full") is None
+    assert full_tools_warning("0.0.0.0", "read-only") is None
