@@ -23,11 +23,12 @@ from litestar.response import Stream
 from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, SessionRecord
+from proxy_http.auth import ApiKeyMiddleware, load_api_keys
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.settings import Settings
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
-from proxy_http.streaming import collect_turn, stream_turn, until_first
+from proxy_http.streaming import ActiveTurns, collect_turn, stream_turn, until_first
 from proxy_http.wire import (
     BackendHealth,
     ChatCompletion,
@@ -38,6 +39,7 @@ from proxy_http.wire import (
     Model,
     ModelList,
     Performance,
+    ProcessStats,
     RequestCounts,
     SessionCount,
     SessionDeleted,
@@ -64,6 +66,14 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 # -- chat completions ----------------------------------------------------------
+
+ACTIVE_TURNS_KEY = "active_turns"
+
+
+def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
+    """The app's registry of turns in flight (which a shutdown ends with an error)."""
+    active: ActiveTurns = request.app.state[ACTIVE_TURNS_KEY]
+    return active
 
 
 @post(
@@ -124,6 +134,7 @@ async def chat_completions(
             show_thinking=show_thinking,
             keepalive_interval=settings.keepalive_interval,
             log=log,
+            active=active_turns(request),
         )
         return Stream(
             body,
@@ -136,7 +147,7 @@ async def chat_completions(
             pass
 
     try:
-        collected = await until_first(collect_turn(turn, log), disconnected)
+        collected = await until_first(collect_turn(turn, log, active_turns(request)), disconnected)
     finally:
         turn.release()
     return Response(
@@ -198,8 +209,15 @@ async def health(service: NamedDependency[ChatService]) -> Health:
             name=status.name,
             version=status.version,
             problems=list(status.problems),
+            details=dict(status.details),
         ),
+        tracked_children=_count(status.details.get("tracked_children")),
+        orphans_killed=_count(status.details.get("orphans_killed")),
     )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _human(seconds: float) -> str:
@@ -241,6 +259,23 @@ async def stats(service: NamedDependency[ChatService]) -> Stats:
             p95_response_ms=round(snapshot.p95_latency_ms, 1),
             sampled_requests=snapshot.sampled,
         ),
+        processes=_process_stats(service.backend_status().details),
+    )
+
+
+def _process_stats(details: dict[str, object]) -> ProcessStats | None:
+    """The live-process figures a backend reports (None: it keeps no live processes)."""
+    if "live_processes" not in details:
+        return None
+
+    def number(name: str) -> int:
+        value = details.get(name, 0)
+        return value if isinstance(value, int) else 0
+
+    return ProcessStats(
+        live=number("live_processes"),
+        live_rss_bytes=number("live_rss_bytes"),
+        pool_ready=number("pool_ready"),
     )
 
 
@@ -336,7 +371,9 @@ def create_app(
     """The HTTP app over `service`.
 
     `lifespan` context managers wrap the app's life (the composition root closes
-    the service there); `guards` and `middleware` are extension points (auth).
+    the service there); `guards` and `middleware` are extension points. With API
+    keys in `settings`, every path but /health requires one (raises ApiKeyError
+    when the key file cannot be read).
     """
     settings = settings or Settings()
     app = Litestar(
@@ -351,12 +388,15 @@ def create_app(
         lifespan=list(lifespan),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="claude-max-api-proxy", version="0.1.0", path="/schema"),
-        state=State({"service": service, "settings": settings}),
+        state=State({"service": service, "settings": settings, ACTIVE_TURNS_KEY: ActiveTurns()}),
         signature_namespace={"ChatService": ChatService, "Settings": Settings},
         logging_config=None,
         debug=debug,
     )
     # Outermost, around Litestar's own routing: Litestar middleware is per route, so
     # it would miss the 404s and 405s of paths and methods that match no handler.
-    app.asgi_handler = RequestLogMiddleware(app.asgi_handler)
+    # Keys are checked there too, so no path (a 404 included) answers without one.
+    keys = load_api_keys(settings.api_keys, settings.api_key_file)
+    handler = ApiKeyMiddleware(app.asgi_handler, keys) if keys else app.asgi_handler
+    app.asgi_handler = RequestLogMiddleware(handler)
     return app

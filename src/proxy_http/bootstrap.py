@@ -18,8 +18,10 @@ from litestar import Litestar
 
 from proxy_cli_backend.config import CliRunnerConfig, default_state_dir
 from proxy_cli_backend.diagnostics import Finding, diagnose
+from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
+from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     ChatService,
     ModelCatalog,
@@ -37,7 +39,9 @@ __all__ = [
     "build_app",
     "build_catalog",
     "build_limits",
+    "build_runner",
     "build_store",
+    "kill_leftover_children",
     "open_service",
     "runner_config",
 ]
@@ -73,6 +77,23 @@ def backend_findings(
 ) -> list[Finding]:
     """The CLI backend's readiness checks (for `doctor`)."""
     return diagnose(runner_config(settings), environ=environ, euid=euid)
+
+
+def live_config(settings: Settings) -> LiveConfig:
+    """Live processes and the warm pool; the pool starts with the default model."""
+    return LiveConfig(
+        max_live=settings.live_max,
+        live_idle_timeout=settings.live_idle_timeout,
+        pool_size=settings.pool_size,
+        pool_model=build_catalog(settings).resolve(settings.default_model).cli_model,
+    )
+
+
+def build_runner(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
+    """Live processes per conversation, or a process per turn with `spawn_per_turn`."""
+    if settings.spawn_per_turn:
+        return ClaudeCliRunner(runner_config(settings))
+    return LiveCliRunner(runner_config(settings), live_config(settings))
 
 
 def build_limits(settings: Settings) -> ServiceLimits:
@@ -116,7 +137,7 @@ def build_store(settings: Settings) -> SessionStore:
 
 async def open_service(settings: Settings) -> ChatService:
     """Build the service and start its runner; raises BackendStartupError on a fatal problem."""
-    runner = ClaudeCliRunner(runner_config(settings))
+    runner = build_runner(settings)
     await runner.start()
     return ChatService(
         runner,
@@ -152,14 +173,42 @@ def service_lifespan(
         sweeper = asyncio.create_task(
             _sweep_periodically(service.store, settings.session_sweep_interval)
         )
+        watchdog = watchdog_of(service)
+        watch = asyncio.create_task(
+            watchdog.watch(settings.watchdog_interval)
+            if watchdog and settings.watchdog_interval > 0
+            else asyncio.sleep(0)
+        )
         try:
             yield
         finally:
-            sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            for task in (sweeper, watch):
+                task.cancel()
+            await asyncio.gather(sweeper, watch, return_exceptions=True)
             await service.aclose()
+            if watchdog is not None:
+                # The runner ended its processes; whatever it tracked and is left is an orphan.
+                killed = watchdog.kill_all()
+                if killed:
+                    log.warning("orphans_killed_at_shutdown", count=killed)
 
     return lifespan
+
+
+def watchdog_of(service: ChatService) -> ChildWatchdog | None:
+    """The watchdog the service's runner registers its CLI processes with, if any."""
+    watchdog = getattr(service.runner, "watchdog", None)
+    return watchdog if isinstance(watchdog, ChildWatchdog) else None
+
+
+def kill_leftover_children(service: ChatService) -> int:
+    """Last step of `serve`: kill every process this server started that still lives.
+
+    Covers whatever a runner did not register; only `serve` may call it, since it
+    kills every descendant of the current process.
+    """
+    watchdog = watchdog_of(service) or ChildWatchdog()
+    return watchdog.kill_all(root=os.getpid())
 
 
 def build_app(service: ChatService, settings: Settings) -> Litestar:

@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keepalive_interval: float = 15.0
     reasoning: bool = False
     shutdown_grace: float = 30.0
+    # Security
+    api_keys: str | None = None
+    api_key_file: str | None = None
+    allow_unauthenticated: bool = False
+    watchdog_interval: float = 10.0
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     # Service limits
@@ -61,6 +66,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cli_max_line_bytes: int = 16 * 1024 * 1024
     cli_stderr_tail_bytes: int = 64 * 1024
     cli_version_timeout: float = 30.0
+    # Live CLI processes (LiveCliRunner; see README "Process model")
+    spawn_per_turn: bool = False
+    live_max: int = 8
+    live_idle_timeout: float = 600.0
+    pool_size: int = 1
+
+    def __repr__(self) -> str:
+        # API keys are secrets: a settings dump (a log line, a traceback) shows a mask.
+        fields: list[str] = []
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            default = (
+                field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+            )
+            if value != default or field.name == "host":
+                shown = "<hidden>" if field.name == "api_keys" and value else repr(value)
+                fields.append(f"{field.name}={shown}")
+        return f"Settings({', '.join(fields)})"
 
 
 HELP: dict[str, str] = {
@@ -70,6 +93,10 @@ HELP: dict[str, str] = {
     "keepalive_interval": "Seconds between `: keep-alive` SSE comments while a stream waits.",
     "reasoning": "Always send thinking as `reasoning_content` (else only with reasoning_effort).",
     "shutdown_grace": "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
+    "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",
+    "api_key_file": "File of API keys, one per line (`#` comments allowed).",
+    "allow_unauthenticated": "Allow a non-loopback --host without API keys (trusted networks).",
+    "watchdog_interval": "Seconds between sweeps for CLI processes that outlived their turn.",
     "log_format": "`console` (human) or `json` (one object a line).",
     "log_level": "debug, info, warning or error (debug adds the CLI backend's detail).",
     "max_concurrent": "Turns running at once (CLI processes busy).",
@@ -100,6 +127,10 @@ HELP: dict[str, str] = {
     "cli_max_line_bytes": "Longest line of CLI output accepted (bytes).",
     "cli_stderr_tail_bytes": "How much of the CLI's stderr is kept for error messages (bytes).",
     "cli_version_timeout": "Seconds `claude --version` may take at startup.",
+    "spawn_per_turn": "Start a CLI process per request instead of one live per conversation.",
+    "live_max": "Most live CLI processes (one per conversation); least recently used go first.",
+    "live_idle_timeout": "Seconds an idle live CLI process is kept before it is ended.",
+    "pool_size": "Pre-started CLI processes waiting for new conversations (0 disables the pool).",
 }
 
 

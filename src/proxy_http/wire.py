@@ -177,13 +177,18 @@ class ModelList(msgspec.Struct, frozen=True):
 # -- health and stats (the seed's camelCase shapes) ----------------------------
 
 
-class BackendHealth(msgspec.Struct, frozen=True, rename="camel"):
-    """Backend readiness: whether the CLI was found, its version, what is wrong."""
+class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Backend readiness: whether the CLI was found, its version, what is wrong.
+
+    `details` are the backend's own facts (live CLI processes, their memory, the pool),
+    left out when it reports none.
+    """
 
     ready: bool
     name: str
     version: str | None
     problems: list[str]
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Health(msgspec.Struct, frozen=True, rename="camel"):
@@ -195,6 +200,8 @@ class Health(msgspec.Struct, frozen=True, rename="camel"):
     queued_requests: int
     timestamp: str
     backend: BackendHealth
+    tracked_children: int = 0  # CLI processes the watchdog tracks
+    orphans_killed: int = 0  # processes it killed for outliving their turn
 
 
 class Uptime(msgspec.Struct, frozen=True):
@@ -232,13 +239,22 @@ class Performance(msgspec.Struct, frozen=True, rename="camel"):
     sampled_requests: int
 
 
-class Stats(msgspec.Struct, frozen=True):
+class ProcessStats(msgspec.Struct, frozen=True):
+    """Live CLI processes kept between turns, and their resident memory (0 per turn)."""
+
+    live: int = 0
+    live_rss_bytes: int = 0
+    pool_ready: int = 0
+
+
+class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
     uptime: Uptime
     requests: RequestCounts
     concurrency: Concurrency
     sessions: SessionCount
     tokens: TokenCounts
     performance: Performance
+    processes: ProcessStats | None = None  # only when the backend keeps live processes
 
 
 # -- sessions ------------------------------------------------------------------

@@ -48,6 +48,8 @@ def proxy(
         "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
         "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
         "CLAUDE_PROXY_LOG_LEVEL": "debug",
+        # No warm pool: a turn's CLI process is then the one that appears for it.
+        "CLAUDE_PROXY_POOL_SIZE": "0",
     }
     with ServerProcess(env=env, log_path=root / "server.log") as server:
         yield server
@@ -207,6 +209,8 @@ def test_disconnect_after_first_chunk_kills_the_cli_within_2s(
         "stream": True,
         "messages": [{"role": "user", "content": "[[slow-stream:1]] a long answer please"}],
     }
+    # Earlier conversations keep their live CLI processes: only this turn's must die.
+    before = set(_cli_pids(proxy))
     with (
         httpx.Client(timeout=90) as http,
         http.stream("POST", proxy.base_url + "/v1/chat/completions", json=body) as response,
@@ -214,7 +218,7 @@ def test_disconnect_after_first_chunk_kills_the_cli_within_2s(
         for line in response.iter_lines():
             if '"content":"echo' in line:
                 break
-        running = _cli_pids(proxy)
+        running = [pid for pid in _cli_pids(proxy) if pid not in before]
     assert running, "a CLI process should have been running the turn"
     deadline = time.monotonic() + 2.0
     while any(Path(f"/proc/{pid}").exists() for pid in running) and time.monotonic() < deadline:

@@ -48,6 +48,8 @@ def test_health_has_seed_shape_and_backend_readiness(server: LiveServer) -> None
         "queuedRequests",
         "timestamp",
         "backend",
+        "trackedChildren",
+        "orphansKilled",
     }
     assert body["status"] == "ok"
     assert body["backend"] == {"ready": True, "name": "fake", "version": "0", "problems": []}

@@ -1,0 +1,219 @@
+"""The two ways the benchmark talks to Claude: through the proxy, or straight to one CLI.
+
+Both offer the same shape, a conversation with timed turns, so every scenario runs
+unchanged against the proxy (live or spawn-per-turn) and against the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import openai
+
+from proxy_cli_backend.command import BASE_ARGS, tool_args
+
+MODEL = "sonnet"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One turn: seconds until the reply was complete, and until its first text."""
+
+    latency: float
+    first_text: float | None
+
+
+class Conversation(Protocol):
+    async def turn(self, text: str, *, stream: bool = False) -> Timing: ...
+
+    async def close(self) -> None: ...
+
+
+class Driver(Protocol):
+    def conversation(self) -> Conversation: ...
+
+
+# -- through the proxy, with the official SDK ----------------------------------------
+
+
+@dataclass
+class ProxyConversation:
+    """A client conversation: sends the whole history each turn, pinned by X-Session-Id."""
+
+    client: openai.AsyncOpenAI
+    key: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:12]}")
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+    async def turn(self, text: str, *, stream: bool = False) -> Timing:
+        messages: Any = [*self.messages, {"role": "user", "content": text}]
+        headers = {"X-Session-Id": self.key}
+        started = time.perf_counter()
+        first: float | None = None
+        if stream:
+            parts: list[str] = []
+            chunks = await self.client.chat.completions.create(
+                model=MODEL, messages=messages, stream=True, extra_headers=headers
+            )
+            async for chunk in chunks:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    first = first if first is not None else time.perf_counter() - started
+                    parts.append(piece)
+            reply = "".join(parts)
+        else:
+            completion = await self.client.chat.completions.create(
+                model=MODEL, messages=messages, extra_headers=headers
+            )
+            reply = completion.choices[0].message.content or ""
+        latency = time.perf_counter() - started
+        if not reply.startswith("echo:"):
+            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
+        self.messages = [*messages, {"role": "assistant", "content": reply}]
+        return Timing(latency, first)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class ProxyDriver:
+    client: openai.AsyncOpenAI
+
+    def conversation(self) -> ProxyConversation:
+        return ProxyConversation(self.client)
+
+
+@dataclass
+class PlainHttpConversation:
+    """The same conversation with a bare httpx client: what the SDK adds, left out."""
+
+    client: httpx.AsyncClient
+    key: str = field(default_factory=lambda: f"bench-raw-{uuid.uuid4().hex[:12]}")
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+    async def turn(self, text: str, *, stream: bool = False) -> Timing:
+        messages = [*self.messages, {"role": "user", "content": text}]
+        started = time.perf_counter()
+        answer = await self.client.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, "messages": messages},
+            headers={"X-Session-Id": self.key},
+        )
+        latency = time.perf_counter() - started
+        answer.raise_for_status()
+        reply: str = answer.json()["choices"][0]["message"]["content"]
+        self.messages = [*messages, {"role": "assistant", "content": reply}]
+        return Timing(latency, None)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class PlainHttpDriver:
+    client: httpx.AsyncClient
+
+    def conversation(self) -> PlainHttpConversation:
+        return PlainHttpConversation(self.client)
+
+
+# -- the floor: one CLI process over stream-json, no proxy ---------------------------
+
+
+@dataclass
+class CliSetup:
+    """How to run the CLI against the fake upstream."""
+
+    cli: str
+    env: dict[str, str]
+    cwd: str
+
+
+class FloorConversation:
+    """A conversation held by one CLI process that this script drives directly.
+
+    The first turn includes starting the process (as a client without any proxy would).
+    """
+
+    def __init__(self, setup: CliSetup) -> None:
+        self._setup = setup
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        # The proxy's own flags, so the floor runs the very same CLI configuration.
+        argv = [self._setup.cli, *BASE_ARGS, "--model", MODEL, *tool_args("none")]
+        argv += ["--session-id", str(uuid.uuid4())]
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=self._setup.env,
+            cwd=self._setup.cwd,
+            start_new_session=True,
+            limit=16 * 1024 * 1024,
+        )
+
+    async def turn(self, text: str, *, stream: bool = False) -> Timing:
+        started = time.perf_counter()
+        if self._proc is None:
+            self._proc = await self._start()
+        proc = self._proc
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        line = {
+            "type": "user",
+            "message": {"role": "user", "content": [{"type": "text", "text": text}]},
+        }
+        proc.stdin.write(json.dumps(line).encode() + b"\n")
+        await proc.stdin.drain()
+        first: float | None = None
+        while raw := await proc.stdout.readline():
+            event = json.loads(raw)
+            kind = event.get("type")
+            if kind == "stream_event" and first is None:
+                delta = event["event"].get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    first = time.perf_counter() - started
+            elif kind == "result":
+                if event.get("is_error"):
+                    raise RuntimeError(f"floor turn failed: {event.get('result')}")
+                return Timing(time.perf_counter() - started, first)
+        raise RuntimeError("the CLI exited without a result")
+
+    async def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            await proc.wait()
+
+
+@dataclass
+class FloorDriver:
+    setup: CliSetup
+    open: list[FloorConversation] = field(default_factory=list)
+
+    def conversation(self) -> FloorConversation:
+        conversation = FloorConversation(self.setup)
+        self.open.append(conversation)
+        return conversation

@@ -1,0 +1,178 @@
+"""The measured scenarios: one `Sample` per repeat of one configuration and profile."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bench.drivers import Conversation, Driver
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many turns each scenario runs (bounded, so a full run stays short)."""
+
+    follow_ups: int = 10
+    first_turns: int = 3
+    streamed: int = 5
+    conversations: int = 8
+    turns_each: int = 10
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Every metric of one repeat. Times in seconds, memory in bytes; None = not applicable."""
+
+    follow_p50: float
+    follow_p95: float
+    first_turn: float
+    first_text: float
+    throughput: float  # turns per second, all conversations together
+    concurrent_p95: float
+    cpu_per_request: float | None
+    rss_per_conversation: float | None
+    follow_plain_p50: float | None = None  # through the proxy with a bare HTTP client
+
+
+@dataclass
+class Target:
+    """What a scenario runs against, and how to read the costs around it."""
+
+    driver: Driver
+    before_new: Callable[[], Awaitable[None]]  # e.g. wait for the warm pool to be ready
+    cpu_seconds: Callable[[], float] | None  # the proxy's own CPU so far (None: no proxy)
+    rss_per_conversation: Callable[[], Awaitable[float | None]]
+    plain: Driver | None = None  # the same server with a bare HTTP client, if any
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value with `fraction` of them at or below it."""
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+async def follow_ups(conversation: Conversation, count: int) -> list[float]:
+    return [(await conversation.turn(f"follow-up number {i}")).latency for i in range(count)]
+
+
+async def first_turns(target: Target, count: int) -> list[float]:
+    times: list[float] = []
+    for i in range(count):
+        await target.before_new()
+        conversation = target.driver.conversation()
+        times.append((await conversation.turn(f"a new conversation {i}")).latency)
+        await conversation.close()
+    return times
+
+
+async def first_texts(conversation: Conversation, count: int) -> list[float]:
+    times: list[float] = []
+    for i in range(count):
+        timing = await conversation.turn(f"streamed turn {i}", stream=True)
+        if timing.first_text is None:
+            raise RuntimeError("a streamed turn produced no text")
+        times.append(timing.first_text)
+    return times
+
+
+async def concurrent(target: Target, counts: Counts) -> tuple[float, list[float]]:
+    """Turns per second and every turn's latency, with conversations running at once."""
+    conversations = [target.driver.conversation() for _ in range(counts.conversations)]
+
+    async def talk(index: int, conversation: Conversation) -> list[float]:
+        return [
+            (await conversation.turn(f"conversation {index} turn {turn}")).latency
+            for turn in range(counts.turns_each)
+        ]
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(*(talk(i, c) for i, c in enumerate(conversations)))
+    elapsed = time.perf_counter() - started
+    return counts.conversations * counts.turns_each / elapsed, [x for xs in latencies for x in xs]
+
+
+async def sample(target: Target, counts: Counts) -> Sample:
+    """One repeat of every scenario against `target`.
+
+    The proxy's CPU is counted over the follow-up, streamed and concurrent turns only:
+    the first-turn phase polls /health (waiting for the warm pool), which is the
+    harness's load, not a request's.
+    """
+    meter = CpuMeter(target.cpu_seconds)
+    conversation = target.driver.conversation()
+    await conversation.turn("hello")
+    # Steady state: a first turn that took the pooled process starts a refill, whose
+    # CLI start-up competes for the CPU for about a second.
+    await target.before_new()
+    with meter:
+        follow = await follow_ups(conversation, counts.follow_ups)
+        streamed = await first_texts(conversation, counts.streamed)
+    await conversation.close()
+    first = await first_turns(target, counts.first_turns)
+    with meter:
+        throughput, latencies = await concurrent(target, counts)
+    rss = await target.rss_per_conversation()
+    plain: list[float] = []
+    if target.plain is not None:
+        await target.before_new()
+        other = target.plain.conversation()
+        await other.turn("hello")
+        await target.before_new()
+        plain = await follow_ups(other, counts.follow_ups)
+    return Sample(
+        follow_p50=statistics.median(follow),
+        follow_p95=percentile(follow, 0.95),
+        first_turn=statistics.median(first),
+        first_text=statistics.median(streamed),
+        throughput=throughput,
+        concurrent_p95=percentile(latencies, 0.95),
+        cpu_per_request=meter.per(len(follow) + len(streamed) + len(latencies)),
+        rss_per_conversation=rss,
+        follow_plain_p50=statistics.median(plain) if plain else None,
+    )
+
+
+class CpuMeter:
+    """Adds up the proxy's CPU seconds over the `with` blocks it is used in."""
+
+    def __init__(self, read: Callable[[], float] | None) -> None:
+        self._read = read
+        self._start = 0.0
+        self.seconds = 0.0
+
+    def __enter__(self) -> None:
+        self._start = self._read() if self._read else 0.0
+
+    def __exit__(self, *exc: object) -> None:
+        if self._read:
+            self.seconds += self._read() - self._start
+
+    def per(self, requests: int) -> float | None:
+        return None if self._read is None else self.seconds / requests
+
+
+def median_sample(samples: list[Sample]) -> Sample:
+    """The per-metric median over repeats."""
+
+    def med(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    def req(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Sample(
+        follow_p50=req([s.follow_p50 for s in samples]),
+        follow_p95=req([s.follow_p95 for s in samples]),
+        first_turn=req([s.first_turn for s in samples]),
+        first_text=req([s.first_text for s in samples]),
+        throughput=req([s.throughput for s in samples]),
+        concurrent_p95=req([s.concurrent_p95 for s in samples]),
+        cpu_per_request=med([s.cpu_per_request for s in samples]),
+        rss_per_conversation=med([s.rss_per_conversation for s in samples]),
+        follow_plain_p50=med([s.follow_plain_p50 for s in samples]),
+    )

@@ -1,0 +1,116 @@
+"""The proxy server under test, run as a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from bench.procfs import cli_processes, rss_bytes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ProxyServer:
+    """`python -m proxy_http serve` with the given flags; killed with its group on exit."""
+
+    def __init__(self, flags: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.port = free_port()
+        self.flags = flags
+        self.env = env
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.leftovers: list[int] = []  # CLI processes still alive after shutdown (a bug)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def __aenter__(self) -> Self:
+        self.proc = self._spawn()
+        await self._wait_healthy(60.0)
+        return self
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "proxy_http", "serve", "--port", str(self.port)]
+        with (self.workdir / f"server-{self.port}.log").open("wb") as log:
+            return subprocess.Popen(
+                [*argv, "--host", "127.0.0.1", *self.flags],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    async def _wait_healthy(self, within: float) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the server exited ({self.proc.returncode}); see its log")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(self.base_url + "/health")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the server did not become healthy")
+
+    async def health(self) -> dict[str, Any]:
+        async with httpx.AsyncClient() as client:
+            answer: dict[str, Any] = (await client.get(self.base_url + "/health")).json()
+            return answer
+
+    async def wait_pool_ready(self, within: float = 30.0) -> bool:
+        """Wait until the warm pool has a ready process (False if /health does not say)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            details = (await self.health()).get("backend", {}).get("details") or {}
+            if "pool_ready" not in details:
+                return False
+            if details["pool_ready"] >= 1:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        clis = cli_processes(proc.pid)  # in groups of their own: checked separately
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(proc.wait, 30)
+        # Anything left in the server's group (it should be nothing) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.to_thread(proc.wait)
+        self.leftovers = [pid for pid in clis if rss_bytes(pid)]
+        for pid in self.leftovers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,334 @@
+"""A live CLI process: one `claude` kept running across the turns of one conversation.
+
+The process reads stream-json from a stdin that stays open. A turn writes one
+user line and reads stdout until that turn's `result`; control requests
+(`initialize`, `set_model`, `interrupt`) are read until their `control_response`.
+
+Turn isolation rests on one rule: a process takes another turn only after the
+previous one was read through its successful `result`. A turn that failed, timed
+out or was abandoned leaves the CLI's conversation holding things the ledger does
+not know (the cancelled prompt, a partial reply, `[Request interrupted by user]`),
+so the process is spent: it is interrupted, drained and ended, and the next turn
+resumes the transcript at the last good reply (`--resume-session-at`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from typing import Any
+
+from proxy_cli_backend.command import CliCommand
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.process import CliProcess
+from proxy_cli_backend.protocol import (
+    ControlResponse,
+    EventDecoder,
+    ResultEvent,
+    encode_control_request,
+    encode_user_message,
+)
+from proxy_cli_backend.translate import TurnTranslator, crashed
+from proxy_cli_backend.turn_reader import read_turn
+from proxy_cli_backend.watchdog import ChildWatchdog
+from proxy_core import Block, Event, Failed
+
+log = logging.getLogger(__name__)
+
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# After an error result or stdout's end, how long to wait for the exit and stderr.
+_EXIT_WAIT = 5.0
+
+
+class LiveProcessError(RuntimeError):
+    """A live process did not answer a control request as expected (or died)."""
+
+
+class LiveState(enum.Enum):
+    """IDLE takes turns; BUSY runs one; SPENT must be ended; CLOSED is ended."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    SPENT = "spent"
+    CLOSED = "closed"
+
+
+class LiveProcess:
+    """One persistent CLI process holding one CLI session.
+
+    `resume_point` is the uuid of the last assistant message the process's
+    conversation ends with (None before the first turn of a new session): a
+    CONTINUE plan may use this process only if its ledger says the same.
+    """
+
+    def __init__(
+        self,
+        process: CliProcess,
+        *,
+        session_id: str,
+        model: str,
+        system: str | None,
+        tools: str,
+        resume_point: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._process = process
+        self._decoder = EventDecoder()
+        self._clock = clock
+        self._requests = 0
+        self.session_id = session_id
+        self.model = model
+        self.system = system
+        self.tools = tools
+        self.resume_point = resume_point
+        self.state = LiveState.IDLE
+        self.turns = 0
+        self.unfinished = False  # a turn was abandoned before its result was read
+        self.last_used = clock()
+
+    @classmethod
+    async def spawn(
+        cls,
+        command: CliCommand,
+        config: CliRunnerConfig,
+        *,
+        session_id: str,
+        model: str,
+        system: str | None,
+        resume_point: str | None = None,
+        watchdog: ChildWatchdog | None = None,
+        owner: str = "live",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> LiveProcess:
+        """Start the command with stdin kept open; raises OSError if it cannot run."""
+        process = await CliProcess.spawn(
+            command,
+            max_line_bytes=config.max_line_bytes,
+            stderr_tail_bytes=config.stderr_tail_bytes,
+            watchdog=watchdog,
+            owner=owner,
+        )
+        return cls(
+            process,
+            session_id=session_id,
+            model=model,
+            system=system,
+            tools=config.tools,
+            resume_point=resume_point,
+            clock=clock,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def usable(self) -> bool:
+        """Idle and still running: it can take a turn."""
+        return self.state is LiveState.IDLE and self._process.returncode is None
+
+    # -- control requests --------------------------------------------------
+
+    async def control(self, subtype: str, within: float, **fields: Any) -> dict[str, Any]:
+        """Send a control request and read until its response (other lines are dropped).
+
+        Raises LiveProcessError (and marks the process spent) on an error answer,
+        on stdout's end or when no answer comes `within` seconds.
+        """
+        if self.state is not LiveState.IDLE:
+            raise LiveProcessError(f"a {self.state.value} process takes no control request")
+        self._requests += 1
+        request_id = f"proxy-{self._requests}"
+        self.state = LiveState.BUSY
+        try:
+            await self._process.send(encode_control_request(request_id, subtype, **fields))
+            answer = await asyncio.wait_for(self._response_to(request_id), within)
+        except TimeoutError:
+            self.state = LiveState.SPENT
+            raise LiveProcessError(f"no answer to {subtype} within {within:g}s") from None
+        except BaseException:
+            self.state = LiveState.SPENT
+            raise
+        if answer.get("subtype") != "success":
+            self.state = LiveState.SPENT
+            raise LiveProcessError(f"{subtype} failed: {answer.get('error') or answer}")
+        self.state = LiveState.IDLE
+        inner = answer.get("response")
+        return inner if isinstance(inner, dict) else {}
+
+    async def _response_to(self, request_id: str) -> dict[str, Any]:
+        while True:
+            line = await self._process.readline()
+            if line is None:
+                raise LiveProcessError("the CLI exited while answering a control request")
+            event = self._decoder.decode(line)
+            # set_model also reports a `user` line (`/model` output): not ours to relay.
+            if (
+                isinstance(event, ControlResponse)
+                and event.response.get("request_id") == request_id
+            ):
+                return event.response
+
+    async def wait_ready(self, within: float) -> None:
+        """Probe readiness with `initialize` (answered once the CLI has loaded)."""
+        await self.control("initialize", within, hooks=None)
+
+    async def set_model(self, model: str, within: float) -> None:
+        """Switch the model for the following turns of this process."""
+        await self.control("set_model", within, model=model)
+        self.model = model
+
+    # -- turns ---------------------------------------------------------------
+
+    async def turn(
+        self, prompt: Sequence[Block], config: CliRunnerConfig
+    ) -> AsyncGenerator[Event, None]:
+        """Run one turn: write the user line, yield its events through Finished or Failed.
+
+        The process stays IDLE after a successful result; anything else spends it.
+        """
+        if not self.usable:
+            raise LiveProcessError(f"a {self.state.value} process takes no turn")
+        self.state = LiveState.BUSY
+        self.turns += 1
+        translator = TurnTranslator()
+        try:
+            await self._process.send(encode_user_message(prompt))
+            async for event in read_turn(self._process, config, translator, self._decoder):
+                if isinstance(event, Failed):  # a time limit: the turn is still running
+                    self.state = LiveState.SPENT
+                    self.unfinished = True
+                    yield event
+                    return
+                yield event
+            result = translator.result
+            if result is None:
+                self.state = LiveState.SPENT
+                yield await self._crash_report()
+                return
+            # Set before yielding the outcome: a caller may stop right after Finished.
+            if result.is_error:
+                self.state = LiveState.SPENT
+                await self._process.stderr.finish(0.2)
+            else:
+                self.state = LiveState.IDLE
+                self.resume_point = translator.resume_point
+            for event in translator.outcome(self._process.stderr.text()):
+                yield event
+        finally:
+            if self.state is LiveState.BUSY:  # abandoned before the result
+                self.state = LiveState.SPENT
+                self.unfinished = True
+            self.last_used = self._clock()
+
+    async def _crash_report(self) -> Failed:
+        code: int | None = None
+        with contextlib.suppress(TimeoutError):
+            code = await asyncio.wait_for(self._process.wait(), _EXIT_WAIT)
+        await self._process.stderr.finish(1.0)
+        return crashed(self._process.stderr.text(), code)
+
+    # -- ending --------------------------------------------------------------
+
+    async def interrupt(self, grace: float) -> bool:
+        """Stop an unfinished turn: send `interrupt` and drain to its result.
+
+        Returns whether the result came within `grace` (observed: within ~20 ms).
+        """
+        if self._process.returncode is not None:
+            return False
+        self._requests += 1
+        await self._process.send(encode_control_request(f"proxy-{self._requests}", "interrupt"))
+        try:
+            await asyncio.wait_for(self._drain_to_result(), grace)
+        except TimeoutError:
+            return False
+        self.unfinished = False
+        return True
+
+    async def _drain_to_result(self) -> None:
+        while (line := await self._process.readline()) is not None:
+            if isinstance(self._decoder.decode(line), ResultEvent):
+                return
+
+    async def close(self, *, flush_wait: float, kill_grace: float) -> None:
+        """End the process: stop an unfinished turn, close stdin, let it flush, end the group.
+
+        Closing stdin makes the CLI write its transcript's trailer and exit 0; after
+        `flush_wait` the whole process group is terminated and reaped regardless.
+        """
+        if self.state is LiveState.CLOSED:
+            return
+        unfinished = self.unfinished
+        self.state = LiveState.CLOSED
+        settle = flush_wait
+        try:
+            if unfinished and not await self.interrupt(kill_grace):
+                log.info("live CLI pid %d did not stop its turn; killing it", self.pid)
+                settle = 0.0
+        finally:
+            await asyncio.shield(self._process.terminate(kill_grace, settle=settle))
+
+    def describe(self, now: float, rss: int | None) -> dict[str, object]:
+        """A JSON-ready summary for /health."""
+        return {
+            "session_id": self.session_id,
+            "pid": self.pid,
+            "state": self.state.value,
+            "model": self.model,
+            "turns": self.turns,
+            "idle_s": round(now - self.last_used, 1),
+            "rss_bytes": rss,
+        }
+
+
+def group_rss(pids: Iterable[int]) -> dict[int, int]:
+    """Resident memory in bytes of each process with its descendants (from /proc).
+
+    Processes that are gone are absent. Reads only these processes and their
+    children (`/proc/<pid>/task/<tid>/children`), not the whole of /proc.
+    """
+    totals: dict[int, int] = {}
+    for pid in pids:
+        total = _tree_rss(pid, depth=0)
+        if total is not None:
+            totals[pid] = total
+    return totals
+
+
+def _tree_rss(pid: int, depth: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces): state is the first, rss the 22nd.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    if fields[0] == b"Z":
+        return None
+    total = int(fields[21]) * _PAGE_BYTES
+    if depth < 8:  # tool commands the agent started, and theirs
+        for child in children(pid):
+            total += _tree_rss(child, depth + 1) or 0
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (none if it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
+                found += [int(c) for c in children.read().split()]
+        except OSError:
+            continue
+    return found

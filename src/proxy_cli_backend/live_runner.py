@@ -1,0 +1,360 @@
+"""LiveCliRunner: the Runner port over CLI processes kept alive per conversation.
+
+A conversation's process stays alive after its turn, stdin open, so a follow-up
+turn is one line written to it: no process start, no transcript reload. Around
+that sit the capacity rules (a cap with least-recently-used eviction, an idle
+timeout), the fallback (a process that was evicted, crashed or spent is replaced
+by a new one with `--resume`, at the ledger's resume point), a model change by
+`set_model`, and a warm pool of ready processes for new conversations.
+
+Start-up checks, transcript purges and the command line are the per-turn
+runner's (`ClaudeCliRunner`, `build_command`); this module only decides which
+process runs a turn and when processes end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+
+import msgspec
+
+from proxy_cli_backend.command import build_command
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState, group_rss
+from proxy_cli_backend.pool import WarmPool, pool_key
+from proxy_cli_backend.runner import ClaudeCliRunner
+from proxy_cli_backend.watchdog import ChildWatchdog
+from proxy_core import (
+    BackendStatus,
+    ChatError,
+    Event,
+    Failed,
+    FailureReason,
+    PlanKind,
+    TurnPlan,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How many processes live, for how long, and the warm pool.
+
+    `max_live` caps live conversation processes (LRU eviction beyond it);
+    `live_idle_timeout` ends a process unused that long (seconds); `pool_size`
+    ready processes wait for new conversations (0 disables the pool), started
+    for `pool_model` until the pool learns a better key from `pool_window`
+    recent new conversations. `control_timeout` bounds the answer to
+    `initialize` / `set_model`; `flush_wait` is how long an ended process may
+    take to write its transcript after stdin closes.
+    """
+
+    max_live: int = 8
+    live_idle_timeout: float = 600.0
+    pool_size: int = 1
+    pool_model: str = "sonnet"
+    pool_window: int = 20
+    control_timeout: float = 60.0
+    flush_wait: float = 2.0
+
+
+class LiveCliRunner:
+    """Runs turns on per-conversation live CLI processes. Instances share nothing."""
+
+    def __init__(
+        self,
+        config: CliRunnerConfig | None = None,
+        live: LiveConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or CliRunnerConfig()
+        self.live_config = live or LiveConfig()
+        self._clock = clock
+        self._base = ClaudeCliRunner(self.config)
+        self._cli_path: str | None = None
+        self._is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        # Session id -> process, least recently used first.
+        self._live: collections.OrderedDict[str, LiveProcess] = collections.OrderedDict()
+        self._endings: dict[LiveProcess, asyncio.Task[None]] = {}
+        self._pool = WarmPool(
+            self.live_config.pool_size,
+            self._start_ready,
+            self._end,
+            model=self.live_config.pool_model,
+            tools=self.config.tools,
+            window=self.live_config.pool_window,
+        )
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+        self.spawned = 0
+        self.reused = 0
+        self.evicted = 0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def watchdog(self) -> ChildWatchdog:
+        """The watchdog every process of this runner is registered with (the server sweeps it)."""
+        return self._base.watchdog
+
+    async def start(self) -> None:
+        """The per-turn runner's start-up checks, then the idle reaper and the pool."""
+        await self._base.start()
+        path = self._base.status().details.get("path")
+        self._cli_path = path if isinstance(path, str) else None
+        self._reaper = asyncio.create_task(self._reap_idle(), name="live-cli-reaper")
+        self._pool.fill()
+
+    def status(self) -> BackendStatus:
+        """The base status plus the live processes, the pool and their memory."""
+        base = self._base.status()
+        now = self._clock()
+        live = list(self._live.values())
+        pooled = self._pool.processes
+        rss = group_rss(p.pid for p in [*live, *pooled])
+        details = {
+            **base.details,
+            "mode": "live",
+            "live_processes": len(live),
+            "live_limit": self.live_config.max_live,
+            "live_rss_bytes": sum(rss.get(p.pid, 0) for p in live),
+            "pool_ready": len(pooled),
+            "pool_size": self._pool.size,
+            "pool_rss_bytes": sum(rss.get(p.pid, 0) for p in pooled),
+            "pool_taken": self._pool.taken,
+            "spawned": self.spawned,
+            "reused": self.reused,
+            "evicted": self.evicted,
+            "live": [p.describe(now, rss.get(p.pid)) for p in live],
+        }
+        return msgspec.structs.replace(
+            base,
+            ready=base.ready and not self._closed,
+            active_processes=len(live) + len(pooled) + len(self._endings),
+            details=details,
+        )
+
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
+        """End the session's process (waiting for it), then purge its transcript if asked."""
+        live = self._live.get(cli_session_id)
+        if live is not None and live.state is not LiveState.BUSY:
+            self._end(live)
+        await self._ended(cli_session_id)
+        await self._base.forget(cli_session_id, purge=purge)
+
+    async def aclose(self) -> None:
+        """End every process (live, pooled, ending) and wait until all are reaped."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self._pool.aclose()
+        for live in list(self._live.values()):
+            self._end(live)
+        while self._endings:
+            await asyncio.gather(*list(self._endings.values()), return_exceptions=True)
+        await self._base.aclose()
+
+    # -- turns -----------------------------------------------------------------
+
+    async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        """Run a turn on the conversation's live process (or a new or pooled one)."""
+        if self._closed or self._cli_path is None:
+            raise ChatError(
+                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
+            )
+        live, reused = await self._acquire(plan)
+        retry = False
+        try:
+            yielded = False
+            async with aclosing(live.turn(plan.prompt, self.config)) as events:
+                async for event in events:
+                    if reused and not yielded and _crashed(event):
+                        # It died between turns (killed, OOM): nothing was shown, so
+                        # replay the turn on a fresh process instead of failing it.
+                        retry = True
+                        break
+                    yielded = True
+                    yield event
+        finally:
+            self._release(live)
+        if not retry:
+            return
+        log.info("live CLI pid %d for %s was gone; resuming anew", live.pid, live.session_id)
+        await self._ended(live.session_id)
+        fresh = await self._spawn(plan)
+        try:
+            async with aclosing(fresh.turn(plan.prompt, self.config)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._release(fresh)
+
+    async def _acquire(self, plan: TurnPlan) -> tuple[LiveProcess, bool]:
+        """The process for a turn, and whether it already existed (vs. spawned for it)."""
+        if plan.kind is PlanKind.CONTINUE:
+            live = self._live.get(plan.cli_session_id)
+            if live is not None and self._fits(live, plan):
+                self._live.move_to_end(plan.cli_session_id)
+                if live.model == plan.model or await self._switch_model(live, plan.model):
+                    self.reused += 1
+                    return live, True
+            if live is not None and live.state is not LiveState.BUSY:
+                self._end(live)
+            # A process of this session still flushing its transcript must finish first.
+            await self._ended(plan.cli_session_id)
+            return await self._spawn(plan), False
+        self._pool.note(plan.model, plan.system)
+        pooled = self._pool.take(pool_key(plan.model, plan.system, self.config.tools))
+        if pooled is not None:
+            self._admit(pooled)
+            return pooled, True
+        return await self._spawn(plan), False
+
+    def _fits(self, live: LiveProcess, plan: TurnPlan) -> bool:
+        """Same session state as the ledger expects: idle, same system, tools, resume point."""
+        return (
+            live.usable
+            and live.system == plan.system
+            and live.tools == self.config.tools
+            and live.resume_point == plan.resume_point
+        )
+
+    async def _switch_model(self, live: LiveProcess, model: str) -> bool:
+        try:
+            await live.set_model(model, self.live_config.control_timeout)
+        except LiveProcessError as error:
+            log.warning("set_model on live CLI pid %d failed: %s", live.pid, error)
+            return False
+        return True
+
+    async def _spawn(self, plan: TurnPlan) -> LiveProcess:
+        """A new process for the plan: `--session-id` when new, `--resume` to continue."""
+        assert self._cli_path is not None
+        command = build_command(
+            self._cli_path, plan, self.config, base_env=os.environ, is_root=self._is_root
+        )
+        try:
+            live = await LiveProcess.spawn(
+                command,
+                self.config,
+                session_id=plan.cli_session_id,
+                model=plan.model,
+                system=plan.system,
+                resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
+                watchdog=self._base.watchdog,
+                clock=self._clock,
+            )
+        except OSError as error:
+            raise ChatError(
+                FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}"
+            ) from None
+        self.spawned += 1
+        self._admit(live)
+        return live
+
+    async def _start_ready(self, model: str, system: str | None) -> LiveProcess:
+        """A pooled process: a new session for (model, system), answering `initialize`."""
+        assert self._cli_path is not None
+        plan = TurnPlan(
+            kind=PlanKind.NEW,
+            session_key="warm-pool",
+            cli_session_id=str(uuid.uuid4()),
+            model=model,
+            system=system,
+            prompt=(),
+            messages=(),
+            seen=(),
+        )
+        command = build_command(
+            self._cli_path, plan, self.config, base_env=os.environ, is_root=self._is_root
+        )
+        live = await LiveProcess.spawn(
+            command,
+            self.config,
+            session_id=plan.cli_session_id,
+            model=model,
+            system=system,
+            watchdog=self._base.watchdog,
+            owner="pool",
+            clock=self._clock,
+        )
+        try:
+            await live.wait_ready(self.live_config.control_timeout)
+        except BaseException:
+            self._end(live)
+            raise
+        return live
+
+    # -- capacity and endings ----------------------------------------------------
+
+    def _admit(self, live: LiveProcess) -> None:
+        self._live[live.session_id] = live
+        self._live.move_to_end(live.session_id)
+        self._enforce_cap(keep=live)
+
+    def _release(self, live: LiveProcess) -> None:
+        """After a turn: keep a clean process (most recently used), end any other."""
+        live.last_used = self._clock()
+        if live.state is LiveState.IDLE and not self._closed:
+            self._enforce_cap()
+        else:
+            self._end(live)
+        self._pool.fill()
+
+    def _enforce_cap(self, keep: LiveProcess | None = None) -> None:
+        """Evict the least recently used idle processes beyond the cap (never `keep`)."""
+        excess = len(self._live) - max(1, self.live_config.max_live)
+        for live in list(self._live.values()):
+            if excess <= 0:
+                return
+            if live.state is not LiveState.BUSY and live is not keep:
+                self.evicted += 1
+                self._end(live)
+                excess -= 1
+
+    def _end(self, live: LiveProcess) -> None:
+        """Forget a process and end it in the background (graceful, then killed)."""
+        if self._live.get(live.session_id) is live:
+            del self._live[live.session_id]
+        if live in self._endings or live.state is LiveState.CLOSED:
+            return
+        task = asyncio.create_task(
+            live.close(flush_wait=self.live_config.flush_wait, kill_grace=self.config.kill_grace),
+            name=f"live-cli-end-{live.pid}",
+        )
+        self._endings[live] = task
+        task.add_done_callback(lambda _: self._endings.pop(live, None))
+
+    async def _ended(self, session_id: str) -> None:
+        """Wait until no process of this session is still ending."""
+        waiting = [t for p, t in self._endings.items() if p.session_id == session_id]
+        if waiting:
+            await asyncio.gather(*(asyncio.shield(t) for t in waiting), return_exceptions=True)
+
+    async def _reap_idle(self) -> None:
+        """End processes idle for longer than the idle timeout, or found dead."""
+        timeout = self.live_config.live_idle_timeout
+        period = max(0.05, min(timeout / 4, 30.0))
+        while True:
+            await asyncio.sleep(period)
+            now = self._clock()
+            for live in list(self._live.values()):
+                if live.state is LiveState.BUSY:
+                    continue
+                if not live.usable or now - live.last_used >= timeout:
+                    self._end(live)
+
+
+def _crashed(event: Event) -> bool:
+    return isinstance(event, Failed) and event.reason is FailureReason.CLI_CRASHED

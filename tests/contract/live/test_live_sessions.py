@@ -1,0 +1,133 @@
+"""Live CLI processes with the real binary: reuse, fallback to --resume, failures, models."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from proxy_core import TextDelta
+from tests.contract.conftest import ProcessWatch
+from tests.contract.live.conftest import Chat, live_pids, live_runner, wait_for
+from tests.support.fake_upstream import FakeAnthropic
+
+Factory = Callable[..., Any]
+
+
+def history(fake: FakeAnthropic) -> list[str]:
+    """The user/assistant texts of the last Messages call (CLI reminders left out)."""
+    texts: list[str] = []
+    for message in fake.message_requests[-1].body["messages"]:
+        if message["role"] not in ("user", "assistant"):
+            continue
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts += [
+            b["text"]
+            for b in blocks
+            if b.get("type") == "text" and not b["text"].startswith("<system-reminder>")
+        ]
+    return texts
+
+
+async def test_two_turns_of_a_conversation_run_in_one_process(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "one-process")
+    assert await chat.say("first") == "echo: first"
+    before = live_pids(service)
+    assert await chat.say("second") == "echo: second"
+    assert live_pids(service) == before
+    assert list(before) == [await chat.cli_session()]
+    assert live_runner(service).spawned == 1
+    # The live process kept the conversation: the upstream saw the whole of it.
+    assert history(fake_upstream) == ["first", "echo: first", "second"]
+
+
+async def test_an_evicted_conversation_resumes_with_its_context(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service(max_live=1)
+    alice, bob = Chat(service, "alice"), Chat(service, "bob")
+    await alice.say("alice one")
+    await bob.say("bob one")  # the cap is 1: alice's process is evicted
+    assert list(live_pids(service)) == [await bob.cli_session()]
+    assert await alice.say("alice two") == "echo: alice two"
+    assert history(fake_upstream) == ["alice one", "echo: alice one", "alice two"]
+    assert live_runner(service).evicted >= 1
+
+
+async def test_an_idle_process_ends_after_the_idle_timeout_and_the_next_turn_resumes(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service(live_idle_timeout=0.5)
+    chat = Chat(service, "idle")
+    async with ProcessWatch() as watch:
+        await chat.say("before the pause")
+        await wait_for(lambda: live_pids(service) == {})
+        assert await watch.wait_gone(2.0) == []
+    assert await chat.say("after the pause") == "echo: after the pause"
+    assert history(fake_upstream) == [
+        "before the pause",
+        "echo: before the pause",
+        "after the pause",
+    ]
+
+
+async def test_a_process_killed_between_turns_is_replaced_and_the_turn_succeeds(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "killed")
+    await chat.say("one")
+    (pid,) = live_pids(service).values()
+    os.killpg(pid, signal.SIGKILL)
+    assert await chat.say("two") == "echo: two"
+    assert list(live_pids(service).values()) != [pid]
+    assert history(fake_upstream) == ["one", "echo: one", "two"]
+
+
+async def test_a_cancelled_stream_does_not_leak_into_the_next_turn(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "cancelled")
+    await chat.say("one")
+    stream = service.stream(chat.request("[[slow-stream:2]] abandoned words"))
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    await stream.aclose()
+    assert await chat.say("two") == "echo: two"
+    # Neither the abandoned prompt, its partial reply nor the CLI's interruption note.
+    assert history(fake_upstream) == ["one", "echo: one", "two"]
+
+
+async def test_a_model_switch_reaches_the_upstream_in_the_same_process(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "models")
+    await chat.say("on sonnet")
+    before = live_pids(service)
+    chat.model = "haiku"
+    await chat.say("on haiku")
+    models = [r.body["model"] for r in fake_upstream.message_requests]
+    assert "sonnet" in models[0]
+    assert "haiku" in models[-1]
+    assert live_pids(service) == before
+
+
+async def test_no_process_is_left_after_the_runner_closes(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service(pool_size=1)
+    async with ProcessWatch() as watch:
+        await Chat(service, "a").say("hello")
+        await Chat(service, "b").say("hello")
+        watch.sample()
+        await service.aclose()
+        assert service.backend_status().active_processes == 0
+        assert await watch.wait_gone(2.0) == []

@@ -1,0 +1,34 @@
+"""The live-process settings reach the runner the server builds."""
+
+from __future__ import annotations
+
+from proxy_cli_backend.live_runner import LiveCliRunner
+from proxy_cli_backend.runner import ClaudeCliRunner
+from proxy_http.bootstrap import build_runner
+from proxy_http.settings import parse_serve_args
+
+
+def test_the_server_keeps_live_processes_by_default() -> None:
+    runner = build_runner(parse_serve_args([], environ={}))
+    assert isinstance(runner, LiveCliRunner)
+    assert runner.live_config.max_live == 8
+    assert runner.live_config.live_idle_timeout == 600.0
+    assert runner.live_config.pool_size == 1
+
+
+def test_live_flags_and_env_set_the_cap_the_idle_timeout_and_the_pool() -> None:
+    settings = parse_serve_args(
+        ["--live-max", "3", "--pool-size", "0", "--default-model", "haiku"],
+        environ={"CLAUDE_PROXY_LIVE_IDLE_TIMEOUT": "30"},
+    )
+    runner = build_runner(settings)
+    assert isinstance(runner, LiveCliRunner)
+    assert runner.live_config.max_live == 3
+    assert runner.live_config.pool_size == 0
+    assert runner.live_config.live_idle_timeout == 30.0
+    assert runner.live_config.pool_model == "haiku"
+
+
+def test_spawn_per_turn_brings_back_a_process_per_request() -> None:
+    runner = build_runner(parse_serve_args(["--spawn-per-turn"], environ={}))
+    assert isinstance(runner, ClaudeCliRunner)
