@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from proxy_core.errors import FailureReason
+from proxy_core.errors import ChatError, FailureReason
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag="text"):
@@ -64,3 +64,41 @@ class Failed(msgspec.Struct, frozen=True, tag="failed"):
 
 Event = TextDelta | ThinkingDelta | ToolActivity | Usage | Finished | Failed
 TerminalEvent = Finished | Failed
+
+
+class ReplyCollector:
+    """Gathers a turn's events into its whole reply (for callers that do not stream).
+
+    `add` returns the Finished event when the turn ends well and raises the
+    failure as a ChatError when it ends badly.
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._thinking: list[str] = []
+        self.usage = Usage()
+        self.finished: Finished | None = None
+
+    def add(self, event: Event) -> Finished | None:
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ThinkingDelta):
+            self._thinking.append(event.text)
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Failed):
+            raise ChatError(event.reason, event.message, retry_after=event.retry_after)
+        elif isinstance(event, Finished):
+            self.finished = event
+            return event
+        return None
+
+    @property
+    def text(self) -> str:
+        """The streamed text, or the final text when nothing was streamed."""
+        streamed = "".join(self._text)
+        return streamed or (self.finished.text if self.finished else "")
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self._thinking)

@@ -19,7 +19,16 @@ import msgspec
 from proxy_core.catalog import ModelCatalog, ResolvedModel
 from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
 from proxy_core.errors import ChatError, FailureReason
-from proxy_core.events import Event, Failed, Finished, TextDelta, ThinkingDelta, ToolActivity, Usage
+from proxy_core.events import (
+    Event,
+    Failed,
+    Finished,
+    ReplyCollector,
+    TextDelta,
+    ThinkingDelta,
+    ToolActivity,
+    Usage,
+)
 from proxy_core.ledger import SessionRecord, reply_fingerprint, system_hash
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import BackendStatus, Runner, SessionStore
@@ -118,25 +127,16 @@ class ChatService:
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
         turn = self.open_turn(request)
-        text: list[str] = []
-        thinking: list[str] = []
-        usage = Usage()
+        reply = ReplyCollector()
         async with aclosing(turn.events()) as events:
             async for event in events:
-                if isinstance(event, TextDelta):
-                    text.append(event.text)
-                elif isinstance(event, ThinkingDelta):
-                    thinking.append(event.text)
-                elif isinstance(event, Usage):
-                    usage = event
-                elif isinstance(event, Failed):
-                    raise ChatError(event.reason, event.message, retry_after=event.retry_after)
-                elif isinstance(event, Finished):
+                finished = reply.add(event)
+                if finished is not None:
                     return Completion(
-                        text="".join(text) or event.text,
-                        thinking="".join(thinking),
-                        stop_reason=event.stop_reason,
-                        usage=usage,
+                        text=reply.text,
+                        thinking=reply.thinking,
+                        stop_reason=finished.stop_reason,
+                        usage=reply.usage,
                         model=turn.model.response_id,
                         session_key=turn.key.value,
                     )

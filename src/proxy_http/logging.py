@@ -28,6 +28,17 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is emitted, not when configured.
+
+    Whoever swaps stderr later (a test runner's capture, a daemon wrapper) gets the lines.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(
     log_format: Literal["console", "json"] = "console", level: str = "info"
 ) -> None:
@@ -48,7 +59,7 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED_PROCESSORS,

@@ -23,6 +23,7 @@ from proxy_core import (
     Failed,
     FailureReason,
     Finished,
+    ReplyCollector,
     TextDelta,
     ThinkingDelta,
     Turn,
@@ -215,26 +216,16 @@ class Collected(msgspec.Struct, frozen=True):
 async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None = None) -> Collected:
     """Run a turn to its end; a Failed event is raised as ChatError."""
     pump = TurnPump(turn, active)
-    text: list[str] = []
-    thinking: list[str] = []
-    usage = Usage()
+    reply = ReplyCollector()
     try:
         while True:
             event = await pump.next(None)
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, ThinkingDelta):
-                thinking.append(event.text)
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, Finished):
-                log.outcome = "ok"
-                return Collected(
-                    "".join(text) or event.text, "".join(thinking), event.stop_reason, usage
-                )
-            elif isinstance(event, Failed):
+            if isinstance(event, Failed):
                 log.outcome = event.reason.value
-                raise ChatError(event.reason, event.message, retry_after=event.retry_after)
+            finished = reply.add(event) if event is not None else None
+            if finished is not None:
+                log.outcome = "ok"
+                return Collected(reply.text, reply.thinking, finished.stop_reason, reply.usage)
     except StopAsyncIteration:
         raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.") from None
     finally:
