@@ -136,12 +136,22 @@ def build_store(settings: Settings) -> SessionStore:
 
 
 async def open_service(settings: Settings) -> ChatService:
-    """Build the service and start its runner; raises BackendStartupError on a fatal problem."""
+    """Build the service and start its runner; raises BackendStartupError on a fatal problem.
+
+    The store opens first: a database that cannot be opened then leaves no CLI
+    process (warm pool) behind, and a runner that cannot start closes the store.
+    """
+    store = build_store(settings)
     runner = build_runner(settings)
-    await runner.start()
+    try:
+        await runner.start()
+    except BaseException:
+        await runner.aclose()
+        await store.close()
+        raise
     return ChatService(
         runner,
-        build_store(settings),
+        store,
         catalog=build_catalog(settings),
         limits=build_limits(settings),
     )
