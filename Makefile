@@ -28,8 +28,10 @@ $(CLAUDE_BIN):
 	npm install --prefix $(CLAUDE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CLI_VERSION)
 	$(CLAUDE_BIN) --version
 
-run: venv
-	$(BIN)/claude-max-api serve
+# Uses `claude` from PATH (or $$CLAUDE_CLI_PATH) when there is one, else the pinned local CLI.
+run: venv cli
+	CLAUDE_CLI_PATH="$${CLAUDE_CLI_PATH:-$$(command -v claude || echo $(CLAUDE_BIN))}" \
+		$(BIN)/claude-max-api serve $(ARGS)
 
 test: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -112,7 +112,7 @@ class ClaudeCliRunner:
         )
 
     async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
-        """Nothing is kept alive between turns yet; `purge` deletes the transcript."""
+        """This runner keeps nothing alive between turns; `purge` deletes the transcript."""
         if not purge:
             return
         env = child_env(self.config, os.environ, is_root=False)

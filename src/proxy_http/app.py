@@ -26,6 +26,7 @@ from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, Sessi
 from proxy_http.auth import ApiKeyMiddleware, load_api_keys
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
+from proxy_http.readiness import ReadinessProbe
 from proxy_http.settings import Settings
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
 from proxy_http.streaming import ActiveTurns, collect_turn, stream_turn, until_first
@@ -54,6 +55,7 @@ from proxy_http.wire import (
 # Model ids have no creation date of their own; a fixed one keeps responses stable.
 MODEL_CREATED = 1_735_689_600
 SESSION_HEADER = "X-Session-Id"
+READINESS_KEY = "readiness"
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -194,10 +196,12 @@ def _iso(seconds: float) -> str:
 
 
 @get("/health", summary="Liveness and backend readiness")
-async def health(service: NamedDependency[ChatService]) -> Health:
+async def health(service: NamedDependency[ChatService], state: State) -> Health:
     status = service.backend_status()
+    probe: ReadinessProbe | None = state.get(READINESS_KEY)
+    problems = list(status.problems) + list(await probe.problems() if probe else ())
     return Health(
-        status="ok" if status.ready else "degraded",
+        status="ok" if status.ready and not problems else "degraded",
         provider="claude-code-cli",
         sessions=await service.store.count(),
         active_subprocesses=status.active_processes,
@@ -208,7 +212,7 @@ async def health(service: NamedDependency[ChatService]) -> Health:
             ready=status.ready,
             name=status.name,
             version=status.version,
-            problems=list(status.problems),
+            problems=problems,
             details=dict(status.details),
         ),
         tracked_children=_count(status.details.get("tracked_children")),
@@ -367,13 +371,15 @@ def create_app(
     guards: Sequence[Guard] = (),
     middleware: Sequence[Middleware] = (),
     debug: bool = False,
+    readiness: ReadinessProbe | None = None,
 ) -> Litestar:
     """The HTTP app over `service`.
 
     `lifespan` context managers wrap the app's life (the composition root closes
     the service there); `guards` and `middleware` are extension points. With API
     keys in `settings`, every path but /health requires one (raises ApiKeyError
-    when the key file cannot be read).
+    when the key file cannot be read). `readiness` adds the setup checks' problems
+    (login state, ...) to /health.
     """
     settings = settings or Settings()
     app = Litestar(
@@ -388,7 +394,14 @@ def create_app(
         lifespan=list(lifespan),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="claude-max-api-proxy", version="0.1.0", path="/schema"),
-        state=State({"service": service, "settings": settings, ACTIVE_TURNS_KEY: ActiveTurns()}),
+        state=State(
+            {
+                "service": service,
+                "settings": settings,
+                ACTIVE_TURNS_KEY: ActiveTurns(),
+                READINESS_KEY: readiness,
+            }
+        ),
         signature_namespace={"ChatService": ChatService, "Settings": Settings},
         logging_config=None,
         debug=debug,

@@ -30,6 +30,7 @@ from proxy_core import (
     SessionStore,
 )
 from proxy_http.app import create_app
+from proxy_http.readiness import ReadinessProbe
 from proxy_http.settings import Settings
 
 __all__ = [
@@ -223,4 +224,9 @@ def kill_leftover_children(service: ChatService) -> int:
 
 def build_app(service: ChatService, settings: Settings) -> Litestar:
     """The served app: the HTTP adapter over `service`, closing it on shutdown."""
-    return create_app(service, settings, lifespan=[service_lifespan(service, settings)])
+    return create_app(
+        service,
+        settings,
+        lifespan=[service_lifespan(service, settings)],
+        readiness=ReadinessProbe(lambda: backend_findings(settings)),
+    )

@@ -233,6 +233,27 @@ def test_health_reports_the_real_cli_and_its_version(proxy: ServerProcess) -> No
     assert body["backend"]["version"].startswith("2.")
 
 
+def test_health_reports_a_cli_that_is_not_logged_in(
+    claude_bin: str, fake_upstream_server: FakeAnthropic, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    cli_env = {"HOME": str(home), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    env = {
+        "CLAUDE_PROXY_CLI_PATH": claude_bin,
+        "CLAUDE_PROXY_STATE_DIR": str(tmp_path / "state"),
+        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
+        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
+        "CLAUDE_PROXY_POOL_SIZE": "0",
+    }
+    with ServerProcess(env=env, log_path=tmp_path / "server.log") as server:
+        body = httpx.get(server.base_url + "/health", timeout=60).json()
+    assert body["status"] == "degraded"
+    login = [p for p in body["backend"]["problems"] if p.startswith("login:")]
+    assert login, body["backend"]["problems"]
+    assert "/login" in login[0] or "ANTHROPIC_API_KEY" in login[0]
+
+
 def test_thinking_streams_as_reasoning_content_when_asked(proxy: ServerProcess) -> None:
     chunks = list(
         client(proxy).chat.completions.create(
