@@ -18,9 +18,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-import os
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from proxy_cli_backend.command import CliCommand
@@ -40,7 +39,6 @@ from proxy_core import Block, Event, Failed
 
 log = logging.getLogger(__name__)
 
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # After an error result or stdout's end, how long to wait for the exit and stderr.
 _EXIT_WAIT = 5.0
 
@@ -285,50 +283,3 @@ class LiveProcess:
             "idle_s": round(now - self.last_used, 1),
             "rss_bytes": rss,
         }
-
-
-def group_rss(pids: Iterable[int]) -> dict[int, int]:
-    """Resident memory in bytes of each process with its descendants (from /proc).
-
-    Processes that are gone are absent. Reads only these processes and their
-    children (`/proc/<pid>/task/<tid>/children`), not the whole of /proc.
-    """
-    totals: dict[int, int] = {}
-    for pid in pids:
-        total = _tree_rss(pid, depth=0)
-        if total is not None:
-            totals[pid] = total
-    return totals
-
-
-def _tree_rss(pid: int, depth: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            raw = stat.read()
-    except OSError:
-        return None
-    # Fields after the command name (which may hold spaces): state is the first, rss the 22nd.
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    if fields[0] == b"Z":
-        return None
-    total = int(fields[21]) * _PAGE_BYTES
-    if depth < 8:  # tool commands the agent started, and theirs
-        for child in children(pid):
-            total += _tree_rss(child, depth + 1) or 0
-    return total
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of a process (none if it is gone)."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
-                found += [int(c) for c in children.read().split()]
-        except OSError:
-            continue
-    return found

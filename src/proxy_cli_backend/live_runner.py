@@ -28,8 +28,9 @@ import msgspec
 
 from proxy_cli_backend.command import build_command
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState, group_rss
+from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
+from proxy_cli_backend.procfs import tree_rss
 from proxy_cli_backend.runner import ClaudeCliRunner
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
@@ -120,7 +121,7 @@ class LiveCliRunner:
         now = self._clock()
         live = list(self._live.values())
         pooled = self._pool.processes
-        rss = group_rss(p.pid for p in [*live, *pooled])
+        rss = tree_rss([p.pid for p in [*live, *pooled]])
         details = {
             **base.details,
             "mode": "live",

@@ -13,6 +13,7 @@ import os
 import signal
 
 from proxy_cli_backend.command import CliCommand
+from proxy_cli_backend.procfs import descendants, kill_unchanged
 from proxy_cli_backend.watchdog import ChildWatchdog
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class CliProcess:
                 log.warning("CLI pid %d ignored SIGTERM for %.1fs; killing", self.pid, grace)
         # Leftover children (tools the agent started) die with the group, leader or not.
         self._signal_group(signal.SIGKILL)
-        kill_all(stragglers)
+        kill_unchanged(stragglers)
         code = await self._proc.wait()
         self.stderr.cancel()
         _remove_files(self._files)
@@ -238,45 +239,3 @@ def _remove_files(paths: tuple[str, ...]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-
-
-ProcessId = tuple[int, str]
-"""A pid with its start time, so a recycled pid is never mistaken for the same process."""
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def descendants(root: int) -> list[ProcessId]:
-    """All live descendants of `root`, from /proc (empty where /proc is unavailable)."""
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
-    children: dict[int, list[ProcessId]] = {}
-    for pid in pids:
-        fields = _stat(pid)
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append((pid, fields[19]))
-    found: list[ProcessId] = []
-    frontier = [root]
-    while frontier:
-        level = [child for parent in frontier for child in children.get(parent, [])]
-        found += level
-        frontier = [pid for pid, _ in level]
-    return found
-
-
-def kill_all(processes: list[ProcessId]) -> None:
-    """SIGKILL each process that is still the same one (same start time)."""
-    for pid, started in processes:
-        fields = _stat(pid)
-        if fields is not None and fields[19] == started:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)

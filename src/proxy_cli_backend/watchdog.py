@@ -22,68 +22,18 @@ import signal
 import time
 from collections.abc import Callable
 
-import msgspec
+from proxy_cli_backend.procfs import (
+    ProcessInfo,
+    ProcessTable,
+    descendants_in,
+    process_table,
+    read_process,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_RELEASED = 1000
 """Released children remembered until a sweep; beyond it the oldest are forgotten."""
-
-
-class ProcessInfo(msgspec.Struct, frozen=True):
-    """One row of the process table, from /proc/<pid>/stat."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    state: str
-    started: str
-
-    @property
-    def alive(self) -> bool:
-        """Running (a zombie has exited; only its parent's reaping is pending)."""
-        return self.state not in ("Z", "X")
-
-
-ProcessTable = dict[int, ProcessInfo]
-
-
-def read_process(pid: int) -> ProcessInfo | None:
-    """The process `pid` from /proc, or None if it is gone (or /proc is unavailable)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0], fields[19])
-
-
-def process_table() -> ProcessTable:
-    """Every process visible in /proc (empty where there is no /proc)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return {}
-    table: ProcessTable = {}
-    for name in names:
-        if name.isdigit() and (info := read_process(int(name))) is not None:
-            table[info.pid] = info
-    return table
-
-
-def descendants_in(table: ProcessTable, root: int) -> list[ProcessInfo]:
-    """The descendants of `root` in `table`, nearest first."""
-    children: dict[int, list[ProcessInfo]] = {}
-    for info in table.values():
-        children.setdefault(info.ppid, []).append(info)
-    found: list[ProcessInfo] = []
-    frontier = [root]
-    while frontier:
-        level = [child for parent in frontier for child in children.get(parent, [])]
-        found += level
-        frontier = [info.pid for info in level]
-    return found
 
 
 class _Child:

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from proxy_cli_backend.command import CliCommand
-from proxy_cli_backend.process import CliProcess, descendants
+from proxy_cli_backend.process import CliProcess
+from proxy_cli_backend.procfs import descendants
 
 
 def alive(pid: int) -> bool:
@@ -52,7 +53,7 @@ async def test_descendants_in_other_sessions_are_killed_too(tmp_path: Path) -> N
     line = await asyncio.wait_for(process.readline(), 10)
     assert line is not None
     grandchild = int(line)
-    assert grandchild in [pid for pid, _ in descendants(process.pid)]
+    assert grandchild in [info.pid for info in descendants(process.pid)]
     await process.terminate(0.5)
     for _ in range(40):
         if not alive(grandchild):

@@ -8,13 +8,8 @@ import subprocess
 import sys
 import time
 
-from proxy_cli_backend.watchdog import (
-    ChildWatchdog,
-    ProcessInfo,
-    ProcessTable,
-    descendants_in,
-    read_process,
-)
+from proxy_cli_backend.procfs import ProcessInfo, ProcessTable, descendants_in, read_process
+from proxy_cli_backend.watchdog import ChildWatchdog
 
 ME = os.getpid()
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.live import group_rss
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
+from proxy_cli_backend.procfs import tree_rss
 from proxy_core import (
     Event,
     Failed,
@@ -172,7 +172,7 @@ async def test_an_abandoned_turn_is_interrupted_and_its_process_ended(make_runne
     await stream.aclose()
     await runner._ended(session)
     assert pids(runner) == {}
-    assert group_rss([pid]) == {}
+    assert tree_rss([pid]) == {}
 
 
 async def test_a_process_that_died_between_turns_is_replaced_transparently(
@@ -211,5 +211,5 @@ async def test_closing_the_runner_leaves_no_process(make_runner: Any) -> None:
     await run(runner, plan("one", str(uuid.uuid4())))
     all_pids = [*pids(runner).values(), *(p.pid for p in runner._pool.processes)]
     await runner.aclose()
-    assert group_rss(all_pids) == {}
+    assert tree_rss(all_pids) == {}
     assert runner.status().active_processes == 0
