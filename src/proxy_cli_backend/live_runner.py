@@ -18,7 +18,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -26,12 +25,11 @@ from contextlib import aclosing
 
 import msgspec
 
-from proxy_cli_backend.command import build_command
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
-from proxy_cli_backend.runner import ClaudeCliRunner
+from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
@@ -81,8 +79,7 @@ class LiveCliRunner:
         self.live_config = live or LiveConfig()
         self._clock = clock
         self._base = ClaudeCliRunner(self.config)
-        self._cli_path: str | None = None
-        self._is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self._started = False
         # Session id -> process, least recently used first.
         self._live: collections.OrderedDict[str, LiveProcess] = collections.OrderedDict()
         self._endings: dict[LiveProcess, asyncio.Task[None]] = {}
@@ -110,8 +107,7 @@ class LiveCliRunner:
     async def start(self) -> None:
         """The per-turn runner's start-up checks, then the idle reaper and the pool."""
         await self._base.start()
-        path = self._base.status().details.get("path")
-        self._cli_path = path if isinstance(path, str) else None
+        self._started = True
         self._reaper = asyncio.create_task(self._reap_idle(), name="live-cli-reaper")
         self._pool.fill()
 
@@ -170,7 +166,7 @@ class LiveCliRunner:
 
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run a turn on the conversation's live process (or a new or pooled one)."""
-        if self._closed or self._cli_path is None:
+        if self._closed or not self._started:
             raise ChatError(
                 FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
             )
@@ -241,32 +237,16 @@ class LiveCliRunner:
 
     async def _spawn(self, plan: TurnPlan) -> LiveProcess:
         """A new process for the plan: `--session-id` when new, `--resume` to continue."""
-        assert self._cli_path is not None
-        command = build_command(
-            self._cli_path, plan, self.config, base_env=os.environ, is_root=self._is_root
-        )
         try:
-            live = await LiveProcess.spawn(
-                command,
-                self.config,
-                session_id=plan.cli_session_id,
-                model=plan.model,
-                system=plan.system,
-                resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
-                watchdog=self._base.watchdog,
-                clock=self._clock,
-            )
+            live = await self._launch(plan, owner="live")
         except OSError as error:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}"
-            ) from None
+            raise cannot_start(error) from None
         self.spawned += 1
         self._admit(live)
         return live
 
     async def _start_ready(self, model: str, system: str | None) -> LiveProcess:
         """A pooled process: a new session for (model, system), answering `initialize`."""
-        assert self._cli_path is not None
         plan = TurnPlan(
             kind=PlanKind.NEW,
             session_key="warm-pool",
@@ -277,25 +257,27 @@ class LiveCliRunner:
             messages=(),
             seen=(),
         )
-        command = build_command(
-            self._cli_path, plan, self.config, base_env=os.environ, is_root=self._is_root
-        )
-        live = await LiveProcess.spawn(
-            command,
-            self.config,
-            session_id=plan.cli_session_id,
-            model=model,
-            system=system,
-            watchdog=self._base.watchdog,
-            owner="pool",
-            clock=self._clock,
-        )
+        live = await self._launch(plan, owner="pool")
         try:
             await live.wait_ready(self.live_config.control_timeout)
         except BaseException:
             self._end(live)
             raise
         return live
+
+    async def _launch(self, plan: TurnPlan, *, owner: str) -> LiveProcess:
+        """Start the plan's command with stdin kept open; raises OSError if it cannot run."""
+        return await LiveProcess.spawn(
+            self._base.command_for(plan),
+            self.config,
+            session_id=plan.cli_session_id,
+            model=plan.model,
+            system=plan.system,
+            resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
+            watchdog=self._base.watchdog,
+            owner=owner,
+            clock=self._clock,
+        )
 
     # -- capacity and endings ----------------------------------------------------
 

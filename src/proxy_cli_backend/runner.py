@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from proxy_cli_backend.binary import CliBinary, find_cli
-from proxy_cli_backend.command import RootToolsRefused, build_command, child_env
+from proxy_cli_backend.command import CliCommand, RootToolsRefused, build_command, child_env
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.process import CliProcess
 from proxy_cli_backend.protocol import EventDecoder, encode_user_message
@@ -135,25 +135,19 @@ class ClaudeCliRunner:
 
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run one turn in a fresh process; yields deltas, then Usage + Finished, or Failed."""
-        binary = self._binary
-        if binary is None or self._closed:
+        if self._binary is None or self._closed:
             raise ChatError(
                 FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
             )
-        command = build_command(
-            binary.path, plan, self.config, base_env=os.environ, is_root=self._is_root
-        )
         try:
             process = await CliProcess.spawn(
-                command,
+                self.command_for(plan),
                 max_line_bytes=self.config.max_line_bytes,
                 stderr_tail_bytes=self.config.stderr_tail_bytes,
                 watchdog=self.watchdog,
             )
         except OSError as error:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}"
-            ) from None
+            raise cannot_start(error) from None
         self._processes.add(process)
         try:
             async for event in self._turn(process, plan):
@@ -163,6 +157,13 @@ class ClaudeCliRunner:
             # so a second cancellation cannot leave the group running.
             # If cancelled again meanwhile, the cleanup task still finishes (aclose awaits it).
             await asyncio.shield(self._cleanup(process))
+
+    def command_for(self, plan: TurnPlan) -> CliCommand:
+        """The command line and environment for a plan (the runner must be started)."""
+        assert self._binary is not None, "start() the runner first"
+        return build_command(
+            self._binary.path, plan, self.config, base_env=os.environ, is_root=self._is_root
+        )
 
     async def _turn(self, process: CliProcess, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         config = self.config
@@ -213,6 +214,11 @@ class ClaudeCliRunner:
 
         task.add_done_callback(done)
         return task
+
+
+def cannot_start(error: OSError) -> ChatError:
+    """The error for a CLI process that could not be started at all."""
+    return ChatError(FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}")
 
 
 def _make_dirs(*paths: str) -> None:
