@@ -5,7 +5,9 @@ from __future__ import annotations
 import msgspec
 
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_http.bootstrap import build_catalog, build_limits, runner_config
+from proxy_cli_backend.live_runner import LiveConfig
+from proxy_core import ServiceLimits
+from proxy_http.bootstrap import build_catalog, build_limits, live_config, runner_config
 from proxy_http.settings import Settings
 
 
@@ -47,3 +49,12 @@ def test_catalog_applies_default_strictness_and_overrides() -> None:
     )
     assert catalog.strict
     assert catalog.resolve("fast").cli_model == "haiku"
+
+
+def test_default_settings_give_each_part_its_own_defaults() -> None:
+    # The flat settings mirror the parts' configs (the HTTP adapter may not import
+    # the backend); this keeps the mirrored defaults from drifting apart.
+    assert runner_config(Settings(state_dir="/s")) == CliRunnerConfig(state_dir="/s")
+    pool_model = build_catalog(Settings()).resolve(Settings().default_model).cli_model
+    assert live_config(Settings()) == LiveConfig(pool_model=pool_model)
+    assert build_limits(Settings()) == ServiceLimits()
