@@ -17,6 +17,7 @@ from proxy_cli_backend.protocol import (
     CliEvent,
     ResultEvent,
     StreamEvent,
+    SystemEvent,
 )
 from proxy_core import (
     Event,
@@ -81,6 +82,7 @@ class TurnTranslator:
         self.session_id: str | None = None
         self.result: ResultEvent | None = None
         self.progressed = False  # the model produced something (for first-event timing)
+        self._retry_delays: dict[int, float] = {}  # upstream status -> last back-off (s)
 
     def feed(self, event: CliEvent) -> list[Event]:
         """The core events for one CLI event (often none)."""
@@ -94,7 +96,15 @@ class TurnTranslator:
             self.result = event
             self.session_id = event.session_id or self.session_id
             return []
+        if isinstance(event, SystemEvent) and event.subtype == "api_retry":
+            self._note_retry(event)
         return []
+
+    def _note_retry(self, event: SystemEvent) -> None:
+        # The CLI backs off as the upstream's retry-after says (plus jitter): the last
+        # back-off for a status is the best hint of when a client should come back.
+        if event.error_status is not None and event.retry_delay_ms is not None:
+            self._retry_delays[event.error_status] = max(0.0, event.retry_delay_ms / 1000)
 
     def _delta(self, event: StreamEvent) -> list[Event]:
         if event.parent_tool_use_id is not None:
@@ -150,7 +160,16 @@ class TurnTranslator:
         text = "\n".join([result.result or "", *(str(e) for e in result.errors), stderr]).strip()
         reason = classify_failure(result.api_error_status, text)
         message = result.result or "; ".join(str(e) for e in result.errors) or _last(stderr)
-        return [Failed(reason, message or f"The CLI reported an error ({result.subtype}).")]
+        retry_after = None
+        if reason in (FailureReason.RATE_LIMITED, FailureReason.OVERLOADED):
+            retry_after = self._retry_delays.get(result.api_error_status or 0)
+        return [
+            Failed(
+                reason,
+                message or f"The CLI reported an error ({result.subtype}).",
+                retry_after=retry_after,
+            )
+        ]
 
 
 def crashed(stderr: str, returncode: int | None = None) -> Failed:

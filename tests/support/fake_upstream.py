@@ -8,6 +8,7 @@ Behaviour is chosen per request by markers in the last user message's own text
 - `[[slow-stream:S]]`: wait S seconds before each text chunk;
 - `[[error:STATUS]]`: answer STATUS (400, 401, 429 with retry-after, 500, 529, ...)
   with an Anthropic-shaped error body;
+- `[[retry-after:S]]`: with `error`, send `retry-after: S` (a 429 sends 7 by default);
 - `[[disconnect]]`: start streaming, then close the socket mid-stream;
 - `[[thinking]]`: a thinking block, then the echo text;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
@@ -214,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         if "error" in markers:
-            self._error(int(markers["error"] or 500))
+            self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return
         if not body.get("stream"):
             self._json(200, _message_json(body, f"echo: {text}"))
@@ -246,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         size = len(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or "")
         return max(1, size // 4) / rate
 
-    def _error(self, status: int) -> None:
+    def _error(self, status: int, retry_after: str | None = None) -> None:
         kind = _ERROR_TYPES.get(status, "api_error")
         message = {
             400: "prompt is too long: 250000 tokens > 200000 maximum",
@@ -254,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             429: "Number of request tokens has exceeded your rate limit",
             529: "Overloaded",
         }.get(status, "Internal server error")
-        headers = {"retry-after": "7"} if status == 429 else {}
+        headers = {"retry-after": retry_after or "7"} if status == 429 or retry_after else {}
         if status == 429:
             headers["anthropic-ratelimit-requests-reset"] = "2030-01-01T00:00:00Z"
         payload = {"type": "error", "error": {"type": kind, "message": message}}

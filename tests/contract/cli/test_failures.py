@@ -107,3 +107,18 @@ async def test_retry_after_a_failed_turn_sends_the_user_message_once(
     texts = str([m["content"] for m in request.body["messages"] if m["role"] == "user"])
     assert "second again" in texts
     assert "[[error:529]]" not in texts  # the failed turn is not replayed
+
+
+async def test_an_upstream_rate_limit_passes_its_retry_after_on(
+    make_runner: RunnerFactory, cli_env: dict[str, str], fake_upstream: FakeAnthropic
+) -> None:
+    # With one retry allowed, the CLI waits as the upstream's retry-after says and
+    # reports that back-off; the failed turn carries it for the client's Retry-After.
+    runner = make_runner(extra_env={**cli_env, "CLAUDE_CODE_MAX_RETRIES": "1"})
+    await runner.start()
+    events = await run_turn(runner, plan("[[error:429]][[retry-after:2]]"))
+    failure = failed(events)
+    assert failure.reason is FailureReason.RATE_LIMITED
+    assert failure.retry_after is not None
+    assert 2.0 <= failure.retry_after < 4.0
+    assert len(fake_upstream.message_requests) == 2  # the first try and the one retry

@@ -82,3 +82,18 @@ def result(
             "a_field_from_the_future": {"x": 1},
         }
     )
+
+
+def api_retry(status: int, delay_ms: float, attempt: int = 1) -> bytes:
+    return line(
+        {
+            "type": "system",
+            "subtype": "api_retry",
+            "attempt": attempt,
+            "max_retries": 10,
+            "retry_delay_ms": delay_ms,
+            "error_status": status,
+            "error": "rate_limit",
+            "session_id": SESSION,
+        }
+    )

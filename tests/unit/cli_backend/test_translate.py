@@ -161,6 +161,35 @@ def test_error_results_map_to_reasons(status: int | None, text: str, reason: Fai
     assert classify_failure(status, text) is reason
 
 
+def test_a_rate_limit_carries_the_cli_s_last_back_off_as_retry_after() -> None:
+    (event,) = translate(
+        canned.init(),
+        canned.api_retry(429, 7811, attempt=1),
+        canned.api_retry(429, 3500, attempt=2),
+        canned.result("API Error: Request rejected (429)", is_error=True, status=429),
+    )[-1:]
+    assert isinstance(event, Failed)
+    assert event.reason is FailureReason.RATE_LIMITED
+    assert event.retry_after == 3.5
+
+
+def test_retry_after_is_unknown_without_a_back_off_for_that_status() -> None:
+    rate_limited = translate(
+        canned.api_retry(529, 2000),
+        canned.result("API Error: Request rejected (429)", is_error=True, status=429),
+    )[-1]
+    assert isinstance(rate_limited, Failed)
+    assert rate_limited.retry_after is None
+    # A back-off is a hint for coming back later, not for a request that was wrong.
+    invalid = translate(
+        canned.api_retry(400, 2000),
+        canned.result("API Error: 400", is_error=True, status=400),
+    )[-1]
+    assert isinstance(invalid, Failed)
+    assert invalid.reason is FailureReason.INVALID_REQUEST
+    assert invalid.retry_after is None
+
+
 def test_tool_input_summary_prefers_the_telling_field_and_stays_short() -> None:
     assert summarize_input({"file_path": "/a/b.txt", "limit": 3}) == "/a/b.txt"
     assert summarize_input({"command": "ls\n  -la"}) == "ls -la"
