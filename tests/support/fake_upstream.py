@@ -329,8 +329,8 @@ def _script(body: dict[str, Any], text: str, markers: dict[str, str | None]) -> 
     stop_reason = "end_turn"
     if tool is not None:
         name, _, arguments = (tool or 'Glob:{"pattern": "*"}').partition(":")
-        block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name}
-        block["input"] = {}
+        tool_id = f"toolu_{uuid.uuid4().hex[:20]}"
+        block: dict[str, Any] = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
         yield from _block(index, block, [])
         delta = {"type": "input_json_delta", "partial_json": arguments or "{}"}
         yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
