@@ -22,6 +22,8 @@ BASE_ARGS = (
 )
 # The CLI refuses to start nested inside another Claude Code session when this is set.
 _DROPPED_ENV = ("CLAUDECODE",)
+# How many times the CLI retries a failed upstream request (429, 5xx, 529, even 401).
+MAX_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES"
 # Linux refuses any single argument over 128 KiB (E2BIG); longer system prompts go
 # through a file instead.
 MAX_ARG_BYTES = 100_000
@@ -67,9 +69,14 @@ def tool_args(tools: str) -> tuple[str, ...]:
 def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool) -> dict[str, str]:
     """The inherited environment minus CLAUDECODE, plus the operator's extra variables.
 
+    `upstream_retries` becomes CLAUDE_CODE_MAX_RETRIES unless the environment or
+    `extra_env` names it already: the CLI's default (ten retries with back-off) holds
+    a client for minutes on an upstream 5xx, and OpenAI clients retry on their own.
     Raises RootToolsRefused for `full` tools as root without `allow_root_tools`.
     """
     env = {k: v for k, v in base.items() if k not in _DROPPED_ENV}
+    if config.upstream_retries is not None:
+        env.setdefault(MAX_RETRIES_ENV, str(config.upstream_retries))
     env.update(config.extra_env)
     if config.full_tools and is_root:
         if not config.allow_root_tools:

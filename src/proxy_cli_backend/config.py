@@ -25,6 +25,8 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     output, `idle_timeout` between outputs, `total_timeout` for the whole turn;
     `kill_grace` is how long a SIGTERMed process group gets before SIGKILL, and
     `exit_wait` how long the CLI may take to exit by itself after its result.
+    `upstream_retries` bounds the CLI's own retries of a failed upstream request
+    (`CLAUDE_CODE_MAX_RETRIES`; None leaves the CLI's default, ten with back-off).
     """
 
     cli_path: str | None = None
@@ -41,6 +43,7 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_line_bytes: int = 16 * 1024 * 1024
     stderr_tail_bytes: int = 64 * 1024
     version_timeout: float = 30.0
+    upstream_retries: int | None = 2
 
     @property
     def resolved_workdir(self) -> str:

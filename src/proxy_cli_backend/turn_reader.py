@@ -30,14 +30,20 @@ async def read_turn(
     ends it with a yielded `Failed(timeout)`; neither means stdout ended (a crash).
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + config.total_timeout
+    started = loop.time()
+    deadline = started + config.total_timeout
+    # The first-event limit runs from the start of the turn, not from the last line:
+    # the CLI's notices (upstream retries with back-off, status) are not the model's
+    # output, and a chain of them must not hold a client for minutes.
+    first_deadline = started + config.first_event_timeout
     while True:
+        now = loop.time()
         limit, which = (
             (config.idle_timeout, "idle")
             if translator.progressed
-            else (config.first_event_timeout, "first-event")
+            else (max(first_deadline - now, 0.0), "first-event")
         )
-        remaining = deadline - loop.time()
+        remaining = deadline - now
         if remaining < limit:
             limit, which = max(remaining, 0.0), "total"
         try:

@@ -67,6 +67,7 @@ def runner_config(settings: Settings) -> CliRunnerConfig:
         max_line_bytes=settings.cli_max_line_bytes,
         stderr_tail_bytes=settings.cli_stderr_tail_bytes,
         version_timeout=settings.cli_version_timeout,
+        upstream_retries=settings.upstream_retries,
     )
 
 

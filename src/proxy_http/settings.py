@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cli_max_line_bytes: int = 16 * 1024 * 1024
     cli_stderr_tail_bytes: int = 64 * 1024
     cli_version_timeout: float = 30.0
+    upstream_retries: int | None = 2
     # Live CLI processes (LiveCliRunner; see README "Process model")
     spawn_per_turn: bool = False
     live_max: int = 8
@@ -127,6 +128,7 @@ HELP: dict[str, str] = {
     "cli_max_line_bytes": "Longest line of CLI output accepted (bytes).",
     "cli_stderr_tail_bytes": "How much of the CLI's stderr is kept for error messages (bytes).",
     "cli_version_timeout": "Seconds `claude --version` may take at startup.",
+    "upstream_retries": "Retries the CLI makes of a failed upstream request (empty: CLI default).",
     "spawn_per_turn": "Start a CLI process per request instead of one live per conversation.",
     "live_max": "Most live CLI processes (one per conversation); least recently used go first.",
     "live_idle_timeout": "Seconds an idle live CLI process is kept before it is ended.",
@@ -185,9 +187,9 @@ def _convert(field: str, raw: str, source: str) -> object:
             raise ValueError("expected true or false")
         if "None" in text and raw.strip() == "":
             return None
-        if kind is int:
+        if kind in (int, int | None):
             return int(raw)
-        if kind is float:
+        if kind in (float, float | None):
             return float(raw)
         return raw
     except ValueError as error:

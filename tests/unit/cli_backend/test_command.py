@@ -99,9 +99,29 @@ def test_the_working_directory_defaults_under_the_state_dir() -> None:
 
 
 def test_the_environment_is_inherited_minus_claudecode_plus_extras() -> None:
-    config = CliRunnerConfig(state_dir="/s", extra_env={"HOME": "/h", "X": "1"})
+    config = CliRunnerConfig(
+        state_dir="/s", extra_env={"HOME": "/h", "X": "1"}, upstream_retries=None
+    )
     env = child_env(config, {"PATH": "/bin", "CLAUDECODE": "1", "HOME": "/root"}, is_root=False)
     assert env == {"PATH": "/bin", "HOME": "/h", "X": "1"}
+
+
+def test_upstream_retries_bound_the_clis_own_retries() -> None:
+    assert child_env(CliRunnerConfig(state_dir="/s"), {}, is_root=False) == {
+        "CLAUDE_CODE_MAX_RETRIES": "2"
+    }
+    config = CliRunnerConfig(state_dir="/s", upstream_retries=0)
+    assert child_env(config, {}, is_root=False)["CLAUDE_CODE_MAX_RETRIES"] == "0"
+
+
+def test_an_explicit_max_retries_variable_wins_over_upstream_retries() -> None:
+    config = CliRunnerConfig(state_dir="/s", upstream_retries=5)
+    inherited = child_env(config, {"CLAUDE_CODE_MAX_RETRIES": "7"}, is_root=False)
+    assert inherited["CLAUDE_CODE_MAX_RETRIES"] == "7"
+    extra = CliRunnerConfig(
+        state_dir="/s", upstream_retries=5, extra_env={"CLAUDE_CODE_MAX_RETRIES": "1"}
+    )
+    assert child_env(extra, {}, is_root=False)["CLAUDE_CODE_MAX_RETRIES"] == "1"
 
 
 def test_full_tools_as_root_without_opt_in_is_refused_naming_both_fixes() -> None:

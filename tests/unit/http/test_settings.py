@@ -70,3 +70,9 @@ def test_pairs_reject_items_without_equals() -> None:
 
 def test_every_setting_has_help() -> None:
     assert {f.name for f in msgspec.structs.fields(Settings)} == set(HELP)
+
+
+def test_an_optional_number_reads_a_number_or_empty_for_none() -> None:
+    assert parse_serve_args(["--upstream-retries", "3"], {}).upstream_retries == 3
+    empty = {"CLAUDE_PROXY_UPSTREAM_RETRIES": ""}
+    assert parse_serve_args([], empty).upstream_retries is None
