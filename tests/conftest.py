@@ -1,8 +1,13 @@
-"""Test-wide settings: Hypothesis profiles (`ci` runs at least 200 examples per property)."""
+"""Test-wide settings: Hypothesis profiles (`ci` runs at least 200 examples per property),
+and the server's own logging set up once, so that log lines of apps built in-process
+go to the current stderr (which pytest captures per test), not to the terminal."""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from proxy_http.logging import configure_logging
 
 settings.register_profile(
     "ci",
@@ -13,3 +18,7 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_logging("console", "info")
