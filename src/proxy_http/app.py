@@ -129,10 +129,12 @@ async def chat_completions(
     created = int(time.time())
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        renderer = ChunkRenderer(
+            completion_id, created, turn.model.response_id, include_usage=include_usage
+        )
         body = stream_turn(
             turn,
-            ChunkRenderer(completion_id, created, turn.model.response_id),
-            include_usage=include_usage,
+            renderer,
             show_thinking=show_thinking,
             keepalive_interval=settings.keepalive_interval,
             log=log,

@@ -53,12 +53,20 @@ def sse_event(payload: msgspec.Struct) -> bytes:
 
 
 class ChunkRenderer:
-    """Builds the chunks of one streamed completion: same id, created and model in each."""
+    """Builds the chunks of one streamed completion: same id, created and model in each.
 
-    def __init__(self, completion_id: str, created: int, model: str) -> None:
+    With `include_usage` (the request's `stream_options.include_usage`), every chunk
+    carries `"usage": null` and `usage()` gives the extra, final usage chunk.
+    """
+
+    def __init__(
+        self, completion_id: str, created: int, model: str, *, include_usage: bool = False
+    ) -> None:
         self.completion_id = completion_id
         self.created = created
         self.model = model
+        self.include_usage = include_usage
+        self._no_usage: msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
 
     def _chunk(
         self,
@@ -68,7 +76,12 @@ class ChunkRenderer:
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
         return sse_event(
             ChatCompletionChunk(
-                self.completion_id, "chat.completion.chunk", self.created, self.model, [choice]
+                self.completion_id,
+                "chat.completion.chunk",
+                self.created,
+                self.model,
+                [choice],
+                usage=self._no_usage,
             )
         )
 

@@ -154,7 +154,6 @@ async def stream_turn(
     turn: Turn,
     renderer: ChunkRenderer,
     *,
-    include_usage: bool,
     show_thinking: bool,
     keepalive_interval: float,
     log: RequestLog,
@@ -188,7 +187,7 @@ async def stream_turn(
                 usage = event
             elif isinstance(event, Finished):
                 yield renderer.finish(event.stop_reason)
-                if include_usage:
+                if renderer.include_usage:
                     yield renderer.usage(usage)
                 log.outcome = "ok"
                 break

@@ -132,15 +132,20 @@ class ChunkChoice(msgspec.Struct, frozen=True):
     logprobs: None = None
 
 
-class ChatCompletionChunk(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One streamed `chat.completion.chunk` (`usage` only in the include_usage chunk)."""
+class ChatCompletionChunk(msgspec.Struct, frozen=True):
+    """One streamed `chat.completion.chunk`.
+
+    As OpenAI does it: without `include_usage` no chunk has a `usage` field (UNSET
+    leaves it out); with it, every chunk has `"usage": null` but the last one, which
+    has no choices and the turn's usage.
+    """
 
     id: str
     object: Literal["chat.completion.chunk"]
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: CompletionUsage | None = None
+    usage: CompletionUsage | msgspec.UnsetType | None = msgspec.UNSET
 
 
 # -- errors ------------------------------------------------------------------

@@ -44,6 +44,25 @@ def test_stream_framing_is_role_first_and_done_last(make_server: MakeServer) -> 
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
 
 
+def test_include_usage_puts_null_usage_on_every_chunk_but_the_last(
+    make_server: MakeServer,
+) -> None:
+    server, _, _ = make_server(reply("a", "b"))
+    body = {"model": "sonnet", "messages": USER_HI, "stream": True}
+    response = httpx.post(
+        server.base_url + CHAT, json={**body, "stream_options": {"include_usage": True}}
+    )
+    *chunks, last = [json.loads(e) for e in data_events(response.text)[:-1]]
+    assert chunks
+    assert all("usage" in c and c["usage"] is None for c in chunks)
+    assert last["choices"] == []
+    assert last["usage"]["total_tokens"] == (
+        last["usage"]["prompt_tokens"] + last["usage"]["completion_tokens"]
+    )
+    plain = httpx.post(server.base_url + CHAT, json=body)
+    assert all("usage" not in json.loads(e) for e in data_events(plain.text)[:-1])
+
+
 def test_keepalive_comments_flow_while_the_turn_is_slow(make_server: MakeServer) -> None:
     server, _, _ = make_server(reply("late"), delay=0.6, settings=Settings(keepalive_interval=0.1))
     response = httpx.post(

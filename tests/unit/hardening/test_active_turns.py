@@ -33,7 +33,6 @@ async def test_an_aborted_stream_ends_with_an_error_event_then_done() -> None:
     stream = stream_turn(
         turn,
         ChunkRenderer("chatcmpl-1", 0, "sonnet"),
-        include_usage=False,
         show_thinking=False,
         keepalive_interval=5,
         log=RequestLog("req_1"),

@@ -64,6 +64,26 @@ def test_usage_chunk_has_no_choices() -> None:
     }
 
 
+def test_without_include_usage_no_chunk_has_a_usage_field() -> None:
+    for event in (renderer.role(), renderer.content("x"), renderer.finish("end_turn")):
+        assert "usage" not in decode(event)
+
+
+def test_with_include_usage_every_chunk_but_the_last_has_null_usage() -> None:
+    counting = ChunkRenderer("chatcmpl-2", 123, "sonnet", include_usage=True)
+    for event in (counting.role(), counting.content("x"), counting.finish("end_turn")):
+        chunk = decode(event)
+        assert "usage" in chunk
+        assert chunk["usage"] is None
+    last = decode(counting.usage(Usage(input_tokens=1, output_tokens=1)))
+    assert last["usage"] == {
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "total_tokens": 2,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+
+
 def test_error_event_is_an_openai_error_body() -> None:
     body = decode(ChunkRenderer.error(FailureReason.TIMEOUT, "too slow"))
     assert body == {
