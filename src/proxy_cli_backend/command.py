@@ -113,5 +113,8 @@ def build_command(
     elif plan.system:
         argv += ["--system-prompt", plan.system]
     argv += tool_args(config.tools)
+    effort = config.effort_for(plan)
+    if effort is not None:
+        argv += ["--effort", effort.value]
     env = child_env(config, base_env, is_root=is_root)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)

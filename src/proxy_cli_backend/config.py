@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 
+from proxy_core import Effort, TurnPlan
+
 TOOL_PROFILES = ("none", "read-only", "full")
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "WebSearch", "WebFetch")
 
@@ -27,6 +29,8 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     `exit_wait` how long the CLI may take to exit by itself after its result.
     `upstream_retries` bounds the CLI's own retries of a failed upstream request
     (`CLAUDE_CODE_MAX_RETRIES`; None leaves the CLI's default, ten with back-off).
+    `effort` is the reasoning level of turns whose request names none (None leaves
+    the CLI's default).
     """
 
     cli_path: str | None = None
@@ -44,6 +48,11 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     stderr_tail_bytes: int = 64 * 1024
     version_timeout: float = 30.0
     upstream_retries: int | None = 2
+    effort: Effort | None = None
+
+    def effort_for(self, plan: TurnPlan) -> Effort | None:
+        """The level a turn runs at: the request's, else this default."""
+        return plan.effort or self.effort
 
     @property
     def resolved_workdir(self) -> str:

@@ -2,7 +2,8 @@
 
 The process reads stream-json from a stdin that stays open. A turn writes one
 user line and reads stdout until that turn's `result`; control requests
-(`initialize`, `set_model`, `interrupt`) are read until their `control_response`.
+(`initialize`, `set_model`, `apply_flag_settings`, `interrupt`) are read until their
+`control_response`.
 
 Turn isolation rests on one rule: a process takes another turn only after the
 previous one was read through its successful `result`. A turn that failed, timed
@@ -35,7 +36,7 @@ from proxy_cli_backend.protocol import (
 from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn
 from proxy_cli_backend.watchdog import ChildWatchdog
-from proxy_core import Block, Event, Failed
+from proxy_core import Block, Effort, Event, Failed
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class LiveProcess:
 
     `resume_point` is the uuid of the last assistant message the process's
     conversation ends with (None before the first turn of a new session): a
-    CONTINUE plan may use this process only if its ledger says the same.
+    CONTINUE plan may use this process only if its ledger says the same. `effort`
+    is the reasoning level its next turn runs at (None: the CLI's default).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class LiveProcess:
         system: str | None,
         tools: str,
         resume_point: str | None = None,
+        effort: Effort | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._process = process
@@ -84,6 +87,7 @@ class LiveProcess:
         self.system = system
         self.tools = tools
         self.resume_point = resume_point
+        self.effort = effort
         self.state = LiveState.IDLE
         self.turns = 0
         self.unfinished = False  # a turn was abandoned before its result was read
@@ -99,6 +103,7 @@ class LiveProcess:
         model: str,
         system: str | None,
         resume_point: str | None = None,
+        effort: Effort | None = None,
         watchdog: ChildWatchdog | None = None,
         owner: str = "live",
         clock: Callable[[], float] = time.monotonic,
@@ -118,6 +123,7 @@ class LiveProcess:
             system=system,
             tools=config.tools,
             resume_point=resume_point,
+            effort=effort,
             clock=clock,
         )
 
@@ -180,6 +186,16 @@ class LiveProcess:
         """Switch the model for the following turns of this process."""
         await self.control("set_model", within, model=model)
         self.model = model
+
+    async def set_effort(self, effort: Effort | None, within: float) -> None:
+        """Set the reasoning level of the following turns (None: back to the CLI's default).
+
+        `apply_flag_settings` changes it for this session only; nothing is written to
+        the CLI's settings files.
+        """
+        level = None if effort is None else effort.value
+        await self.control("apply_flag_settings", within, settings={"effortLevel": level})
+        self.effort = effort
 
     # -- turns ---------------------------------------------------------------
 
@@ -279,6 +295,7 @@ class LiveProcess:
             "pid": self.pid,
             "state": self.state.value,
             "model": self.model,
+            "effort": None if self.effort is None else self.effort.value,
             "turns": self.turns,
             "idle_s": round(now - self.last_used, 1),
             "rss_bytes": rss,

@@ -5,7 +5,8 @@ turn is one line written to it: no process start, no transcript reload. Around
 that sit the capacity rules (a cap with least-recently-used eviction, an idle
 timeout), the fallback (a process that was evicted, crashed or spent is replaced
 by a new one with `--resume`, at the ledger's resume point), a model change by
-`set_model`, and a warm pool of ready processes for new conversations.
+`set_model` and an effort change by `apply_flag_settings` on the live process, and a
+warm pool of ready processes for new conversations.
 
 Start-up checks, transcript purges and the command line are the per-turn
 runner's (`ClaudeCliRunner`, `build_command`); this module only decides which
@@ -52,8 +53,8 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     ready processes wait for new conversations (0 disables the pool), started
     for `pool_model` until the pool learns a better key from `pool_window`
     recent new conversations. `control_timeout` bounds the answer to
-    `initialize` / `set_model`; `flush_wait` is how long an ended process may
-    take to write its transcript after stdin closes.
+    `initialize`, `set_model` and `apply_flag_settings`; `flush_wait` is how long
+    an ended process may take to write its transcript after stdin closes.
     """
 
     max_live: int = 8
@@ -203,7 +204,7 @@ class LiveCliRunner:
             live = self._live.get(plan.cli_session_id)
             if live is not None and self._fits(live, plan):
                 self._live.move_to_end(plan.cli_session_id)
-                if live.model == plan.model or await self._switch_model(live, plan.model):
+                if await self._adjust(live, plan):
                     self.reused += 1
                     return live, True
             if live is not None and live.state is not LiveState.BUSY:
@@ -215,7 +216,9 @@ class LiveCliRunner:
         pooled = self._pool.take(pool_key(plan.model, plan.system, self.config.tools))
         if pooled is not None:
             self._admit(pooled)
-            return pooled, True
+            if await self._adjust(pooled, plan):
+                return pooled, True
+            self._end(pooled)
         return await self._spawn(plan), False
 
     def _fits(self, live: LiveProcess, plan: TurnPlan) -> bool:
@@ -227,11 +230,17 @@ class LiveCliRunner:
             and live.resume_point == plan.resume_point
         )
 
-    async def _switch_model(self, live: LiveProcess, model: str) -> bool:
+    async def _adjust(self, live: LiveProcess, plan: TurnPlan) -> bool:
+        """Bring the process to the plan's model and effort; False if it failed (and is spent)."""
+        effort = self.config.effort_for(plan)
+        within = self.live_config.control_timeout
         try:
-            await live.set_model(model, self.live_config.control_timeout)
+            if live.model != plan.model:
+                await live.set_model(plan.model, within)
+            if live.effort != effort:
+                await live.set_effort(effort, within)
         except LiveProcessError as error:
-            log.warning("set_model on live CLI pid %d failed: %s", live.pid, error)
+            log.warning("adjusting live CLI pid %d failed: %s", live.pid, error)
             return False
         return True
 
@@ -274,6 +283,7 @@ class LiveCliRunner:
             model=plan.model,
             system=plan.system,
             resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
+            effort=self.config.effort_for(plan),
             watchdog=self._base.watchdog,
             owner=owner,
             clock=self._clock,

@@ -19,6 +19,7 @@ from proxy_core.conversation import (
     UrlImage,
     parse_conversation,
 )
+from proxy_core.effort import REASONING_EFFORT_VALUES, Effort, parse_effort
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import (
     Event,
@@ -41,6 +42,7 @@ from proxy_core.session_key import KeyOrigin, SessionKey, derive_session_key
 from proxy_core.stats import ServiceStats
 
 __all__ = [
+    "REASONING_EFFORT_VALUES",
     "BackendStatus",
     "Base64Image",
     "Block",
@@ -49,6 +51,7 @@ __all__ = [
     "ChatService",
     "Completion",
     "Conversation",
+    "Effort",
     "Event",
     "Failed",
     "FailureReason",
@@ -90,6 +93,7 @@ __all__ = [
     "echo_script",
     "fingerprint",
     "parse_conversation",
+    "parse_effort",
     "parse_rendering",
     "plan_turn",
     "render_messages",

@@ -7,6 +7,7 @@ import enum
 import msgspec
 
 from proxy_core.conversation import Conversation, Message
+from proxy_core.effort import Effort
 from proxy_core.ledger import SessionRecord, fingerprints, system_hash
 from proxy_core.rendering import Block, render_messages
 
@@ -30,7 +31,9 @@ class TurnPlan(msgspec.Struct, frozen=True):
 
     `prompt` is the user turn's blocks; `messages` the messages it renders (all of
     them for NEW/RESTART, exactly the new ones for CONTINUE). `seen` is the ledger
-    once this turn succeeds, before our reply is appended.
+    once this turn succeeds, before our reply is appended. `effort` is the reasoning
+    level the request asked for (None: the backend's default); planning leaves it
+    to the service, which sets it from the request.
     """
 
     kind: PlanKind
@@ -43,6 +46,7 @@ class TurnPlan(msgspec.Struct, frozen=True):
     seen: tuple[str, ...]
     restart_reason: RestartReason | None = None
     resume_point: str | None = None
+    effort: Effort | None = None
 
 
 def plan_turn(
@@ -85,7 +89,7 @@ def restart_plan(
     plan: TurnPlan, conversation: Conversation, reason: RestartReason, new_session_id: str
 ) -> TurnPlan:
     """The same request, started over in a fresh CLI session with the full history."""
-    return _fresh(
+    fresh = _fresh(
         PlanKind.RESTART,
         reason,
         conversation,
@@ -94,6 +98,7 @@ def restart_plan(
         new_session_id,
         plan.seen,
     )
+    return msgspec.structs.replace(fresh, effort=plan.effort)
 
 
 def _divergence(

@@ -18,6 +18,7 @@ import msgspec
 
 from proxy_core.catalog import ModelCatalog, ResolvedModel
 from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
+from proxy_core.effort import Effort, parse_effort
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import (
     Event,
@@ -49,13 +50,15 @@ class ChatRequest(msgspec.Struct, frozen=True):
     """One chat completion request, as any caller states it.
 
     `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
-    pins the conversation like the `X-Session-Id` header.
+    pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
+    OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default.
     """
 
     model: str
     messages: Sequence[Mapping[str, object]]
     user: str | None = None
     session_id: str | None = None
+    reasoning_effort: str | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -109,6 +112,7 @@ class ChatService:
         try:
             conversation = parse_conversation(request.messages, self.limits.parse)
             model = self.catalog.resolve(request.model)
+            effort = parse_effort(request.reasoning_effort)
             key = derive_session_key(conversation, header=request.session_id, user=request.user)
             capacity = self.limits.max_concurrent + self.limits.max_queued
             if self.active + self.queued >= capacity:
@@ -122,7 +126,7 @@ class ChatService:
             self._stats.errors += 1
             raise
         self.queued += 1
-        return Turn(self, conversation, model, key)
+        return Turn(self, conversation, model, key, effort)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
@@ -219,13 +223,14 @@ class ChatService:
     async def _plan(self, turn: Turn) -> TurnPlan:
         record = await self.store.get(turn.key.value)
         turn.previous = record
-        return plan_turn(
+        plan = plan_turn(
             record,
             turn.conversation,
             session_key=turn.key.value,
             model=turn.model.cli_model,
             new_session_id=self._new_session_id(),
         )
+        return plan if turn.effort is None else msgspec.structs.replace(plan, effort=turn.effort)
 
     async def _record(self, turn: Turn, plan: TurnPlan, finished: Finished, reply: str) -> None:
         now = self._wall()
@@ -287,11 +292,13 @@ class Turn:
         conversation: Conversation,
         model: ResolvedModel,
         key: SessionKey,
+        effort: Effort | None = None,
     ) -> None:
         self._service = service
         self.conversation = conversation
         self.model = model
         self.key = key
+        self.effort = effort
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None

@@ -118,13 +118,21 @@ async def chat_completions(
     log = request_log(request.scope)
     log.stream = bool(data.stream)
     turn = service.open_turn(
-        ChatRequest(model=data.model, messages=data.messages, user=data.user, session_id=session_id)
+        ChatRequest(
+            model=data.model,
+            messages=data.messages,
+            user=data.user,
+            session_id=session_id,
+            reasoning_effort=data.reasoning_effort,
+        )
     )
     log.session_key = turn.key.value
     log.model = turn.model.response_id
     structlog.contextvars.bind_contextvars(session_key=turn.key.value)
     headers = {SESSION_HEADER: turn.key.value}
-    show_thinking = settings.reasoning or data.reasoning_effort is not None
+    # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
+    # wants reasoning at all (`none` runs at the lowest effort and shows none).
+    show_thinking = settings.reasoning or data.reasoning_effort not in (None, "none")
     completion_id = new_completion_id()
     created = int(time.time())
     if data.stream:

@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -67,6 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cli_stderr_tail_bytes: int = 64 * 1024
     cli_version_timeout: float = 30.0
     upstream_retries: int | None = 2
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
     # Live CLI processes (LiveCliRunner; see README "Process model")
     spawn_per_turn: bool = False
     live_max: int = 8
@@ -129,6 +130,7 @@ HELP: dict[str, str] = {
     "cli_stderr_tail_bytes": "How much of the CLI's stderr is kept for error messages (bytes).",
     "cli_version_timeout": "Seconds `claude --version` may take at startup.",
     "upstream_retries": "Retries the CLI makes of a failed upstream request (empty: CLI default).",
+    "effort": "Reasoning effort when a request sets none: low, medium, high, xhigh, max.",
     "spawn_per_turn": "Start a CLI process per request instead of one live per conversation.",
     "live_max": "Most live CLI processes (one per conversation); least recently used go first.",
     "live_idle_timeout": "Seconds an idle live CLI process is kept before it is ended.",
@@ -185,7 +187,7 @@ def _convert(field: str, raw: str, source: str) -> object:
             if lowered in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError("expected true or false")
-        if "None" in text and raw.strip() == "":
+        if raw.strip() == "" and type(None) in get_args(kind):
             return None
         if kind in (int, int | None):
             return int(raw)

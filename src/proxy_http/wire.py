@@ -52,7 +52,13 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
     parallel_tool_calls: bool | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
-    reasoning_effort: str | None = None
+    reasoning_effort: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="none, minimal, low, medium, high, xhigh (or Claude's max): the "
+            "effort Claude reasons with; also shows its thinking as reasoning_content."
+        ),
+    ] = None
 
 
 IGNORED_REQUEST_FIELDS: tuple[str, ...] = (

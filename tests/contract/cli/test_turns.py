@@ -6,11 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from proxy_core import (
     ChatRequest,
     ChatService,
+    Effort,
     ImageBlock,
     InMemorySessionStore,
     PlanKind,
@@ -101,6 +103,17 @@ async def test_system_prompt_reaches_the_upstream_system_field(
     await run_turn(runner, plan("hi", system="-You are a terse pirate."))
     system = fake_upstream.message_requests[0].body["system"]
     assert any(block["text"] == "-You are a terse pirate." for block in system)
+
+
+async def test_the_effort_reaches_the_upstream_and_the_default_applies_without_one(
+    make_runner: RunnerFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = make_runner(effort=Effort.LOW)
+    await runner.start()
+    await run_turn(runner, msgspec.structs.replace(plan("think hard"), effort=Effort.XHIGH))
+    await run_turn(runner, plan("think little"))
+    efforts = [r.body["output_config"]["effort"] for r in fake_upstream.message_requests]
+    assert efforts == ["xhigh", "low"]
 
 
 async def test_images_reach_the_upstream_as_image_blocks_base64_and_url(

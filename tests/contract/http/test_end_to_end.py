@@ -254,7 +254,9 @@ def test_health_reports_a_cli_that_is_not_logged_in(
     assert "/login" in login[0] or "ANTHROPIC_API_KEY" in login[0]
 
 
-def test_thinking_streams_as_reasoning_content_when_asked(proxy: ServerProcess) -> None:
+def test_thinking_streams_as_reasoning_content_when_asked(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
     chunks = list(
         client(proxy).chat.completions.create(
             model="sonnet",
@@ -268,3 +270,5 @@ def test_thinking_streams_as_reasoning_content_when_asked(proxy: ServerProcess) 
     text = "".join(d.content or "" for d in deltas)
     assert thinking == "Let me think about this."
     assert text == "echo: [[thinking]] eta"
+    # The effort asked for is the effort the upstream was asked to reason with.
+    assert fake_upstream.message_requests[-1].body["output_config"]["effort"] == "low"

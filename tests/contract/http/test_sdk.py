@@ -90,9 +90,16 @@ def test_thinking_is_shown_only_when_reasoning_effort_is_sent(make_server: MakeS
         messages=[{"role": "user", "content": "again"}],
         reasoning_effort="low",
     )
+    declined = client.chat.completions.create(
+        model="sonnet",
+        messages=[{"role": "user", "content": "and again"}],
+        reasoning_effort="none",
+    )
     assert plain.choices[0].message.model_extra == {}
     assert (asked.choices[0].message.model_extra or {}).get("reasoning_content") == "hmm"
     assert asked.choices[0].message.content == "answer"
+    assert declined.choices[0].message.model_extra == {}
+    assert declined.choices[0].message.content == "answer"
 
 
 def test_reasoning_setting_shows_thinking_in_stream(make_server: MakeServer) -> None:
@@ -115,7 +122,9 @@ def test_unknown_model_is_404_in_strict_mode(make_server: MakeServer) -> None:
     assert caught.value.param == "model"
 
 
-@pytest.mark.parametrize(("field", "value"), [("n", 2), ("logprobs", True)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("n", 2), ("logprobs", True), ("reasoning_effort", "extreme")]
+)
 def test_unsupported_option_is_400_naming_the_param(
     make_server: MakeServer, field: str, value: object
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
-from proxy_core import ChatRequest, ChatService, InMemorySessionStore
+from proxy_core import ChatRequest, ChatService, Effort, InMemorySessionStore
 
 
 @pytest.fixture
@@ -22,8 +22,9 @@ async def make_live_service(
     """Build and start services over a LiveCliRunner (pool off unless asked); all closed after."""
     services: list[ChatService] = []
 
-    async def factory(**live: Any) -> ChatService:
+    async def factory(effort: Effort | None = None, **live: Any) -> ChatService:
         config = CliRunnerConfig(
+            effort=effort,
             cli_path=claude_bin,
             state_dir=str(tmp_path / "state"),
             extra_env=cli_env,
@@ -73,6 +74,7 @@ class Chat:
         self.service = service
         self.key = key
         self.model = model
+        self.effort: str | None = None  # the request's reasoning_effort
         self.messages: list[dict[str, str]] = []
         self.session_key: str | None = None
 
@@ -81,6 +83,7 @@ class Chat:
             model=self.model,
             messages=[*self.messages, {"role": "user", "content": text}],
             session_id=self.key,
+            reasoning_effort=self.effort,
         )
 
     async def say(self, text: str) -> str:

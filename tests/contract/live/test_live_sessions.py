@@ -7,7 +7,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from proxy_core import TextDelta
+from proxy_core import Effort, TextDelta
 from tests.contract.conftest import ProcessWatch
 from tests.contract.live.conftest import Chat, live_pids, live_runner, wait_for
 from tests.support.fake_upstream import FakeAnthropic
@@ -118,6 +118,44 @@ async def test_a_model_switch_reaches_the_upstream_in_the_same_process(
     assert "sonnet" in models[0]
     assert "haiku" in models[-1]
     assert live_pids(service) == before
+
+
+def efforts(fake: FakeAnthropic) -> list[str]:
+    """The effort of every Messages call, in order."""
+    return [r.body["output_config"]["effort"] for r in fake.message_requests]
+
+
+async def test_effort_changes_reach_the_upstream_in_the_same_process(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "efforts")
+    await chat.say("at the default")
+    before = live_pids(service)
+    for effort in ("high", "max", None, "minimal"):
+        chat.effort = effort
+        await chat.say(f"at {effort}")
+    # None: back to the CLI's default; minimal: Claude's lowest level.
+    assert efforts(fake_upstream) == ["medium", "high", "max", "medium", "low"]
+    assert live_pids(service) == before
+    assert live_runner(service).spawned == 1
+    assert history(fake_upstream)[-1] == "at minimal"
+
+
+async def test_a_pooled_process_runs_at_the_configured_effort_and_returns_to_it(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service(effort=Effort.HIGH, pool_size=1)
+    runner = live_runner(service)
+    await wait_for(lambda: runner.status().details["pool_ready"] == 1)
+    chat = Chat(service, "pooled-effort")
+    await chat.say("configured")
+    chat.effort = "low"
+    await chat.say("asked low")
+    chat.effort = None
+    await chat.say("configured again")
+    assert efforts(fake_upstream) == ["high", "low", "high"]
+    assert runner.spawned == 0
 
 
 async def test_no_process_is_left_after_the_runner_closes(

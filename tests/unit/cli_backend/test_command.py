@@ -6,7 +6,7 @@ import pytest
 
 from proxy_cli_backend.command import RootToolsRefused, build_command, child_env, tool_args
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_core import PlanKind, TextBlock, TurnPlan
+from proxy_core import Effort, PlanKind, TextBlock, TurnPlan
 
 SID = "11111111-2222-3333-4444-555555555555"
 
@@ -48,6 +48,20 @@ def test_a_new_turn_names_its_session_and_streams_json_both_ways() -> None:
         "--tools",
         "",
     ]
+
+
+def test_the_plans_effort_is_passed_and_wins_over_the_default() -> None:
+    args = argv(plan(effort=Effort.XHIGH), effort=Effort.LOW)
+    assert args[args.index("--effort") + 1] == "xhigh"
+
+
+def test_without_a_plan_effort_the_configured_default_is_passed() -> None:
+    args = argv(plan(PlanKind.CONTINUE), effort=Effort.HIGH)
+    assert args[args.index("--effort") + 1] == "high"
+
+
+def test_without_any_effort_the_clis_default_stays() -> None:
+    assert "--effort" not in argv(plan())
 
 
 def test_a_restart_also_starts_a_new_session() -> None:

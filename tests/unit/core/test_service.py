@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import Sequence
 from contextlib import aclosing
 
+import msgspec
 import pytest
 
 from proxy_core import (
     ChatError,
     ChatRequest,
     ChatService,
+    Effort,
     Event,
     Failed,
     FailureReason,
@@ -191,6 +193,34 @@ async def test_a_missing_cli_session_restarts_once_with_the_full_history() -> No
     assert [p.kind for p in runner.plans] == [PlanKind.NEW, PlanKind.CONTINUE, PlanKind.RESTART]
     assert runner.plans[2].restart_reason is RestartReason.SESSION_MISSING
     assert len(runner.plans[2].messages) == 3
+
+
+async def test_the_requested_effort_reaches_every_plan_of_the_turn_restarts_included() -> None:
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        if plan.kind is PlanKind.CONTINUE:
+            return [Failed(FailureReason.SESSION_MISSING, "No conversation found")]
+        return echo_script(plan)
+
+    runner = FakeRunner(script)
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    follow_up = request("hi", first.text, "again")
+    await svc.complete(msgspec.structs.replace(follow_up, reasoning_effort="high"))
+    assert [p.effort for p in runner.plans] == [None, Effort.HIGH, Effort.HIGH]
+    assert runner.plans[2].kind is PlanKind.RESTART
+
+
+async def test_an_unknown_effort_is_refused_before_anything_runs() -> None:
+    runner = FakeRunner()
+    svc = service(runner)
+    with pytest.raises(ChatError) as caught:
+        svc.open_turn(msgspec.structs.replace(request("hi"), reasoning_effort="extreme"))
+    assert (caught.value.reason, caught.value.param) == (
+        FailureReason.INVALID_REQUEST,
+        "reasoning_effort",
+    )
+    assert runner.plans == []
+    assert (svc.queued, (await svc.stats()).errors) == (0, 1)
 
 
 async def test_session_missing_after_visible_output_is_not_retried() -> None:

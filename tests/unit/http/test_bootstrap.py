@@ -28,6 +28,7 @@ def test_every_runner_config_field_is_set_from_settings() -> None:
         cli_stderr_tail_bytes=6,
         cli_version_timeout=7,
         upstream_retries=9,
+        effort="xhigh",
     )
     config = runner_config(settings)
     defaults = CliRunnerConfig(state_dir="/default")

@@ -76,3 +76,11 @@ def test_an_optional_number_reads_a_number_or_empty_for_none() -> None:
     assert parse_serve_args(["--upstream-retries", "3"], {}).upstream_retries == 3
     empty = {"CLAUDE_PROXY_UPSTREAM_RETRIES": ""}
     assert parse_serve_args([], empty).upstream_retries is None
+
+
+def test_the_default_effort_is_one_of_claudes_levels() -> None:
+    assert parse_serve_args(["--effort", "max"], {}).effort == "max"
+    assert parse_serve_args([], {"CLAUDE_PROXY_EFFORT": "high"}).effort == "high"
+    assert parse_serve_args([], {"CLAUDE_PROXY_EFFORT": ""}).effort is None
+    with pytest.raises(SettingsError, match="effort"):
+        parse_serve_args(["--effort", "extreme"], {})
