@@ -116,5 +116,7 @@ def build_command(
     effort = config.effort_for(plan)
     if effort is not None:
         argv += ["--effort", effort.value]
+    if plan.json_schema is not None:
+        argv += ["--json-schema", plan.json_schema]
     env = child_env(config, base_env, is_root=is_root)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)

@@ -63,7 +63,8 @@ class LiveProcess:
     `resume_point` is the uuid of the last assistant message the process's
     conversation ends with (None before the first turn of a new session): a
     CONTINUE plan may use this process only if its ledger says the same. `effort`
-    is the reasoning level its next turn runs at (None: the CLI's default).
+    is the reasoning level its next turn runs at (None: the CLI's default);
+    `json_schema` the schema it was started with (`--json-schema`), fixed for its life.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class LiveProcess:
         tools: str,
         resume_point: str | None = None,
         effort: Effort | None = None,
+        json_schema: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._process = process
@@ -88,6 +90,7 @@ class LiveProcess:
         self.tools = tools
         self.resume_point = resume_point
         self.effort = effort
+        self.json_schema = json_schema
         self.state = LiveState.IDLE
         self.turns = 0
         self.unfinished = False  # a turn was abandoned before its result was read
@@ -104,6 +107,7 @@ class LiveProcess:
         system: str | None,
         resume_point: str | None = None,
         effort: Effort | None = None,
+        json_schema: str | None = None,
         watchdog: ChildWatchdog | None = None,
         owner: str = "live",
         clock: Callable[[], float] = time.monotonic,
@@ -124,6 +128,7 @@ class LiveProcess:
             tools=config.tools,
             resume_point=resume_point,
             effort=effort,
+            json_schema=json_schema,
             clock=clock,
         )
 

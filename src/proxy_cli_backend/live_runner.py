@@ -213,7 +213,9 @@ class LiveCliRunner:
             await self._ended(plan.cli_session_id)
             return await self._spawn(plan), False
         self._pool.note(plan.model, plan.system)
-        pooled = self._pool.take(pool_key(plan.model, plan.system, self.config.tools))
+        # Pooled processes run without a reply schema (it is fixed at the start).
+        key = pool_key(plan.model, plan.system, self.config.tools)
+        pooled = self._pool.take(key) if plan.json_schema is None else None
         if pooled is not None:
             self._admit(pooled)
             if await self._adjust(pooled, plan):
@@ -222,12 +224,14 @@ class LiveCliRunner:
         return await self._spawn(plan), False
 
     def _fits(self, live: LiveProcess, plan: TurnPlan) -> bool:
-        """Same session state as the ledger expects: idle, same system, tools, resume point."""
+        """Same session state as the ledger expects: idle, same system, tools, resume point,
+        and the same reply schema (a process's `--json-schema` cannot change)."""
         return (
             live.usable
             and live.system == plan.system
             and live.tools == self.config.tools
             and live.resume_point == plan.resume_point
+            and live.json_schema == plan.json_schema
         )
 
     async def _adjust(self, live: LiveProcess, plan: TurnPlan) -> bool:
@@ -284,6 +288,7 @@ class LiveCliRunner:
             system=plan.system,
             resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
             effort=self.config.effort_for(plan),
+            json_schema=plan.json_schema,
             watchdog=self._base.watchdog,
             owner=owner,
             clock=self._clock,

@@ -74,10 +74,27 @@ class AssistantEvent(msgspec.Struct, frozen=True, tag="assistant", tag_field="ty
         return self.message.model == "<synthetic>"
 
 
+class UserBlock(msgspec.Struct, frozen=True):
+    type: str = ""
+
+
+class UserMessage(msgspec.Struct, frozen=True):
+    content: str | list[UserBlock] = ""
+
+
 class UserEvent(msgspec.Struct, frozen=True, tag="user", tag_field="type"):
     """A user-side message the CLI reports (tool results during agentic turns)."""
 
+    message: UserMessage = msgspec.field(default_factory=UserMessage)
+    uuid: str | None = None
     session_id: str | None = None
+    parent_tool_use_id: str | None = None
+
+    @property
+    def tool_results(self) -> bool:
+        """It carries tool results (the answer to the model's tool calls)."""
+        content = self.message.content
+        return not isinstance(content, str) and any(b.type == "tool_result" for b in content)
 
 
 class SystemEvent(msgspec.Struct, frozen=True, tag="system", tag_field="type"):
@@ -109,6 +126,7 @@ class ResultEvent(msgspec.Struct, frozen=True, tag="result", tag_field="type"):
     terminal_reason: str | None = None
     errors: list[Any] = msgspec.field(default_factory=list)
     usage: ResultUsage = msgspec.field(default_factory=ResultUsage)
+    structured_output: Any = None  # with --json-schema: what the model returned
 
 
 class ControlResponse(msgspec.Struct, frozen=True, tag="control_response", tag_field="type"):

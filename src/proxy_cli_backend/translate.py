@@ -18,6 +18,7 @@ from proxy_cli_backend.protocol import (
     ResultEvent,
     StreamEvent,
     SystemEvent,
+    UserEvent,
 )
 from proxy_core import (
     Event,
@@ -78,7 +79,10 @@ class TurnTranslator:
     def __init__(self) -> None:
         self._streamed_text = ""  # deltas since the last complete message
         self._streamed_thinking = ""
-        self.resume_point: str | None = None  # the last good assistant message's uuid
+        # The uuid of the turn's last message in the transcript: its last assistant
+        # message, or the tool results after it (a --json-schema turn ends with the
+        # StructuredOutput call's result; resuming before it would lose that result).
+        self.resume_point: str | None = None
         self.session_id: str | None = None
         self.result: ResultEvent | None = None
         self.progressed = False  # the model produced something (for first-event timing)
@@ -92,6 +96,10 @@ class TurnTranslator:
         if isinstance(event, AssistantEvent):
             self.progressed = True
             return self._assistant(event)
+        if isinstance(event, UserEvent):
+            if event.parent_tool_use_id is None and event.tool_results:
+                self.resume_point = event.uuid or self.resume_point
+            return []
         if isinstance(event, ResultEvent):
             self.result = event
             self.session_id = event.session_id or self.session_id
@@ -152,7 +160,7 @@ class TurnTranslator:
         if not result.is_error:
             finished = Finished(
                 stop_reason=result.stop_reason,
-                text=result.result or "",
+                text=_final_text(result),
                 session_id=result.session_id,
                 resume_point=self.resume_point,
             )
@@ -196,3 +204,10 @@ def _unstreamed(complete: str, streamed: str) -> tuple[str, str]:
     # The complete text disagrees with what was streamed (a retried request): the client
     # already has the streamed version, so do not append a second, different one.
     return "", ""
+
+
+def _final_text(result: ResultEvent) -> str:
+    """The reply's final text: with --json-schema, the structured output as JSON."""
+    if result.structured_output is not None:
+        return json.dumps(result.structured_output, ensure_ascii=False, separators=(",", ":"))
+    return result.result or ""

@@ -40,6 +40,7 @@ from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, 
 from proxy_core.service import ChatRequest, ChatService, Completion, ServiceLimits, Turn
 from proxy_core.session_key import KeyOrigin, SessionKey, derive_session_key
 from proxy_core.stats import ServiceStats
+from proxy_core.structured import parse_response_format
 
 __all__ = [
     "REASONING_EFFORT_VALUES",
@@ -95,6 +96,7 @@ __all__ = [
     "parse_conversation",
     "parse_effort",
     "parse_rendering",
+    "parse_response_format",
     "plan_turn",
     "render_messages",
     "reply_fingerprint",

@@ -32,8 +32,9 @@ class TurnPlan(msgspec.Struct, frozen=True):
     `prompt` is the user turn's blocks; `messages` the messages it renders (all of
     them for NEW/RESTART, exactly the new ones for CONTINUE). `seen` is the ledger
     once this turn succeeds, before our reply is appended. `effort` is the reasoning
-    level the request asked for (None: the backend's default); planning leaves it
-    to the service, which sets it from the request.
+    level the request asked for (None: the backend's default) and `json_schema` the
+    schema its reply must follow (JSON text; None for free text): planning leaves
+    both to the service, which sets them from the request.
     """
 
     kind: PlanKind
@@ -47,6 +48,7 @@ class TurnPlan(msgspec.Struct, frozen=True):
     restart_reason: RestartReason | None = None
     resume_point: str | None = None
     effort: Effort | None = None
+    json_schema: str | None = None
 
 
 def plan_turn(
@@ -98,7 +100,7 @@ def restart_plan(
         new_session_id,
         plan.seen,
     )
-    return msgspec.structs.replace(fresh, effort=plan.effort)
+    return msgspec.structs.replace(fresh, effort=plan.effort, json_schema=plan.json_schema)
 
 
 def _divergence(

@@ -35,6 +35,7 @@ from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, re
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.session_key import SessionKey, derive_session_key
 from proxy_core.stats import ServiceStats, StatsRecorder
+from proxy_core.structured import parse_response_format
 
 
 class ServiceLimits(msgspec.Struct, frozen=True):
@@ -51,7 +52,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
 
     `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
     pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
-    OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default.
+    OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default;
+    `response_format` is OpenAI's too (see `parse_response_format`).
     """
 
     model: str
@@ -59,6 +61,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     user: str | None = None
     session_id: str | None = None
     reasoning_effort: str | None = None
+    response_format: Mapping[str, object] | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -113,6 +116,7 @@ class ChatService:
             conversation = parse_conversation(request.messages, self.limits.parse)
             model = self.catalog.resolve(request.model)
             effort = parse_effort(request.reasoning_effort)
+            json_schema = parse_response_format(request.response_format)
             key = derive_session_key(conversation, header=request.session_id, user=request.user)
             capacity = self.limits.max_concurrent + self.limits.max_queued
             if self.active + self.queued >= capacity:
@@ -126,7 +130,7 @@ class ChatService:
             self._stats.errors += 1
             raise
         self.queued += 1
-        return Turn(self, conversation, model, key, effort)
+        return Turn(self, conversation, model, key, effort, json_schema)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
@@ -230,7 +234,7 @@ class ChatService:
             model=turn.model.cli_model,
             new_session_id=self._new_session_id(),
         )
-        return plan if turn.effort is None else msgspec.structs.replace(plan, effort=turn.effort)
+        return msgspec.structs.replace(plan, effort=turn.effort, json_schema=turn.json_schema)
 
     async def _record(self, turn: Turn, plan: TurnPlan, finished: Finished, reply: str) -> None:
         now = self._wall()
@@ -293,12 +297,14 @@ class Turn:
         model: ResolvedModel,
         key: SessionKey,
         effort: Effort | None = None,
+        json_schema: str | None = None,
     ) -> None:
         self._service = service
         self.conversation = conversation
         self.model = model
         self.key = key
         self.effort = effort
+        self.json_schema = json_schema
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
@@ -334,6 +340,9 @@ class Turn:
             reply: list[str] = []
             visible = False
             restart = False
+            # A structured reply is the backend's final result, delivered whole at the
+            # end: text the model wrote on the way is not part of it.
+            structured = plan.json_schema is not None
             async with aclosing(_guarded(service.runner, plan)) as events:
                 async for event in events:
                     if isinstance(event, Failed):
@@ -347,6 +356,8 @@ class Turn:
                             break
                         yield event
                         return
+                    if structured and isinstance(event, TextDelta):
+                        continue
                     if isinstance(event, TextDelta | ThinkingDelta | ToolActivity):
                         visible = True
                         if isinstance(event, TextDelta):
@@ -354,7 +365,10 @@ class Turn:
                     elif isinstance(event, Usage):
                         self.usage = event
                     elif isinstance(event, Finished):
-                        await service._record(self, plan, event, "".join(reply) or event.text)
+                        text = event.text if structured else "".join(reply) or event.text
+                        await service._record(self, plan, event, text)
+                        if structured and text:
+                            yield TextDelta(text)
                         yield event
                         return
                     yield event

@@ -124,6 +124,7 @@ async def chat_completions(
             user=data.user,
             session_id=session_id,
             reasoning_effort=data.reasoning_effort,
+            response_format=data.response_format,
         )
     )
     log.session_key = turn.key.value

@@ -22,7 +22,8 @@ class StreamOptions(msgspec.Struct, frozen=True):
 
 class ChatCompletionRequest(msgspec.Struct, frozen=True):
     """`POST /v1/chat/completions`. Fields other than model, messages, stream,
-    stream_options, user, n, logprobs and reasoning_effort are accepted and ignored."""
+    stream_options, user, n, logprobs, reasoning_effort and response_format are
+    accepted and ignored."""
 
     model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
     messages: Annotated[
@@ -46,7 +47,13 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
     frequency_penalty: float | None = None
     seed: int | None = None
     logprobs: bool | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: Annotated[
+        dict[str, Any] | None,
+        msgspec.Meta(
+            description="text, json_object, or json_schema with a `schema` the reply's "
+            "content then follows (as JSON)."
+        ),
+    ] = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
@@ -70,7 +77,6 @@ IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
     "presence_penalty",
     "frequency_penalty",
     "seed",
-    "response_format",
     "tools",
     "tool_choice",
     "parallel_tool_calls",

@@ -296,7 +296,10 @@ def _chunks(text: str, parts: int = 3) -> list[str]:
 def _script(body: dict[str, Any], text: str, markers: dict[str, str | None]) -> Iterator[Event]:
     """The SSE events of one streamed response (None marks a disconnect)."""
     result = tool_result_of(body)
-    wants_tool = "tool-use" in markers and result is None
+    # Markers come from the last user message's own text, so a tool_result message
+    # (no text) never asks again; one that also carries a new prompt (the CLI merges
+    # the previous turn's last tool_result into it) may.
+    wants_tool = "tool-use" in markers
     tool = markers.get("tool-use") or "" if wants_tool else None
     reply = f"tool result seen: {result}" if result is not None else f"echo: {text}"
     usage = _usage(body, reply)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from tests.contract.conftest import live_descendants
@@ -272,3 +273,38 @@ def test_thinking_streams_as_reasoning_content_when_asked(
     assert text == "echo: [[thinking]] eta"
     # The effort asked for is the effort the upstream was asked to reason with.
     assert fake_upstream.message_requests[-1].body["output_config"]["effort"] == "low"
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_structured_output_parses_into_the_clients_model(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    """`response_format` with a schema: the CLI's StructuredOutput tool, the reply its JSON."""
+    answer = '[[tool-use:StructuredOutput:{"name": "Ada", "age": 36}]]'
+    done = client(proxy).chat.completions.parse(
+        model="sonnet",
+        messages=[{"role": "user", "content": f"Who wrote the first program? {answer}"}],
+        response_format=Person,
+    )
+    assert done.choices[0].message.parsed == Person(name="Ada", age=36)
+    assert json.loads(done.choices[0].message.content or "") == {"name": "Ada", "age": 36}
+    tools = {t["name"]: t for t in fake_upstream.message_requests[0].body["tools"]}
+    assert set(tools["StructuredOutput"]["input_schema"]["required"]) == {"name", "age"}
+
+
+def test_a_streamed_structured_reply_is_its_json_only(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    chunks = client(proxy).chat.completions.create(
+        model="sonnet",
+        messages=[{"role": "user", "content": '[[tool-use:StructuredOutput:{"ok": true}]]'}],
+        response_format={"type": "json_schema", "json_schema": {"name": "ok", "schema": schema}},
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == {"ok": True}

@@ -75,6 +75,7 @@ class Chat:
         self.key = key
         self.model = model
         self.effort: str | None = None  # the request's reasoning_effort
+        self.response_format: dict[str, object] | None = None
         self.messages: list[dict[str, str]] = []
         self.session_key: str | None = None
 
@@ -84,6 +85,7 @@ class Chat:
             messages=[*self.messages, {"role": "user", "content": text}],
             session_id=self.key,
             reasoning_effort=self.effort,
+            response_format=self.response_format,
         )
 
     async def say(self, text: str) -> str:

@@ -158,6 +158,31 @@ async def test_a_pooled_process_runs_at_the_configured_effort_and_returns_to_it(
     assert runner.spawned == 0
 
 
+async def test_structured_turns_share_a_process_and_dropping_the_schema_resumes_anew(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "structured")
+    chat.response_format = {"type": "json_object"}
+    assert await chat.say('[[tool-use:StructuredOutput:{"n": 1}]]') == '{"n":1}'
+    before = live_pids(service)
+    assert await chat.say('[[tool-use:StructuredOutput:{"n": 2}]]') == '{"n":2}'
+    assert live_pids(service) == before
+    # The schema is fixed for a process's life: plain text needs a new one (--resume).
+    chat.response_format = None
+    await chat.say("plain")
+    assert live_runner(service).spawned == 2
+    assert set(live_pids(service).values()).isdisjoint(before.values())
+    body = fake_upstream.message_requests[-1].body
+    assert "StructuredOutput" not in [t["name"] for t in body.get("tools", [])]
+    # Resumed after the last structured call's result (not before it, which would
+    # leave that call unanswered), with the new prompt next to it.
+    blocks = body["messages"][-1]["content"]
+    results = [b["content"] for b in blocks if b["type"] == "tool_result"]
+    assert results == ["Structured output provided successfully"]
+    assert history(fake_upstream)[-1] == "plain"
+
+
 async def test_no_process_is_left_after_the_runner_closes(
     make_live_service: Factory, fake_upstream: FakeAnthropic
 ) -> None:

@@ -48,6 +48,13 @@ def assistant(
     return line({"type": "assistant", "message": message, "parent_tool_use_id": None, "uuid": uuid})
 
 
+def tool_result(uuid: str, *, parent: str | None = None) -> bytes:
+    """The user line with a tool's result (parent: a subagent's)."""
+    block = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+    message = {"role": "user", "content": [block]}
+    return line({"type": "user", "message": message, "parent_tool_use_id": parent, "uuid": uuid})
+
+
 def text(value: str) -> dict[str, Any]:
     return {"type": "text", "text": value}
 
@@ -59,6 +66,7 @@ def result(
     status: int | None = None,
     errors: list[str] | None = None,
     subtype: str = "success",
+    structured: Any = None,
 ) -> bytes:
     usage = {
         "input_tokens": 27,
@@ -80,6 +88,7 @@ def result(
             "errors": errors or [],
             "total_cost_usd": 0.0001,
             "a_field_from_the_future": {"x": 1},
+            **({} if structured is None else {"structured_output": structured}),
         }
     )
 

@@ -60,6 +60,12 @@ def test_without_a_plan_effort_the_configured_default_is_passed() -> None:
     assert args[args.index("--effort") + 1] == "high"
 
 
+def test_a_reply_schema_is_passed_as_json_schema_and_only_then() -> None:
+    args = argv(plan(json_schema='{"type":"object"}'))
+    assert args[args.index("--json-schema") + 1] == '{"type":"object"}'
+    assert "--json-schema" not in argv(plan())
+
+
 def test_without_any_effort_the_clis_default_stays() -> None:
     assert "--effort" not in argv(plan())
 

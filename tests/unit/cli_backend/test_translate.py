@@ -120,6 +120,33 @@ def test_a_good_result_becomes_usage_then_finished() -> None:
     )
 
 
+def test_a_structured_result_finishes_with_the_structured_output_as_json() -> None:
+    structured = {"name": "Åda", "tags": ["x"]}
+    events = translate(canned.result("ignored prose", structured=structured))
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    assert finished.text == '{"name":"Åda","tags":["x"]}'
+
+
+def finished_resume_point(*lines: bytes) -> str | None:
+    finished = translate(*lines, canned.result("done"))[-1]
+    assert isinstance(finished, Finished)
+    return finished.resume_point
+
+
+def test_the_resume_point_is_the_turns_last_message_tool_results_included() -> None:
+    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "StructuredOutput", "input": {}}
+    # A --json-schema turn ends with the StructuredOutput call's result.
+    assert (
+        finished_resume_point(canned.assistant(tool_use, uuid="a1"), canned.tool_result("u1"))
+        == "u1"
+    )
+    # A tool loop ends with the model's answer; a subagent's results never count.
+    answer = canned.assistant(canned.text("found it"), uuid="a2")
+    assert finished_resume_point(canned.tool_result("u1"), answer) == "a2"
+    assert finished_resume_point(answer, canned.tool_result("u9", parent="toolu_0")) == "a2"
+
+
 def test_an_error_result_has_no_usage_and_no_finished() -> None:
     events = translate(canned.result("API Error: 500", is_error=True, status=500))
     assert events == [Failed(FailureReason.UPSTREAM_ERROR, "API Error: 500")]
