@@ -60,8 +60,8 @@ class LiveState(enum.Enum):
 class LiveProcess:
     """One persistent CLI process holding one CLI session.
 
-    `resume_point` is the uuid of the last assistant message the process's
-    conversation ends with (None before the first turn of a new session): a
+    `resume_point` is the uuid of the last message (assistant reply or tool results)
+    the process's conversation ends with (None before the first turn of a new session): a
     CONTINUE plan may use this process only if its ledger says the same. `effort`
     is the reasoning level its next turn runs at (None: the CLI's default);
     `json_schema` the schema it was started with (`--json-schema`), fixed for its life.
