@@ -40,6 +40,7 @@ from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, 
 from proxy_core.service import ChatRequest, ChatService, Completion, ServiceLimits, Turn
 from proxy_core.session_key import KeyOrigin, SessionKey, derive_session_key
 from proxy_core.stats import ServiceStats
+from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "SessionKey",
     "SessionRecord",
     "SessionStore",
+    "StopScanner",
     "TerminalEvent",
     "TextBlock",
     "TextDelta",
@@ -97,6 +99,7 @@ __all__ = [
     "parse_effort",
     "parse_rendering",
     "parse_response_format",
+    "parse_stop",
     "plan_turn",
     "render_messages",
     "reply_fingerprint",

@@ -35,6 +35,7 @@ from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, re
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.session_key import SessionKey, derive_session_key
 from proxy_core.stats import ServiceStats, StatsRecorder
+from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
 
 
@@ -53,7 +54,8 @@ class ChatRequest(msgspec.Struct, frozen=True):
     `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
     pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
     OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default;
-    `response_format` is OpenAI's too (see `parse_response_format`).
+    `response_format` and `stop` are OpenAI's too (see `parse_response_format`,
+    `parse_stop`).
     """
 
     model: str
@@ -62,6 +64,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     session_id: str | None = None
     reasoning_effort: str | None = None
     response_format: Mapping[str, object] | None = None
+    stop: str | Sequence[str] | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -117,6 +120,7 @@ class ChatService:
             model = self.catalog.resolve(request.model)
             effort = parse_effort(request.reasoning_effort)
             json_schema = parse_response_format(request.response_format)
+            stops = parse_stop(request.stop)
             key = derive_session_key(conversation, header=request.session_id, user=request.user)
             capacity = self.limits.max_concurrent + self.limits.max_queued
             if self.active + self.queued >= capacity:
@@ -130,7 +134,7 @@ class ChatService:
             self._stats.errors += 1
             raise
         self.queued += 1
-        return Turn(self, conversation, model, key, effort, json_schema)
+        return Turn(self, conversation, model, key, effort, json_schema, stops)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
@@ -298,6 +302,7 @@ class Turn:
         key: SessionKey,
         effort: Effort | None = None,
         json_schema: str | None = None,
+        stops: tuple[str, ...] = (),
     ) -> None:
         self._service = service
         self.conversation = conversation
@@ -305,6 +310,7 @@ class Turn:
         self.key = key
         self.effort = effort
         self.json_schema = json_schema
+        self.stops = stops
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
@@ -343,6 +349,8 @@ class Turn:
             # A structured reply is the backend's final result, delivered whole at the
             # end: text the model wrote on the way is not part of it.
             structured = plan.json_schema is not None
+            # Stop sequences cut the reply text (a structured reply is never cut).
+            scanner = StopScanner(self.stops) if self.stops and not structured else None
             async with aclosing(_guarded(service.runner, plan)) as events:
                 async for event in events:
                     if isinstance(event, Failed):
@@ -358,6 +366,20 @@ class Turn:
                         return
                     if structured and isinstance(event, TextDelta):
                         continue
+                    if scanner is not None and isinstance(event, TextDelta):
+                        passed = scanner.feed(event.text)
+                        if passed:
+                            visible = True
+                            reply.append(passed)
+                            yield TextDelta(passed)
+                        if scanner.stopped:
+                            # The client has its reply. The backend's turn is abandoned
+                            # (closing the runner ends it) and the ledger stays where it
+                            # was: the session saw more than the client did, so the next
+                            # turn resumes before this one, with the cut reply as history.
+                            yield Finished("stop_sequence", scanner.text)
+                            return
+                        continue
                     if isinstance(event, TextDelta | ThinkingDelta | ToolActivity):
                         visible = True
                         if isinstance(event, TextDelta):
@@ -365,6 +387,10 @@ class Turn:
                     elif isinstance(event, Usage):
                         self.usage = event
                     elif isinstance(event, Finished):
+                        rest = scanner.flush() if scanner is not None else ""
+                        if rest:
+                            reply.append(rest)
+                            yield TextDelta(rest)
                         text = event.text if structured else "".join(reply) or event.text
                         await service._record(self, plan, event, text)
                         if structured and text:

@@ -125,6 +125,7 @@ async def chat_completions(
             session_id=session_id,
             reasoning_effort=data.reasoning_effort,
             response_format=data.response_format,
+            stop=data.stop,
         )
     )
     log.session_key = turn.key.value

@@ -22,8 +22,8 @@ class StreamOptions(msgspec.Struct, frozen=True):
 
 class ChatCompletionRequest(msgspec.Struct, frozen=True):
     """`POST /v1/chat/completions`. Fields other than model, messages, stream,
-    stream_options, user, n, logprobs, reasoning_effort and response_format are
-    accepted and ignored."""
+    stream_options, user, n, logprobs, reasoning_effort, response_format and stop
+    are accepted and ignored."""
 
     model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
     messages: Annotated[
@@ -73,7 +73,6 @@ IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
     "max_completion_tokens",
     "temperature",
     "top_p",
-    "stop",
     "presence_penalty",
     "frequency_penalty",
     "seed",

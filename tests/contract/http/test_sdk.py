@@ -102,6 +102,28 @@ def test_thinking_is_shown_only_when_reasoning_effort_is_sent(make_server: MakeS
     assert declined.choices[0].message.content == "answer"
 
 
+def test_stop_sequences_cut_the_reply_streamed_or_not(make_server: MakeServer) -> None:
+    server, _, _ = make_server(reply("Answer: 4", "2\nQuestion", ": next"))
+    client = sdk(server)
+    whole = client.chat.completions.create(
+        model="sonnet",
+        messages=USER_HI,
+        stop="\nQuestion:",  # type: ignore[arg-type]
+    )
+    assert whole.choices[0].message.content == "Answer: 42"
+    assert whole.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(
+            model="sonnet",
+            messages=[{"role": "user", "content": "again"}],
+            stop=["Question", "nothing"],
+            stream=True,
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Answer: 42\n"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
 def test_reasoning_setting_shows_thinking_in_stream(make_server: MakeServer) -> None:
     def script(plan):  # type: ignore[no-untyped-def]
         return [ThinkingDelta("deep"), *reply("done")(plan)]

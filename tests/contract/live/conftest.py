@@ -76,6 +76,7 @@ class Chat:
         self.model = model
         self.effort: str | None = None  # the request's reasoning_effort
         self.response_format: dict[str, object] | None = None
+        self.stop: list[str] | None = None
         self.messages: list[dict[str, str]] = []
         self.session_key: str | None = None
 
@@ -86,6 +87,7 @@ class Chat:
             session_id=self.key,
             reasoning_effort=self.effort,
             response_format=self.response_format,
+            stop=self.stop,
         )
 
     async def say(self, text: str) -> str:

@@ -183,6 +183,27 @@ async def test_structured_turns_share_a_process_and_dropping_the_schema_resumes_
     assert history(fake_upstream)[-1] == "plain"
 
 
+async def test_a_reply_cut_at_a_stop_sequence_is_all_the_model_sees_of_it_next_turn(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    chat = Chat(service, "stops")
+    assert await chat.say("alpha") == "echo: alpha"
+    chat.stop = ["STOP"]
+    assert await chat.say("one STOP two") == "echo: one "
+    chat.stop = None
+    await chat.say("three")  # (the fake echoes the rendered catch-up prompt)
+    # The cut turn's process was ended (it had seen the whole reply); the next one
+    # resumed before that turn and got the conversation as the client has it.
+    assert live_runner(service).spawned == 2
+    seen = "\n".join(history(fake_upstream))
+    assert "echo: one STOP two" not in seen
+    assert "echo: one" in seen
+    assert seen.startswith("alpha\necho: alpha\n")
+    assert "three" in history(fake_upstream)[-1]
+    assert len(live_pids(service)) == 1
+
+
 async def test_no_process_is_left_after_the_runner_closes(
     make_live_service: Factory, fake_upstream: FakeAnthropic
 ) -> None:

@@ -1,0 +1,67 @@
+"""Stop sequences: OpenAI's `stop`, applied to the reply text as it streams."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from proxy_core.errors import invalid
+
+MAX_STOPS = 4  # as OpenAI allows
+
+
+def parse_stop(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The stop sequences of a request (empty ones dropped); raises ChatError naming `stop`."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise invalid("stop must be a string or a list of strings.", "stop")
+    stops = tuple(dict.fromkeys(item for item in items if item))
+    if len(stops) > MAX_STOPS:
+        raise invalid(f"stop takes at most {MAX_STOPS} sequences.", "stop")
+    return stops
+
+
+class StopScanner:
+    """Finds the first stop sequence in text that arrives in pieces.
+
+    `feed` returns the text that is safe to pass on: it holds back the last
+    `longest - 1` characters, which could be the start of a stop sequence split
+    across pieces. Once a sequence is found, `stopped` is set, the text before it is
+    the last that `feed` returns, and `text` is the reply up to the sequence.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = tuple(stops)
+        self._holdback = max((len(s) for s in self._stops), default=1) - 1
+        self._text = ""
+        self._sent = 0
+        self.stopped = False
+
+    @property
+    def text(self) -> str:
+        """The reply so far (up to the stop sequence once stopped)."""
+        return self._text
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        self._text += piece
+        start = max(0, self._sent - self._holdback)
+        found = [i for i in (self._text.find(s, start) for s in self._stops) if i >= 0]
+        if found:
+            self.stopped = True
+            self._text = self._text[: min(found)]
+            return self._release(len(self._text))
+        return self._release(len(self._text) - self._holdback)
+
+    def flush(self) -> str:
+        """What was held back, at the end of a reply with no stop sequence in it."""
+        return "" if self.stopped else self._release(len(self._text))
+
+    def _release(self, upto: int) -> str:
+        if upto <= self._sent:
+            return ""
+        out = self._text[self._sent : upto]
+        self._sent = upto
+        return out
