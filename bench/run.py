@@ -37,6 +37,14 @@ NOTES = """\
   ledger (each request's whole history is parsed and fingerprinted) and the process
   bookkeeping. Spawn-per-turn starts a CLI process for every request and has it reload
   the transcript from disk (`--resume`): that is what the live mode avoids.
+- **Follow-up p50, live / floor, instant profile** sits at the target's edge: the
+  proxy adds a fixed 7-8 ms a request, so the ratio moves with the floor's own speed
+  (two runs on this machine: a 28 ms floor gave 1.28x, a 21 ms floor 1.39x).
+  Timed inside the server: decoding and planning before the prompt is written to the
+  CLI take about 1.3 ms, recording the ledger and answering after the CLI's result
+  about 1 ms; the rest is the loopback HTTP exchange and the client. Between the
+  reply's last text and the CLI's `result` line the CLI itself spends 3-4 ms, which
+  the floor pays too.
 - **Ratios against spawn-per-turn under the realistic profile** cannot reach the
   targets: each turn spends about 420 ms in the upstream itself (300 ms to the first
   token, then the reply at 50 tokens/s) in every configuration, so even the floor, a
