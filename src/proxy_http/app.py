@@ -134,7 +134,8 @@ async def chat_completions(
     headers = {SESSION_HEADER: turn.key.value}
     # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
     # wants reasoning at all (`none` runs at the lowest effort and shows none).
-    show_thinking = settings.reasoning or data.reasoning_effort not in (None, "none")
+    effort = (data.reasoning_effort or "").strip().lower()
+    show_thinking = settings.reasoning or effort not in ("", "none")
     completion_id = new_completion_id()
     created = int(time.time())
     if data.stream:

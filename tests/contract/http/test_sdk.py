@@ -93,7 +93,7 @@ def test_thinking_is_shown_only_when_reasoning_effort_is_sent(make_server: MakeS
     declined = client.chat.completions.create(
         model="sonnet",
         messages=[{"role": "user", "content": "and again"}],
-        reasoning_effort="none",
+        reasoning_effort="NONE",  # type: ignore[arg-type]  # names are case-insensitive
     )
     assert plain.choices[0].message.model_extra == {}
     assert (asked.choices[0].message.model_extra or {}).get("reasoning_content") == "hmm"
