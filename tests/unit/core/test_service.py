@@ -176,16 +176,15 @@ async def test_a_turn_never_iterated_is_released() -> None:
     assert (await svc.complete(request("hi"))).text == "echo: hi"
 
 
+def missing_on_continue(plan: TurnPlan) -> Sequence[Event]:
+    """The backend lost the CLI session: every CONTINUE fails with session_missing."""
+    if plan.kind is PlanKind.CONTINUE:
+        return [Failed(FailureReason.SESSION_MISSING, "No conversation found")]
+    return echo_script(plan)
+
+
 async def test_a_missing_cli_session_restarts_once_with_the_full_history() -> None:
-    calls = {"n": 0}
-
-    def script(plan: TurnPlan) -> Sequence[Event]:
-        calls["n"] += 1
-        if plan.kind is PlanKind.CONTINUE:
-            return [Failed(FailureReason.SESSION_MISSING, "No conversation found")]
-        return echo_script(plan)
-
-    runner = FakeRunner(script)
+    runner = FakeRunner(missing_on_continue)
     svc = service(runner)
     first = await svc.complete(request("hi"))
     second = await svc.complete(request("hi", first.text, "again"))
@@ -196,12 +195,7 @@ async def test_a_missing_cli_session_restarts_once_with_the_full_history() -> No
 
 
 async def test_the_requested_effort_reaches_every_plan_of_the_turn_restarts_included() -> None:
-    def script(plan: TurnPlan) -> Sequence[Event]:
-        if plan.kind is PlanKind.CONTINUE:
-            return [Failed(FailureReason.SESSION_MISSING, "No conversation found")]
-        return echo_script(plan)
-
-    runner = FakeRunner(script)
+    runner = FakeRunner(missing_on_continue)
     svc = service(runner)
     first = await svc.complete(request("hi"))
     follow_up = request("hi", first.text, "again")
