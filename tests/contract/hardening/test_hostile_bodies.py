@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy_core import ParseLimits, ServiceLimits
+from proxy_core import REASONING_EFFORT_VALUES, ParseLimits, ServiceLimits
 from proxy_http.settings import Settings
 from tests.support.server import LiveServer, live_fake_server
 
@@ -82,7 +82,12 @@ WRONG_VALUES = st.one_of(
 
 
 @given(
-    field=st.sampled_from(["model", "messages", "stream", "n", "temperature", "content"]),
+    field=st.sampled_from(
+        [
+            *("model", "messages", "stream", "n", "temperature", "content"),
+            *("reasoning_effort", "response_format", "stop"),
+        ]
+    ),
     value=WRONG_VALUES,
 )
 @FUZZ
@@ -91,6 +96,23 @@ def test_wrong_types_are_rejected_naming_the_field(
 ) -> None:
     body = chat(value) if field == "content" else {**chat("hi"), field: value}
     assert_names(post(client, body), field)
+
+
+@given(
+    effort=st.text(max_size=30).filter(lambda t: t.strip().lower() not in REASONING_EFFORT_VALUES),
+    kind=st.text(max_size=12).filter(lambda t: t not in ("text", "json_object", "json_schema")),
+    schema=st.one_of(st.text(max_size=10), st.integers(), st.lists(st.integers(), max_size=3)),
+    stops=st.lists(st.text(min_size=1, max_size=8), min_size=5, max_size=8, unique=True),
+)
+@FUZZ
+def test_bad_reasoning_structured_output_and_stop_options_are_rejected_naming_them(
+    client: httpx.Client, effort: str, kind: str, schema: Any, stops: list[str]
+) -> None:
+    assert_names(post(client, chat("hi", reasoning_effort=effort)), "reasoning_effort")
+    assert_names(post(client, chat("hi", response_format={"type": kind})), "response_format.type")
+    shaped = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    assert_names(post(client, chat("hi", response_format=shaped)), "json_schema.schema")
+    assert_names(post(client, chat("hi", stop=stops)), "stop")
 
 
 @given(extra=st.integers(min_value=1, max_value=200_000), char=st.sampled_from("aé😀\n"))
