@@ -28,12 +28,13 @@ _REASONING_EFFORTS: dict[str, Effort] = {
 REASONING_EFFORT_VALUES: tuple[str, ...] = tuple(_REASONING_EFFORTS)
 
 
-def parse_effort(value: str | None, param: str = "reasoning_effort") -> Effort | None:
+def parse_effort(value: str | None) -> Effort | None:
     """The level for a `reasoning_effort` (None when absent); raises ChatError if unknown."""
     if value is None:
         return None
     found = _REASONING_EFFORTS.get(value.strip().lower())
     if found is None:
         accepted = ", ".join(REASONING_EFFORT_VALUES)
-        raise invalid(f"Unknown {param} {value[:40]!r}: use one of {accepted}.", param)
+        message = f"Unknown reasoning_effort {value[:40]!r}: use one of {accepted}."
+        raise invalid(message, "reasoning_effort")
     return found

@@ -24,7 +24,6 @@ from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, Sq
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     ChatService,
-    Effort,
     ModelCatalog,
     ParseLimits,
     ServiceLimits,
@@ -69,7 +68,7 @@ def runner_config(settings: Settings) -> CliRunnerConfig:
         stderr_tail_bytes=settings.cli_stderr_tail_bytes,
         version_timeout=settings.cli_version_timeout,
         upstream_retries=settings.upstream_retries,
-        effort=None if settings.effort is None else Effort(settings.effort),
+        effort=settings.effort,
     )
 
 

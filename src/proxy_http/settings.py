@@ -14,6 +14,8 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from proxy_core import Effort
+
 ENV_PREFIX = "CLAUDE_PROXY_"
 
 
@@ -67,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cli_stderr_tail_bytes: int = 64 * 1024
     cli_version_timeout: float = 30.0
     upstream_retries: int | None = 2
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    effort: Effort | None = None
     # Live CLI processes (LiveCliRunner; see README "Process model")
     spawn_per_turn: bool = False
     live_max: int = 8
