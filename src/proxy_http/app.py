@@ -24,6 +24,8 @@ from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, SessionRecord
 from proxy_http.auth import ApiKeyMiddleware, load_api_keys
+from proxy_http.browser_guard import BrowserGuardMiddleware
+from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
@@ -389,9 +391,11 @@ def create_app(
     """The HTTP app over `service`.
 
     `lifespan` context managers wrap the app's life (the composition root closes
-    the service there); `guards` and `middleware` are extension points. With API
-    keys in `settings`, every path but /health requires one (raises ApiKeyError
-    when the key file cannot be read). `readiness` adds the setup checks' problems
+    the service there); `guards` and `middleware` are extension points. Every path
+    refuses what a web browser must not do (`browser_guard`): a foreign Host, a
+    foreign origin, a body not declared JSON. With API keys in `settings`, every
+    path but /health requires one (raises ApiKeyError when the key file cannot be
+    read). `readiness` adds the setup checks' problems
     (login state, ...) to /health.
     """
     settings = settings or Settings()
@@ -422,7 +426,11 @@ def create_app(
     # Outermost, around Litestar's own routing: Litestar middleware is per route, so
     # it would miss the 404s and 405s of paths and methods that match no handler.
     # Keys are checked there too, so no path (a 404 included) answers without one.
+    # The browser guard comes before the keys: a refused browser never reaches them.
     keys = load_api_keys(settings.api_keys, settings.api_key_file)
     handler = ApiKeyMiddleware(app.asgi_handler, keys) if keys else app.asgi_handler
-    app.asgi_handler = RequestLogMiddleware(handler)
+    policy = BrowserPolicy.from_settings(
+        settings.host, settings.allowed_hosts, settings.allowed_origins
+    )
+    app.asgi_handler = RequestLogMiddleware(BrowserGuardMiddleware(handler, policy))
     return app

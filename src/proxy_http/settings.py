@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 import msgspec
 
 from proxy_core import Effort
+from proxy_http.browser_policy import parse_allowed_hosts, parse_allowed_origins
 
 ENV_PREFIX = "CLAUDE_PROXY_"
 
@@ -33,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_keys: str | None = None
     api_key_file: str | None = None
     allow_unauthenticated: bool = False
+    allowed_hosts: str | None = None
+    allowed_origins: str | None = None
     watchdog_interval: float = 10.0
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
@@ -76,6 +79,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     live_idle_timeout: float = 600.0
     pool_size: int = 1
 
+    def __post_init__(self) -> None:
+        # A malformed allow-list fails at start-up, not as requests refused later.
+        for field, parse in (
+            ("allowed_hosts", parse_allowed_hosts),
+            ("allowed_origins", parse_allowed_origins),
+        ):
+            try:
+                parse(getattr(self, field))
+            except ValueError as error:
+                raise ValueError(f"{flag_name(field)} / {env_name(field)}: {error}") from None
+
     def __repr__(self) -> str:
         # API keys are secrets: a settings dump (a log line, a traceback) shows a mask.
         fields: list[str] = []
@@ -100,6 +114,10 @@ HELP: dict[str, str] = {
     "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",
     "api_key_file": "File of API keys, one per line (`#` comments allowed).",
     "allow_unauthenticated": "Allow a non-loopback --host without API keys (trusted networks).",
+    "allowed_hosts": "Host names answered besides loopback and --host (`name[:port]`, "
+    "comma-separated; `*`: any); others get 421.",
+    "allowed_origins": "Web origins that may call the server, with CORS "
+    "(`https://app.example`, comma-separated); other pages get 403.",
     "watchdog_interval": "Seconds between sweeps for CLI processes that outlived their turn.",
     "log_format": "`console` (human) or `json` (one object a line).",
     "log_level": "debug, info, warning or error (debug adds the CLI backend's detail).",

@@ -29,7 +29,8 @@ def restore_logging() -> Iterator[None]:
 
 def test_chat_request_logs_one_line_with_its_facts() -> None:
     app = create_app(ChatService(FakeRunner(), InMemorySessionStore()))
-    with TestClient(app) as client, capture_logs() as logs:
+    # A loopback base URL: the test client's default Host (testserver.local) is refused.
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
         response = client.post(
             "/v1/chat/completions",
             json={"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]},
