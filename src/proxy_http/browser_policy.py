@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 JSON_MEDIA_TYPE = "application/json"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-"""Methods whose body is read: they must declare it JSON."""
+BODY_METHODS = frozenset({"POST"})
+"""Methods whose body must be declared JSON. POST is the only one a page can send
+cross-origin without a preflight (PUT, PATCH, DELETE always need one), and the only
+one whose body an endpoint reads."""
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ANY_HOST = "*"

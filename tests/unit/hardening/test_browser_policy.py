@@ -93,8 +93,7 @@ def test_json_with_or_without_a_utf8_charset_is_accepted(value: str) -> None:
 )
 def test_every_other_body_type_gets_415(value: str) -> None:
     assert not is_json_media_type(value)
-    for method in ("POST", "PUT", "PATCH"):
-        assert decide(policy(), method, content_type=value) is Verdict.UNSUPPORTED_MEDIA_TYPE
+    assert decide(policy(), "POST", content_type=value) is Verdict.UNSUPPORTED_MEDIA_TYPE
 
 
 def test_a_post_without_a_content_type_gets_415() -> None:
@@ -107,7 +106,8 @@ def test_a_content_type_sent_twice_gets_415() -> None:
 
 
 def test_methods_without_a_body_need_no_content_type() -> None:
-    for method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+    # No endpoint reads their body, and no page can send them cross-origin unpreflighted.
+    for method in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT", "PATCH"):
         assert decide(policy(), method) is Verdict.PASS
 
 
