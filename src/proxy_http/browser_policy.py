@@ -58,12 +58,14 @@ class HostName:
 
     @property
     def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The address, when the host is an IP literal."""
         try:
             return ipaddress.ip_address(self.name)
         except ValueError:
             return None
 
     def is_loopback(self) -> bool:
+        """`localhost`, 127.0.0.0/8 or ::1 (IPv4-mapped included)."""
         if self.name == "localhost":
             return True
         ip = self.ip
@@ -189,6 +191,7 @@ class BrowserHeaders:
 
     @classmethod
     def of(cls, headers: Iterable[tuple[bytes, bytes]]) -> BrowserHeaders:
+        """From an ASGI scope's raw header pairs."""
         found: dict[bytes, list[str]] = {}
         for name, value in headers:
             found.setdefault(name.lower(), []).append(value.decode("latin-1"))
@@ -231,11 +234,13 @@ class BrowserPolicy:
     def from_settings(
         cls, host: str, allowed_hosts: str | None, allowed_origins: str | None
     ) -> BrowserPolicy:
+        """The policy of the `host`, `allowed_hosts` and `allowed_origins` settings."""
         hosts, any_host = parse_allowed_hosts(allowed_hosts)
         return cls(host, hosts, any_host, parse_allowed_origins(allowed_origins))
 
     @property
     def cors_enabled(self) -> bool:
+        """Whether some origin is listed, so responses depend on the Origin header."""
         return bool(self.allowed_origins)
 
     def names_this_server(self, host: HostName) -> bool:

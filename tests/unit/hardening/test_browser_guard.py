@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.app import create_app
+from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.settings import Settings
 
@@ -34,7 +35,7 @@ def test_the_guard_wraps_the_key_check_inside_the_request_log() -> None:
     app = create_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings(api_keys="k"))
     guard = app.asgi_handler.app  # type: ignore[attr-defined]
     assert isinstance(guard, BrowserGuardMiddleware)
-    assert type(guard.app).__name__ == "ApiKeyMiddleware"
+    assert isinstance(guard.app, ApiKeyMiddleware)
 
 
 def test_browser_refusals_come_before_the_key_check(keyed: TestClient[Litestar]) -> None:
