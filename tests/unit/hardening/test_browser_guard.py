@@ -137,3 +137,12 @@ def test_a_listed_origin_reads_responses_and_refusals_with_our_headers_exposed()
     assert (ok.status_code, refused.status_code) == (200, 415)
     assert "access-control-allow-origin" not in other.headers
     assert "origin" in other.headers["vary"].lower()
+
+
+def test_the_host_settings_reach_the_guard() -> None:
+    with client(Settings(host="0.0.0.0", allowed_hosts="proxy-2e6b.example")) as http:
+        statuses = [
+            http.get("/health", headers={"host": host}).status_code
+            for host in ("10.1.2.3:3456", "proxy-2e6b.example", "evil.example")
+        ]
+    assert statuses == [200, 200, 421]
