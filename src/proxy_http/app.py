@@ -395,8 +395,7 @@ def create_app(
     refuses what a web browser must not do (`browser_guard`): a foreign Host, a
     foreign origin, a body not declared JSON. With API keys in `settings`, every
     path but /health requires one (raises ApiKeyError when the key file cannot be
-    read). `readiness` adds the setup checks' problems
-    (login state, ...) to /health.
+    read). `readiness` adds the setup checks' problems (login state, ...) to /health.
     """
     settings = settings or Settings()
     app = Litestar(
