@@ -94,6 +94,7 @@ class LiveProcess:
         self.state = LiveState.IDLE
         self.turns = 0
         self.unfinished = False  # a turn was abandoned before its result was read
+        self.unresponsive = False  # a control request went unanswered (stopped, hung)
         self.last_used = clock()
 
     @classmethod
@@ -159,6 +160,7 @@ class LiveProcess:
             answer = await asyncio.wait_for(self._response_to(request_id), within)
         except TimeoutError:
             self.state = LiveState.SPENT
+            self.unresponsive = True
             raise LiveProcessError(f"no answer to {subtype} within {within:g}s") from None
         except BaseException:
             self.state = LiveState.SPENT
@@ -279,13 +281,15 @@ class LiveProcess:
         """End the process: stop an unfinished turn, close stdin, let it flush, end the group.
 
         Closing stdin makes the CLI write its transcript's trailer and exit 0; after
-        `flush_wait` the whole process group is terminated and reaped regardless.
+        `flush_wait` the whole process group is terminated and reaped regardless. A
+        process that left a control request unanswered gets no such wait: it is
+        terminated at once.
         """
         if self.state is LiveState.CLOSED:
             return
         unfinished = self.unfinished
         self.state = LiveState.CLOSED
-        settle = flush_wait
+        settle = 0.0 if self.unresponsive else flush_wait
         try:
             if unfinished and not await self.interrupt(kill_grace):
                 log.info("live CLI pid %d did not stop its turn; killing it", self.pid)

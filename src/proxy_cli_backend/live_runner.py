@@ -11,6 +11,11 @@ warm pool of ready processes for new conversations.
 Start-up checks, transcript purges and the command line are the per-turn
 runner's (`ClaudeCliRunner`, `build_command`); this module only decides which
 process runs a turn and when processes end.
+
+The cap is hard: `ProcessSlots` counts every CLI process from its start until it
+is reaped (live, pooled and still ending), and a turn that needs a new process
+when all slots are held evicts an idle one (a pooled one first) and waits for its
+slot in arrival order.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
 from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start
+from proxy_cli_backend.slots import ProcessSlots
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
@@ -48,13 +54,18 @@ log = logging.getLogger(__name__)
 class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How many processes live, for how long, and the warm pool.
 
-    `max_live` caps live conversation processes (LRU eviction beyond it);
+    `max_live` caps the CLI processes alive at once: live, pooled and still ending
+    (idle ones are evicted for a turn that needs a process, pooled first, then the
+    least recently used; with every one busy, the turn waits for one to end);
     `live_idle_timeout` ends a process unused that long (seconds); `pool_size`
     ready processes wait for new conversations (0 disables the pool), started
     for `pool_model` until the pool learns a better key from `pool_window`
     recent new conversations. `control_timeout` bounds the answer to
     `initialize`, `set_model` and `apply_flag_settings`; `flush_wait` is how long
     an ended process may take to write its transcript after stdin closes.
+    `probe_timeout` bounds the `initialize` probe that an idle or pooled process must
+    answer before it takes a turn (a live CLI answers in a few milliseconds; one
+    that does not, stopped or hung, is replaced); 0 turns the probe off.
     """
 
     max_live: int = 8
@@ -64,6 +75,7 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_window: int = 20
     control_timeout: float = 60.0
     flush_wait: float = 2.0
+    probe_timeout: float = 2.0
 
 
 class LiveCliRunner:
@@ -84,6 +96,7 @@ class LiveCliRunner:
         # Session id -> process, least recently used first.
         self._live: collections.OrderedDict[str, LiveProcess] = collections.OrderedDict()
         self._endings: dict[LiveProcess, asyncio.Task[None]] = {}
+        self._slots = ProcessSlots(self.live_config.max_live)
         self._pool = WarmPool(
             self.live_config.pool_size,
             self._start_ready,
@@ -123,7 +136,9 @@ class LiveCliRunner:
             **base.details,
             "mode": "live",
             "live_processes": len(live),
-            "live_limit": self.live_config.max_live,
+            "live_limit": self._slots.limit,
+            "processes": self._slots.held,
+            "waiting_for_process": self._slots.waiting,
             "live_rss_bytes": sum(rss.get(p.pid, 0) for p in live),
             "pool_ready": len(pooled),
             "pool_size": self._pool.size,
@@ -204,7 +219,7 @@ class LiveCliRunner:
             live = self._live.get(plan.cli_session_id)
             if live is not None and self._fits(live, plan):
                 self._live.move_to_end(plan.cli_session_id)
-                if await self._adjust(live, plan):
+                if await self._prepare(live, plan):
                     self.reused += 1
                     return live, True
             if live is not None and live.state is not LiveState.BUSY:
@@ -218,7 +233,7 @@ class LiveCliRunner:
         pooled = self._pool.take(key) if plan.json_schema is None else None
         if pooled is not None:
             self._admit(pooled)
-            if await self._adjust(pooled, plan):
+            if await self._prepare(pooled, plan):
                 return pooled, True
             self._end(pooled)
         return await self._spawn(plan), False
@@ -233,6 +248,27 @@ class LiveCliRunner:
             and live.resume_point == plan.resume_point
             and live.json_schema == plan.json_schema
         )
+
+    async def _prepare(self, live: LiveProcess, plan: TurnPlan) -> bool:
+        """Ready a reused process for the plan; False if it is spent (and must be replaced)."""
+        return await self._answers(live) and await self._adjust(live, plan)
+
+    async def _answers(self, live: LiveProcess) -> bool:
+        """Whether the process answers the `initialize` probe within `probe_timeout`.
+
+        A process stopped (SIGSTOP) or hung while idle would otherwise cost its next
+        turn the whole first-event timeout; a live CLI answers within milliseconds,
+        so a short bound tells the two apart, and a slow answer costs only a respawn.
+        """
+        within = self.live_config.probe_timeout
+        if within <= 0:
+            return True
+        try:
+            await live.wait_ready(within)
+        except LiveProcessError as error:
+            log.warning("live CLI pid %d failed its probe (%s); replacing it", live.pid, error)
+            return False
+        return True
 
     async def _adjust(self, live: LiveProcess, plan: TurnPlan) -> bool:
         """Bring the process to the plan's model and effort; False if it failed (and is spent)."""
@@ -249,17 +285,33 @@ class LiveCliRunner:
         return True
 
     async def _spawn(self, plan: TurnPlan) -> LiveProcess:
-        """A new process for the plan: `--session-id` when new, `--resume` to continue."""
+        """A new process for the plan: `--session-id` when new, `--resume` to continue.
+
+        Waits (in arrival order) for a process slot first, evicting an idle process
+        if every slot is held.
+        """
+        await self._slots.take(on_wait=self._make_room)
+        if self._closed:
+            self._slots.give_back()
+            raise ChatError(FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is closed.")
         try:
             live = await self._launch(plan, owner="live")
-        except OSError as error:
-            raise cannot_start(error) from None
+        except BaseException as error:
+            self._slots.give_back()
+            if isinstance(error, OSError):
+                raise cannot_start(error) from None
+            raise
         self.spawned += 1
         self._admit(live)
         return live
 
-    async def _start_ready(self, model: str, system: str | None) -> LiveProcess:
-        """A pooled process: a new session for (model, system), answering `initialize`."""
+    async def _start_ready(self, model: str, system: str | None) -> LiveProcess | None:
+        """A pooled process: a new session for (model, system), answering `initialize`.
+
+        None when no slot is free (a spare never waits, nor takes a turn's place).
+        """
+        if not self._slots.try_take():
+            return None
         plan = TurnPlan(
             kind=PlanKind.NEW,
             session_key="warm-pool",
@@ -270,12 +322,20 @@ class LiveCliRunner:
             messages=(),
             seen=(),
         )
-        live = await self._launch(plan, owner="pool")
+        try:
+            live = await self._launch(plan, owner="pool")
+        except BaseException:
+            self._slots.give_back()
+            raise
         try:
             await live.wait_ready(self.live_config.control_timeout)
         except BaseException:
             self._end(live)
             raise
+        if self._slots.waiting:
+            # A turn queued for a process while this one started: its slot comes first.
+            self._end(live)
+            return None
         return live
 
     async def _launch(self, plan: TurnPlan, *, owner: str) -> LiveProcess:
@@ -299,27 +359,33 @@ class LiveCliRunner:
     def _admit(self, live: LiveProcess) -> None:
         self._live[live.session_id] = live
         self._live.move_to_end(live.session_id)
-        self._enforce_cap(keep=live)
 
     def _release(self, live: LiveProcess) -> None:
         """After a turn: keep a clean process (most recently used), end any other."""
         live.last_used = self._clock()
         if live.state is LiveState.IDLE and not self._closed:
-            self._enforce_cap()
+            self._make_room()
         else:
             self._end(live)
         self._pool.fill()
 
-    def _enforce_cap(self, keep: LiveProcess | None = None) -> None:
-        """Evict the least recently used idle processes beyond the cap (never `keep`)."""
-        excess = len(self._live) - max(1, self.live_config.max_live)
-        for live in list(self._live.values()):
-            if excess <= 0:
-                return
-            if live.state is not LiveState.BUSY and live is not keep:
+    def _make_room(self) -> None:
+        """Evict idle processes while more turns wait for a slot than endings will free.
+
+        Spare pooled processes go first, then the least recently used idle live ones.
+        Busy ones are left alone: their turn's end keeps them (and calls this again)
+        or ends them (which frees their slot).
+        """
+        while self._slots.waiting > len(self._endings):
+            before = len(self._endings)
+            if not self._pool.evict():
+                idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
+                if idle is None:
+                    return
                 self.evicted += 1
-                self._end(live)
-                excess -= 1
+                self._end(idle)
+            if len(self._endings) == before:  # nothing started ending: stop, never spin
+                return
 
     def _end(self, live: LiveProcess) -> None:
         """Forget a process and end it in the background (graceful, then killed)."""
@@ -332,7 +398,13 @@ class LiveCliRunner:
             name=f"live-cli-end-{live.pid}",
         )
         self._endings[live] = task
-        task.add_done_callback(lambda _: self._endings.pop(live, None))
+        task.add_done_callback(lambda _: self._ended_one(live))
+
+    def _ended_one(self, live: LiveProcess) -> None:
+        """A process is reaped: its slot goes to the next waiting turn, else to the pool."""
+        self._endings.pop(live, None)
+        self._slots.give_back()
+        self._pool.fill()
 
     async def _ended(self, session_id: str) -> None:
         """Wait until no process of this session is still ending."""

@@ -5,6 +5,9 @@ keeps `size` processes started with their own `--session-id`, already answering
 `initialize`, for the key new conversations most often need: (model, system
 prompt hash, tools profile), learnt from the recent NEW turns. A new conversation
 with that key takes one and the pool refills in the background.
+
+Pooled processes count towards the runner's cap on CLI processes: the pool starts
+one only into a free slot, and gives its processes up first when a turn needs room.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ def pool_key(model: str, system: str | None, tools: str) -> PoolKey:
     return PoolKey(model=model, system_hash=system_hash(system), tools=tools)
 
 
-StartProcess = Callable[[str, str | None], Awaitable[LiveProcess]]
-"""Starts a ready process for (model, system prompt); raises on failure."""
+StartProcess = Callable[[str, str | None], Awaitable[LiveProcess | None]]
+"""Starts a ready process for (model, system prompt); None when there is no room for
+one now (the pool stops filling until the next `fill()`); raises on failure."""
 EndProcess = Callable[[LiveProcess], None]
 """Ends a process in the background (the runner's graceful ending)."""
 
@@ -96,6 +100,16 @@ class WarmPool:
                 return live
         return None
 
+    def evict(self) -> bool:
+        """End one ready process (a dead or unwanted one first); False if there is none."""
+        if not self._ready:
+            return False
+        spare = [entry for entry in self._ready if entry[0] != self.target or not entry[1].usable]
+        entry = spare[0] if spare else self._ready[0]
+        self._ready.remove(entry)
+        self._end(entry[1])
+        return True
+
     def fill(self) -> None:
         """Start refilling in the background (no-op when full, filling, off or closed)."""
         if self._closed or self.size == 0:
@@ -123,6 +137,8 @@ class WarmPool:
                 log.warning("warm pool could not start a CLI process: %s", error)
                 await asyncio.sleep(_RETRY_AFTER)
                 continue
+            if live is None:
+                return
             self.started += 1
             if self._closed or key != self.target:
                 self._end(live)

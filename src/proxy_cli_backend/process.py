@@ -195,8 +195,15 @@ class CliProcess:
         With `settle`, the child first gets that long to exit by itself (after a
         closed stdin the CLI ends on its own). The CLI runs tool commands in sessions
         of their own, outside its group, so its descendants are noted first and
-        killed too if they outlive it.
+        killed too if they outlive it (SIGKILL needs no SIGCONT: it ends a stopped
+        process too).
+
+        A stopped (SIGSTOP) process can neither exit by itself nor handle SIGTERM, so
+        the group gets SIGCONT first and along with SIGTERM: it then ends as a running
+        one would, instead of waiting for SIGKILL.
         """
+        if self._proc.returncode is None:
+            self._signal_group(signal.SIGCONT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_stdin(), 0.5)
         if settle > 0 and self._proc.returncode is None:
@@ -205,6 +212,8 @@ class CliProcess:
         stragglers = descendants(self._proc.pid)
         if self._proc.returncode is None:
             self._signal_group(signal.SIGTERM)
+            # Stopped again since (or never resumed): a pending SIGTERM acts once continued.
+            self._signal_group(signal.SIGCONT)
             try:
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
             except TimeoutError:

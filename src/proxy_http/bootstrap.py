@@ -87,6 +87,7 @@ def live_config(settings: Settings) -> LiveConfig:
     return LiveConfig(
         max_live=settings.live_max,
         live_idle_timeout=settings.live_idle_timeout,
+        probe_timeout=settings.live_probe_timeout,
         pool_size=settings.pool_size,
         pool_model=build_catalog(settings).resolve(settings.default_model).cli_model,
     )
@@ -96,6 +97,14 @@ def build_runner(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
     """Live processes per conversation, or a process per turn with `spawn_per_turn`."""
     if settings.spawn_per_turn:
         return ClaudeCliRunner(runner_config(settings))
+    if settings.max_concurrent > settings.live_max:
+        # Valid, but the smaller one rules: say so once rather than surprise at load.
+        log.warning(
+            "live_max_below_max_concurrent",
+            live_max=settings.live_max,
+            max_concurrent=settings.max_concurrent,
+            effect="turns beyond --live-max wait for a CLI process to be free",
+        )
     return LiveCliRunner(runner_config(settings), live_config(settings))
 
 

@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     spawn_per_turn: bool = False
     live_max: int = 8
     live_idle_timeout: float = 600.0
+    live_probe_timeout: float = 2.0
     pool_size: int = 1
 
     def __post_init__(self) -> None:
@@ -152,8 +153,9 @@ HELP: dict[str, str] = {
     "upstream_retries": "Retries the CLI makes of a failed upstream request (empty: CLI default).",
     "effort": "Reasoning effort when a request sets none: low, medium, high, xhigh, max.",
     "spawn_per_turn": "Start a CLI process per request instead of one live per conversation.",
-    "live_max": "Most live CLI processes (one per conversation); least recently used go first.",
+    "live_max": "Most CLI processes alive at once (live, pooled, ending); turns beyond wait.",
     "live_idle_timeout": "Seconds an idle live CLI process is kept before it is ended.",
+    "live_probe_timeout": "Seconds a reused CLI process has to answer a probe (0: no probe).",
     "pool_size": "Pre-started CLI processes waiting for new conversations (0 disables the pool).",
 }
 

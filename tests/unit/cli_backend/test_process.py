@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -71,3 +72,19 @@ async def test_stderr_keeps_only_its_tail(tmp_path: Path) -> None:
     assert len(tail.encode()) <= 64
     assert tail.endswith("line200\n")
     await process.terminate(0.5)
+
+
+async def test_a_stopped_child_is_continued_and_ends_at_sigterm_not_sigkill(
+    tmp_path: Path,
+) -> None:
+    # The child ignores stdin's end and exits 7 on SIGTERM. Stopped, it could handle
+    # neither until SIGCONT, and would only die at SIGKILL after the grace (-9).
+    code = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(7)); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    process = await spawn(f'exec {sys.executable} -c "{code}"', tmp_path)
+    assert await asyncio.wait_for(process.readline(), 10) == b"ready"
+    os.kill(process.pid, signal.SIGSTOP)
+    assert await process.terminate(5.0) == 7
+    assert not alive(process.pid)

@@ -3,11 +3,14 @@
 
 User text decides the turn: `fail` ends in an error result, `hang` streams one delta
 and then waits for an `interrupt`, `die` exits without a result; anything else is
-echoed as `echo: <text>`. `set_model` reports a `/model` user line before its answer.
+echoed as `echo: <text>`, and text starting with `linger` also makes the process take
+0.3 s to exit once stdin closes (a slow ending). `set_model` reports a `/model` user
+line before its answer.
 """
 
 import json
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -25,6 +28,7 @@ def main() -> int:
     session = args[args.index("--session-id") + 1] if "--session-id" in args else None
     session = session or (args[args.index("--resume") + 1] if "--resume" in args else "none")
     hanging = False
+    linger = 0.0
     for raw in sys.stdin:
         line = json.loads(raw)
         if line["type"] == "control_request":
@@ -51,12 +55,15 @@ def main() -> int:
                 {"type": "result", "is_error": True, "api_error_status": 529, "result": "API Error"}
             )
             continue
+        if text.startswith("linger"):
+            linger = 0.3
         reply = f"echo: {text}"
         delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": reply}}
         emit({"type": "stream_event", "event": delta})
         message = {"model": "fake", "content": [{"type": "text", "text": reply}]}
         emit({"type": "assistant", "message": message, "uuid": str(uuid.uuid4())})
         emit({"type": "result", "result": reply, "session_id": session, "stop_reason": "end_turn"})
+    time.sleep(linger)
     return 0
 
 

@@ -22,9 +22,14 @@ class Harness:
     def __init__(self, size: int = 1, **options: Any) -> None:
         self.started: list[FakeProcess] = []
         self.ended: list[FakeProcess] = []
+        self.room = True  # False: the runner has no free process slot
+        self.asked = 0
         self.pool = WarmPool(size, self.start, self.end, model="sonnet", tools="none", **options)
 
-    async def start(self, model: str, system: str | None) -> LiveProcess:
+    async def start(self, model: str, system: str | None) -> LiveProcess | None:
+        self.asked += 1
+        if not self.room:
+            return None
         process = FakeProcess(model, system)
         self.started.append(process)
         return cast(LiveProcess, process)
@@ -102,4 +107,26 @@ async def test_closing_ends_every_pooled_process() -> None:
     await harness.pool.aclose()
     await harness.filled()
     assert sorted(map(id, harness.ended)) == sorted(map(id, harness.started))
+    assert harness.pool.processes == []
+
+
+async def test_without_a_free_slot_the_pool_stops_filling_until_asked_again() -> None:
+    harness = Harness(size=2)
+    harness.room = False
+    await harness.filled()
+    assert (harness.asked, harness.started) == (1, [])
+    harness.room = True
+    await harness.filled()
+    assert len(harness.pool.processes) == 2
+
+
+async def test_evicting_ends_an_unwanted_process_first_then_any() -> None:
+    harness = Harness(size=2)
+    await harness.filled()
+    harness.started[1].usable = False
+    assert harness.pool.evict()
+    assert harness.ended == [harness.started[1]]
+    assert harness.pool.evict()
+    assert harness.ended == [harness.started[1], harness.started[0]]
+    assert not harness.pool.evict()
     assert harness.pool.processes == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.runner import ClaudeCliRunner
 from proxy_http.bootstrap import build_runner
@@ -32,3 +34,25 @@ def test_live_flags_and_env_set_the_cap_the_idle_timeout_and_the_pool() -> None:
 def test_spawn_per_turn_brings_back_a_process_per_request() -> None:
     runner = build_runner(parse_serve_args(["--spawn-per-turn"], environ={}))
     assert isinstance(runner, ClaudeCliRunner)
+
+
+def test_the_probe_timeout_reaches_the_runner_from_its_flag_and_env() -> None:
+    default = build_runner(parse_serve_args([], environ={}))
+    from_flag = build_runner(parse_serve_args(["--live-probe-timeout", "0.5"], environ={}))
+    from_env = build_runner(parse_serve_args([], environ={"CLAUDE_PROXY_LIVE_PROBE_TIMEOUT": "0"}))
+    assert isinstance(default, LiveCliRunner)
+    assert isinstance(from_flag, LiveCliRunner)
+    assert isinstance(from_env, LiveCliRunner)
+    probes = [r.live_config.probe_timeout for r in (default, from_flag, from_env)]
+    assert probes == [2.0, 0.5, 0.0]
+
+
+def test_more_concurrent_turns_than_live_processes_is_allowed_and_logged_once() -> None:
+    settings = parse_serve_args(["--live-max", "2", "--max-concurrent", "10"], environ={})
+    with capture_logs() as logs:
+        runner = build_runner(settings)
+        build_runner(parse_serve_args(["--live-max", "4", "--max-concurrent", "4"], environ={}))
+    assert isinstance(runner, LiveCliRunner)
+    assert runner.live_config.max_live == 2
+    warnings = [entry for entry in logs if entry["event"] == "live_max_below_max_concurrent"]
+    assert [(w["live_max"], w["max_concurrent"]) for w in warnings] == [(2, 10)]
