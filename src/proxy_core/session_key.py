@@ -66,7 +66,11 @@ def derive_session_key(
 
 
 def opening_hash(conversation: Conversation) -> str:
-    """sha256 of the system prompt and the first user message (text and images)."""
+    """sha256 of the system prompt and the first user message (text, images, `name`).
+
+    The name counts because it is rendered to the CLI: two openings that differ only
+    in who speaks are two conversations.
+    """
     digest = hashlib.sha256()
     _feed(digest, conversation.system or "")
     first_user = next((m for m in conversation.messages if m.role is Role.USER), None)
@@ -80,6 +84,9 @@ def opening_hash(conversation: Conversation) -> str:
                 assert isinstance(part, ImagePart)
                 assert isinstance(part.source, UrlImage)
                 _feed(digest, "u" + part.source.url)
+        # Only a present name is fed, so the keys of unnamed openings stay as they were.
+        if first_user.name is not None:
+            _feed(digest, "n" + first_user.name)
     return digest.hexdigest()[:40]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxy_core import ChatError, Conversation, KeyOrigin, derive_session_key, parse_conversation
 
-from .strategies import conversations, texts
+from .strategies import conversations, identifiers, texts
 
 
 def opening(system: str | None, first: str) -> Conversation:
@@ -75,3 +76,14 @@ def test_an_oversized_or_control_character_user_is_hashed_not_used(user: str) ->
     assert len(key.value) <= 64
     assert key.value.isprintable()
     assert key == derive_session_key(opening(None, "hi"), user=user)
+
+
+@given(conversations(), st.one_of(st.none(), identifiers))
+def test_an_opening_that_differs_only_in_the_speakers_name_gets_another_automatic_key(
+    conversation: Conversation, name: str | None
+) -> None:
+    first = conversation.messages[0]
+    assume(name != first.name)
+    renamed = msgspec.structs.replace(first, name=name)
+    other = msgspec.structs.replace(conversation, messages=(renamed, *conversation.messages[1:]))
+    assert derive_session_key(other).value != derive_session_key(conversation).value
