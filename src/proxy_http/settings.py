@@ -17,6 +17,8 @@ import msgspec
 from proxy_core import Effort
 
 ENV_PREFIX = "CLAUDE_PROXY_"
+# Settings whose values are secrets: shown masked wherever the settings are printed.
+_SECRETS = frozenset({"api_keys", "admin_api_keys"})
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Security
     api_keys: str | None = None
     api_key_file: str | None = None
+    admin_api_keys: str | None = None
     allow_unauthenticated: bool = False
     watchdog_interval: float = 10.0
     log_format: Literal["console", "json"] = "console"
@@ -85,7 +88,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
             )
             if value != default or field.name == "host":
-                shown = "<hidden>" if field.name == "api_keys" and value else repr(value)
+                shown = "<hidden>" if field.name in _SECRETS and value else repr(value)
                 fields.append(f"{field.name}={shown}")
         return f"Settings({', '.join(fields)})"
 
@@ -99,6 +102,7 @@ HELP: dict[str, str] = {
     "shutdown_grace": "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
     "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",
     "api_key_file": "File of API keys, one per line (`#` comments allowed).",
+    "admin_api_keys": "Admin API keys (see and delete every key's sessions), comma-separated.",
     "allow_unauthenticated": "Allow a non-loopback --host without API keys (trusted networks).",
     "watchdog_interval": "Seconds between sweeps for CLI processes that outlived their turn.",
     "log_format": "`console` (human) or `json` (one object a line).",

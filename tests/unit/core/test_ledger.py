@@ -62,7 +62,9 @@ def test_a_request_that_renders_any_seen_message_differently_never_continues(
     system = data.draw(st.one_of(st.just(conversation.system), st.none(), texts), label="system")
     assume(
         (system or "") != (conversation.system or "")
-        or any(renders_differently(a, b) for a, b in zip(conversation.messages, changed))
+        or any(
+            renders_differently(a, b) for a, b in zip(conversation.messages, changed, strict=True)
+        )
     )
     extension = data.draw(st.lists(messages(), max_size=3), label="extension")
     request = Conversation(system=system, messages=(*changed, *extension))
