@@ -4,7 +4,8 @@ against the fake upstream.
 - a request that differs from another conversation only in a message's `name` never
   continues that conversation's CLI session;
 - the same X-Session-Id under two API keys is two CLI sessions;
-- CLI children never inherit the server's own settings and secrets.
+- CLI children never inherit the server's own settings and secrets;
+- the sessions API deletes ids with `/` and refuses out-of-range pages with a 400.
 
 How the upstream tells the two kinds of turn apart: a resumed CLI session replays the
 earlier turns as separate messages; a fresh one receives the whole history as one
@@ -240,3 +241,35 @@ def test_cli_children_never_see_the_servers_settings_or_keys(
         assert env["ANTHROPIC_BASE_URL"] == fake_upstream.base_url
         assert env["HOME"].endswith("home")
         assert "PATH" in env
+
+
+@pytest.mark.parametrize("field", ["offset", "limit"])
+def test_a_page_bound_beyond_any_integer_is_a_400_naming_it(
+    open_server: ServerProcess, field: str
+) -> None:
+    answer = httpx.get(
+        open_server.base_url + "/v1/sessions",
+        params={field: "99999999999999999999999"},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["param"] == field
+    assert error["type"] == "invalid_request_error"
+
+
+def test_a_session_whose_id_has_a_slash_can_be_deleted(
+    open_server: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    for session in ("team/a", "team/b"):
+        post(open_server, [{"role": "user", "content": "hi"}], session=session)
+    ids = {s["externalId"] for s in sessions(open_server)}
+    assert {"h:team/a", "h:team/b"} <= ids
+    encoded = httpx.delete(open_server.base_url + "/v1/sessions/team%2Fa", timeout=30)
+    assert encoded.status_code == 200, encoded.text
+    assert encoded.json()["externalId"] == "h:team/a"
+    plain = httpx.delete(open_server.base_url + "/v1/sessions/h:team/b", timeout=30)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["externalId"] == "h:team/b"
+    left = {s["externalId"] for s in sessions(open_server)}
+    assert not left & {"h:team/a", "h:team/b"}

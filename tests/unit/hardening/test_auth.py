@@ -17,6 +17,7 @@ from proxy_http.auth import (
     load_api_keys,
     presented_key,
 )
+from proxy_http.settings import Settings
 
 
 def test_keys_from_a_comma_list_are_trimmed_and_blank_ones_dropped() -> None:
@@ -143,3 +144,11 @@ def test_a_wrong_or_missing_key_identifies_nobody() -> None:
     keys = load_api_keys("key-a", admin_keys="key-admin")
     for presented in (None, "", "key-", "key-a ", "KEY-A", "key-admin2"):
         assert keys.identify(presented) is None
+
+
+def test_admin_keys_never_show_in_a_settings_dump() -> None:
+    settings = Settings(api_keys="user-secret-1", admin_api_keys="admin-secret-2")
+    shown = repr(settings)
+    assert "user-secret-1" not in shown
+    assert "admin-secret-2" not in shown
+    assert "admin_api_keys=<hidden>" in shown
