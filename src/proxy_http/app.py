@@ -12,7 +12,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import msgspec
 import structlog
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
@@ -29,10 +28,9 @@ from proxy_core import (
     ChatService,
     FailureReason,
     SessionRecord,
-    namespace_prefix,
     namespaced,
 )
-from proxy_http.auth import ApiKeyMiddleware, caller_of, load_api_keys
+from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
@@ -83,32 +81,10 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 # -- who is asking ---------------------------------------------------------------
 
 
-class Access(msgspec.Struct, frozen=True):
-    """What a request may reach: its own session namespace ("" when no API keys are
-    configured: one namespace shared by all), and whether it sees every namespace (an
-    admin key; anyone when no keys are configured)."""
-
-    namespace: str
-    sees_all: bool
-
-    def shown(self, key: str) -> str:
-        """A store key as this caller sees it: within its own namespace for a key that
-        sees only its own; in full (namespace included) for one that sees them all."""
-        return key if self.sees_all else key[len(namespace_prefix(self.namespace)) :]
-
-
-OPEN_ACCESS = Access(namespace="", sees_all=True)
-
-
 def access_of(request: Request[Any, Any, Any]) -> Access | None:
     """The request's access; None when keys are configured and it presented no valid one
     (only open paths such as /health are reached without one)."""
-    if not request.app.state[KEYS_REQUIRED_KEY]:
-        return OPEN_ACCESS
-    caller = caller_of(request.scope)
-    if caller is None:
-        return None
-    return Access(namespace=caller.key_id, sees_all=caller.admin)
+    return access_for(caller_of(request.scope), keys_required=request.app.state[KEYS_REQUIRED_KEY])
 
 
 def required_access(request: Request[Any, Any, Any]) -> Access:

@@ -31,6 +31,7 @@ from litestar.types import (
     Send,
 )
 
+from proxy_core import namespace_prefix
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 OPEN_PATHS = frozenset({"/health"})
@@ -175,6 +176,33 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         elif lowered == b"x-api-key":
             api_key = value.decode("latin-1").strip() or None
     return bearer or api_key
+
+
+class Access(msgspec.Struct, frozen=True):
+    """What a request may reach: its own session namespace ("" when no API keys are
+    configured: one namespace shared by all), and whether it sees every namespace (an
+    admin key; anyone when no keys are configured)."""
+
+    namespace: str
+    sees_all: bool
+
+    def shown(self, key: str) -> str:
+        """A store key as this caller sees it: within its own namespace for a key that
+        sees only its own; in full (namespace included) for one that sees them all."""
+        return key if self.sees_all else key[len(namespace_prefix(self.namespace)) :]
+
+
+OPEN_ACCESS = Access(namespace="", sees_all=True)
+
+
+def access_for(caller: Caller | None, *, keys_required: bool) -> Access | None:
+    """What a request may reach, from the caller the middleware identified: None when
+    keys are required and it presented no valid one."""
+    if not keys_required:
+        return OPEN_ACCESS
+    if caller is None:
+        return None
+    return Access(namespace=caller.key_id, sees_all=caller.admin)
 
 
 def caller_of(scope: Scope) -> Caller | None:
