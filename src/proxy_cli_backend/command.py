@@ -20,8 +20,70 @@ BASE_ARGS = (
     "--verbose",
     "--include-partial-messages",
 )
-# The CLI refuses to start nested inside another Claude Code session when this is set.
-_DROPPED_ENV = ("CLAUDECODE",)
+# The CLI's environment is built from an allow-list, never inherited whole: the
+# server's own settings and secrets (CLAUDE_PROXY_API_KEYS above all) must not reach
+# a process whose environment the model can print with tools on, or that any local
+# user may read in /proc/<pid>/environ. What is kept is what the CLI and the tools
+# it runs need: the basics of a login, locale, temp dirs, network proxies and CA
+# bundles, and the variables Claude Code documents (its own, the Anthropic API's,
+# Bedrock's, Vertex's and Foundry's, telemetry, and its tuning knobs). Anything else
+# the CLI should see goes in `cli_extra_env`.
+CHILD_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NODE_EXTRA_CA_CERTS",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "CLAUDE_CONFIG_DIR",
+        "CLOUD_ML_REGION",
+        "API_TIMEOUT_MS",
+        "USE_BUILTIN_RIPGREP",
+        "SLASH_COMMAND_TOOL_CHAR_BUDGET",
+        "IS_SANDBOX",
+    }
+)
+CHILD_ENV_PREFIXES = (
+    "LC_",
+    "XDG_",
+    "ANTHROPIC_",
+    "CLAUDE_CODE_",
+    "AWS_",
+    "AZURE_",
+    "GOOGLE_",
+    "CLOUDSDK_",
+    "VERTEX_REGION_",
+    "OTEL_",
+    "DISABLE_",
+    "ENABLE_",
+    "MCP_",
+    "MAX_",
+    "BASH_",
+)
+# Never passed on, whatever the lists above say: our own settings, and CLAUDECODE
+# (the CLI refuses to start nested inside another Claude Code session when it is set).
+_NEVER_PREFIXES = ("CLAUDE_PROXY_",)
+_NEVER_NAMES = frozenset({"CLAUDECODE"})
 # How many times the CLI retries a failed upstream request (429, 5xx, 529, even 401).
 MAX_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES"
 # Linux refuses any single argument over 128 KiB (E2BIG); longer system prompts go
@@ -66,15 +128,23 @@ def tool_args(tools: str) -> tuple[str, ...]:
     return ("--tools", ",".join(names))
 
 
+def inherited(name: str) -> bool:
+    """Whether a variable of the server's environment is passed on to the CLI."""
+    if name in _NEVER_NAMES or name.startswith(_NEVER_PREFIXES):
+        return False
+    return name in CHILD_ENV_NAMES or name.startswith(CHILD_ENV_PREFIXES)
+
+
 def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool) -> dict[str, str]:
-    """The inherited environment minus CLAUDECODE, plus the operator's extra variables.
+    """The allowed part of the inherited environment (see `inherited`), plus the
+    operator's extra variables.
 
     `upstream_retries` becomes CLAUDE_CODE_MAX_RETRIES unless the environment or
     `extra_env` names it already: the CLI's default (ten retries with back-off) holds
     a client for minutes on an upstream 5xx, and OpenAI clients retry on their own.
     Raises RootToolsRefused for `full` tools as root without `allow_root_tools`.
     """
-    env = {k: v for k, v in base.items() if k not in _DROPPED_ENV}
+    env = {name: value for name, value in base.items() if inherited(name)}
     if config.upstream_retries is not None:
         env.setdefault(MAX_RETRIES_ENV, str(config.upstream_retries))
     env.update(config.extra_env)

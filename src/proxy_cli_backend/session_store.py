@@ -134,14 +134,16 @@ class SqliteSessionStore:
         return await self._call(_delete, key)
 
     async def list(
-        self, limit: int = 100, offset: int = 0
+        self, limit: int = 100, offset: int = 0, *, prefix: str = ""
     ) -> tuple[builtins.list[SessionRecord], int]:
-        """A page of records, most recently used first, and the total count."""
-        return await self._call(_list, max(0, limit), max(0, offset))
+        """A page of the records whose key starts with `prefix`, most recently used
+        first, and how many such records there are."""
+        # SQLite integers are 64-bit: a larger page bound means "all of them".
+        return await self._call(_list, _bounded(limit), _bounded(offset), prefix)
 
-    async def clear(self) -> builtins.list[SessionRecord]:
-        """Remove and return every record."""
-        return await self._call(_clear)
+    async def clear(self, *, prefix: str = "") -> builtins.list[SessionRecord]:
+        """Remove and return every record whose key starts with `prefix`."""
+        return await self._call(_clear, prefix)
 
     async def count(self) -> int:
         return await self._call(_count)
@@ -265,17 +267,33 @@ def _delete(db: sqlite3.Connection, key: str) -> SessionRecord | None:
     return record
 
 
-def _list(db: sqlite3.Connection, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+_MAX_SQLITE_INT = 2**63 - 1
+# Keys that start with a prefix: compared with substr, not LIKE, so that `%` and `_`
+# in a key are plain characters.
+_WITH_PREFIX = "substr(key, 1, ?) = ?"
+
+
+def _bounded(value: int) -> int:
+    return min(max(0, value), _MAX_SQLITE_INT)
+
+
+def _list(
+    db: sqlite3.Connection, limit: int, offset: int, prefix: str
+) -> tuple[list[SessionRecord], int]:
+    match = (len(prefix), prefix)
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM sessions ORDER BY last_used_at DESC, key LIMIT ? OFFSET ?",
-        (limit, offset),
+        f"SELECT {_COLUMNS} FROM sessions WHERE {_WITH_PREFIX} "
+        "ORDER BY last_used_at DESC, key LIMIT ? OFFSET ?",
+        (*match, limit, offset),
     ).fetchall()
-    return [_record(row) for row in rows], _count(db)
+    (total,) = db.execute(f"SELECT COUNT(*) FROM sessions WHERE {_WITH_PREFIX}", match).fetchone()
+    return [_record(row) for row in rows], int(total)
 
 
-def _clear(db: sqlite3.Connection) -> list[SessionRecord]:
-    rows = db.execute(f"SELECT {_COLUMNS} FROM sessions").fetchall()
-    db.execute("DELETE FROM sessions")
+def _clear(db: sqlite3.Connection, prefix: str) -> list[SessionRecord]:
+    match = (len(prefix), prefix)
+    rows = db.execute(f"SELECT {_COLUMNS} FROM sessions WHERE {_WITH_PREFIX}", match).fetchall()
+    db.execute(f"DELETE FROM sessions WHERE {_WITH_PREFIX}", match)
     return [_record(row) for row in rows]
 
 

@@ -38,7 +38,13 @@ from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, re
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
 from proxy_core.service import ChatRequest, ChatService, Completion, ServiceLimits, Turn
-from proxy_core.session_key import KeyOrigin, SessionKey, derive_session_key
+from proxy_core.session_key import (
+    KeyOrigin,
+    SessionKey,
+    derive_session_key,
+    namespace_prefix,
+    namespaced,
+)
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
@@ -95,6 +101,8 @@ __all__ = [
     "derive_session_key",
     "echo_script",
     "fingerprint",
+    "namespace_prefix",
+    "namespaced",
     "parse_conversation",
     "parse_effort",
     "parse_rendering",

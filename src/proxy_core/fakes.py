@@ -28,14 +28,16 @@ class InMemorySessionStore:
         return self._records.pop(key, None)
 
     async def list(
-        self, limit: int = 100, offset: int = 0
+        self, limit: int = 100, offset: int = 0, *, prefix: str = ""
     ) -> tuple[builtins.list[SessionRecord], int]:
-        ordered = sorted(self._records.values(), key=lambda r: r.last_used_at, reverse=True)
+        mine = [r for r in self._records.values() if r.key.startswith(prefix)]
+        ordered = sorted(mine, key=lambda r: r.last_used_at, reverse=True)
         return ordered[offset : offset + limit], len(ordered)
 
-    async def clear(self) -> builtins.list[SessionRecord]:
-        records = list(self._records.values())
-        self._records.clear()
+    async def clear(self, *, prefix: str = "") -> builtins.list[SessionRecord]:
+        records = [r for r in self._records.values() if r.key.startswith(prefix)]
+        for record in records:
+            del self._records[record.key]
         return records
 
     async def count(self) -> int:

@@ -1,8 +1,11 @@
 """The ledger: what a CLI session has already seen, as message fingerprints.
 
-A fingerprint covers a message's role, its text with surrounding whitespace
-stripped (clients often trim or pad our replies), its images and tool calls, so
-equal fingerprints mean the model saw the same thing.
+A fingerprint covers everything of a message that reaches the CLI's rendering: its
+role, `name`, `tool_call_id`, its text and images in order, and its tool calls.
+Equal fingerprints mean the model saw the same thing, so a request can continue a
+CLI session only if it says exactly what that session was told. The one deliberate
+loss is whitespace (see `as_seen`): clients often trim or pad our replies, and
+CRLF line ends become LF on the way.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from proxy_core.conversation import Base64Image, Message, Role, TextPart, UrlImage
+from proxy_core.conversation import Base64Image, ImagePart, Message, Part, Role, TextPart
 
 
 class SessionRecord(msgspec.Struct, frozen=True):
@@ -40,28 +43,51 @@ class SessionRecord(msgspec.Struct, frozen=True):
 
 
 def fingerprint(message: Message) -> str:
-    """A stable digest of what the model sees of one message."""
+    """A stable digest of what the model sees of one message (see `as_seen`)."""
     digest = hashlib.sha256()
-    for piece in _pieces(message):
+    for piece in _pieces(as_seen(message)):
         data = piece.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest()[:32]
 
 
+def as_seen(message: Message) -> Message:
+    """The message as the ledger compares it: CRLF read as LF, and the whitespace
+    around the whole message (the start of its first part, the end of its last, when
+    they are text) dropped. Nothing else of it is changed."""
+    parts: list[Part] = [
+        TextPart(p.text.replace("\r\n", "\n")) if isinstance(p, TextPart) else p
+        for p in message.parts
+    ]
+    if parts and isinstance(parts[0], TextPart):
+        parts[0] = TextPart(parts[0].text.lstrip())
+    if parts and isinstance(parts[-1], TextPart):
+        parts[-1] = TextPart(parts[-1].text.rstrip())
+    kept = tuple(p for p in parts if not (isinstance(p, TextPart) and not p.text))
+    return msgspec.structs.replace(message, parts=kept)
+
+
 def _pieces(message: Message) -> Iterable[str]:
-    yield message.role.value
-    yield message.tool_call_id or ""
-    text = "\n".join(p.text for p in message.parts if isinstance(p, TextPart))
-    yield text.strip().replace("\r\n", "\n")
-    for image in message.images:
-        if isinstance(image.source, Base64Image):
-            yield "b:" + hashlib.sha256(image.source.data.encode()).hexdigest()
-        else:
-            assert isinstance(image.source, UrlImage)
-            yield "u:" + image.source.url
+    # Each piece is length-prefixed when hashed and starts with a tag, so no two
+    # different messages give the same sequence (an absent name is not an empty one).
+    yield "r" + message.role.value
+    yield "-" if message.name is None else "n" + message.name
+    yield "-" if message.tool_call_id is None else "i" + message.tool_call_id
+    for part in message.parts:
+        yield _part_piece(part)
     for call in message.tool_calls:
-        yield f"call:{call.id}:{call.name}:{call.arguments}"
+        yield "c" + msgspec.json.encode((call.id, call.name, call.arguments)).decode()
+
+
+def _part_piece(part: Part) -> str:
+    if isinstance(part, TextPart):
+        return "t" + part.text
+    assert isinstance(part, ImagePart)
+    if isinstance(part.source, Base64Image):
+        data = hashlib.sha256(part.source.data.encode()).hexdigest()
+        return f"b{part.source.media_type}:{data}"
+    return "u" + part.source.url
 
 
 def fingerprints(messages: Sequence[Message]) -> tuple[str, ...]:

@@ -63,13 +63,14 @@ class SessionStore(Protocol):
         ...
 
     async def list(
-        self, limit: int = 100, offset: int = 0
+        self, limit: int = 100, offset: int = 0, *, prefix: str = ""
     ) -> tuple[builtins.list[SessionRecord], int]:
-        """A page of records, most recently used first, and the total count."""
+        """A page of the records whose key starts with `prefix`, most recently used
+        first, and how many such records there are."""
         ...
 
-    async def clear(self) -> builtins.list[SessionRecord]:
-        """Remove and return every record."""
+    async def clear(self, *, prefix: str = "") -> builtins.list[SessionRecord]:
+        """Remove and return every record whose key starts with `prefix`."""
         ...
 
     async def count(self) -> int: ...

@@ -33,7 +33,7 @@ from proxy_core.events import (
 from proxy_core.ledger import SessionRecord, reply_fingerprint, system_hash
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import BackendStatus, Runner, SessionStore
-from proxy_core.session_key import SessionKey, derive_session_key
+from proxy_core.session_key import SessionKey, derive_session_key, namespace_prefix
 from proxy_core.stats import ServiceStats, StatsRecorder
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
@@ -55,7 +55,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
     OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default;
     `response_format` and `stop` are OpenAI's too (see `parse_response_format`,
-    `parse_stop`).
+    `parse_stop`). `namespace` says whose conversations these are (the HTTP server
+    uses one per API key): the same session id, user or opening under two namespaces
+    is two conversations; "" is the namespace every caller shares.
     """
 
     model: str
@@ -65,6 +67,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     reasoning_effort: str | None = None
     response_format: Mapping[str, object] | None = None
     stop: str | Sequence[str] | None = None
+    namespace: str = ""
 
 
 class Completion(msgspec.Struct, frozen=True):
@@ -121,7 +124,12 @@ class ChatService:
             effort = parse_effort(request.reasoning_effort)
             json_schema = parse_response_format(request.response_format)
             stops = parse_stop(request.stop)
-            key = derive_session_key(conversation, header=request.session_id, user=request.user)
+            key = derive_session_key(
+                conversation,
+                header=request.session_id,
+                user=request.user,
+                namespace=request.namespace,
+            )
             capacity = self.limits.max_concurrent + self.limits.max_queued
             if self.active + self.queued >= capacity:
                 raise ChatError(
@@ -175,23 +183,30 @@ class ChatService:
                 await self.runner.forget(record.cli_session_id, purge=purge)
         return record
 
-    async def reset_all(self, *, purge: bool = False) -> list[SessionRecord]:
-        """Forget every conversation; each is deleted once its running turn ends."""
-        records, _ = await self.store.list(limit=1_000_000)
+    async def reset_all(
+        self, *, purge: bool = False, namespace: str | None = None
+    ) -> list[SessionRecord]:
+        """Forget every conversation (of `namespace`, when given); each is deleted once
+        its running turn ends."""
+        prefix = "" if namespace is None else namespace_prefix(namespace)
+        records, _ = await self.store.list(limit=1_000_000, prefix=prefix)
         removed: list[SessionRecord] = []
         for record in records:
             gone = await self.reset_session(record.key, purge=purge)
             if gone is not None:
                 removed.append(gone)
-        for record in await self.store.clear():
+        for record in await self.store.clear(prefix=prefix):
             await self.runner.forget(record.cli_session_id, purge=purge)
             removed.append(record)
         return removed
 
     async def list_sessions(
-        self, limit: int = 100, offset: int = 0
+        self, limit: int = 100, offset: int = 0, *, namespace: str | None = None
     ) -> tuple[list[SessionRecord], int]:
-        return await self.store.list(limit=limit, offset=offset)
+        """A page of conversations (of `namespace`, when given), most recent first, and
+        their total count."""
+        prefix = "" if namespace is None else namespace_prefix(namespace)
+        return await self.store.list(limit=limit, offset=offset, prefix=prefix)
 
     # -- state -------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 Precedence: the `X-Session-Id` header, then the request's `user` field, then a hash
 of the conversation's opening (system prompt + first user message). Each origin has
 its own prefix, so a header value can never collide with an automatic key.
+
+A key may live in a namespace (e.g. one per API key): `ns:<namespace>:` goes in front
+of it, so the same header, user or opening under two namespaces is two conversations.
+The empty namespace adds nothing, and is the one every caller shares.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from proxy_core.errors import invalid
 
 MAX_KEY_LENGTH = 128
 _SAFE = re.compile(r"^[A-Za-z0-9._:@+=/-]+$")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 
 
 class KeyOrigin(enum.StrEnum):
@@ -30,10 +35,32 @@ _PREFIX = {KeyOrigin.HEADER: "h:", KeyOrigin.USER: "u:", KeyOrigin.AUTO: "auto:"
 
 
 class SessionKey(msgspec.Struct, frozen=True):
-    """A derived key: `value` is the full prefixed key used by the store."""
+    """A derived key: `value` is the full prefixed key used by the store, namespace
+    included; `external` is what the caller is shown (the key within its namespace)."""
 
     value: str
     origin: KeyOrigin
+    namespace: str = ""
+
+    @property
+    def external(self) -> str:
+        return self.value[len(namespace_prefix(self.namespace)) :]
+
+
+def namespace_prefix(namespace: str) -> str:
+    """What the store keys of `namespace` start with ('' for the shared namespace).
+
+    Raises ValueError for a namespace that is not 0-64 of `A-Za-z0-9_-` (a caller's
+    bug: namespaces come from the server, never from a request).
+    """
+    if not _NAMESPACE.match(namespace):
+        raise ValueError(f"invalid session namespace {namespace!r}")
+    return f"ns:{namespace}:" if namespace else ""
+
+
+def namespaced(namespace: str, key: str) -> str:
+    """The store key of `key` (e.g. `h:abc`) within `namespace`."""
+    return namespace_prefix(namespace) + key
 
 
 def derive_session_key(
@@ -41,8 +68,9 @@ def derive_session_key(
     *,
     header: str | None = None,
     user: str | None = None,
+    namespace: str = "",
 ) -> SessionKey:
-    """Derive the session key for a request.
+    """Derive the session key for a request, within `namespace` (see `namespaced`).
 
     A header value must be 1-128 characters of `A-Za-z0-9._:@+=/-`, else it is
     refused (the client asked for that exact key). A `user` value outside those
@@ -56,17 +84,25 @@ def derive_session_key(
                 "letters, digits and ._:@+=/-",
                 "X-Session-Id",
             )
-        return SessionKey(_PREFIX[KeyOrigin.HEADER] + value, KeyOrigin.HEADER)
+        return _key(namespace, _PREFIX[KeyOrigin.HEADER] + value, KeyOrigin.HEADER)
     if user is not None and user.strip():
         value = user.strip()
         if len(value) > MAX_KEY_LENGTH or not _SAFE.match(value):
             value = "#" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-        return SessionKey(_PREFIX[KeyOrigin.USER] + value, KeyOrigin.USER)
-    return SessionKey(_PREFIX[KeyOrigin.AUTO] + opening_hash(conversation), KeyOrigin.AUTO)
+        return _key(namespace, _PREFIX[KeyOrigin.USER] + value, KeyOrigin.USER)
+    return _key(namespace, _PREFIX[KeyOrigin.AUTO] + opening_hash(conversation), KeyOrigin.AUTO)
+
+
+def _key(namespace: str, key: str, origin: KeyOrigin) -> SessionKey:
+    return SessionKey(namespaced(namespace, key), origin, namespace)
 
 
 def opening_hash(conversation: Conversation) -> str:
-    """sha256 of the system prompt and the first user message (text and images)."""
+    """sha256 of the system prompt and the first user message (text, images, `name`).
+
+    The name counts because it is rendered to the CLI: two openings that differ only
+    in who speaks are two conversations.
+    """
     digest = hashlib.sha256()
     _feed(digest, conversation.system or "")
     first_user = next((m for m in conversation.messages if m.role is Role.USER), None)
@@ -80,6 +116,9 @@ def opening_hash(conversation: Conversation) -> str:
                 assert isinstance(part, ImagePart)
                 assert isinstance(part.source, UrlImage)
                 _feed(digest, "u" + part.source.url)
+        # Only a present name is fed, so the keys of unnamed openings stay as they were.
+        if first_user.name is not None:
+            _feed(digest, "n" + first_user.name)
     return digest.hexdigest()[:40]
 
 

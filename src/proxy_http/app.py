@@ -10,20 +10,27 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler, Guard, Middleware
 
-from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, SessionRecord
-from proxy_http.auth import ApiKeyMiddleware, load_api_keys
+from proxy_core import (
+    ChatError,
+    ChatRequest,
+    ChatService,
+    FailureReason,
+    SessionRecord,
+    namespaced,
+)
+from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.errors import EXCEPTION_HANDLERS
@@ -39,6 +46,7 @@ from proxy_http.wire import (
     Concurrency,
     ErrorBody,
     Health,
+    HealthStatus,
     Model,
     ModelList,
     Performance,
@@ -58,6 +66,9 @@ from proxy_http.wire import (
 MODEL_CREATED = 1_735_689_600
 SESSION_HEADER = "X-Session-Id"
 READINESS_KEY = "readiness"
+KEYS_REQUIRED_KEY = "keys_required"
+# SQLite integers are 64-bit; a larger offset is refused rather than overflowing.
+MAX_OFFSET = 2**62
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 
@@ -67,6 +78,23 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(data_container=ErrorBody, description="An OpenAI error body.")
         for status in statuses
     }
+
+
+# -- who is asking ---------------------------------------------------------------
+
+
+def access_of(request: Request[Any, Any, Any]) -> Access | None:
+    """The request's access; None when keys are configured and it presented no valid one
+    (only open paths such as /health are reached without one)."""
+    return access_for(caller_of(request.scope), keys_required=request.app.state[KEYS_REQUIRED_KEY])
+
+
+def required_access(request: Request[Any, Any, Any]) -> Access:
+    """The request's access (a dependency); the key middleware lets nothing else through."""
+    access = access_of(request)
+    if access is None:
+        raise NotAuthorizedException("An API key is required.")
+    return access
 
 
 # -- chat completions ----------------------------------------------------------
@@ -101,6 +129,7 @@ async def chat_completions(
     request: Request[Any, Any, Any],
     service: NamedDependency[ChatService],
     settings: NamedDependency[Settings],
+    access: NamedDependency[Access],
     session_id: Annotated[
         str | None,
         HeaderParameter(
@@ -128,12 +157,14 @@ async def chat_completions(
             reasoning_effort=data.reasoning_effort,
             response_format=data.response_format,
             stop=data.stop,
+            namespace=access.namespace,
         )
     )
     log.session_key = turn.key.value
     log.model = turn.model.response_id
     structlog.contextvars.bind_contextvars(session_key=turn.key.value)
-    headers = {SESSION_HEADER: turn.key.value}
+    # The client sees its key within its own namespace, never the namespace.
+    headers = {SESSION_HEADER: turn.key.external}
     # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
     # wants reasoning at all (`none` runs at the lowest effort and shows none).
     effort = (data.reasoning_effort or "").strip().lower()
@@ -210,13 +241,25 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-@get("/health", summary="Liveness and backend readiness")
-async def health(service: NamedDependency[ChatService], state: State) -> Health:
+@get(
+    "/health",
+    summary="Liveness and backend readiness",
+    description=(
+        "Open to all. With API keys configured, a caller without a valid key gets only "
+        "`status`; the details (paths, processes, sessions) need a key."
+    ),
+)
+async def health(
+    service: NamedDependency[ChatService], state: State, request: Request[Any, Any, Any]
+) -> Health | HealthStatus:
     status = service.backend_status()
     probe: ReadinessProbe | None = state.get(READINESS_KEY)
     problems = list(status.problems) + list(await probe.problems() if probe else ())
+    verdict: Literal["ok", "degraded"] = "ok" if status.ready and not problems else "degraded"
+    if access_of(request) is None:
+        return HealthStatus(status=verdict)
     return Health(
-        status="ok" if status.ready and not problems else "degraded",
+        status=verdict,
         provider="claude-code-cli",
         sessions=await service.store.count(),
         active_subprocesses=status.active_processes,
@@ -301,9 +344,9 @@ def _process_stats(details: dict[str, object]) -> ProcessStats | None:
 # -- sessions --------------------------------------------------------------------
 
 
-def _session_info(record: SessionRecord) -> SessionInfo:
+def _session_info(record: SessionRecord, access: Access) -> SessionInfo:
     return SessionInfo(
-        external_id=record.key,
+        external_id=access.shown(record.key),
         claude_session_id=record.cli_session_id,
         model=record.model,
         message_count=record.message_count,
@@ -326,30 +369,38 @@ class SessionsController(Controller):
     async def list_sessions(
         self,
         service: NamedDependency[ChatService],
+        access: NamedDependency[Access],
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Page size.")] = 100,
-        offset: Annotated[int, QueryParameter(ge=0, description="Records to skip.")] = 0,
+        offset: Annotated[
+            int, QueryParameter(ge=0, le=MAX_OFFSET, description="Records to skip.")
+        ] = 0,
     ) -> SessionList:
-        records, total = await service.list_sessions(limit=limit, offset=offset)
-        return SessionList(sessions=[_session_info(r) for r in records], total=total)
+        records, total = await service.list_sessions(
+            limit=limit, offset=offset, namespace=_visible(access)
+        )
+        return SessionList(sessions=[_session_info(r, access) for r in records], total=total)
 
     @delete("/", status_code=200, summary="Reset every conversation", responses=_errors(400))
     async def reset_sessions(
         self,
         service: NamedDependency[ChatService],
+        access: NamedDependency[Access],
         purge: Annotated[
             bool, QueryParameter(description="Also delete the CLI transcripts.")
         ] = False,
     ) -> SessionsReset:
-        removed = await service.reset_all(purge=purge)
+        removed = await service.reset_all(purge=purge, namespace=_visible(access))
         return SessionsReset(deleted=len(removed))
 
     @delete(
-        "/{session_id:str}",
+        # `path`, not `str`: an X-Session-Id may contain `/` (sent as `%2F` or not).
+        "/{session_id:path}",
         status_code=200,
         summary="Reset one conversation",
         description=(
             "`session_id` is the full key (`h:abc`, `u:alice`, `auto:...`) or a raw "
-            "X-Session-Id value (`abc`, tried as `h:abc`)."
+            "X-Session-Id value (`abc`, tried as `h:abc`), within the caller's own "
+            "sessions; an admin key may also name any session by its listed `externalId`."
         ),
         responses=_errors(400, 404),
     )
@@ -357,15 +408,32 @@ class SessionsController(Controller):
         self,
         session_id: FromPath[str],
         service: NamedDependency[ChatService],
+        access: NamedDependency[Access],
         purge: Annotated[
             bool, QueryParameter(description="Also delete the CLI transcript.")
         ] = False,
     ) -> SessionDeleted:
-        for key in (session_id, "h:" + session_id):
+        session_id = session_id.removeprefix("/")
+        for key in _candidate_keys(session_id, access):
             record = await service.reset_session(key, purge=purge)
             if record is not None:
-                return SessionDeleted(deleted=True, external_id=record.key, purged=purge)
+                return SessionDeleted(
+                    deleted=True, external_id=access.shown(record.key), purged=purge
+                )
         raise NotFoundException(f"No session '{session_id}'. GET /v1/sessions lists them.")
+
+
+def _visible(access: Access) -> str | None:
+    """The namespace a caller's session listing and reset are limited to (None: all)."""
+    return None if access.sees_all else access.namespace
+
+
+def _candidate_keys(session_id: str, access: Access) -> list[str]:
+    """Store keys a DELETE of `session_id` may mean, in order: the caller's own (as a
+    full key, then as a raw X-Session-Id), then, for an admin, any store key."""
+    own = [namespaced(access.namespace, k) for k in (session_id, "h:" + session_id)]
+    anyone = [session_id, "h:" + session_id] if access.sees_all else []
+    return list(dict.fromkeys([*own, *anyone]))
 
 
 ROUTES: tuple[ControllerRouterHandler, ...] = (
@@ -398,12 +466,14 @@ def create_app(
     read). `readiness` adds the setup checks' problems (login state, ...) to /health.
     """
     settings = settings or Settings()
+    keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
     app = Litestar(
         route_handlers=list(ROUTES),
         guards=list(guards),
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "access": Provide(required_access, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=list(middleware),
@@ -416,6 +486,7 @@ def create_app(
                 "settings": settings,
                 ACTIVE_TURNS_KEY: ActiveTurns(),
                 READINESS_KEY: readiness,
+                KEYS_REQUIRED_KEY: bool(keys),
             }
         ),
         signature_namespace={"ChatService": ChatService, "Settings": Settings},
@@ -426,7 +497,6 @@ def create_app(
     # it would miss the 404s and 405s of paths and methods that match no handler.
     # Keys are checked there too, so no path (a 404 included) answers without one.
     # The browser guard comes before the keys: a refused browser never reaches them.
-    keys = load_api_keys(settings.api_keys, settings.api_key_file)
     handler = ApiKeyMiddleware(app.asgi_handler, keys) if keys else app.asgi_handler
     policy = BrowserPolicy.from_settings(
         settings.host, settings.allowed_hosts, settings.allowed_origins

@@ -6,6 +6,10 @@ load balancers and `doctor` can probe it. Keys are compared as SHA-256 digests w
 `hmac.compare_digest`, against every configured key without stopping at a match, so
 neither the timing nor the length of a key leaks. Keys never reach a log line: the
 request log records no headers, and `ApiKeys` prints as a count.
+
+Each request that presents an accepted key carries a `Caller` in its ASGI scope
+state: the key's id (a slow, salted digest of the key: stable, never the key) names
+the caller's session namespace, and `admin` says the key may see every namespace.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from litestar.types import (
     Send,
 )
 
+from proxy_core import namespace_prefix
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 OPEN_PATHS = frozenset({"/health"})
@@ -45,19 +50,49 @@ _UNAUTHORIZED = msgspec.json.encode(
 )
 
 
+CALLER_STATE_KEY = "caller"
+"""Where the middleware puts the request's `Caller` in the ASGI scope's state."""
+
+# Key ids are stored (session keys, the session database) and shown to admins, so
+# they come from a slow salted hash: an id never confirms a guess of a weak key
+# cheaply. Each key's id is computed once, when the key is first used.
+_KEY_ID_SALT = b"claude-max-api-proxy/session-namespace/v1"
+_KEY_ID_ROUNDS = 20_000
+
+
 class ApiKeyError(ValueError):
     """The configured keys cannot be used (an unreadable or empty key file)."""
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who sent a request: the id of the key it presented, and whether that key is an
+    admin key (one that sees and deletes every caller's sessions)."""
+
+    key_id: str
+    admin: bool = False
 
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-class ApiKeys:
-    """The set of accepted keys, kept only as digests."""
+def key_id(key: str) -> str:
+    """The stable, non-secret id of an API key (16 hex digits)."""
+    raw = hashlib.pbkdf2_hmac(
+        "sha256", key.encode("utf-8", "surrogatepass"), _KEY_ID_SALT, _KEY_ID_ROUNDS
+    )
+    return raw[:8].hex()
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._digests = tuple({_digest(key) for key in (k.strip() for k in keys) if key})
+
+class ApiKeys:
+    """The set of accepted keys, kept only as digests; some may be admin keys."""
+
+    def __init__(self, keys: Iterable[str], admin_keys: Iterable[str] = ()) -> None:
+        admins = {_digest(key) for key in (k.strip() for k in admin_keys) if key}
+        users = {_digest(key) for key in (k.strip() for k in keys) if key} - admins
+        self._digests = (*users, *admins)
+        self._admin = (False,) * len(users) + (True,) * len(admins)
+        self._ids: dict[bytes, str] = {}
 
     def __bool__(self) -> bool:
         return bool(self._digests)
@@ -70,28 +105,48 @@ class ApiKeys:
 
     def accepts(self, presented: str | None) -> bool:
         """Whether `presented` is one of the keys, in time independent of which one."""
+        return self.identify(presented) is not None
+
+    def identify(self, presented: str | None) -> Caller | None:
+        """The caller `presented` identifies, or None when it is no key of ours.
+
+        Every key is compared, whatever matched before, in time independent of which
+        one matched.
+        """
         if not presented:
-            return False
+            return None
         candidate = _digest(presented)
-        matched = False
-        for digest in self._digests:
-            # `|=` rather than `or`: every key is compared, whatever matched before.
-            matched |= hmac.compare_digest(candidate, digest)
-        return matched
+        found = -1
+        for index, digest in enumerate(self._digests):
+            equal = hmac.compare_digest(candidate, digest)
+            found = index if equal else found
+        if found < 0:
+            return None
+        ident = self._ids.get(candidate)
+        if ident is None:
+            ident = self._ids[candidate] = key_id(presented)
+        return Caller(ident, self._admin[found])
 
 
-def load_api_keys(keys: str | Sequence[str] | None, key_file: str | None = None) -> ApiKeys:
-    """Keys from a comma-separated setting (or a list) plus a file of one key per line.
+def _listed(keys: str | Sequence[str] | None) -> list[str]:
+    if isinstance(keys, str):
+        return keys.split(",")
+    return list(keys or ())
+
+
+def load_api_keys(
+    keys: str | Sequence[str] | None,
+    key_file: str | None = None,
+    admin_keys: str | Sequence[str] | None = None,
+) -> ApiKeys:
+    """Keys from a comma-separated setting (or a list) plus a file of one key per line,
+    and admin keys (comma-separated or a list), which are accepted keys too.
 
     In the file, blank lines and lines starting with `#` are skipped. Raises
     ApiKeyError when the file cannot be read or holds no key, so a typo in its
     path never silently turns authentication off.
     """
-    found: list[str] = []
-    if isinstance(keys, str):
-        found += keys.split(",")
-    elif keys:
-        found += list(keys)
+    found = _listed(keys)
     if key_file:
         try:
             text = Path(key_file).read_text(encoding="utf-8")
@@ -105,7 +160,7 @@ def load_api_keys(keys: str | Sequence[str] | None, key_file: str | None = None)
         if not from_file:
             raise ApiKeyError(f"The API key file {key_file} holds no key (one per line).")
         found += from_file
-    return ApiKeys(found)
+    return ApiKeys(found, _listed(admin_keys))
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -123,19 +178,56 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     return bearer or api_key
 
 
+class Access(msgspec.Struct, frozen=True):
+    """What a request may reach: its own session namespace ("" when no API keys are
+    configured: one namespace shared by all), and whether it sees every namespace (an
+    admin key; anyone when no keys are configured)."""
+
+    namespace: str
+    sees_all: bool
+
+    def shown(self, key: str) -> str:
+        """A store key as this caller sees it: within its own namespace for a key that
+        sees only its own; in full (namespace included) for one that sees them all."""
+        return key if self.sees_all else key[len(namespace_prefix(self.namespace)) :]
+
+
+OPEN_ACCESS = Access(namespace="", sees_all=True)
+
+
+def access_for(caller: Caller | None, *, keys_required: bool) -> Access | None:
+    """What a request may reach, from the caller the middleware identified: None when
+    keys are required and it presented no valid one."""
+    if not keys_required:
+        return OPEN_ACCESS
+    if caller is None:
+        return None
+    return Access(namespace=caller.key_id, sees_all=caller.admin)
+
+
+def caller_of(scope: Scope) -> Caller | None:
+    """The caller the middleware identified for this request (None: no valid key)."""
+    state = scope.get("state") or {}
+    caller = state.get(CALLER_STATE_KEY)
+    return caller if isinstance(caller, Caller) else None
+
+
 class ApiKeyMiddleware:
-    """ASGI middleware: a request without an accepted key gets 401 with an OpenAI error body."""
+    """ASGI middleware: a request without an accepted key gets 401 with an OpenAI error
+    body; an accepted one carries its `Caller` in the scope state (see `caller_of`).
+    Open paths pass without a key, and still carry the caller of a valid one."""
 
     def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
         self.app = app
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != ScopeType.HTTP
-            or scope.get("path") in OPEN_PATHS
-            or self.keys.accepts(presented_key(scope.get("headers", [])))
-        ):
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        caller = self.keys.identify(presented_key(scope.get("headers", [])))
+        scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
+        if caller is not None or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         start: HTTPResponseStartEvent = {

@@ -84,7 +84,7 @@ async def _serve(settings: Settings) -> int:
 
     log = structlog.get_logger("proxy_http")
     try:
-        keys = load_api_keys(settings.api_keys, settings.api_key_file)
+        keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
     except ApiKeyError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 2

@@ -87,7 +87,7 @@ def check_exposure(settings: Settings) -> Finding:
     if is_loopback(settings.host):
         return Finding("exposure", True, f"{settings.host} is reachable from this machine only")
     try:
-        keys = load_api_keys(settings.api_keys, settings.api_key_file)
+        keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
     except ApiKeyError as error:
         return Finding("exposure", False, str(error), "fix --api-key-file or --api-keys")
     if keys:

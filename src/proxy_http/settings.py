@@ -18,6 +18,8 @@ from proxy_core import Effort
 from proxy_http.browser_policy import parse_allowed_hosts, parse_allowed_origins
 
 ENV_PREFIX = "CLAUDE_PROXY_"
+# Settings whose values are secrets: shown masked wherever the settings are printed.
+_SECRETS = frozenset({"api_keys", "admin_api_keys"})
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Security
     api_keys: str | None = None
     api_key_file: str | None = None
+    admin_api_keys: str | None = None
     allow_unauthenticated: bool = False
     allowed_hosts: str | None = None
     allowed_origins: str | None = None
@@ -100,7 +103,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
             )
             if value != default or field.name == "host":
-                shown = "<hidden>" if field.name == "api_keys" and value else repr(value)
+                shown = "<hidden>" if field.name in _SECRETS and value else repr(value)
                 fields.append(f"{field.name}={shown}")
         return f"Settings({', '.join(fields)})"
 
@@ -114,6 +117,7 @@ HELP: dict[str, str] = {
     "shutdown_grace": "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
     "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",
     "api_key_file": "File of API keys, one per line (`#` comments allowed).",
+    "admin_api_keys": "Admin API keys (see and delete every key's sessions), comma-separated.",
     "allow_unauthenticated": "Allow a non-loopback --host without API keys (trusted networks).",
     "allowed_hosts": "Host names answered besides loopback and --host (`name[:port]`, "
     "comma-separated; `*`: any); others get 421.",

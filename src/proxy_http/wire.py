@@ -207,6 +207,13 @@ class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class HealthStatus(msgspec.Struct, frozen=True):
+    """`/health` for a caller without a valid key when keys are configured: the verdict
+    only, since the details (paths, processes, sessions) are for key holders."""
+
+    status: Literal["ok", "degraded"]
+
+
 class Health(msgspec.Struct, frozen=True, rename="camel"):
     status: Literal["ok", "degraded"]
     provider: str

@@ -118,12 +118,83 @@ def test_the_working_directory_defaults_under_the_state_dir() -> None:
     assert build_command("c", plan(), explicit, base_env={}, is_root=False).cwd == "/srv/w"
 
 
-def test_the_environment_is_inherited_minus_claudecode_plus_extras() -> None:
+def test_the_environment_is_the_allowed_part_of_the_inherited_one_plus_extras() -> None:
     config = CliRunnerConfig(
         state_dir="/s", extra_env={"HOME": "/h", "X": "1"}, upstream_retries=None
     )
     env = child_env(config, {"PATH": "/bin", "CLAUDECODE": "1", "HOME": "/root"}, is_root=False)
     assert env == {"PATH": "/bin", "HOME": "/h", "X": "1"}
+
+
+def test_our_own_settings_and_secrets_never_reach_the_cli() -> None:
+    config = CliRunnerConfig(state_dir="/s", upstream_retries=None)
+    base = {
+        "CLAUDE_PROXY_API_KEYS": "sk-secret",
+        "CLAUDE_PROXY_API_KEY_FILE": "/etc/keys",
+        "CLAUDE_PROXY_ADMIN_API_KEYS": "admin-secret",
+        "CLAUDE_PROXY_TOOLS": "full",
+        "PORT": "3456",
+        "DATABASE_URL": "postgres://user:pw@db/x",
+        "GITHUB_TOKEN": "ghp_x",
+        "SSH_AUTH_SOCK": "/tmp/agent",
+        "CLAUDECODE": "1",
+        "PATH": "/bin",
+    }
+    assert child_env(config, base, is_root=False) == {"PATH": "/bin"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "XDG_CONFIG_HOME",
+        "HTTP_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "NODE_EXTRA_CA_CERTS",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_VERTEX_PROJECT_ID",
+        "CLAUDE_CODE_USE_BEDROCK",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CONFIG_DIR",
+        "AWS_REGION",
+        "AWS_PROFILE",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLOUD_ML_REGION",
+        "VERTEX_REGION_CLAUDE_3_5_HAIKU",
+        "DISABLE_TELEMETRY",
+        "MCP_TIMEOUT",
+        "MAX_THINKING_TOKENS",
+        "BASH_DEFAULT_TIMEOUT_MS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "API_TIMEOUT_MS",
+    ],
+)
+def test_what_the_cli_needs_is_passed_on(name: str) -> None:
+    config = CliRunnerConfig(state_dir="/s", upstream_retries=None)
+    assert child_env(config, {name: "v"}, is_root=False) == {name: "v"}
+
+
+def test_the_operators_extra_env_is_added_even_beyond_the_allow_list() -> None:
+    config = CliRunnerConfig(
+        state_dir="/s", extra_env={"SSH_AUTH_SOCK": "/a"}, upstream_retries=None
+    )
+    assert child_env(config, {"SSH_AUTH_SOCK": "/b"}, is_root=False) == {"SSH_AUTH_SOCK": "/a"}
 
 
 def test_upstream_retries_bound_the_clis_own_retries() -> None:

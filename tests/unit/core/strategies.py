@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import strategies as st
 
 from proxy_core import (
@@ -58,14 +59,15 @@ def messages(draw: st.DrawFn, role: Role | None = None) -> Message:
         st.one_of(texts.map(TextPart), images) if role is Role.USER else texts.map(TextPart)
     )
     parts: list[Part] = draw(st.lists(part_strategy, max_size=4))
-    name = draw(st.one_of(st.none(), identifiers)) if role is Role.USER else None
+    # OpenAI lets any message carry a `name`; the rendering shows it, whatever the role.
+    name = draw(st.one_of(st.none(), identifiers))
     tool_calls: tuple[ToolCall, ...] = ()
     if role is Role.ASSISTANT:
         tool_calls = tuple(
             draw(
                 st.lists(
                     st.builds(ToolCall, id=identifiers, name=identifiers, arguments=texts),
-                    max_size=2,
+                    max_size=3,
                 )
             )
         )
@@ -110,3 +112,40 @@ def to_openai(message: Message) -> dict[str, object]:
             for c in message.tool_calls
         ]
     return out
+
+
+@st.composite
+def variants(draw: st.DrawFn, message: Message) -> Message:
+    """`message` with one thing changed that the CLI would be shown: its name, tool
+    call id, a tool call's id, name or arguments, a tool call more or less, its text,
+    an image, or the whole message. The result may still render the same (e.g. a
+    change of whitespace only); callers check that themselves."""
+    replace = msgspec.structs.replace
+    kind = draw(
+        st.sampled_from(["name", "tool_call_id", "call", "calls", "text", "image", "other"])
+    )
+    if kind == "name":
+        return replace(message, name=draw(st.one_of(st.none(), identifiers)))
+    if kind == "tool_call_id":
+        return replace(message, tool_call_id=draw(st.one_of(st.none(), identifiers)))
+    if kind == "call" and message.tool_calls:
+        index = draw(st.integers(0, len(message.tool_calls) - 1))
+        call = message.tool_calls[index]
+        field = draw(st.sampled_from(["id", "name", "arguments"]))
+        changed = replace(call, **{field: draw(texts if field == "arguments" else identifiers)})
+        calls = (*message.tool_calls[:index], changed, *message.tool_calls[index + 1 :])
+        return replace(message, tool_calls=calls)
+    if kind == "calls":
+        calls = draw(
+            st.lists(st.builds(ToolCall, id=identifiers, name=identifiers, arguments=texts))
+        )
+        return replace(message, tool_calls=tuple(calls))
+    if kind == "text":
+        extra = draw(st.one_of(texts, _TRICKY))
+        at = draw(st.integers(0, len(message.parts)))
+        parts = [*message.parts[:at], TextPart(extra), *message.parts[at:]]
+        return replace(message, parts=normalize_parts(parts))
+    if kind == "image":
+        at = draw(st.integers(0, len(message.parts)))
+        return replace(message, parts=(*message.parts[:at], draw(images), *message.parts[at:]))
+    return draw(messages())

@@ -302,3 +302,31 @@ async def test_reset_waits_for_the_running_turn_of_that_session() -> None:
     await turn
     assert await reset is not None
     assert (await svc.list_sessions())[1] == 0
+
+
+async def test_the_same_session_under_two_namespaces_is_two_conversations() -> None:
+    runner = FakeRunner()
+    svc = service(runner)
+    alice = msgspec.structs.replace(request("hi", session="s"), namespace="alice")
+    bob = msgspec.structs.replace(request("hi", "echo: hi", "more", session="s"), namespace="bob")
+    first = await svc.complete(alice)
+    second = await svc.complete(bob)
+    assert (first.session_key, second.session_key) == ("ns:alice:h:s", "ns:bob:h:s")
+    assert [p.kind for p in runner.plans] == [PlanKind.NEW, PlanKind.NEW]
+    assert runner.plans[0].cli_session_id != runner.plans[1].cli_session_id
+
+
+async def test_listing_and_resetting_keep_to_a_namespace_when_given_one() -> None:
+    svc = service()
+    for namespace in ("alice", "alice", "bob", ""):
+        session = f"s{len((await svc.list_sessions())[0])}"
+        await svc.complete(
+            msgspec.structs.replace(request("hi", session=session), namespace=namespace)
+        )
+    records, total = await svc.list_sessions(namespace="alice")
+    assert total == 2
+    assert all(r.key.startswith("ns:alice:") for r in records)
+    assert (await svc.list_sessions())[1] == 4
+    removed = await svc.reset_all(namespace="alice")
+    assert sorted(r.key for r in removed) == ["ns:alice:h:s0", "ns:alice:h:s1"]
+    assert sorted(r.key for r in (await svc.list_sessions())[0]) == ["h:s3", "ns:bob:h:s2"]

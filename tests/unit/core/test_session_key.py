@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxy_core import ChatError, Conversation, KeyOrigin, derive_session_key, parse_conversation
 
-from .strategies import conversations, texts
+from .strategies import conversations, identifiers, texts
 
 
 def opening(system: str | None, first: str) -> Conversation:
@@ -75,3 +76,28 @@ def test_an_oversized_or_control_character_user_is_hashed_not_used(user: str) ->
     assert len(key.value) <= 64
     assert key.value.isprintable()
     assert key == derive_session_key(opening(None, "hi"), user=user)
+
+
+@given(conversations(), st.one_of(st.none(), identifiers))
+def test_an_opening_that_differs_only_in_the_speakers_name_gets_another_automatic_key(
+    conversation: Conversation, name: str | None
+) -> None:
+    first = conversation.messages[0]
+    assume(name != first.name)
+    renamed = msgspec.structs.replace(first, name=name)
+    other = msgspec.structs.replace(conversation, messages=(renamed, *conversation.messages[1:]))
+    assert derive_session_key(other).value != derive_session_key(conversation).value
+
+
+def test_a_namespaced_key_carries_its_namespace_and_shows_the_key_within_it() -> None:
+    key = derive_session_key(opening(None, "hi"), header="chat", namespace="k1")
+    assert (key.value, key.external, key.namespace) == ("ns:k1:h:chat", "h:chat", "k1")
+    auto = derive_session_key(opening(None, "hi"), namespace="k1")
+    assert auto.value == "ns:k1:" + derive_session_key(opening(None, "hi")).value
+    assert derive_session_key(opening(None, "hi"), user="bob").external == "u:bob"
+
+
+@pytest.mark.parametrize("namespace", ["a:b", "with space", "x" * 65, "ns/1"])
+def test_a_namespace_outside_its_alphabet_is_a_programming_error(namespace: str) -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        derive_session_key(opening(None, "hi"), namespace=namespace)

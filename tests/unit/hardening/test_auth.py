@@ -9,12 +9,15 @@ import pytest
 from proxy_http.auth import (
     ApiKeyError,
     ApiKeys,
+    Caller,
     exposure_refusal,
     full_tools_warning,
     is_loopback,
+    key_id,
     load_api_keys,
     presented_key,
 )
+from proxy_http.settings import Settings
 
 
 def test_keys_from_a_comma_list_are_trimmed_and_blank_ones_dropped() -> None:
@@ -112,3 +115,40 @@ def test_full_tools_on_the_network_gets_a_warning_only_there() -> None:
     assert full_tools_warning("0.0.0.0", "full") is not None
     assert full_tools_warning("127.0.0.1", "full") is None
     assert full_tools_warning("0.0.0.0", "read-only") is None
+
+
+def test_an_accepted_key_identifies_its_caller_by_a_stable_id_that_is_not_the_key() -> None:
+    keys = load_api_keys("key-a,key-b", admin_keys="key-admin")
+    a, b = keys.identify("key-a"), keys.identify("key-b")
+    assert a == Caller(key_id("key-a"), admin=False)
+    assert b == Caller(key_id("key-b"), admin=False)
+    assert a != b
+    assert keys.identify("key-a") == a  # the same id every time
+    assert load_api_keys(["key-a"]).identify("key-a") == a  # and in another server
+    assert "key-a" not in a.key_id
+    assert len(a.key_id) == 16
+
+
+def test_admin_keys_are_accepted_keys_that_identify_as_admin() -> None:
+    keys = load_api_keys("key-a,shared", admin_keys="key-admin, shared")
+    assert keys.identify("key-admin") == Caller(key_id("key-admin"), admin=True)
+    assert keys.accepts("key-admin")
+    assert keys.identify("shared") == Caller(key_id("shared"), admin=True)
+    assert len(keys) == 3
+    only_admins = load_api_keys(None, admin_keys="key-admin")
+    assert only_admins  # admin keys alone turn authentication on
+    assert only_admins.identify("key-a") is None
+
+
+def test_a_wrong_or_missing_key_identifies_nobody() -> None:
+    keys = load_api_keys("key-a", admin_keys="key-admin")
+    for presented in (None, "", "key-", "key-a ", "KEY-A", "key-admin2"):
+        assert keys.identify(presented) is None
+
+
+def test_admin_keys_never_show_in_a_settings_dump() -> None:
+    settings = Settings(api_keys="user-secret-1", admin_api_keys="admin-secret-2")
+    shown = repr(settings)
+    assert "user-secret-1" not in shown
+    assert "admin-secret-2" not in shown
+    assert "admin_api_keys=<hidden>" in shown

@@ -19,7 +19,7 @@ from proxy_cli_backend.session_store import (
     SqliteSessionStore,
     default_database_path,
 )
-from proxy_core import SessionRecord
+from proxy_core import InMemorySessionStore, SessionRecord, SessionStore
 
 DAY = 86400.0
 
@@ -108,6 +108,33 @@ async def test_clear_returns_every_record_and_leaves_none(store: SqliteSessionSt
     removed = await store.clear()
     assert sorted(r.key for r in removed) == ["h:a", "u:b"]
     assert await store.count() == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "in-memory fake"])
+async def test_list_and_clear_keep_to_the_records_under_a_prefix(kind: str) -> None:
+    opened: SessionStore = (
+        SqliteSessionStore(":memory:") if kind == "sqlite" else (InMemorySessionStore())
+    )
+    keys = ["ns:a:h:x", "ns:a:u:y", "ns:ab:h:x", "h:x", "ns:b:h:x%_"]
+    for used, key in enumerate(keys):
+        await opened.put(record(key, used=1000.0 + used))
+    page, total = await opened.list(prefix="ns:a:")
+    assert [r.key for r in page] == ["ns:a:u:y", "ns:a:h:x"]
+    assert total == 2
+    page, total = await opened.list(limit=1, offset=1, prefix="ns:a:")
+    assert ([r.key for r in page], total) == (["ns:a:h:x"], 2)
+    assert (await opened.list(prefix="ns:b:h:x%"))[1] == 1
+    assert sorted(r.key for r in await opened.clear(prefix="ns:a:")) == ["ns:a:h:x", "ns:a:u:y"]
+    assert sorted(r.key for r in (await opened.list())[0]) == ["h:x", "ns:ab:h:x", "ns:b:h:x%_"]
+    await opened.close()
+
+
+async def test_an_offset_beyond_sqlites_integers_is_an_empty_page(
+    store: SqliteSessionStore,
+) -> None:
+    await store.put(record("a"))
+    assert await store.list(limit=10**30, offset=10**30) == ([], 1)
+    assert [r.key for r in (await store.list(limit=10**30))[0]] == ["a"]
 
 
 async def test_an_in_memory_database_works() -> None:
@@ -322,7 +349,7 @@ CRASHING_WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from proxy_cli_backend.session_store import SqliteSessionStore
-    from proxy_core import SessionRecord
+    from proxy_core import InMemorySessionStore, SessionRecord, SessionStore
 
     async def main() -> None:
         store = SqliteSessionStore(sys.argv[1])
