@@ -338,8 +338,8 @@ class SessionsController(Controller):
             bool, QueryParameter(description="Also delete the CLI transcripts.")
         ] = False,
     ) -> SessionsReset:
-        removed = await service.reset_all(purge=purge)
-        return SessionsReset(deleted=len(removed))
+        removed = await service.forget_all(purge=purge)
+        return SessionsReset(deleted=len(removed), purged=sum(r.purged for r in removed))
 
     @delete(
         "/{session_id:str}",
@@ -360,9 +360,11 @@ class SessionsController(Controller):
         ] = False,
     ) -> SessionDeleted:
         for key in (session_id, "h:" + session_id):
-            record = await service.reset_session(key, purge=purge)
-            if record is not None:
-                return SessionDeleted(deleted=True, external_id=record.key, purged=purge)
+            reset = await service.forget_session(key, purge=purge)
+            if reset is not None:
+                return SessionDeleted(
+                    deleted=True, external_id=reset.record.key, purged=reset.purged
+                )
         raise NotFoundException(f"No session '{session_id}'. GET /v1/sessions lists them.")
 
 
