@@ -259,9 +259,11 @@ class ChatService:
     def _discard_later(self, plan: TurnPlan) -> None:
         """Have the backend delete an unrecorded new session, without holding the caller
         (its process may still be ending); `aclose` waits for it."""
-        task = asyncio.get_running_loop().create_task(
-            self._discard(plan), name=f"discard-{plan.cli_session_id}"
-        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # finalized outside the loop: the orphan sweep deletes it
+            return
+        task = loop.create_task(self._discard(plan), name=f"discard-{plan.cli_session_id}")
         self._discards.add(task)
         task.add_done_callback(self._discards.discard)
 
