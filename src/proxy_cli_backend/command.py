@@ -87,8 +87,10 @@ _NEVER_NAMES = frozenset({"CLAUDECODE"})
 # How many times the CLI retries a failed upstream request (429, 5xx, 529, even 401).
 MAX_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES"
 # Linux refuses any single argument over 128 KiB (E2BIG); longer system prompts go
-# through a file instead.
+# through a file instead, `<state_dir>/prompts/system-<hex>.txt`.
 MAX_ARG_BYTES = 100_000
+PROMPTS_DIR = "prompts"
+_PROMPT_FILES = "system-*.txt"
 
 
 class CliCommand(msgspec.Struct, frozen=True):
@@ -177,7 +179,7 @@ def build_command(
         argv += ["--session-id", plan.cli_session_id]
     files: dict[str, str] = {}
     if plan.system and len(plan.system.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES:
-        path = str(Path(config.state_dir) / "prompts" / f"system-{secrets.token_hex(8)}.txt")
+        path = str(Path(config.state_dir) / PROMPTS_DIR / f"system-{secrets.token_hex(8)}.txt")
         files[path] = plan.system
         argv += ["--system-prompt-file", path]
     elif plan.system:
@@ -190,3 +192,19 @@ def build_command(
         argv += ["--json-schema", plan.json_schema]
     env = child_env(config, base_env, is_root=is_root)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)
+
+
+def remove_prompt_files(state_dir: str) -> int:
+    """Delete the system prompt files a crashed server left behind; returns how many.
+
+    Each file is deleted after its process, so at start-up any still there is a
+    leftover (the state directory belongs to one server: its sessions database is
+    there too).
+    """
+    removed = 0
+    for path in (Path(state_dir) / PROMPTS_DIR).glob(_PROMPT_FILES):
+        if path.is_symlink() or not path.is_file():
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed

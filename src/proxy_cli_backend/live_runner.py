@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Set
 from contextlib import aclosing
 
 import msgspec
@@ -44,11 +44,16 @@ from proxy_core import (
     Event,
     Failed,
     FailureReason,
+    Finished,
     PlanKind,
     TurnPlan,
 )
 
 log = logging.getLogger(__name__)
+
+# How many unfinished new sessions may wait for the service's `discard` (a caller that
+# never discards must not grow the table without end).
+_MAX_UNRECORDED = 1024
 
 
 class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +102,9 @@ class LiveCliRunner:
         self._live: collections.OrderedDict[str, LiveProcess] = collections.OrderedDict()
         self._endings: dict[LiveProcess, asyncio.Task[None]] = {}
         self._slots = ProcessSlots(self.live_config.max_live)
+        # A NEW/RESTART plan's session id -> the CLI sessions its unfinished turn ran in,
+        # when they differ from it (a pooled process has a session id of its own).
+        self._unrecorded: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
         self._pool = WarmPool(
             self.live_config.pool_size,
             self._start_ready,
@@ -156,13 +164,46 @@ class LiveCliRunner:
             details=details,
         )
 
-    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
-        """End the session's process (waiting for it), then purge its transcript if asked."""
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:
+        """End the session's process (waiting for it), then purge its transcript if asked.
+
+        Returns whether a transcript was deleted.
+        """
         live = self._live.get(cli_session_id)
         if live is not None and live.state is not LiveState.BUSY:
             self._end(live)
         await self._ended(cli_session_id)
-        await self._base.forget(cli_session_id, purge=purge)
+        return await self._base.forget(cli_session_id, purge=purge)
+
+    async def discard(self, plan: TurnPlan) -> None:
+        """Delete the transcripts of a NEW or RESTART turn that no record points to.
+
+        These are the plan's own session and, when a pooled process took the turn,
+        that process's session; each after its process has ended. A CONTINUE's session
+        is the conversation's own and is never touched.
+        """
+        if plan.kind is PlanKind.CONTINUE:
+            return
+        sessions = self._unrecorded.pop(plan.cli_session_id, (plan.cli_session_id,))
+        for session in sessions:
+            live = self._live.get(session)
+            if live is not None and live.state is LiveState.BUSY:
+                log.info("session %s still runs a turn; its transcript is left", session)
+                continue
+            if await self.forget(session, purge=True):
+                log.info("deleted the transcript of unrecorded session %s", session)
+
+    async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
+        """Delete transcripts in the work directory's project folder that `referenced`
+        does not name, untouched for `grace` seconds; never those of a live, pooled or
+        ending process. Returns how many sessions were deleted.
+        """
+        running = {
+            *self._live,
+            *(live.session_id for live in self._pool.processes),
+            *(live.session_id for live in self._endings),
+        }
+        return await self._base.sweep_keeping(set(referenced) | running, grace)
 
     async def aclose(self) -> None:
         """End every process (live, pooled, ending) and wait until all are reaped."""
@@ -186,7 +227,20 @@ class LiveCliRunner:
             raise ChatError(
                 FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
             )
+        sessions: list[str] = []  # the CLI sessions this turn ran in
+        finished = False
+        try:
+            async with aclosing(self._turn(plan, sessions)) as events:
+                async for event in events:
+                    finished = isinstance(event, Finished)
+                    yield event
+        finally:
+            if plan.kind is not PlanKind.CONTINUE and not finished:
+                self._note_unrecorded(plan.cli_session_id, sessions)
+
+    async def _turn(self, plan: TurnPlan, sessions: list[str]) -> AsyncGenerator[Event, None]:
         live, reused = await self._acquire(plan)
+        sessions.append(live.session_id)
         retry = False
         try:
             yielded = False
@@ -206,12 +260,21 @@ class LiveCliRunner:
         log.info("live CLI pid %d for %s was gone; resuming anew", live.pid, live.session_id)
         await self._ended(live.session_id)
         fresh = await self._spawn(plan)
+        sessions.append(fresh.session_id)
         try:
             async with aclosing(fresh.turn(plan.prompt, self.config)) as events:
                 async for event in events:
                     yield event
         finally:
             self._release(fresh)
+
+    def _note_unrecorded(self, plan_session: str, sessions: list[str]) -> None:
+        """Remember where an unfinished new session's turn ran, for `discard`."""
+        if not sessions or sessions == [plan_session]:
+            return  # `discard` finds the plan's own session without help
+        self._unrecorded[plan_session] = tuple(dict.fromkeys(sessions))
+        while len(self._unrecorded) > _MAX_UNRECORDED:
+            self._unrecorded.popitem(last=False)
 
     async def _acquire(self, plan: TurnPlan) -> tuple[LiveProcess, bool]:
         """The process for a turn, and whether it already existed (vs. spawned for it)."""

@@ -12,15 +12,27 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Set
 from pathlib import Path
 
 from proxy_cli_backend.binary import CliBinary, find_cli
-from proxy_cli_backend.command import CliCommand, RootToolsRefused, build_command, child_env
+from proxy_cli_backend.command import (
+    CliCommand,
+    RootToolsRefused,
+    build_command,
+    child_env,
+    remove_prompt_files,
+)
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.process import CliProcess
 from proxy_cli_backend.protocol import EventDecoder, encode_user_message
-from proxy_cli_backend.transcripts import projects_dir, purge_transcript
+from proxy_cli_backend.transcripts import (
+    project_dir,
+    projects_dir,
+    purge_transcript,
+    sweep_project,
+)
 from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn, timed_out
 from proxy_cli_backend.watchdog import ChildWatchdog
@@ -30,6 +42,7 @@ from proxy_core import (
     Event,
     Failed,
     FailureReason,
+    PlanKind,
     TurnPlan,
 )
 
@@ -60,7 +73,7 @@ class ClaudeCliRunner:
         self.watchdog = watchdog or ChildWatchdog(grace=self.config.kill_grace + 5.0)
         self._binary: CliBinary | None = None
         self._problems: tuple[str, ...] = ()
-        self._processes: set[CliProcess] = set()
+        self._processes: dict[CliProcess, str] = {}  # running process -> its CLI session
         self._answered: set[CliProcess] = set()  # processes whose turn got its result
         self._cleanups: dict[CliProcess, asyncio.Task[int]] = {}
         self._is_root = os.geteuid() == 0 if is_root is None else is_root
@@ -91,6 +104,13 @@ class ClaudeCliRunner:
             message = f"Cannot create the state or work directory: {error}"
             self._problems = (message,)
             raise BackendStartupError(message) from None
+        try:
+            removed = await asyncio.to_thread(remove_prompt_files, self.config.state_dir)
+        except OSError as error:  # a leftover file must not stop the server
+            log.warning("could not remove leftover system prompt files: %s", error)
+        else:
+            if removed:
+                log.info("removed %d system prompt file(s) left by an earlier run", removed)
         self._problems = ()
 
     def status(self) -> BackendStatus:
@@ -111,17 +131,73 @@ class ClaudeCliRunner:
             },
         )
 
-    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
-        """This runner keeps nothing alive between turns; `purge` deletes the transcript."""
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:
+        """This runner keeps nothing alive between turns; `purge` deletes the transcript.
+
+        Returns whether a transcript was deleted (and checked gone); why not is logged.
+        """
         if not purge:
-            return
-        env = child_env(self.config, os.environ, is_root=False)
+            return False
         try:
-            await asyncio.to_thread(
-                purge_transcript, projects_dir(env), self.config.resolved_workdir, cli_session_id
+            purged = await asyncio.to_thread(
+                purge_transcript, self.projects, self.config.resolved_workdir, cli_session_id
             )
         except (ValueError, OSError) as error:
-            log.warning("could not purge transcript of %s: %s", cli_session_id, error)
+            log.warning("could not purge the transcript of %s: %s", cli_session_id, error)
+            return False
+        if not purged:
+            log.info("no transcript of %s to purge (already gone)", cli_session_id)
+        return purged
+
+    async def discard(self, plan: TurnPlan) -> None:
+        """Delete the transcript of a NEW or RESTART turn that no record points to.
+
+        Waits until the turn's process is reaped (a cancelled turn may still be
+        ending), so the CLI cannot write the file again afterwards. A CONTINUE's
+        session is the conversation's own and is never touched.
+        """
+        if plan.kind is PlanKind.CONTINUE:
+            return
+        if not await self._settled(plan.cli_session_id):
+            log.info("session %s still runs a turn; its transcript is left", plan.cli_session_id)
+            return
+        if await self.forget(plan.cli_session_id, purge=True):
+            log.info("deleted the transcript of unrecorded session %s", plan.cli_session_id)
+
+    async def _settled(self, cli_session_id: str) -> bool:
+        """Wait for the session's processes being reaped; False if one still runs a turn."""
+        processes = [p for p, session in self._processes.items() if session == cli_session_id]
+        ending = [self._cleanups.get(p) for p in processes]
+        if None in ending:
+            return False
+        await asyncio.gather(
+            *(asyncio.shield(t) for t in ending if t is not None), return_exceptions=True
+        )
+        return True
+
+    async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
+        """Delete transcripts in the work directory's project folder that `referenced`
+        does not name and no running process uses, untouched for `grace` seconds.
+
+        Returns how many sessions were deleted.
+        """
+        return await self.sweep_keeping(set(referenced) | self.running_sessions(), grace)
+
+    async def sweep_keeping(self, keep: Set[str], grace: float) -> int:
+        """`sweep_orphans` with the full set of sessions to keep (for the live runner)."""
+        projects = self.projects
+        folder = project_dir(projects, self.config.resolved_workdir)
+        cutoff = time.time() - grace
+        return await asyncio.to_thread(sweep_project, folder, projects, keep, cutoff)
+
+    def running_sessions(self) -> set[str]:
+        """The CLI sessions of processes running now."""
+        return set(self._processes.values())
+
+    @property
+    def projects(self) -> Path:
+        """The CLI's projects directory, as the children see it."""
+        return projects_dir(child_env(self.config, os.environ, is_root=False))
 
     async def aclose(self) -> None:
         """Terminate every process still running and wait until all are reaped."""
@@ -148,7 +224,7 @@ class ClaudeCliRunner:
             )
         except OSError as error:
             raise cannot_start(error) from None
-        self._processes.add(process)
+        self._processes[process] = plan.cli_session_id
         try:
             async for event in self._turn(process, plan):
                 yield event
@@ -209,7 +285,7 @@ class ClaudeCliRunner:
 
         def done(_: asyncio.Task[int]) -> None:
             self._cleanups.pop(process, None)
-            self._processes.discard(process)
+            self._processes.pop(process, None)
             self._answered.discard(process)
 
         task.add_done_callback(done)

@@ -148,6 +148,10 @@ class SqliteSessionStore:
     async def count(self) -> int:
         return await self._call(_count)
 
+    async def cli_session_ids(self) -> builtins.set[str]:
+        """Every CLI session id a record points to (one column, no record decoding)."""
+        return await self._call(_cli_session_ids)
+
     async def sweep(self) -> int:
         """Drop records idle longer than the TTL, then the least recently used past the cap.
 
@@ -300,6 +304,10 @@ def _clear(db: sqlite3.Connection, prefix: str) -> list[SessionRecord]:
 def _count(db: sqlite3.Connection) -> int:
     (count,) = db.execute("SELECT COUNT(*) FROM sessions").fetchone()
     return int(count)
+
+
+def _cli_session_ids(db: sqlite3.Connection) -> set[str]:
+    return {str(row[0]) for row in db.execute("SELECT DISTINCT cli_session_id FROM sessions")}
 
 
 def _sweep(db: sqlite3.Connection, cutoff: float | None, cap: int) -> int:

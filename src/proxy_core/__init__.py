@@ -37,7 +37,14 @@ from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, sys
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
-from proxy_core.service import ChatRequest, ChatService, Completion, ServiceLimits, Turn
+from proxy_core.service import (
+    ChatRequest,
+    ChatService,
+    Completion,
+    ServiceLimits,
+    SessionReset,
+    Turn,
+)
 from proxy_core.session_key import (
     KeyOrigin,
     SessionKey,
@@ -85,6 +92,7 @@ __all__ = [
     "ServiceStats",
     "SessionKey",
     "SessionRecord",
+    "SessionReset",
     "SessionStore",
     "StopScanner",
     "TerminalEvent",

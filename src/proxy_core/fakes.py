@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence, Set
 
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
 from proxy_core.ledger import SessionRecord
-from proxy_core.planning import TurnPlan
+from proxy_core.planning import PlanKind, TurnPlan
 from proxy_core.ports import BackendStatus
 
 
@@ -43,6 +43,9 @@ class InMemorySessionStore:
     async def count(self) -> int:
         return len(self._records)
 
+    async def cli_session_ids(self) -> builtins.set[str]:
+        return {record.cli_session_id for record in self._records.values()}
+
     async def close(self) -> None:
         return None
 
@@ -68,6 +71,8 @@ class FakeRunner:
 
     `delay` is slept before each event, so tests can hold turns open; `plans`
     records every plan run, and `active`/`closed` count turns in flight and ended.
+    `stored` holds the sessions it "keeps on disk" (each session it ran, until purged,
+    discarded or swept), so tests can check what would be left behind.
     """
 
     def __init__(self, script: Script = echo_script, *, delay: float = 0.0) -> None:
@@ -78,11 +83,16 @@ class FakeRunner:
         self.closed = 0
         self.forgotten: list[str] = []
         self.purged: list[str] = []
+        self.discarded: list[str] = []
+        self.stored: set[str] = set()
+        self.running: set[str] = set()
         self.gate: asyncio.Event | None = None
 
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         self.plans.append(plan)
         self.active += 1
+        self.stored.add(plan.cli_session_id)
+        self.running.add(plan.cli_session_id)
         try:
             if self.gate is not None:
                 await self.gate.wait()
@@ -95,14 +105,31 @@ class FakeRunner:
         finally:
             self.active -= 1
             self.closed += 1
+            self.running.discard(plan.cli_session_id)
 
     def status(self) -> BackendStatus:
         return BackendStatus(ready=True, name="fake", version="0", active_processes=self.active)
 
-    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:
         self.forgotten.append(cli_session_id)
-        if purge:
-            self.purged.append(cli_session_id)
+        if not purge:
+            return False
+        self.purged.append(cli_session_id)
+        if cli_session_id not in self.stored:
+            return False
+        self.stored.discard(cli_session_id)
+        return True
+
+    async def discard(self, plan: TurnPlan) -> None:
+        if plan.kind is not PlanKind.CONTINUE:
+            self.discarded.append(plan.cli_session_id)
+            self.stored.discard(plan.cli_session_id)
+
+    async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
+        """Drops every stored session not referenced nor running (it has no clock)."""
+        orphans = self.stored - set(referenced) - self.running
+        self.stored -= orphans
+        return len(orphans)
 
     async def aclose(self) -> None:
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Set
 from typing import Protocol
 
 import msgspec
@@ -39,10 +39,26 @@ class Runner(Protocol):
 
     def status(self) -> BackendStatus: ...
 
-    async def forget(self, cli_session_id: str, *, purge: bool = False) -> None:
+    async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:
         """Drop any live state for a CLI session (after a reset or delete).
 
         With `purge`, also delete what the backend stored of it (e.g. transcripts).
+        Returns True only if something stored was deleted and is verifiably gone.
+        """
+        ...
+
+    async def discard(self, plan: TurnPlan) -> None:
+        """Delete what the turn of a NEW or RESTART plan stored, once it has ended.
+
+        The service calls it when no record points to the plan's fresh session (the
+        turn failed, timed out, was cancelled or cut by a stop sequence). A CONTINUE
+        plan's session is the conversation's own and must be left alone.
+        """
+        ...
+
+    async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
+        """Delete stored sessions that `referenced` does not name, untouched for `grace`
+        seconds, never those of processes alive now; returns how many were deleted.
         """
         ...
 
@@ -74,5 +90,9 @@ class SessionStore(Protocol):
         ...
 
     async def count(self) -> int: ...
+
+    async def cli_session_ids(self) -> builtins.set[str]:
+        """Every backend session id a record points to."""
+        ...
 
     async def close(self) -> None: ...

@@ -70,6 +70,14 @@ class ChatRequest(msgspec.Struct, frozen=True):
     namespace: str = ""
 
 
+class SessionReset(msgspec.Struct, frozen=True):
+    """A forgotten conversation: its record, and whether its backend transcript was
+    purged (deleted and checked gone, not merely asked for)."""
+
+    record: SessionRecord
+    purged: bool = False
+
+
 class Completion(msgspec.Struct, frozen=True):
     """The collected outcome of a finished turn."""
 
@@ -105,6 +113,7 @@ class ChatService:
         self._started = clock()
         self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         self._session_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._discards: set[asyncio.Task[None]] = set()
         self._stats = StatsRecorder()
         self.active = 0
         self.queued = 0
@@ -171,34 +180,54 @@ class ChatService:
 
     # -- sessions ----------------------------------------------------------
 
-    async def reset_session(self, key: str, *, purge: bool = False) -> SessionRecord | None:
+    async def forget_session(self, key: str, *, purge: bool = False) -> SessionReset | None:
         """Forget one conversation, after any turn of it in flight has ended.
 
         The next request of it starts a fresh CLI session with the full history;
-        `purge` also deletes what the backend stored of it.
+        `purge` also deletes what the backend stored of it, and the answer says
+        whether that really happened.
         """
         async with self._session_lock(key):
             record = await self.store.delete(key)
-            if record is not None:
-                await self.runner.forget(record.cli_session_id, purge=purge)
-        return record
+            if record is None:
+                return None
+            purged = await self.runner.forget(record.cli_session_id, purge=purge)
+        return SessionReset(record, purged=bool(purged))
 
-    async def reset_all(
+    async def forget_all(
         self, *, purge: bool = False, namespace: str | None = None
-    ) -> list[SessionRecord]:
+    ) -> list[SessionReset]:
         """Forget every conversation (of `namespace`, when given); each is deleted once
         its running turn ends."""
         prefix = "" if namespace is None else namespace_prefix(namespace)
         records, _ = await self.store.list(limit=1_000_000, prefix=prefix)
-        removed: list[SessionRecord] = []
+        removed: list[SessionReset] = []
         for record in records:
-            gone = await self.reset_session(record.key, purge=purge)
+            gone = await self.forget_session(record.key, purge=purge)
             if gone is not None:
                 removed.append(gone)
         for record in await self.store.clear(prefix=prefix):
-            await self.runner.forget(record.cli_session_id, purge=purge)
-            removed.append(record)
+            purged = await self.runner.forget(record.cli_session_id, purge=purge)
+            removed.append(SessionReset(record, purged=bool(purged)))
         return removed
+
+    async def reset_session(self, key: str, *, purge: bool = False) -> SessionRecord | None:
+        """`forget_session`, answering only the forgotten record (or None)."""
+        reset = await self.forget_session(key, purge=purge)
+        return None if reset is None else reset.record
+
+    async def reset_all(
+        self, *, purge: bool = False, namespace: str | None = None
+    ) -> list[SessionRecord]:
+        """`forget_all`, answering only the forgotten records."""
+        removed = await self.forget_all(purge=purge, namespace=namespace)
+        return [reset.record for reset in removed]
+
+    async def sweep_orphans(self, *, grace: float) -> int:
+        """Delete what the backend stored of sessions no record points to, untouched for
+        `grace` seconds (never a running process's); returns how many were deleted."""
+        referenced = await self.store.cli_session_ids()
+        return await self.runner.sweep_orphans(referenced, grace=grace)
 
     async def list_sessions(
         self, limit: int = 100, offset: int = 0, *, namespace: str | None = None
@@ -234,7 +263,9 @@ class ChatService:
         return self.runner.status()
 
     async def aclose(self) -> None:
-        """Stop the runner and close the store."""
+        """Finish pending discards, stop the runner and close the store."""
+        while self._discards:
+            await asyncio.gather(*list(self._discards), return_exceptions=True)
         await self.runner.aclose()
         await self.store.close()
 
@@ -242,6 +273,29 @@ class ChatService:
 
     def _session_lock(self, key: str) -> _SessionLock:
         return _SessionLock(self._session_locks, key)
+
+    def _discard_later(self, plan: TurnPlan) -> None:
+        """Have the backend delete an unrecorded new session, without holding the caller
+        (its process may still be ending); `aclose` waits for it."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # finalized outside the loop: the orphan sweep deletes it
+            return
+        task = loop.create_task(self._discard(plan), name=f"discard-{plan.cli_session_id}")
+        self._discards.add(task)
+        task.add_done_callback(self._discards.discard)
+
+    async def _discard(self, plan: TurnPlan) -> None:
+        try:
+            # Session ids are fresh, but an injected `new_session_id` might repeat one:
+            # what a record points to is never deleted.
+            if plan.cli_session_id in await self.store.cli_session_ids():
+                return
+            await self.runner.discard(plan)
+        except Exception:
+            # Nothing to tell anyone: the backend logs its own failures, and the orphan
+            # sweep deletes what is left once the store answers again.
+            pass
 
     async def _plan(self, turn: Turn) -> TurnPlan:
         record = await self.store.get(turn.key.value)
@@ -330,6 +384,7 @@ class Turn:
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
         self.failure: Failed | None = None
+        self._recorded: TurnPlan | None = None  # the plan whose outcome was recorded
         self._opened = service._clock()
         self._queued = True
         self._ended = False
@@ -366,7 +421,7 @@ class Turn:
             structured = plan.json_schema is not None
             # Stop sequences cut the reply text (a structured reply is never cut).
             scanner = StopScanner(self.stops) if self.stops and not structured else None
-            async with aclosing(_guarded(service.runner, plan)) as events:
+            async with aclosing(self._attempt(plan)) as events:
                 async for event in events:
                     if isinstance(event, Failed):
                         if (
@@ -408,6 +463,7 @@ class Turn:
                             yield TextDelta(rest)
                         text = event.text if structured else "".join(reply) or event.text
                         await service._record(self, plan, event, text)
+                        self._recorded = plan
                         if structured and text:
                             yield TextDelta(text)
                         yield event
@@ -419,6 +475,18 @@ class Turn:
                 plan, self.conversation, RestartReason.SESSION_MISSING, service._new_session_id()
             )
         yield Failed(FailureReason.CLI_CRASHED, "The backend ended the turn without a result.")
+
+    async def _attempt(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        """The runner's events for one plan. Once they are closed, a new session that no
+        record points to (the turn failed, timed out, was cancelled or cut by a stop
+        sequence) is discarded, so its transcript does not outlive it."""
+        try:
+            async with aclosing(_guarded(self._service.runner, plan)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            if plan.kind is not PlanKind.CONTINUE and self._recorded is not plan:
+                self._service._discard_later(plan)
 
     def _leave_queue(self) -> None:
         if self._queued:

@@ -389,8 +389,8 @@ class SessionsController(Controller):
             bool, QueryParameter(description="Also delete the CLI transcripts.")
         ] = False,
     ) -> SessionsReset:
-        removed = await service.reset_all(purge=purge, namespace=_visible(access))
-        return SessionsReset(deleted=len(removed))
+        removed = await service.forget_all(purge=purge, namespace=_visible(access))
+        return SessionsReset(deleted=len(removed), purged=sum(r.purged for r in removed))
 
     @delete(
         # `path`, not `str`: an X-Session-Id may contain `/` (sent as `%2F` or not).
@@ -415,10 +415,10 @@ class SessionsController(Controller):
     ) -> SessionDeleted:
         session_id = session_id.removeprefix("/")
         for key in _candidate_keys(session_id, access):
-            record = await service.reset_session(key, purge=purge)
-            if record is not None:
+            reset = await service.forget_session(key, purge=purge)
+            if reset is not None:
                 return SessionDeleted(
-                    deleted=True, external_id=access.shown(record.key), purged=purge
+                    deleted=True, external_id=access.shown(reset.record.key), purged=reset.purged
                 )
         raise NotFoundException(f"No session '{session_id}'. GET /v1/sessions lists them.")
 

@@ -185,15 +185,49 @@ async def _sweep_periodically(store: SessionStore, interval: float) -> None:
             log.warning("session_sweep_failed", error=repr(error))
 
 
+async def sweep_transcripts(service: ChatService, grace: float) -> int:
+    """One sweep of the transcripts no conversation points to (0 grace: none).
+
+    A failure is logged, never raised: the next sweep tries again.
+    """
+    if grace <= 0:
+        return 0
+    try:
+        removed = await service.sweep_orphans(grace=grace)
+    except Exception as error:
+        log.warning("transcript_sweep_failed", error=repr(error))
+        return 0
+    if removed:
+        log.info("orphaned_transcripts_deleted", count=removed)
+    return removed
+
+
+async def _sweep_transcripts_periodically(
+    service: ChatService, grace: float, interval: float
+) -> None:
+    if grace <= 0 or interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        await sweep_transcripts(service, grace)
+
+
 def service_lifespan(
     service: ChatService, settings: Settings
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Runs the session sweep while the app lives; closes the service when it stops."""
+    """Sweeps orphaned transcripts before serving, then runs the session and transcript
+    sweeps while the app lives; closes the service when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await sweep_transcripts(service, settings.transcript_grace)
         sweeper = asyncio.create_task(
             _sweep_periodically(service.store, settings.session_sweep_interval)
+        )
+        transcripts = asyncio.create_task(
+            _sweep_transcripts_periodically(
+                service, settings.transcript_grace, settings.session_sweep_interval
+            )
         )
         watchdog = watchdog_of(service)
         watch = asyncio.create_task(
@@ -204,9 +238,9 @@ def service_lifespan(
         try:
             yield
         finally:
-            for task in (sweeper, watch):
+            for task in (sweeper, transcripts, watch):
                 task.cancel()
-            await asyncio.gather(sweeper, watch, return_exceptions=True)
+            await asyncio.gather(sweeper, transcripts, watch, return_exceptions=True)
             await service.aclose()
             if watchdog is not None:
                 # The runner ended its processes; whatever it tracked and is left is an orphan.

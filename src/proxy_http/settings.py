@@ -59,6 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_ttl: float = 7 * 24 * 3600.0
     max_sessions: int = 10_000
     session_sweep_interval: float = 600.0
+    transcript_grace: float = 3600.0
     # CLI backend (CliRunnerConfig)
     cli_path: str | None = None
     tools: str = "none"
@@ -139,7 +140,10 @@ HELP: dict[str, str] = {
     "sessions_db": "Session database (`:memory:` allowed); default <state_dir>/sessions.sqlite3.",
     "session_ttl": "Seconds an idle conversation is kept.",
     "max_sessions": "Most conversations kept; the least recently used go first.",
-    "session_sweep_interval": "Seconds between sweeps of expired conversations.",
+    "session_sweep_interval": "Seconds between sweeps of expired conversations and orphaned "
+    "transcripts.",
+    "transcript_grace": "Seconds a CLI transcript no conversation points to is kept before the "
+    "sweep deletes it (0: never swept).",
     "cli_path": "The `claude` binary (else $CLAUDE_CLI_PATH, then `claude` on PATH).",
     "tools": "CLI tools profile: none, read-only, full, or a list like `Read,Grep`.",
     "workdir": "Working directory of the CLI (default <state_dir>/workdir).",

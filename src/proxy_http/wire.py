@@ -300,13 +300,16 @@ class SessionList(msgspec.Struct, frozen=True):
 
 
 class SessionsReset(msgspec.Struct, frozen=True):
-    """`DELETE /v1/sessions`: how many conversations were forgotten."""
+    """`DELETE /v1/sessions`: how many conversations were forgotten, and how many of
+    their transcripts were really deleted (with `purge=true`)."""
 
     deleted: int
+    purged: int = 0
 
 
 class SessionDeleted(msgspec.Struct, frozen=True, rename="camel"):
-    """`DELETE /v1/sessions/{id}`: the key that was forgotten."""
+    """`DELETE /v1/sessions/{id}`: the key that was forgotten; `purged` says whether its
+    transcript was really deleted (false when asked but nothing was there or it failed)."""
 
     deleted: bool
     external_id: str

@@ -125,7 +125,7 @@ def test_delete_all_sessions_restarts_conversations(make_server: MakeServer) -> 
     chat(server, "one")
     chat(server, "two")
     response = httpx.delete(server.base_url + "/v1/sessions")
-    assert response.json() == {"deleted": 2}
+    assert response.json() == {"deleted": 2, "purged": 0}
     sdk(server).chat.completions.create(
         model="sonnet",
         messages=[

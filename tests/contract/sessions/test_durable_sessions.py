@@ -195,7 +195,7 @@ def test_resetting_all_sessions_restarts_every_conversation(
     chat(server, "b", "first b")
     answer = httpx.delete(server.base_url + "/v1/sessions", timeout=30)
     assert answer.status_code == 200
-    assert answer.json() == {"deleted": 2}
+    assert answer.json() == {"deleted": 2, "purged": 0}
     assert sessions(server) == {"sessions": [], "total": 0}
 
     chat(server, "a", "first a", "second a")

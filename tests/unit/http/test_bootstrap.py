@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import msgspec
+from structlog.testing import capture_logs
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveConfig
-from proxy_core import ServiceLimits
-from proxy_http.bootstrap import build_catalog, build_limits, live_config, runner_config
+from proxy_core import ChatRequest, ChatService, FakeRunner, InMemorySessionStore, ServiceLimits
+from proxy_http.bootstrap import (
+    build_catalog,
+    build_limits,
+    live_config,
+    runner_config,
+    sweep_transcripts,
+)
 from proxy_http.settings import Settings
+
+USER_HI = {"role": "user", "content": "hi"}
 
 
 def test_every_runner_config_field_is_set_from_settings() -> None:
@@ -60,3 +69,30 @@ def test_default_settings_give_each_part_its_own_defaults() -> None:
     pool_model = build_catalog(Settings()).resolve(Settings().default_model).cli_model
     assert live_config(Settings()) == LiveConfig(pool_model=pool_model)
     assert build_limits(Settings()) == ServiceLimits()
+
+
+async def test_the_transcript_sweep_keeps_referenced_sessions_and_a_zero_grace_turns_it_off() -> (
+    None
+):
+    runner = FakeRunner()
+    service = ChatService(runner, InMemorySessionStore())
+    await service.complete(ChatRequest(model="sonnet", messages=[USER_HI], session_id="kept"))
+    runner.stored.add("orphan")
+    assert await sweep_transcripts(service, 0) == 0
+    assert "orphan" in runner.stored
+    assert await sweep_transcripts(service, 3600) == 1
+    assert runner.stored == {runner.plans[0].cli_session_id}
+
+
+async def test_a_failing_transcript_sweep_is_logged_not_raised() -> None:
+    class BrokenStore(InMemorySessionStore):
+        async def cli_session_ids(self) -> set[str]:
+            raise OSError("disk gone")
+
+    runner = FakeRunner()
+    runner.stored.add("orphan")
+    service = ChatService(runner, BrokenStore())
+    with capture_logs() as logs:
+        assert await sweep_transcripts(service, 3600) == 0
+    assert [entry["event"] for entry in logs] == ["transcript_sweep_failed"]
+    assert "orphan" in runner.stored
