@@ -1,6 +1,8 @@
 """Test-wide settings: Hypothesis profiles (`ci` runs at least 200 examples per property),
 and the server's own logging set up once, so that log lines of apps built in-process
-go to the current stderr (which pytest captures per test), not to the terminal."""
+go to the current stderr (which pytest captures per test), not to the terminal.
+Loggers are not cached, so `structlog.testing.capture_logs` sees every module's lines
+whatever ran before."""
 
 import os
 
@@ -21,4 +23,4 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    configure_logging("console", "info")
+    configure_logging("console", "info", cache_loggers=False)

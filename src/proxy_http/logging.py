@@ -40,9 +40,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(
-    log_format: Literal["console", "json"] = "console", level: str = "info"
+    log_format: Literal["console", "json"] = "console",
+    level: str = "info",
+    *,
+    cache_loggers: bool = True,
 ) -> None:
-    """Configure structlog and the stdlib root logger (call once, at startup)."""
+    """Configure structlog and the stdlib root logger (call once, at startup).
+
+    `cache_loggers=False` keeps module-level loggers following later configuration
+    (tests capture log lines by reconfiguring structlog for a moment).
+    """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -57,7 +64,7 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )
     handler = _StderrHandler()
     handler.setFormatter(
