@@ -5,6 +5,10 @@ runner holds across events (timeouts, process handles) stays in one task; the
 response side waits on a queue, which it can time out (keep-alive comments) or
 abandon (client disconnect) without disturbing the runner. Abandoning cancels the
 pump, which closes the turn's generator, so the runner kills its CLI process.
+
+A stream's headers wait, for a bounded time, for the turn's first event a client
+sees: a turn that fails before it is then answered with its own status and headers,
+as a whole reply is (see `open_stream`).
 """
 
 from __future__ import annotations
