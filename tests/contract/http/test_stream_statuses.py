@@ -4,6 +4,8 @@ same request gets whole: the openai SDK -> `serve` -> the real CLI -> the fake u
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +13,12 @@ import httpx
 import openai
 import pytest
 
+from tests.contract.conftest import (
+    _cmdline,
+    live_descendants,
+    process_groups_of,
+    processes_in_groups,
+)
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -116,3 +124,49 @@ def content_of(line: str) -> str:
         return ""
     choices = json.loads(line[6:]).get("choices") or [{}]
     return str(choices[0].get("delta", {}).get("content") or "")
+
+
+def cli_pids(server: ServerProcess) -> list[int]:
+    assert server.process is not None
+    return [p for p in live_descendants(server.process.pid) if "stream-json" in _cmdline(p)]
+
+
+def wait_until(check: Callable[[], bool], within: float) -> bool:
+    """Poll `check` until it holds (True) or `within` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_client_gone_during_the_hold_ends_the_turn_and_its_cli_process_group(
+    start_proxy: StartProxy, fake_upstream: FakeAnthropic
+) -> None:
+    server = start_proxy(stream_hold="60")
+    body = json.dumps(
+        {
+            "model": "sonnet",
+            "stream": True,
+            "messages": [{"role": "user", "content": "[[slow-first:90]] never mind"}],
+        }
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.sendall(head + body)
+        # The CLI has the turn and the upstream is answering slowly: mid-hold, no headers.
+        assert wait_until(lambda: bool(fake_upstream.message_requests), 60)
+        running = cli_pids(server)
+        groups = process_groups_of(running)
+        assert running
+        assert groups
+        client.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            client.recv(1)  # nothing was sent back yet
+    # Well before the upstream would answer (90 s): the turn was cancelled, not finished.
+    assert wait_until(lambda: not processes_in_groups(groups), 20), processes_in_groups(groups)
+    assert wait_until(lambda: "outcome=cancelled" in server.log(), 30), server.log()
