@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -292,8 +293,18 @@ class ClaudeCliRunner:
         return task
 
 
+# A full or read-only disk stops the files written before a start (the system prompt):
+# the CLI itself is there, so the answer must not advise installing it.
+_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
 def cannot_start(error: OSError) -> ChatError:
     """The error for a CLI process that could not be started at all."""
+    if error.errno in _DISK_ERRORS:
+        return ChatError(
+            FailureReason.STORE_UNAVAILABLE,
+            f"Cannot write the Claude CLI's files to start it: {error}",
+        )
     return ChatError(FailureReason.BACKEND_UNAVAILABLE, f"Cannot start the Claude CLI: {error}")
 
 

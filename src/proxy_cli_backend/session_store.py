@@ -3,13 +3,16 @@
 One connection, owned by one worker thread: every call runs there in order, so the
 event loop never blocks on the disk and no two statements ever interleave. Each
 write is one transaction, so a crash (or a kill) mid-write leaves the previous good
-record. The schema is versioned with `PRAGMA user_version`; migrations run at open.
+record. A call the database refuses (disk full, read-only, I/O error) raises
+ChatError(STORE_UNAVAILABLE), which the service reports as such. The schema is
+versioned with `PRAGMA user_version`; migrations run at open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import os
 import sqlite3
 import time
@@ -21,7 +24,7 @@ from typing import TypeVar
 import msgspec
 
 from proxy_cli_backend.config import default_state_dir
-from proxy_core import SessionRecord
+from proxy_core import ChatError, FailureReason, SessionRecord
 
 T = TypeVar("T")
 
@@ -174,7 +177,15 @@ class SqliteSessionStore:
         if self._closed:
             raise RuntimeError("the session store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, _in_transaction, self._db, operation, args)
+        try:
+            return await loop.run_in_executor(
+                self._worker, _in_transaction, self._db, operation, args
+            )
+        except (sqlite3.Error, OSError) as error:
+            raise ChatError(
+                FailureReason.STORE_UNAVAILABLE,
+                f"The session database {self.path} refused the operation: {error}.",
+            ) from error
 
 
 def _open(path: str) -> sqlite3.Connection:
@@ -221,10 +232,14 @@ def _in_transaction(
     db.execute("BEGIN IMMEDIATE")
     try:
         result = operation(db, *args)
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        # SQLite may have rolled back already (e.g. after SQLITE_FULL); a failing
+        # ROLLBACK must not hide the error that caused it.
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
     return result
 
 

@@ -52,6 +52,10 @@ def classify_failure(status: int | None, text: str) -> FailureReason:
         return FailureReason.UPSTREAM_ERROR
     if "prompt is too long" in lowered:
         return FailureReason.INVALID_REQUEST
+    if lowered.startswith("api error"):
+        # The upstream never answered with a status: the connection was dropped,
+        # refused or timed out ("API Error: Connection dropped (ECONNRESET)...").
+        return FailureReason.UPSTREAM_ERROR
     return FailureReason.CLI_CRASHED
 
 

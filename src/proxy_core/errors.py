@@ -20,6 +20,7 @@ class FailureReason(enum.StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     CLI_CRASHED = "cli_crashed"
+    STORE_UNAVAILABLE = "store_unavailable"
 
 
 class ChatError(Exception):

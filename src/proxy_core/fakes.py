@@ -6,6 +6,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncGenerator, Callable, Sequence, Set
 
+from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
 from proxy_core.ledger import SessionRecord
 from proxy_core.planning import PlanKind, TurnPlan
@@ -13,37 +14,59 @@ from proxy_core.ports import BackendStatus
 
 
 class InMemorySessionStore:
-    """A SessionStore in a dict; each instance is independent."""
+    """A SessionStore in a dict; each instance is independent.
+
+    `fail()` makes it refuse calls as a full or read-only disk makes a real store do.
+    """
 
     def __init__(self) -> None:
         self._records: dict[str, SessionRecord] = {}
+        self._write_error: str | None = None
+        self._read_error: str | None = None
+
+    def fail(self, message: str = "database or disk is full", *, reads: bool = False) -> None:
+        """Make writes (with `reads`, every call) raise ChatError(STORE_UNAVAILABLE)."""
+        self._write_error = message
+        self._read_error = message if reads else None
+
+    def _check(self, *, write: bool) -> None:
+        error = self._write_error if write else self._read_error
+        if error is not None:
+            raise ChatError(FailureReason.STORE_UNAVAILABLE, error)
 
     async def get(self, key: str) -> SessionRecord | None:
+        self._check(write=False)
         return self._records.get(key)
 
     async def put(self, record: SessionRecord) -> None:
+        self._check(write=True)
         self._records[record.key] = record
 
     async def delete(self, key: str) -> SessionRecord | None:
+        self._check(write=True)
         return self._records.pop(key, None)
 
     async def list(
         self, limit: int = 100, offset: int = 0, *, prefix: str = ""
     ) -> tuple[builtins.list[SessionRecord], int]:
+        self._check(write=False)
         mine = [r for r in self._records.values() if r.key.startswith(prefix)]
         ordered = sorted(mine, key=lambda r: r.last_used_at, reverse=True)
         return ordered[offset : offset + limit], len(ordered)
 
     async def clear(self, *, prefix: str = "") -> builtins.list[SessionRecord]:
+        self._check(write=True)
         records = [r for r in self._records.values() if r.key.startswith(prefix)]
         for record in records:
             del self._records[record.key]
         return records
 
     async def count(self) -> int:
+        self._check(write=False)
         return len(self._records)
 
     async def cli_session_ids(self) -> builtins.set[str]:
+        self._check(write=False)
         return {record.cli_session_id for record in self._records.values()}
 
     async def close(self) -> None:

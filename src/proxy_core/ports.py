@@ -68,7 +68,11 @@ class Runner(Protocol):
 
 
 class SessionStore(Protocol):
-    """Durable session records, keyed by session key."""
+    """Durable session records, keyed by session key.
+
+    A call the store cannot serve (disk full, read-only, database gone) raises
+    ChatError(STORE_UNAVAILABLE) with a message saying what failed.
+    """
 
     async def get(self, key: str) -> SessionRecord | None: ...
 

@@ -410,7 +410,11 @@ class Turn:
 
     async def _run(self) -> AsyncGenerator[Event, None]:
         service = self._service
-        plan = await service._plan(self)
+        try:
+            plan = await service._plan(self)
+        except Exception as error:
+            yield store_failure(error)
+            return
         for attempt in range(2):
             self.plan = plan
             reply: list[str] = []
@@ -462,7 +466,13 @@ class Turn:
                             reply.append(rest)
                             yield TextDelta(rest)
                         text = event.text if structured else "".join(reply) or event.text
-                        await service._record(self, plan, event, text)
+                        try:
+                            await service._record(self, plan, event, text)
+                        except Exception as error:
+                            # The reply was paid for but cannot be remembered: say so,
+                            # rather than let the next turn silently start over.
+                            yield store_failure(error)
+                            return
                         self._recorded = plan
                         if structured and text:
                             yield TextDelta(text)
@@ -519,6 +529,16 @@ class Turn:
     def __del__(self) -> None:
         if not getattr(self, "_ended", True):
             self._end(None)
+
+
+def store_failure(error: Exception) -> Failed:
+    """The end of a turn whose session store call failed (a ChatError keeps its reason)."""
+    if isinstance(error, ChatError):
+        return Failed(error.reason, error.message, retry_after=error.retry_after)
+    return Failed(
+        FailureReason.STORE_UNAVAILABLE,
+        f"The session store failed: {type(error).__name__}: {error}",
+    )
 
 
 async def _guarded(runner: Runner, plan: TurnPlan) -> AsyncGenerator[Event, None]:

@@ -38,7 +38,7 @@ from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
 from proxy_http.settings import Settings
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
-from proxy_http.streaming import ActiveTurns, collect_turn, stream_turn, until_first
+from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_first
 from proxy_http.wire import (
     BackendHealth,
     ChatCompletion,
@@ -171,17 +171,26 @@ async def chat_completions(
     show_thinking = settings.reasoning or effort not in ("", "none")
     completion_id = new_completion_id()
     created = int(time.time())
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         renderer = ChunkRenderer(
             completion_id, created, turn.model.response_id, include_usage=include_usage
         )
-        body = stream_turn(
+        # Headers wait (briefly) for the turn's first content, so a turn that fails
+        # before showing anything is answered with its own status, not a 200.
+        body = await open_stream(
             turn,
             renderer,
             show_thinking=show_thinking,
             keepalive_interval=settings.keepalive_interval,
+            hold=settings.stream_hold,
             log=log,
+            disconnected=disconnected,
             active=active_turns(request),
         )
         return Stream(
@@ -189,10 +198,6 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
 
     try:
         collected = await until_first(collect_turn(turn, log, active_turns(request)), disconnected)

@@ -57,6 +57,13 @@ _SHAPES: dict[FailureReason, ErrorShape] = {
     FailureReason.OVERLOADED: ErrorShape(
         503, "service_unavailable_error", "overloaded", "The upstream is overloaded: retry later."
     ),
+    FailureReason.STORE_UNAVAILABLE: ErrorShape(
+        503,
+        "service_unavailable_error",
+        "store_unavailable",
+        "The server cannot write its state: free disk space, and check that the session "
+        "database (--sessions-db) and the state directory are writable; then retry.",
+    ),
     FailureReason.CANCELLED: ErrorShape(
         503, "service_unavailable_error", "cancelled", "The request was cancelled: retry it."
     ),

@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 3456
     max_body_bytes: int = 32 * 1024 * 1024
     keepalive_interval: float = 15.0
+    stream_hold: float = 3.0
     reasoning: bool = False
     shutdown_grace: float = 30.0
     # Security
@@ -114,6 +115,8 @@ HELP: dict[str, str] = {
     "port": "TCP port (the seed's PORT env var is honoured too).",
     "max_body_bytes": "Largest request body accepted; larger ones get 413.",
     "keepalive_interval": "Seconds between `: keep-alive` SSE comments while a stream waits.",
+    "stream_hold": "Seconds a stream waits for its first content before sending headers, "
+    "so an early failure gets its own status (0: send at once).",
     "reasoning": "Always send thinking as `reasoning_content` (else only with reasoning_effort).",
     "shutdown_grace": "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
     "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",

@@ -5,13 +5,19 @@ runner holds across events (timeouts, process handles) stays in one task; the
 response side waits on a queue, which it can time out (keep-alive comments) or
 abandon (client disconnect) without disturbing the runner. Abandoning cancels the
 pump, which closes the turn's generator, so the runner kills its CLI process.
+
+A stream's headers wait, for a bounded time, for the turn's first event a client
+sees: a turn that fails before it is then answered with its own status and headers,
+as a whole reply is (see `open_stream`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
+from typing import TypeVar
 
 import anyio
 import msgspec
@@ -33,6 +39,8 @@ from proxy_http.logging import RequestLog
 from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
 
 _log = structlog.get_logger("proxy_http.streaming")
+
+T = TypeVar("T")
 
 
 class ActiveTurns:
@@ -150,6 +158,75 @@ def note_turn(log: RequestLog, turn: Turn) -> None:
         log.outcome = turn.failure.reason.value
 
 
+def shows(event: Event, *, show_thinking: bool) -> bool:
+    """Whether a client sees something of this event (the end of a reply counts)."""
+    if isinstance(event, TextDelta):
+        return bool(event.text)
+    if isinstance(event, ThinkingDelta):
+        return show_thinking and bool(event.text)
+    return isinstance(event, Finished)
+
+
+async def hold_first(pump: TurnPump, hold: float, *, show_thinking: bool) -> list[Event]:
+    """The turn's events up to its first one a client sees, waiting at most `hold` seconds.
+
+    A turn that fails first raises its failure as ChatError (with its retry-after),
+    so it can still be answered with its own status.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold
+    opening: list[Event] = []
+    while (left := deadline - loop.time()) > 0:
+        try:
+            event = await pump.next(left)
+        except StopAsyncIteration:
+            raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.") from None
+        if event is None:
+            break
+        if isinstance(event, Failed):
+            raise ChatError(event.reason, event.message, retry_after=event.retry_after)
+        opening.append(event)
+        if shows(event, show_thinking=show_thinking):
+            break
+    return opening
+
+
+async def open_stream(
+    turn: Turn,
+    renderer: ChunkRenderer,
+    *,
+    show_thinking: bool,
+    keepalive_interval: float,
+    hold: float,
+    log: RequestLog,
+    disconnected: Callable[[], Awaitable[None]],
+    active: ActiveTurns | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """Start a turn and hold its stream until it shows something, for at most `hold` s.
+
+    Returns the SSE body (see `stream_turn`) once the turn has shown something or the
+    hold has passed. A turn that fails first raises ChatError here, before any header
+    is sent, so a streamed request fails with the same status and headers as a whole
+    one; so does a client that disconnects during the hold (the turn is cancelled).
+    """
+    body = stream_turn(
+        turn,
+        renderer,
+        show_thinking=show_thinking,
+        keepalive_interval=keepalive_interval,
+        hold=hold,
+        log=log,
+        active=active,
+    )
+    try:
+        await until_first(anext(body), disconnected)
+    except BaseException:
+        # Ends the turn (its CLI process group included) if it is still running.
+        await body.aclose()
+        raise
+    return body
+
+
 async def stream_turn(
     turn: Turn,
     renderer: ChunkRenderer,
@@ -158,23 +235,39 @@ async def stream_turn(
     keepalive_interval: float,
     log: RequestLog,
     active: ActiveTurns | None = None,
+    hold: float | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body: role chunk, deltas, final chunk, optional usage chunk, `[DONE]`.
 
-    The role chunk goes out at once (before the turn even has a slot), so headers
-    and a first byte reach the client immediately. A failure becomes one error
-    event followed by `[DONE]`.
+    Without `hold`, the role chunk goes out at once (before the turn even has a slot),
+    so headers and a first byte reach the client immediately. With it, the first item
+    is an empty marker yielded once the turn has shown something or `hold` seconds
+    have passed; a failure before that is raised as ChatError (see `open_stream`).
+    After the first byte a failure becomes one error event followed by `[DONE]`.
     """
     pump = TurnPump(turn, active)
     try:
+        pending: deque[Event] = deque()
+        if hold is not None:
+            try:
+                pending.extend(await hold_first(pump, hold, show_thinking=show_thinking))
+            except ChatError as error:
+                log.outcome = error.reason.value
+                raise
+            yield b""
         yield renderer.role()
         usage = Usage()
         while True:
-            try:
-                event = await pump.next(keepalive_interval)
-            except StopAsyncIteration:
-                yield renderer.error(FailureReason.CLI_CRASHED, "The turn ended without a result.")
-                break
+            if pending:
+                event: Event | None = pending.popleft()
+            else:
+                try:
+                    event = await pump.next(keepalive_interval)
+                except StopAsyncIteration:
+                    yield renderer.error(
+                        FailureReason.CLI_CRASHED, "The turn ended without a result."
+                    )
+                    break
             if event is None:
                 yield KEEPALIVE
             elif isinstance(event, TextDelta):
@@ -232,9 +325,7 @@ async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None =
         note_turn(log, turn)
 
 
-async def until_first(
-    work: Awaitable[Collected], disconnected: Callable[[], Awaitable[None]]
-) -> Collected:
+async def until_first(work: Awaitable[T], disconnected: Callable[[], Awaitable[None]]) -> T:
     """Await `work` unless the client disconnects first, which cancels it."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(disconnected())

@@ -10,6 +10,8 @@ Behaviour is chosen per request by markers in the last user message's own text
   with an Anthropic-shaped error body;
 - `[[retry-after:S]]`: with `error`, send `retry-after: S` (a 429 sends 7 by default);
 - `[[disconnect]]`: start streaming, then close the socket mid-stream;
+- `[[reset]]`: close the connection without answering (no status, no body), for
+  every request of the turn (the CLI's non-streaming fallback included);
 - `[[thinking]]`: a thinking block, then the echo text;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -214,6 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         delay = float(markers.get("slow-first") or 0) + fake.first_token_delay
         if delay:
             time.sleep(delay)
+        if "reset" in markers:
+            # Ends the exchange before a status line: the client sees a dropped connection.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if "error" in markers:
             self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return

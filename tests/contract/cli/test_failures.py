@@ -44,6 +44,18 @@ async def test_upstream_error_status_maps_to_its_reason_without_text_deltas(
     assert not [e for e in events if isinstance(e, TextDelta)]
 
 
+async def test_a_connection_dropped_upstream_is_an_upstream_error_not_a_crash(
+    make_runner: RunnerFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = make_runner()
+    await runner.start()
+    events = await run_turn(runner, plan("[[reset]]"))
+    assert failed(events).reason is FailureReason.UPSTREAM_ERROR
+    assert "connection" in failed(events).message.lower()
+    assert not [e for e in events if isinstance(e, TextDelta)]
+    assert fake_upstream.message_requests  # it did reach the upstream, which hung up
+
+
 async def test_no_credentials_is_not_logged_in(
     make_runner: RunnerFactory, cli_env: dict[str, str], fake_upstream: FakeAnthropic
 ) -> None:

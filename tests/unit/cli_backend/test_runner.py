@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
+from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner, cannot_start
 from proxy_core import ChatError, FailureReason, PlanKind, TextBlock, TurnPlan
 
 
@@ -26,6 +27,23 @@ async def test_a_turn_before_start_is_backend_unavailable() -> None:
     with pytest.raises(ChatError) as unavailable:
         await anext(runner.run(turn))
     assert unavailable.value.reason is FailureReason.BACKEND_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), FailureReason.STORE_UNAVAILABLE),
+        (OSError(errno.EROFS, "Read-only file system"), FailureReason.STORE_UNAVAILABLE),
+        (FileNotFoundError(errno.ENOENT, "No such file"), FailureReason.BACKEND_UNAVAILABLE),
+        (PermissionError(errno.EACCES, "Permission denied"), FailureReason.BACKEND_UNAVAILABLE),
+    ],
+)
+def test_a_full_disk_at_start_is_store_unavailable_not_a_missing_cli(
+    error: OSError, reason: FailureReason
+) -> None:
+    failure = cannot_start(error)
+    assert failure.reason is reason
+    assert str(error) in failure.message
 
 
 async def test_start_creates_the_state_and_work_directories(tmp_path: Path) -> None:

@@ -182,6 +182,13 @@ def test_a_turn_without_result_is_cli_crashed_with_stderrs_last_lines() -> None:
         (None, "No conversation found with session ID: x", FailureReason.SESSION_MISSING),
         (None, "Prompt is too long", FailureReason.INVALID_REQUEST),
         (None, "something odd", FailureReason.CLI_CRASHED),
+        (
+            None,
+            "API Error: Connection dropped (ECONNRESET). Check the gateway set in "
+            "ANTHROPIC_BASE_URL, then try again.",
+            FailureReason.UPSTREAM_ERROR,
+        ),
+        (None, "API Error: Connection refused (ECONNREFUSED)", FailureReason.UPSTREAM_ERROR),
     ],
 )
 def test_error_results_map_to_reasons(status: int | None, text: str, reason: FailureReason) -> None:

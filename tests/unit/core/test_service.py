@@ -23,6 +23,7 @@ from proxy_core import (
     PlanKind,
     RestartReason,
     ServiceLimits,
+    SessionRecord,
     TextDelta,
     TurnPlan,
     Usage,
@@ -330,3 +331,67 @@ async def test_listing_and_resetting_keep_to_a_namespace_when_given_one() -> Non
     removed = await svc.reset_all(namespace="alice")
     assert sorted(r.key for r in removed) == ["ns:alice:h:s0", "ns:alice:h:s1"]
     assert sorted(r.key for r in (await svc.list_sessions())[0]) == ["h:s3", "ns:bob:h:s2"]
+
+
+# -- a session store that fails -------------------------------------------------
+
+
+async def test_a_store_that_cannot_record_ends_the_turn_as_store_unavailable() -> None:
+    store = InMemorySessionStore()
+    svc = ChatService(FakeRunner(), store)
+    await svc.complete(request("first", session="s"))
+    store.fail("database or disk is full")
+    turn = svc.open_turn(request("first", "echo: first", "second", session="s"))
+    events = [event async for event in turn.events()]
+    # The reply was streamed, but the turn does not claim to have finished well.
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "echo: second"
+    assert not [e for e in events if isinstance(e, Finished)]
+    assert isinstance(events[-1], Failed)
+    assert events[-1].reason is FailureReason.STORE_UNAVAILABLE
+    assert events[-1].message == "database or disk is full"
+    assert turn.failure is not None
+    assert turn.failure.reason is FailureReason.STORE_UNAVAILABLE
+    assert (await svc.stats()).errors == 1
+    with pytest.raises(ChatError) as raised:
+        await svc.complete(request("first", "echo: first", "third", session="s"))
+    assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
+
+
+async def test_a_store_that_cannot_be_read_fails_the_turn_before_the_backend_runs() -> None:
+    store = InMemorySessionStore()
+    runner = FakeRunner()
+    svc = ChatService(runner, store)
+    store.fail("attempt to write a readonly database", reads=True)
+    events = await drain(svc, request("hi"))
+    assert len(events) == 1
+    assert isinstance(events[0], Failed)
+    assert events[0].reason is FailureReason.STORE_UNAVAILABLE
+    assert runner.plans == []
+    assert (svc.active, svc.queued) == (0, 0)
+
+
+async def test_a_store_raising_anything_else_is_store_unavailable_too() -> None:
+    class BrokenStore(InMemorySessionStore):
+        async def put(self, record: SessionRecord) -> None:
+            raise OSError(28, "No space left on device")
+
+    events = await drain(ChatService(FakeRunner(), BrokenStore()), request("hi"))
+    assert isinstance(events[-1], Failed)
+    assert events[-1].reason is FailureReason.STORE_UNAVAILABLE
+    assert "No space left on device" in events[-1].message
+
+
+@pytest.mark.parametrize("call", ["reset_session", "reset_all", "list_sessions"])
+async def test_session_calls_on_a_failing_store_raise_store_unavailable(call: str) -> None:
+    store = InMemorySessionStore()
+    svc = ChatService(FakeRunner(), store)
+    await svc.complete(request("hi", session="s"))
+    store.fail(reads=True)
+    calls = {
+        "reset_session": lambda: svc.reset_session("h:s"),
+        "reset_all": lambda: svc.reset_all(),
+        "list_sessions": lambda: svc.list_sessions(),
+    }
+    with pytest.raises(ChatError) as raised:
+        await calls[call]()
+    assert raised.value.reason is FailureReason.STORE_UNAVAILABLE

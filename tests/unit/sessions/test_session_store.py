@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from proxy_cli_backend.session_store import (
@@ -19,7 +20,8 @@ from proxy_cli_backend.session_store import (
     SqliteSessionStore,
     default_database_path,
 )
-from proxy_core import InMemorySessionStore, SessionRecord, SessionStore
+from proxy_core import ChatError, FailureReason, InMemorySessionStore, SessionRecord, SessionStore
+from tests.support.store_faults import fill_up, make_read_only
 
 DAY = 86400.0
 
@@ -393,3 +395,46 @@ async def test_a_writer_killed_mid_write_leaves_whole_records(db_path: Path) -> 
         assert saved.fingerprints == tuple(f"{n}-{i}" for i in range(n % 50))
     await reopened.close()
     assert integrity(db_path) == "ok"
+
+
+# -- a database that refuses --------------------------------------------------
+
+
+async def test_a_full_database_refuses_writes_as_store_unavailable_and_keeps_reading(
+    store: SqliteSessionStore,
+) -> None:
+    before = record("h:a", n=2, tag="before")
+    await store.put(before)
+    fitted = await fill_up(store)
+    assert fitted > 0
+    # The next turn: two more fingerprints, as the ledger writes them (32 hex digits).
+    grown = msgspec.structs.replace(before, fingerprints=(*before.fingerprints, "a" * 32, "b" * 32))
+    with pytest.raises(ChatError) as raised:
+        await store.put(grown)
+    assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
+    assert "database or disk is full" in raised.value.message
+    assert store.path in raised.value.message
+    # The failed write left the previous good record, and reads still work.
+    assert await store.get("h:a") == before
+    assert await store.count() == fitted + 1
+
+
+@pytest.mark.parametrize("call", ["get", "put", "delete", "list", "clear", "count", "sweep"])
+async def test_a_read_only_database_fails_every_call_as_store_unavailable(
+    store: SqliteSessionStore, call: str
+) -> None:
+    await store.put(record("h:a"))
+    await make_read_only(store)
+    calls = {
+        "get": lambda: store.get("h:a"),
+        "put": lambda: store.put(record("h:b")),
+        "delete": lambda: store.delete("h:a"),
+        "list": lambda: store.list(),
+        "clear": lambda: store.clear(),
+        "count": lambda: store.count(),
+        "sweep": lambda: store.sweep(),
+    }
+    with pytest.raises(ChatError) as raised:
+        await calls[call]()
+    assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
+    assert "readonly" in raised.value.message
