@@ -48,7 +48,7 @@ def post(
     runner: FakeRunner, settings: Settings, *, stream: bool
 ) -> tuple[int, dict[str, str], str]:
     app = create_app(ChatService(runner, InMemorySessionStore()), settings)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json={**BODY, "stream": stream})
         return response.status_code, dict(response.headers), response.text
 
@@ -150,16 +150,16 @@ def test_without_a_hold_an_early_failure_is_a_200_with_an_error_event() -> None:
 
 
 class GatedRunner(FakeRunner):
-    """A FakeRunner whose turns show nothing until `opened` is set; `running` tells they began."""
+    """A FakeRunner whose turns show nothing until `opened` is set; `started` tells they began."""
 
     def __init__(self) -> None:
         super().__init__()
         self.opened = asyncio.Event()
         self.gate = self.opened
-        self.running = asyncio.Event()
+        self.started = asyncio.Event()
 
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
-        self.running.set()
+        self.started.set()
         async for event in super().run(plan):
             yield event
 
@@ -218,7 +218,7 @@ async def test_a_client_gone_during_the_hold_cancels_the_turn() -> None:
     log = RequestLog("req_2")
 
     async def leaves_once_the_turn_runs() -> None:
-        await runner.running.wait()
+        await runner.started.wait()
 
     with pytest.raises(ChatError) as raised:
         await open_held(service, hold=60, log=log, disconnected=leaves_once_the_turn_runs)
@@ -235,7 +235,7 @@ async def test_a_shutdown_during_the_hold_answers_with_the_cancellation() -> Non
     active = ActiveTurns()
     log = RequestLog("req_3")
     opening = asyncio.ensure_future(open_held(service, hold=60, log=log, active=active))
-    await runner.running.wait()
+    await runner.started.wait()
     assert active.abort_all("The server is shutting down; retry later.") == 1
     with pytest.raises(ChatError) as raised:
         await opening
