@@ -109,8 +109,10 @@ async def chat_completions(
     ] = None,
 ) -> Response[Any]:
     """Answer one chat completion, streamed or whole."""
-    if data.n is not None and data.n > 1:
-        raise ChatError(FailureReason.INVALID_REQUEST, "Only n=1 is supported.", param="n")
+    if data.n is not None and data.n != 1:
+        raise ChatError(
+            FailureReason.INVALID_REQUEST, f"n={data.n}: only n=1 is supported.", param="n"
+        )
     if data.logprobs:
         raise ChatError(
             FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
