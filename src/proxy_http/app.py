@@ -20,10 +20,11 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.types import ControllerRouterHandler, Guard, Middleware
+from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, SessionRecord
 from proxy_http.auth import ApiKeyMiddleware, load_api_keys
+from proxy_http.bodies import guard_bodies
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
@@ -424,7 +425,9 @@ def create_app(
     # Outermost, around Litestar's own routing: Litestar middleware is per route, so
     # it would miss the 404s and 405s of paths and methods that match no handler.
     # Keys are checked there too, so no path (a 404 included) answers without one.
+    # Bodies are admitted inside the key check, so a client without a key holds none.
     keys = load_api_keys(settings.api_keys, settings.api_key_file)
-    handler = ApiKeyMiddleware(app.asgi_handler, keys) if keys else app.asgi_handler
+    handler: ASGIApp = guard_bodies(app.asgi_handler, settings)
+    handler = ApiKeyMiddleware(handler, keys) if keys else handler
     app.asgi_handler = RequestLogMiddleware(handler)
     return app
