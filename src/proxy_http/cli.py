@@ -81,6 +81,8 @@ async def _serve(settings: Settings) -> int:
         kill_leftover_children,
         open_service,
     )
+    from proxy_http.connections import guarded_protocol
+    from proxy_http.open_files import AcceptFailureLog, connection_cap, raise_open_files_limit
 
     log = structlog.get_logger("proxy_http")
     try:
@@ -96,6 +98,18 @@ async def _serve(settings: Settings) -> int:
         return 2
     if warning := full_tools_warning(settings.host, settings.tools):
         log.warning(warning)
+    files = raise_open_files_limit()  # before the first CLI process, which inherits it
+    log.info("open_files_limit", soft=files.soft, soft_before=files.before, hard=files.hard)
+    max_connections = connection_cap(settings.max_connections, files.soft)
+    if max_connections != settings.max_connections:
+        log.warning(
+            "max_connections_lowered",
+            max_connections=max_connections,
+            setting=settings.max_connections,
+            open_files_limit=files.soft,
+        )
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptFailureLog(loop.get_exception_handler()))
     try:
         service = await open_service(settings)
     except BackendStartupError as error:
@@ -107,6 +121,12 @@ async def _serve(settings: Settings) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_connections=max_connections,
+            retry_after=settings.busy_retry_after,
+        ),
+        ws="none",  # no WebSocket endpoint: an upgrade request is a plain HTTP request
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -115,7 +135,6 @@ async def _serve(settings: Settings) -> int:
     )
     server = _QuietSignalsServer(config)
     shutdown = _Shutdown(server, active, settings.shutdown_grace)
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shutdown.on_signal, signum)
     log.info(
