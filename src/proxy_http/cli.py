@@ -9,10 +9,11 @@ import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_http.settings import Settings, SettingsError, add_flags, load_settings
 
@@ -117,8 +118,9 @@ async def _serve(settings: Settings) -> int:
         return 1
     app = build_app(service, settings)
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
+    quiet = _QuietWhenForced(app)
     config = uvicorn.Config(
-        app,
+        quiet,
         host=settings.host,
         port=settings.port,
         http=guarded_protocol(
@@ -134,7 +136,7 @@ async def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace + settings.kill_grace + 5),
     )
     server = _QuietSignalsServer(config)
-    shutdown = _Shutdown(server, active, settings.shutdown_grace)
+    shutdown = _Shutdown(server, active, settings.shutdown_grace, quiet)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shutdown.on_signal, signum)
     log.info(
@@ -153,10 +155,12 @@ async def _serve(settings: Settings) -> int:
             loop.remove_signal_handler(signum)
         shutdown.stop()
         if server.force_exit:
-            # The lifespan did not run: end the turns, then close what is left, briefly.
+            # uvicorn skipped the app's shutdown: end the turns, then run it (it closes
+            # the service), briefly. Whatever still runs is cancelled when the loop ends.
             active.abort_all("The server was stopped.")
+            closing = server.lifespan.shutdown() if server.started else service.aclose()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(service.aclose(), settings.kill_grace + 1)
+                await asyncio.wait_for(closing, settings.kill_grace + 5)
         killed = kill_leftover_children(service)
         if killed:
             log.warning("children_killed_at_exit", count=killed)
@@ -171,10 +175,17 @@ class _Shutdown:
     A second signal forces the exit at once (the children are still killed).
     """
 
-    def __init__(self, server: uvicorn.Server, active: ActiveTurns, grace: float) -> None:
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        active: ActiveTurns,
+        grace: float,
+        quiet: _QuietWhenForced,
+    ) -> None:
         self._server = server
         self._active = active
         self._grace = grace
+        self._quiet = quiet
         self._drain: asyncio.Task[None] | None = None
 
     def on_signal(self, signum: int) -> None:
@@ -185,6 +196,7 @@ class _Shutdown:
             self._drain = asyncio.get_running_loop().create_task(self._end_turns())
         else:
             log.warning("forced_exit", signal=signal.Signals(signum).name)
+            self._quiet.forced = True
             self._server.force_exit = True
             self._active.abort_all("The server was stopped.")
 
@@ -199,6 +211,40 @@ class _Shutdown:
     def stop(self) -> None:
         if self._drain is not None:
             self._drain.cancel()
+
+
+class _QuietWhenForced:
+    """ASGI wrapper: after a forced exit, what the loop's end cancels is not an error.
+
+    A forced exit leaves requests (and, if closing the service outlasts its bound, the
+    app's lifespan) running; the loop cancels them as it ends, and uvicorn and Litestar
+    would log each cancellation as a traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.forced = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind: str = scope["type"]  # Litestar's Scope type leaves out "lifespan"
+        if kind == "lifespan":
+            send = self._lifespan_send(send)
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.forced:
+                raise
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def quiet_send(message: Any) -> None:
+            # Litestar reports a cancelled shutdown as failed, with the traceback.
+            if self.forced and message["type"] == "lifespan.shutdown.failed":
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    return
+            await send(message)
+
+        return quiet_send
 
 
 class _QuietSignalsServer(uvicorn.Server):
