@@ -110,7 +110,8 @@ async def _serve(settings: Settings) -> int:
             open_files_limit=files.soft,
         )
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(AcceptFailureLog(loop.get_exception_handler()))
+    accept_failures = AcceptFailureLog(loop.get_exception_handler())
+    loop.set_exception_handler(accept_failures)
     try:
         service = await open_service(settings)
     except BackendStartupError as error:
@@ -164,6 +165,7 @@ async def _serve(settings: Settings) -> int:
         killed = kill_leftover_children(service)
         if killed:
             log.warning("children_killed_at_exit", count=killed)
+        accept_failures.flush()
     if code == 0 and not server.started:
         code = 1
     return code

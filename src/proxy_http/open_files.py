@@ -4,10 +4,11 @@ they run out.
 Every client connection and every CLI process (three pipes) holds descriptors. The
 soft limit is often 1,024 while the hard one is far higher, so `serve` raises the soft
 limit to the hard one. When they still run out, asyncio's accept loop reports each
-failed accept() to the loop's exception handler with a full traceback; Python 3.11
-keeps trying the rest of the backlog after the first failure, so that made 20,000
-tracebacks (86 MB of log) in 70 s. `AcceptFailureLog` turns them into one line per
-interval that says how many it stands for.
+failed accept() to the loop's exception handler with a full traceback, and schedules
+a retry for each; Python 3.11 keeps trying the rest of the backlog after the first
+failure, so that made 20,000 tracebacks (86 MB of log) in 70 s, and the thousands of
+retries waiting at shutdown add one each. `AcceptFailureLog` turns them into one line
+per interval that says how many it stands for.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ import structlog
 
 ACCEPT_FAILURE = "socket.accept() out of system resource"
 """What asyncio's accept loop says (with the OSError) when accept() finds no descriptor."""
+
+ACCEPT_RETRY = "_start_serving"
+"""The callback each failed accept schedules to listen again a second later.
+
+One is scheduled per failure, so thousands wait; once the listening socket is closed
+(at shutdown) each fails with its own traceback.
+"""
 
 DESCRIPTORS_RESERVED = 128
 """Descriptors kept for CLI processes, the session store and logs when capping connections."""
@@ -67,13 +75,20 @@ def connection_cap(max_connections: int, soft_limit: int) -> int:
     return min(max_connections, max(soft_limit - DESCRIPTORS_RESERVED, 16))
 
 
+def _about_accept(message: str, error: object) -> bool:
+    """Whether a loop error report is a failed accept, or a retry of one that failed."""
+    if message == ACCEPT_FAILURE:
+        return isinstance(error, OSError)
+    return ACCEPT_RETRY in message and isinstance(error, OSError | ValueError)
+
+
 class AcceptFailureLog:
     """A loop exception handler: failed accepts make one line per `interval` seconds.
 
-    The line counts the failures since the previous one (`repeated`); a failure that
-    falls inside the interval is counted, and a last line is written when the interval
-    ends, so none goes unreported. Every other report goes to `previous` (or the loop's
-    default handler).
+    The line counts the failures since the previous one (`repeated`; the retries that
+    fail once the listening socket is closed count too). A failure inside the interval
+    is counted, and a last line is written when the interval ends, so none goes
+    unreported. Every other report goes to `previous` (or the loop's default handler).
     """
 
     def __init__(
@@ -95,13 +110,14 @@ class AcceptFailureLog:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
-        if context.get("message") != ACCEPT_FAILURE or not isinstance(error, OSError):
+        if not _about_accept(str(context.get("message", "")), error):
             if self._previous is not None:
                 self._previous(loop, context)
             else:
                 loop.default_exception_handler(context)
             return
-        self._last_error = str(error)
+        if context.get("message") == ACCEPT_FAILURE:
+            self._last_error = str(error)  # (a retry's error only says the socket closed)
         now = self._clock()
         if self._last_line is None or now - self._last_line >= self._interval:
             self._write(now)
@@ -109,9 +125,10 @@ class AcceptFailureLog:
         self._repeated += 1
         if self._flush is None:
             delay = self._last_line + self._interval - now
-            self._flush = loop.call_later(delay, self._write_if_repeated)
+            self._flush = loop.call_later(delay, self.flush)
 
-    def _write_if_repeated(self) -> None:
+    def flush(self) -> None:
+        """Write the failures counted since the last line, if any (at exit, say)."""
         self._flush = None
         if self._repeated:
             self._write(self._clock())

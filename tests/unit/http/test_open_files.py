@@ -129,3 +129,23 @@ def test_serve_raises_the_soft_open_files_limit_to_the_hard_one() -> None:
         assert (soft, reported_hard) == (hard, hard)
     else:
         assert soft > low
+
+
+async def test_accept_retries_failing_on_the_closed_listener_are_counted_not_printed() -> None:
+    lines, clock = Lines(), Clock()
+    handler = AcceptFailureLog(interval=10, clock=clock, logger=lines)
+    loop = asyncio.get_running_loop()
+    handler(loop, accept_failure())
+    retry = {
+        "message": "Exception in callback BaseSelectorEventLoop._start_serving(<function>, ...)",
+        "exception": ValueError("Invalid file descriptor: -1"),
+    }
+    for _ in range(3_000):
+        handler(loop, retry)
+    clock.now += 10
+    handler(loop, retry)
+    assert [fields["repeated"] for _, fields in lines.lines] == [0, 3_000]
+    handler(loop, retry)
+    handler.flush()  # at exit: what the interval had not reported yet
+    handler.flush()
+    assert [fields["repeated"] for _, fields in lines.lines] == [0, 3_000, 1]
