@@ -51,13 +51,17 @@ def budget_limit(settings: Settings) -> int:
 
 
 def announced_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    """The Content-Length a request announces (None when absent or not a number)."""
+    """The Content-Length a request announces (None when absent or not a size).
+
+    uvicorn refuses a malformed one before the app sees it; other servers may not.
+    """
     for name, value in headers:
         if name.lower() == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
                 return None
+            return length if length >= 0 else None
     return None
 
 

@@ -260,3 +260,16 @@ async def test_the_app_refuses_an_oversized_content_length_before_reading_it() -
     assert (status, error["code"]) == (413, "request_too_large")
     assert headers["connection"] == "close"
     assert calls == []
+
+
+@pytest.mark.parametrize("value", ["-5", "abc", ""])
+async def test_a_content_length_that_is_no_size_reserves_nothing(value: str) -> None:
+    budget = BodyBudget(150)
+    held: list[int] = []
+    receive, _ = body_messages(b"x" * 10)
+    send, _ = recorder()
+    await guard(reading_app(lambda: held.append(budget.in_flight)), budget)(
+        http_scope({"content-length": value}), receive, send
+    )
+    assert held == [0]
+    assert budget.in_flight == 0
