@@ -208,3 +208,21 @@ def test_running_out_of_file_descriptors_logs_a_line_not_a_traceback_per_accept(
     assert "Traceback" not in log
     assert "out of system resource" not in log
     assert len(log) < 100_000
+
+
+def test_serve_raises_the_soft_open_files_limit_to_the_hard_one_and_logs_both(
+    start_server: object,
+) -> None:
+    def soft_below_hard() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 1024))
+
+    server = start_server(preexec_fn=soft_below_hard)  # type: ignore[operator]
+    assert server.process is not None
+    limits = Path(f"/proc/{server.process.pid}/limits").read_text()
+    open_files = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert open_files.split()[3:5] == ["1024", "1024"]
+    log = server.log()
+    assert "open_files_limit" in log
+    assert "soft=1024 soft_before=256" in log
+    # 1000 connections would not fit in 1024 descriptors with room for the rest.
+    assert "max_connections_lowered" in log
