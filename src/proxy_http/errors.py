@@ -104,7 +104,7 @@ class RequestRefused(Exception):
     into its OpenAI error body, and the connection closes after it.
     """
 
-    def __init__(self, status: int, body: ErrorBody, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> None:
         super().__init__(body.error.message)
         self.status = status
         self.body = body
