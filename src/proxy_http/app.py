@@ -20,7 +20,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.types import ControllerRouterHandler, Guard, Middleware
+from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import (
     ChatError,
@@ -31,6 +31,7 @@ from proxy_core import (
     namespaced,
 )
 from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
+from proxy_http.bodies import guard_bodies
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.errors import EXCEPTION_HANDLERS
@@ -140,8 +141,10 @@ async def chat_completions(
     ] = None,
 ) -> Response[Any]:
     """Answer one chat completion, streamed or whole."""
-    if data.n is not None and data.n > 1:
-        raise ChatError(FailureReason.INVALID_REQUEST, "Only n=1 is supported.", param="n")
+    if data.n is not None and data.n != 1:
+        raise ChatError(
+            FailureReason.INVALID_REQUEST, f"n={data.n}: only n=1 is supported.", param="n"
+        )
     if data.logprobs:
         raise ChatError(
             FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
@@ -501,8 +504,10 @@ def create_app(
     # Outermost, around Litestar's own routing: Litestar middleware is per route, so
     # it would miss the 404s and 405s of paths and methods that match no handler.
     # Keys are checked there too, so no path (a 404 included) answers without one.
-    # The browser guard comes before the keys: a refused browser never reaches them.
-    handler = ApiKeyMiddleware(app.asgi_handler, keys) if keys else app.asgi_handler
+    # Bodies are admitted inside the key check, so a client without a key holds none;
+    # the browser guard comes before the keys: a refused browser never reaches them.
+    handler: ASGIApp = guard_bodies(app.asgi_handler, settings)
+    handler = ApiKeyMiddleware(handler, keys) if keys else handler
     policy = BrowserPolicy.from_settings(
         settings.host, settings.allowed_hosts, settings.allowed_origins
     )

@@ -9,10 +9,11 @@ import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_http.settings import Settings, SettingsError, add_flags, load_settings
 
@@ -81,6 +82,8 @@ async def _serve(settings: Settings) -> int:
         kill_leftover_children,
         open_service,
     )
+    from proxy_http.connections import guarded_protocol
+    from proxy_http.open_files import AcceptFailureLog, connection_cap, raise_open_files_limit
 
     log = structlog.get_logger("proxy_http")
     try:
@@ -96,6 +99,19 @@ async def _serve(settings: Settings) -> int:
         return 2
     if warning := full_tools_warning(settings.host, settings.tools):
         log.warning(warning)
+    files = raise_open_files_limit()  # before the first CLI process, which inherits it
+    log.info("open_files_limit", soft=files.soft, soft_before=files.before, hard=files.hard)
+    max_connections = connection_cap(settings.max_connections, files.soft)
+    if max_connections != settings.max_connections:
+        log.warning(
+            "max_connections_lowered",
+            max_connections=max_connections,
+            setting=settings.max_connections,
+            open_files_limit=files.soft,
+        )
+    loop = asyncio.get_running_loop()
+    accept_failures = AcceptFailureLog(loop.get_exception_handler())
+    loop.set_exception_handler(accept_failures)
     try:
         service = await open_service(settings)
     except BackendStartupError as error:
@@ -103,10 +119,17 @@ async def _serve(settings: Settings) -> int:
         return 1
     app = build_app(service, settings)
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
+    quiet = _QuietWhenForced(app)
     config = uvicorn.Config(
-        app,
+        quiet,
         host=settings.host,
         port=settings.port,
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_connections=max_connections,
+            retry_after=settings.busy_retry_after,
+        ),
+        ws="none",  # no WebSocket endpoint: an upgrade request is a plain HTTP request
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -114,8 +137,7 @@ async def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace + settings.kill_grace + 5),
     )
     server = _QuietSignalsServer(config)
-    shutdown = _Shutdown(server, active, settings.shutdown_grace)
-    loop = asyncio.get_running_loop()
+    shutdown = _Shutdown(server, active, settings.shutdown_grace, quiet)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shutdown.on_signal, signum)
     log.info(
@@ -134,13 +156,16 @@ async def _serve(settings: Settings) -> int:
             loop.remove_signal_handler(signum)
         shutdown.stop()
         if server.force_exit:
-            # The lifespan did not run: end the turns, then close what is left, briefly.
+            # uvicorn skipped the app's shutdown: end the turns, then run it (it closes
+            # the service), briefly. Whatever still runs is cancelled when the loop ends.
             active.abort_all("The server was stopped.")
+            closing = server.lifespan.shutdown() if server.started else service.aclose()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(service.aclose(), settings.kill_grace + 1)
+                await asyncio.wait_for(closing, settings.kill_grace + 5)
         killed = kill_leftover_children(service)
         if killed:
             log.warning("children_killed_at_exit", count=killed)
+        accept_failures.flush()
     if code == 0 and not server.started:
         code = 1
     return code
@@ -152,10 +177,17 @@ class _Shutdown:
     A second signal forces the exit at once (the children are still killed).
     """
 
-    def __init__(self, server: uvicorn.Server, active: ActiveTurns, grace: float) -> None:
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        active: ActiveTurns,
+        grace: float,
+        quiet: _QuietWhenForced,
+    ) -> None:
         self._server = server
         self._active = active
         self._grace = grace
+        self._quiet = quiet
         self._drain: asyncio.Task[None] | None = None
 
     def on_signal(self, signum: int) -> None:
@@ -166,6 +198,7 @@ class _Shutdown:
             self._drain = asyncio.get_running_loop().create_task(self._end_turns())
         else:
             log.warning("forced_exit", signal=signal.Signals(signum).name)
+            self._quiet.forced = True
             self._server.force_exit = True
             self._active.abort_all("The server was stopped.")
 
@@ -180,6 +213,40 @@ class _Shutdown:
     def stop(self) -> None:
         if self._drain is not None:
             self._drain.cancel()
+
+
+class _QuietWhenForced:
+    """ASGI wrapper: after a forced exit, what the loop's end cancels is not an error.
+
+    A forced exit leaves requests (and, if closing the service outlasts its bound, the
+    app's lifespan) running; the loop cancels them as it ends, and uvicorn and Litestar
+    would log each cancellation as a traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.forced = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind: str = scope["type"]  # Litestar's Scope type leaves out "lifespan"
+        if kind == "lifespan":
+            send = self._lifespan_send(send)
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.forced:
+                raise
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def quiet_send(message: Any) -> None:
+            # Litestar reports a cancelled shutdown as failed, with the traceback.
+            if self.forced and message["type"] == "lifespan.shutdown.failed":
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    return
+            await send(message)
+
+        return quiet_send
 
 
 class _QuietSignalsServer(uvicorn.Server):

@@ -15,7 +15,7 @@ import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Send
 
 from proxy_core import ChatError, FailureReason
 from proxy_http.wire import ErrorBody, ErrorDetail
@@ -100,6 +100,40 @@ def error_response(
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
+CLOSE: dict[str, str] = {"Connection": "close"}
+"""Sent with an answer given before the body was read: the unread rest is never read."""
+
+
+class RequestRefused(Exception):
+    """A request answered without being served: a stalled body (408), no room for it (503).
+
+    Raised by the request-body reader, inside the app; the exception handler turns it
+    into its OpenAI error body, and the connection closes after it.
+    """
+
+    def __init__(self, status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> None:
+        super().__init__(body.error.message)
+        self.status = status
+        self.body = body
+        self.headers = {**(headers or {}), **CLOSE}
+
+
+def handle_refused(_: Request[Any, Any, Any], error: RequestRefused) -> Response[ErrorBody]:
+    return error_response(error.status, error.body, error.headers)
+
+
+async def send_refusal(send: Send, refusal: RequestRefused) -> None:
+    """Answer `refusal` with raw ASGI events (for middleware outside the app's handlers)."""
+    content = msgspec.json.encode(refusal.body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in refusal.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": content, "more_body": False})
+
+
 def handle_chat_error(_: Request[Any, Any, Any], error: ChatError) -> Response[ErrorBody]:
     status, body = chat_error_body(error.reason, error.message, error.param)
     return error_response(status, body, retry_after_header(error.retry_after))
@@ -170,6 +204,7 @@ def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[Err
         message = f"The request body is not valid JSON: {message}"
     elif status == 413:
         message = f"The request body is too large ({message}); the limit is a server setting."
+        headers.update(CLOSE)  # Litestar refuses before reading: do not read it afterwards
     body = ErrorBody(ErrorDetail(message, kind, None, code))
     return error_response(status, body, headers)
 
@@ -196,6 +231,7 @@ def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Resp
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ChatError: handle_chat_error,
+    RequestRefused: handle_refused,
     ValidationException: handle_validation,
     HTTPException: handle_http,
     # msgspec raises these for invalid UTF-8 and deep nesting, and Litestar lets them through.

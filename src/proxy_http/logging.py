@@ -9,9 +9,11 @@ line a request causes carries them.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
@@ -26,6 +28,46 @@ _SHARED_PROCESSORS: list[Any] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+# Characters that would act on a terminal or split a line if written raw: C0 and C1
+# controls, DEL, the Unicode line and paragraph separators, and the bidi overrides that
+# can make a line read differently from what it holds. Request paths and headers carry
+# them from any client into the log.
+_UNICODE_BREAKERS = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_UNICODE_BREAKERS}]")
+# A traceback is multi-line by nature: keep its newlines, escape the rest.
+_UNSAFE_IN_BLOCK = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_UNICODE_BREAKERS}]")
+_BLOCK_KEYS = frozenset({"exception", "stack"})
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _escaped(value: Any, unsafe: re.Pattern[str] = _UNSAFE) -> Any:
+    if isinstance(value, str):
+        return unsafe.sub(_escape_char, value) if unsafe.search(value) else value
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_escaped(item) for item in value)
+    return value
+
+
+def escape_control_characters(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every string in a line has its control characters escaped.
+
+    ESC, NUL, CR and the like become `\\x1b`, `\\x00`, `\\x0d` (as Python writes them), so
+    nothing a client sends can move the cursor, recolour the terminal or forge a log
+    line. Tracebacks keep their newlines.
+    """
+    for key, value in event_dict.items():
+        event_dict[key] = _escaped(value, _UNSAFE_IN_BLOCK if key in _BLOCK_KEYS else _UNSAFE)
+    return event_dict
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -70,7 +112,13 @@ def configure_logging(
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED_PROCESSORS,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # A stdlib record's traceback becomes text here, so that it is escaped too.
+                structlog.processors.format_exc_info,
+                escape_control_characters,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 3456
     max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes_in_flight: int | None = None
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     keepalive_interval: float = 15.0
     stream_hold: float = 3.0
     reasoning: bool = False
@@ -114,6 +118,22 @@ HELP: dict[str, str] = {
     "host": "Interface to bind (loopback by default).",
     "port": "TCP port (the seed's PORT env var is honoured too).",
     "max_body_bytes": "Largest request body accepted; larger ones get 413.",
+    "max_body_bytes_in_flight": (
+        "Most request-body bytes held at once by all requests (default 4 x max_body_bytes); "
+        "beyond it 503 with Retry-After, before the body is read."
+    ),
+    "header_timeout": (
+        "Seconds a connection has to send a complete request head (from connecting, or "
+        "from the previous response); then it is closed. 0 disables."
+    ),
+    "body_timeout": (
+        "Seconds a request body may go without a byte; then 408 and the connection "
+        "closes. 0 disables."
+    ),
+    "max_connections": (
+        "Most client connections open at once; beyond it a new one gets 503 and is "
+        "closed. 0 disables."
+    ),
     "keepalive_interval": "Seconds between `: keep-alive` SSE comments while a stream waits.",
     "stream_hold": "Seconds a stream waits for its first content before sending headers, "
     "so an early failure gets its own status (0: send at once).",

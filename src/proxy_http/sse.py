@@ -26,6 +26,16 @@ DONE: Final = b"data: [DONE]\n\n"
 
 _encoder = msgspec.json.Encoder()
 
+# Characters JSON may leave raw that line splitters built on `str.splitlines` (httpx's
+# `iter_lines`, many hand-written SSE readers) take for line ends: NEL, LINE SEPARATOR,
+# PARAGRAPH SEPARATOR. In an encoded JSON document they only occur inside strings, where
+# the `\uXXXX` escape means the same character.
+_LINE_BREAKERS: Final = (
+    ("\u0085".encode(), b"\\u0085"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
 
 def new_completion_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
@@ -48,8 +58,12 @@ def completion_usage(usage: Usage) -> CompletionUsage:
 
 
 def sse_event(payload: msgspec.Struct) -> bytes:
-    """One `data:` event; JSON never contains a raw newline, so one line suffices."""
-    return b"data: " + _encoder.encode(payload) + b"\n\n"
+    """One `data:` event on one line: JSON escapes newlines, and this the other breaks."""
+    data = _encoder.encode(payload)
+    for raw, escaped in _LINE_BREAKERS:
+        if raw in data:  # a scan of a short chunk; the copy only when one is there
+            data = data.replace(raw, escaped)
+    return b"data: " + data + b"\n\n"
 
 
 class ChunkRenderer:

@@ -151,11 +151,17 @@ async def test_a_second_signal_forces_the_exit_and_still_kills_the_children(
             await asyncio.sleep(0.5)
             began = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(server.process.wait, 20)
+            code = await asyncio.to_thread(server.process.wait, 20)
             # Far sooner than the 60 s grace (generous for a loaded machine).
             assert time.monotonic() - began < 15
             stream.cancel()
             await asyncio.gather(stream, return_exceptions=True)
         assert still_alive(clis) == []
+        assert code == 0  # README "Shutdown": a forced exit is still a clean one
+        log = (tmp_path / "log").read_text(errors="replace")
+        assert "forced_exit" in log
+        # Quiet: what the forced exit cancels is not reported as an error.
+        assert "Traceback" not in log, log
+        assert "CancelledError" not in log, log
     finally:
         server.stop()

@@ -145,7 +145,8 @@ def test_unknown_model_is_404_in_strict_mode(make_server: MakeServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("n", 2), ("logprobs", True), ("reasoning_effort", "extreme")]
+    ("field", "value"),
+    [("n", 2), ("n", 0), ("n", -1), ("logprobs", True), ("reasoning_effort", "extreme")],
 )
 def test_unsupported_option_is_400_naming_the_param(
     make_server: MakeServer, field: str, value: object

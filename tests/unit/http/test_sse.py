@@ -108,3 +108,23 @@ def test_completion_hides_absent_thinking() -> None:
     )
     assert result.choices[0].message.reasoning_content is None
     assert result.choices[0].message.role == "assistant"
+
+
+def test_line_and_paragraph_separators_are_escaped_in_every_event() -> None:
+    text = "one\u2028two\u2029three\x85four"
+    for event in (
+        renderer.content(text),
+        renderer.reasoning(text),
+        ChunkRenderer.error(FailureReason.TIMEOUT, text),
+    ):
+        # A `str.splitlines` reader (httpx's iter_lines) sees one line per event.
+        assert event.decode().splitlines() == [event.decode()[:-2], ""]
+        for raw in ("\u2028", "\u2029", "\x85"):
+            assert raw.encode() not in event
+        assert b"one\\u2028two\\u2029three\\u0085four" in event
+    assert decode(renderer.content(text))["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
+
+
+def test_events_without_separators_are_left_as_encoded() -> None:
+    text = "curly \u201cquotes\u201d and dashes \u2014 stay raw"
+    assert text.encode() in renderer.content(text)
