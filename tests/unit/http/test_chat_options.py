@@ -13,7 +13,7 @@ from proxy_http.app import create_app
 def test_any_n_but_one_is_a_400_naming_n(n: int) -> None:
     app = create_app(ChatService(FakeRunner(), InMemorySessionStore()))
     body = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}], "n": n}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -24,5 +24,5 @@ def test_any_n_but_one_is_a_400_naming_n(n: int) -> None:
 def test_n_of_one_is_served() -> None:
     app = create_app(ChatService(FakeRunner(), InMemorySessionStore()))
     body = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}], "n": 1}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.post("/v1/chat/completions", json=body).status_code == 200
