@@ -126,7 +126,8 @@ async def chat_completions(
             reasoning_effort=data.reasoning_effort,
             response_format=data.response_format,
             stop=data.stop,
-        )
+        ),
+        whole=not data.stream,
     )
     log.session_key = turn.key.value
     log.model = turn.model.response_id
