@@ -147,6 +147,34 @@ def test_a_streamed_retry_repeating_the_text_streams_it_once(
     assert outcome(proxy, raw.headers["x-request-id"]) == "ok"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_the_cli_resumes_after_a_drop_past_a_finished_block_is_whole(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic, stream: bool
+) -> None:
+    # A drop after a complete block (here the thinking) is not retried as is: the CLI
+    # asks again with a reminder that the reply was cut off (appending a newline to
+    # the user's text, which the fake echoes), and the new reply starts over.
+    prompt = unique("[[thinking]][[disconnect-once]]")
+    messages = [{"role": "user", "content": prompt}]
+    if stream:
+        pieces: list[str] = []
+        read_stream(
+            client(proxy).chat.completions.create(
+                model="sonnet",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+            ),
+            pieces,
+        )
+        text = "".join(pieces)
+    else:
+        reply = client(proxy).chat.completions.create(model="sonnet", messages=messages)  # type: ignore[arg-type]
+        text = reply.choices[0].message.content or ""
+    assert text == f"echo: {prompt}\n"
+    resumed = [r for r in fake_upstream.message_requests if prompt in r.user_text]
+    assert len(resumed) >= 2  # the drop really happened
+
+
 def test_a_whole_reply_whose_retry_differs_is_the_final_text(
     proxy: ServerProcess, fake_upstream: FakeAnthropic
 ) -> None:
