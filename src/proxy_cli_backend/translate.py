@@ -129,7 +129,8 @@ class TurnTranslator:
             return []  # 5xx and 529: the CLI's bounded retries go on
         # A rate limit is the client's to wait out (or not): answer it now instead of
         # holding the request through the CLI's back-offs. Whole seconds, rounded down,
-        # undo most of the jitter and never come before the upstream's own retry-after.
+        # undo most of the jitter and never come before the upstream's own retry-after
+        # when it is in whole seconds (as HTTP's Retry-After is).
         retry_after = float(max(1, math.floor(delay)))
         return [
             Failed(
