@@ -221,7 +221,8 @@ class LiveProcess:
         try:
             await self._process.send(encode_user_message(prompt))
             async for event in read_turn(self._process, config, translator, self._decoder):
-                if isinstance(event, Failed):  # a time limit: the turn is still running
+                # A time limit or a 429 cut short: the turn is still running in the CLI.
+                if isinstance(event, Failed):
                     self.state = LiveState.SPENT
                     self.unfinished = True
                     yield event

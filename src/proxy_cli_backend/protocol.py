@@ -30,11 +30,16 @@ class ContentBlock(msgspec.Struct, frozen=True):
 
 
 class BlockDelta(msgspec.Struct, frozen=True):
-    """`delta` of a content_block_delta: text_delta, thinking_delta, input_json_delta, ..."""
+    """`delta` of a content_block_delta (text_delta, thinking_delta, ...) or a message_delta.
+
+    A message_delta's `stop_reason` says the upstream finished the message: a message
+    that ends (`message_stop`) without one was cut off and will be retried.
+    """
 
     type: str = ""
     text: str = ""
     thinking: str = ""
+    stop_reason: str | None = None
 
 
 class RawStreamEvent(msgspec.Struct, frozen=True):

@@ -254,7 +254,7 @@ class ClaudeCliRunner:
         async for event in read_turn(process, config, translator, EventDecoder()):
             yield event
             if isinstance(event, Failed):
-                return  # a time limit
+                return  # a time limit or a 429 cut short: the cleanup ends the process
         if translator.result is not None:
             self._answered.add(process)
         else:

@@ -3,15 +3,22 @@
 The CLI reports the reply twice: as partial deltas (stream_event) and as complete
 assistant messages. Deltas are forwarded as they come; a complete message only
 contributes text that was not streamed (e.g. a non-streaming fallback after a
-dropped connection). Messages from the CLI itself (`<synthetic>`, such as API error
-text) never become reply text: the result event says what went wrong.
+dropped connection). When the upstream connection drops mid-reply the CLI tries the
+message again from its start: only what continues the text already sent is
+forwarded, and a retry that contradicts it withdraws it (`TextRetracted`, see
+`attempts`). An upstream 429 ends the turn at the CLI's first retry notice for it,
+with the CLI's back-off as `retry_after`: the client decides whether to wait.
+Messages from the CLI itself (`<synthetic>`, such as API error text) never become
+reply text: the result event says what went wrong.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+from proxy_cli_backend.attempts import Change, MessageText
 from proxy_cli_backend.protocol import (
     AssistantEvent,
     CliEvent,
@@ -26,6 +33,7 @@ from proxy_core import (
     FailureReason,
     Finished,
     TextDelta,
+    TextRetracted,
     ThinkingDelta,
     ToolActivity,
     Usage,
@@ -81,8 +89,10 @@ class TurnTranslator:
     """Turns one turn's CLI events into core events. One instance per turn."""
 
     def __init__(self) -> None:
-        self._streamed_text = ""  # deltas since the last complete message
-        self._streamed_thinking = ""
+        self._text = MessageText(withdraws=True)
+        self._thinking = MessageText(withdraws=False)  # a contradicting retry is withheld
+        self._open = False  # an upstream message is streaming (message_start, no stop yet)
+        self._cut = False  # the last message was cut off: what comes next is a retry
         # The uuid of the turn's last message in the transcript: its last assistant
         # message, or the tool results after it (a --json-schema turn ends with the
         # StructuredOutput call's result; resuming before it would lose that result).
@@ -96,7 +106,7 @@ class TurnTranslator:
         """The core events for one CLI event (often none)."""
         if isinstance(event, StreamEvent):
             self.progressed = True
-            return self._delta(event)
+            return self._stream(event)
         if isinstance(event, AssistantEvent):
             self.progressed = True
             return self._assistant(event)
@@ -109,28 +119,66 @@ class TurnTranslator:
             self.session_id = event.session_id or self.session_id
             return []
         if isinstance(event, SystemEvent) and event.subtype == "api_retry":
-            self._note_retry(event)
+            return self._retrying(event)
         return []
 
-    def _note_retry(self, event: SystemEvent) -> None:
-        # The CLI backs off as the upstream's retry-after says (plus jitter): the last
-        # back-off for a status is the best hint of when a client should come back.
-        if event.error_status is not None and event.retry_delay_ms is not None:
-            self._retry_delays[event.error_status] = max(0.0, event.retry_delay_ms / 1000)
+    def _retrying(self, event: SystemEvent) -> list[Event]:
+        self._message_cut()
+        if event.error_status is None or event.retry_delay_ms is None:
+            return []
+        # The CLI backs off as the upstream's retry-after says, plus up to 25% jitter.
+        delay = max(0.0, event.retry_delay_ms / 1000)
+        self._retry_delays[event.error_status] = delay
+        if event.error_status != 429:
+            return []  # 5xx and 529: the CLI's bounded retries go on
+        # A rate limit is the client's to wait out (or not): answer it now instead of
+        # holding the request through the CLI's back-offs. Whole seconds, rounded down,
+        # undo most of the jitter and never come before the upstream's own retry-after
+        # when it is in whole seconds (as HTTP's Retry-After is).
+        retry_after = float(max(1, math.floor(delay)))
+        return [
+            Failed(
+                FailureReason.RATE_LIMITED,
+                f"The upstream API is rate limiting requests (429); retry after "
+                f"{retry_after:g} seconds.",
+                retry_after=retry_after,
+            )
+        ]
 
-    def _delta(self, event: StreamEvent) -> list[Event]:
+    def _stream(self, event: StreamEvent) -> list[Event]:
         if event.parent_tool_use_id is not None:
             return []  # a subagent's output is not the reply
-        delta = event.event.delta
-        if event.event.type != "content_block_delta" or delta is None:
-            return []
-        if delta.type == "text_delta" and delta.text:
-            self._streamed_text += delta.text
-            return [TextDelta(delta.text)]
-        if delta.type == "thinking_delta" and delta.thinking:
-            self._streamed_thinking += delta.thinking
-            return [ThinkingDelta(delta.thinking)]
+        raw = event.event
+        delta = raw.delta
+        if raw.type == "message_start":
+            self._message_start()
+        elif raw.type == "message_delta" and delta is not None and delta.stop_reason:
+            self._open = False  # the upstream finished this message
+            return _text_events(self._text.leftover())
+        elif raw.type == "message_stop":
+            self._message_cut()
+        elif raw.type == "content_block_delta" and delta is not None:
+            if delta.type == "text_delta" and delta.text:
+                return _text_events(self._text.delta(delta.text))
+            if delta.type == "thinking_delta" and delta.thinking:
+                return _thinking_events(self._thinking.delta(delta.thinking))
         return []
+
+    def _message_start(self) -> None:
+        self._message_cut()  # a start while one is open: the open one was cut off
+        if not self._cut:
+            self._text.new_message()
+            self._thinking.new_message()
+        self._cut = False
+        self._open = True
+
+    def _message_cut(self) -> None:
+        """An open message ends without its stop reason: the CLI will try it again."""
+        if self._open:
+            self._open = False
+            self._cut = True
+            self._text.retry()
+            self._thinking.retry()
 
     def _assistant(self, event: AssistantEvent) -> list[Event]:
         if event.synthetic or event.parent_tool_use_id is not None:
@@ -139,13 +187,9 @@ class TurnTranslator:
         out: list[Event] = []
         for block in event.message.content:
             if block.type == "text":
-                rest, self._streamed_text = _unstreamed(block.text, self._streamed_text)
-                if rest:
-                    out.append(TextDelta(rest))
+                out += _text_events(self._text.complete(block.text))
             elif block.type == "thinking":
-                rest, self._streamed_thinking = _unstreamed(block.thinking, self._streamed_thinking)
-                if rest:
-                    out.append(ThinkingDelta(rest))
+                out += _thinking_events(self._thinking.complete(block.thinking))
             elif block.type == "tool_use":
                 out.append(ToolActivity(block.name, summarize_input(block.input)))
         return out
@@ -197,17 +241,13 @@ def _last(stderr: str, count: int = 10) -> str:
     return "\n".join(lines[-count:])
 
 
-def _unstreamed(complete: str, streamed: str) -> tuple[str, str]:
-    """What of a complete block was not streamed yet, and the streamed text left over."""
-    if not streamed:
-        return complete, ""
-    if streamed.startswith(complete):
-        return "", streamed[len(complete) :]
-    if complete.startswith(streamed):
-        return complete[len(streamed) :], ""
-    # The complete text disagrees with what was streamed (a retried request): the client
-    # already has the streamed version, so do not append a second, different one.
-    return "", ""
+def _text_events(change: Change) -> list[Event]:
+    out: list[Event] = [TextRetracted(change.void)] if change.void else []
+    return [*out, TextDelta(change.text)] if change.text else out
+
+
+def _thinking_events(change: Change) -> list[Event]:
+    return [ThinkingDelta(change.text)] if change.text else []
 
 
 def _final_text(result: ResultEvent) -> str:

@@ -27,7 +27,9 @@ async def read_turn(
     """Yield the core events of one turn until its result, stdout's end or a time limit.
 
     After it ends, `translator.result` is set if the result arrived; a time limit
-    ends it with a yielded `Failed(timeout)`; neither means stdout ended (a crash).
+    ends it with a yielded `Failed(timeout)`, and the translator may yield a Failed
+    before the result (an upstream 429): the caller stops there, with the turn still
+    running in the CLI. Neither means stdout ended (a crash).
     """
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -13,6 +13,17 @@ class TextDelta(msgspec.Struct, frozen=True, tag="text"):
     text: str
 
 
+class TextRetracted(msgspec.Struct, frozen=True, tag="retracted"):
+    """The last `chars` characters of the reply text yielded so far are void.
+
+    The backend redid its reply (its upstream connection dropped mid-reply) and the
+    new attempt does not continue the text already given; the attempt's own text
+    follows as TextDeltas. Whoever has shown the void text cannot take it back.
+    """
+
+    chars: int
+
+
 class ThinkingDelta(msgspec.Struct, frozen=True, tag="thinking"):
     """A piece of the model's reasoning, shown only to callers that asked for it."""
 
@@ -62,7 +73,7 @@ class Failed(msgspec.Struct, frozen=True, tag="failed"):
     retry_after: float | None = None
 
 
-Event = TextDelta | ThinkingDelta | ToolActivity | Usage | Finished | Failed
+Event = TextDelta | TextRetracted | ThinkingDelta | ToolActivity | Usage | Finished | Failed
 TerminalEvent = Finished | Failed
 
 
@@ -82,6 +93,9 @@ class ReplyCollector:
     def add(self, event: Event) -> Finished | None:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
+        elif isinstance(event, TextRetracted):
+            text = "".join(self._text)
+            self._text = [text[: max(0, len(text) - event.chars)]]
         elif isinstance(event, ThinkingDelta):
             self._thinking.append(event.text)
         elif isinstance(event, Usage):

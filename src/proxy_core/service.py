@@ -26,6 +26,7 @@ from proxy_core.events import (
     Finished,
     ReplyCollector,
     TextDelta,
+    TextRetracted,
     ThinkingDelta,
     ToolActivity,
     Usage,
@@ -33,10 +34,16 @@ from proxy_core.events import (
 from proxy_core.ledger import SessionRecord, reply_fingerprint, system_hash
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.reply_text import ReplyText
 from proxy_core.session_key import SessionKey, derive_session_key, namespace_prefix
 from proxy_core.stats import ServiceStats, StatsRecorder
-from proxy_core.stops import StopScanner, parse_stop
+from proxy_core.stops import parse_stop
 from proxy_core.structured import parse_response_format
+
+_CONTRADICTED = (
+    "The upstream connection dropped mid-reply and the retried reply does not continue "
+    "the text already streamed, so the reply cannot be completed. Send the request again."
+)
 
 
 class ServiceLimits(msgspec.Struct, frozen=True):
@@ -120,9 +127,12 @@ class ChatService:
 
     # -- turns -------------------------------------------------------------
 
-    def open_turn(self, request: ChatRequest) -> Turn:
+    def open_turn(self, request: ChatRequest, *, whole: bool = False) -> Turn:
         """Validate and admit a request, without waiting.
 
+        `whole`: the caller takes the reply at the end rather than streamed, so the
+        turn holds the text back and can still drop what the backend withdraws (a
+        reply redone after a dropped upstream connection) instead of failing.
         Raises ChatError for bad input, an unknown model (strict mode) or a full
         queue; otherwise the returned Turn holds a queue place until it ends.
         """
@@ -151,11 +161,11 @@ class ChatService:
             self._stats.errors += 1
             raise
         self.queued += 1
-        return Turn(self, conversation, model, key, effort, json_schema, stops)
+        return Turn(self, conversation, model, key, effort, json_schema, stops, whole=whole)
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
-        turn = self.open_turn(request)
+        turn = self.open_turn(request, whole=True)
         reply = ReplyCollector()
         async with aclosing(turn.events()) as events:
             async for event in events:
@@ -360,7 +370,8 @@ class _SessionLock:
 class Turn:
     """One admitted request. Iterate `events()` once; it ends with Finished or Failed.
 
-    Closing the iterator early cancels the turn and frees its place.
+    Closing the iterator early cancels the turn and frees its place. A `whole` turn
+    yields its reply text at the end, in one piece; otherwise as it comes.
     """
 
     def __init__(
@@ -372,6 +383,8 @@ class Turn:
         effort: Effort | None = None,
         json_schema: str | None = None,
         stops: tuple[str, ...] = (),
+        *,
+        whole: bool = False,
     ) -> None:
         self._service = service
         self.conversation = conversation
@@ -380,6 +393,7 @@ class Turn:
         self.effort = effort
         self.json_schema = json_schema
         self.stops = stops
+        self.whole = whole
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
@@ -417,14 +431,13 @@ class Turn:
             return
         for attempt in range(2):
             self.plan = plan
-            reply: list[str] = []
             visible = False
             restart = False
             # A structured reply is the backend's final result, delivered whole at the
             # end: text the model wrote on the way is not part of it.
             structured = plan.json_schema is not None
             # Stop sequences cut the reply text (a structured reply is never cut).
-            scanner = StopScanner(self.stops) if self.stops and not structured else None
+            reply = ReplyText(() if structured else self.stops, whole=self.whole)
             async with aclosing(self._attempt(plan)) as events:
                 async for event in events:
                     if isinstance(event, Failed):
@@ -438,34 +451,41 @@ class Turn:
                             break
                         yield event
                         return
-                    if structured and isinstance(event, TextDelta):
+                    if isinstance(event, TextDelta | TextRetracted) and structured:
                         continue
-                    if scanner is not None and isinstance(event, TextDelta):
-                        passed = scanner.feed(event.text)
+                    if isinstance(event, TextRetracted):
+                        if not reply.retract(event.chars):
+                            # The client has text the backend's redone reply does not
+                            # continue: end here rather than show a garbled reply (the
+                            # ledger stays where it was).
+                            yield Failed(FailureReason.UPSTREAM_ERROR, _CONTRADICTED)
+                            return
+                        continue
+                    if isinstance(event, TextDelta):
+                        passed = reply.add(event.text)
                         if passed:
                             visible = True
-                            reply.append(passed)
                             yield TextDelta(passed)
-                        if scanner.stopped:
+                        if reply.stopped:
                             # The client has its reply. The backend's turn is abandoned
                             # (closing the runner ends it) and the ledger stays where it
                             # was: the session saw more than the client did, so the next
                             # turn resumes before this one, with the cut reply as history.
-                            yield Finished("stop_sequence", scanner.text)
+                            rest = reply.finish()
+                            if rest:
+                                yield TextDelta(rest)
+                            yield Finished("stop_sequence", reply.text)
                             return
                         continue
-                    if isinstance(event, TextDelta | ThinkingDelta | ToolActivity):
+                    if isinstance(event, ThinkingDelta | ToolActivity):
                         visible = True
-                        if isinstance(event, TextDelta):
-                            reply.append(event.text)
                     elif isinstance(event, Usage):
                         self.usage = event
                     elif isinstance(event, Finished):
-                        rest = scanner.flush() if scanner is not None else ""
+                        rest = "" if structured else reply.finish()
                         if rest:
-                            reply.append(rest)
                             yield TextDelta(rest)
-                        text = event.text if structured else "".join(reply) or event.text
+                        text = event.text if structured else reply.text or event.text
                         try:
                             await service._record(self, plan, event, text)
                         except Exception as error:

@@ -55,6 +55,12 @@ class StopScanner:
             return self._release(len(self._text))
         return self._release(len(self._text) - self._holdback)
 
+    def rewind(self, length: int) -> None:
+        """Keep only the first `length` characters fed (withdrawn text; not once stopped)."""
+        if not self.stopped:
+            self._text = self._text[:length]
+            self._sent = min(self._sent, length)
+
     def flush(self) -> str:
         """What was held back, at the end of a reply with no stop sequence in it."""
         return "" if self.stopped else self._release(len(self._text))

@@ -161,7 +161,8 @@ async def chat_completions(
             response_format=data.response_format,
             stop=data.stop,
             namespace=access.namespace,
-        )
+        ),
+        whole=not data.stream,
     )
     log.session_key = turn.key.value
     log.model = turn.model.response_id

@@ -9,9 +9,13 @@ Behaviour is chosen per request by markers in the last user message's own text
 - `[[error:STATUS]]`: answer STATUS (400, 401, 429 with retry-after, 500, 529, ...)
   with an Anthropic-shaped error body;
 - `[[retry-after:S]]`: with `error`, send `retry-after: S` (a 429 sends 7 by default);
-- `[[disconnect]]`: start streaming, then close the socket mid-stream;
 - `[[reset]]`: close the connection without answering (no status, no body), for
   every request of the turn (the CLI's non-streaming fallback included);
+- `[[disconnect]]`: start streaming, then close the socket mid-stream (every time);
+- `[[disconnect-once]]`: the first request for this text closes the socket mid-stream,
+  later ones (the CLI's retries) answer the same reply in full;
+- `[[disconnect-vary]]`: like `disconnect-once`, but later requests answer a different
+  text, `echo (retried): <text>`;
 - `[[thinking]]`: a thinking block, then the echo text;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
@@ -113,6 +117,7 @@ class FakeAnthropic:
     first_token_delay: float = 0.0
     tokens_per_second: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
+    _attempts: dict[str, int] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -146,12 +151,19 @@ class FakeAnthropic:
         """Forget recorded requests and restore the default latency."""
         with self._lock:
             self.requests.clear()
+            self._attempts.clear()
         self.first_token_delay = 0.0
         self.tokens_per_second = 0.0
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def attempt(self, text: str) -> int:
+        """Count one more Messages API call for this user text; returns its number (1, 2, ...)."""
+        with self._lock:
+            self._attempts[text] = self._attempts.get(text, 0) + 1
+            return self._attempts[text]
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -214,6 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         text = own_text(body)
         markers = {m.group(1): m.group(2) for m in _MARKER.finditer(text)}
+        attempt = fake.attempt(text)
+        once = {"disconnect-once", "disconnect-vary"} & markers.keys()
+        if once and attempt == 1:
+            markers["disconnect"] = None
+        retried = "disconnect-vary" in markers and attempt > 1
+        reply = f"echo (retried): {text}" if retried else f"echo: {text}"
         delay = float(markers.get("slow-first") or 0) + fake.first_token_delay
         if delay:
             time.sleep(delay)
@@ -226,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return
         if not body.get("stream"):
-            self._json(200, _message_json(body, f"echo: {text}"))
+            self._json(200, _message_json(body, reply))
             return
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -235,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         chunk_delay = float(markers.get("slow-stream") or 0)
         try:
-            for event in _script(body, text, markers):
+            for event in _script(body, reply, markers):
                 if event is None:  # the disconnect point
                     self.connection.shutdown(2)
                     return
@@ -301,7 +319,7 @@ def _chunks(text: str, parts: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _script(body: dict[str, Any], text: str, markers: dict[str, str | None]) -> Iterator[Event]:
+def _script(body: dict[str, Any], echo: str, markers: dict[str, str | None]) -> Iterator[Event]:
     """The SSE events of one streamed response (None marks a disconnect)."""
     result = tool_result_of(body)
     # Markers come from the last user message's own text, so a tool_result message
@@ -309,7 +327,7 @@ def _script(body: dict[str, Any], text: str, markers: dict[str, str | None]) -> 
     # the previous turn's last tool_result into it) may.
     wants_tool = "tool-use" in markers
     tool = markers.get("tool-use") or "" if wants_tool else None
-    reply = f"tool result seen: {result}" if result is not None else f"echo: {text}"
+    reply = f"tool result seen: {result}" if result is not None else echo
     usage = _usage(body, reply)
     start = dict(usage)
     start["output_tokens"] = 1

@@ -121,16 +121,17 @@ async def test_retry_after_a_failed_turn_sends_the_user_message_once(
     assert "[[error:529]]" not in texts  # the failed turn is not replayed
 
 
-async def test_an_upstream_rate_limit_passes_its_retry_after_on(
+async def test_an_upstream_rate_limit_ends_the_turn_at_once_with_its_retry_after(
     make_runner: RunnerFactory, cli_env: dict[str, str], fake_upstream: FakeAnthropic
 ) -> None:
-    # With one retry allowed, the CLI waits as the upstream's retry-after says and
-    # reports that back-off; the failed turn carries it for the client's Retry-After.
-    runner = make_runner(extra_env={**cli_env, "CLAUDE_CODE_MAX_RETRIES": "1"})
+    # With retries allowed (the server's default, 2), the CLI announces its back-off
+    # (retry-after plus up to 25% jitter) and would wait it out: the turn ends at that
+    # notice instead, the back-off in whole seconds as retry_after, the process ended.
+    runner = make_runner(extra_env={**cli_env, "CLAUDE_CODE_MAX_RETRIES": "2"})
     await runner.start()
     events = await run_turn(runner, plan("[[error:429]][[retry-after:2]]"))
     failure = failed(events)
     assert failure.reason is FailureReason.RATE_LIMITED
-    assert failure.retry_after is not None
-    assert 2.0 <= failure.retry_after < 4.0
-    assert len(fake_upstream.message_requests) == 2  # the first try and the one retry
+    assert failure.retry_after == 2.0
+    assert runner.status().active_processes == 0
+    assert len(fake_upstream.message_requests) == 1  # no retry was made

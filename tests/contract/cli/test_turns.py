@@ -17,6 +17,7 @@ from proxy_core import (
     InMemorySessionStore,
     PlanKind,
     TextDelta,
+    TextRetracted,
     ThinkingDelta,
     ToolActivity,
     UrlImage,
@@ -175,6 +176,33 @@ async def test_a_dropped_stream_is_recovered_without_repeating_streamed_text(
     events = await run_turn(runner, plan("[[disconnect]]"))
     assert text_of(events) == "echo: [[disconnect]]"
     assert finished(events).text == "echo: [[disconnect]]"
+
+
+async def test_a_retry_after_a_drop_continues_the_sent_text_without_repeating_it(
+    make_runner: RunnerFactory, cli_env: dict[str, str], fake_upstream: FakeAnthropic
+) -> None:
+    # With retries allowed, the CLI streams the message again from its start.
+    runner = make_runner(extra_env={**cli_env, "CLAUDE_CODE_MAX_RETRIES": "2"})
+    await runner.start()
+    events = await run_turn(runner, plan("[[disconnect-once]]"))
+    assert text_of(events) == "echo: [[disconnect-once]]"
+    assert not any(isinstance(e, TextRetracted) for e in events)
+    assert finished(events).text == "echo: [[disconnect-once]]"
+    assert len(fake_upstream.message_requests) == 2
+
+
+async def test_a_retry_after_a_drop_that_says_something_else_withdraws_the_sent_text(
+    make_runner: RunnerFactory, cli_env: dict[str, str], fake_upstream: FakeAnthropic
+) -> None:
+    runner = make_runner(extra_env={**cli_env, "CLAUDE_CODE_MAX_RETRIES": "2"})
+    await runner.start()
+    events = await run_turn(runner, plan("[[disconnect-vary]]"))
+    withdrawn = [e for e in events if isinstance(e, TextRetracted)]
+    assert len(withdrawn) == 1
+    before = text_of(events[: events.index(withdrawn[0])])
+    assert withdrawn[0].chars == len(before)
+    assert text_of(events[events.index(withdrawn[0]) :]) == "echo (retried): [[disconnect-vary]]"
+    assert finished(events).text == "echo (retried): [[disconnect-vary]]"
 
 
 async def test_chat_service_two_turns_continue_one_cli_session(

@@ -93,6 +93,42 @@ def result(
     )
 
 
+def stream(event: dict[str, Any]) -> bytes:
+    """A raw upstream stream event as the CLI relays it (with --include-partial-messages)."""
+    return line({"type": "stream_event", "event": event, "session_id": SESSION})
+
+
+def message_start(message_id: str = "msg_1") -> bytes:
+    message = {"id": message_id, "type": "message", "role": "assistant", "content": []}
+    return stream({"type": "message_start", "message": message})
+
+
+def message_delta(stop_reason: str = "end_turn") -> bytes:
+    delta = {"stop_reason": stop_reason, "stop_sequence": None}
+    return stream({"type": "message_delta", "delta": delta, "usage": {"output_tokens": 9}})
+
+
+def message_stop() -> bytes:
+    """Ends every message; after a dropped connection the CLI sends it with no message_delta."""
+    return stream({"type": "message_stop"})
+
+
+def connection_retry(delay_ms: float = 574, attempt: int = 1) -> bytes:
+    """The notice for a dropped connection: no status (as the CLI prints it)."""
+    return line(
+        {
+            "type": "system",
+            "subtype": "api_retry",
+            "attempt": attempt,
+            "max_retries": 2,
+            "retry_delay_ms": delay_ms,
+            "error_status": None,
+            "error": "unknown",
+            "session_id": SESSION,
+        }
+    )
+
+
 def api_retry(status: int, delay_ms: float, attempt: int = 1) -> bytes:
     return line(
         {

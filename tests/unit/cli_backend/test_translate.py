@@ -195,19 +195,61 @@ def test_error_results_map_to_reasons(status: int | None, text: str, reason: Fai
     assert classify_failure(status, text) is reason
 
 
-def test_a_rate_limit_carries_the_cli_s_last_back_off_as_retry_after() -> None:
+def until_end(events: list[Event]) -> list[Event]:
+    """The events up to the first Failed: the readers stop reading there."""
+    ends = [i for i, e in enumerate(events) if isinstance(e, Failed)]
+    return events[: ends[0] + 1] if ends else events
+
+
+def test_a_rate_limit_ends_the_turn_at_the_cli_s_first_retry_notice() -> None:
+    # The CLI waits retry-after plus up to 25% jitter: 7 s became 8.473 s here.
+    events = until_end(
+        translate(
+            canned.init(),
+            canned.api_retry(429, 8473, attempt=1),
+            canned.api_retry(429, 8573, attempt=2),
+            canned.result("API Error: Request rejected (429)", is_error=True, status=429),
+        )
+    )
+    assert len(events) == 1
+    (failed,) = events
+    assert isinstance(failed, Failed)
+    assert failed.reason is FailureReason.RATE_LIMITED
+    assert failed.retry_after == 8.0
+    assert "retry after 8 seconds" in failed.message
+
+
+def test_a_rate_limit_back_off_under_a_second_still_says_one_second() -> None:
+    (failed,) = until_end(translate(canned.api_retry(429, 480)))
+    assert isinstance(failed, Failed)
+    assert failed.retry_after == 1.0
+
+
+def test_overloaded_and_server_errors_are_still_retried_by_the_cli() -> None:
+    events = translate(
+        canned.api_retry(529, 591, attempt=1),
+        canned.api_retry(500, 1098, attempt=2),
+        canned.text_delta("fine now"),
+        canned.assistant(canned.text("fine now")),
+        canned.result("fine now"),
+    )
+    assert not any(isinstance(e, Failed) for e in events)
+    assert isinstance(events[-1], Finished)
+
+
+def test_an_overloaded_result_carries_the_cli_s_last_back_off_as_retry_after() -> None:
     (event,) = translate(
-        canned.init(),
-        canned.api_retry(429, 7811, attempt=1),
-        canned.api_retry(429, 3500, attempt=2),
-        canned.result("API Error: Request rejected (429)", is_error=True, status=429),
-    )[-1:]
+        canned.api_retry(529, 7811, attempt=1),
+        canned.api_retry(529, 3500, attempt=2),
+        canned.result("API Error: 529 Overloaded", is_error=True, status=529),
+    )
     assert isinstance(event, Failed)
-    assert event.reason is FailureReason.RATE_LIMITED
+    assert event.reason is FailureReason.OVERLOADED
     assert event.retry_after == 3.5
 
 
 def test_retry_after_is_unknown_without_a_back_off_for_that_status() -> None:
+    # (A 429 result with no 429 notice: the CLI was told not to retry.)
     rate_limited = translate(
         canned.api_retry(529, 2000),
         canned.result("API Error: Request rejected (429)", is_error=True, status=429),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 
 import msgspec
@@ -25,9 +25,11 @@ from proxy_core import (
     ServiceLimits,
     SessionRecord,
     TextDelta,
+    TextRetracted,
     TurnPlan,
     Usage,
     echo_script,
+    reply_fingerprint,
 )
 
 
@@ -218,19 +220,70 @@ async def test_an_unknown_effort_is_refused_before_anything_runs() -> None:
     assert (svc.queued, (await svc.stats()).errors) == (0, 1)
 
 
-async def test_session_missing_after_visible_output_is_not_retried() -> None:
-    def script(plan: TurnPlan) -> Sequence[Event]:
-        if plan.kind is PlanKind.CONTINUE:
-            return [TextDelta("partial"), Failed(FailureReason.SESSION_MISSING, "gone")]
-        return echo_script(plan)
+def partial_then_missing(plan: TurnPlan) -> Sequence[Event]:
+    if plan.kind is PlanKind.CONTINUE:
+        return [TextDelta("partial"), Failed(FailureReason.SESSION_MISSING, "gone")]
+    return echo_script(plan)
 
-    runner = FakeRunner(script)
+
+async def test_session_missing_after_streamed_output_is_not_retried() -> None:
+    runner = FakeRunner(partial_then_missing)
     svc = service(runner)
     first = await svc.complete(request("hi"))
-    with pytest.raises(ChatError) as caught:
-        await svc.complete(request("hi", first.text, "again"))
-    assert caught.value.reason is FailureReason.SESSION_MISSING
+    events = await drain(svc, request("hi", first.text, "again"))
+    assert TextDelta("partial") in events
+    assert events[-1] == Failed(FailureReason.SESSION_MISSING, "gone")
     assert len(runner.plans) == 2
+
+
+async def test_session_missing_after_held_output_restarts_for_a_whole_reply() -> None:
+    # A caller that takes the reply whole was shown nothing yet: the restart is safe.
+    runner = FakeRunner(partial_then_missing)
+    svc = service(runner)
+    first = await svc.complete(request("hi"))
+    again = await svc.complete(request("hi", first.text, "again"))
+    assert again.text.startswith("echo:")
+    assert [p.kind for p in runner.plans][1:] == [PlanKind.CONTINUE, PlanKind.RESTART]
+
+
+def redone(*, sent: str, final: str) -> Callable[[TurnPlan], Sequence[Event]]:
+    """A backend whose reply was redone: `sent` streamed, withdrawn, then `final`."""
+
+    def script(plan: TurnPlan) -> Sequence[Event]:
+        return [
+            TextDelta(sent),
+            TextRetracted(len(sent)),
+            TextDelta(final),
+            Usage(1, 2),
+            Finished("end_turn", final, plan.cli_session_id),
+        ]
+
+    return script
+
+
+async def test_a_withdrawn_streamed_text_ends_a_streamed_turn_with_an_error() -> None:
+    svc = service(FakeRunner(redone(sent="echo: h", final="other")))
+    events = await drain(svc, request("hi"))
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("echo: h")]
+    failed = events[-1]
+    assert isinstance(failed, Failed)
+    assert failed.reason is FailureReason.UPSTREAM_ERROR
+    assert (await svc.list_sessions())[1] == 0  # the ledger did not record a garbled reply
+
+
+async def test_a_whole_reply_drops_the_withdrawn_text_and_records_what_it_returns() -> None:
+    svc = service(FakeRunner(redone(sent="echo: h", final="other")))
+    completion = await svc.complete(request("hi"))
+    assert completion.text == "other"
+    (record,), _ = await svc.list_sessions()
+    assert record.fingerprints[-1] == reply_fingerprint("other")
+
+
+async def test_a_whole_reply_with_stop_sequences_cuts_the_final_text_only() -> None:
+    svc = service(FakeRunner(redone(sent="echo: h", final="fine STOP rest")))
+    completion = await svc.complete(msgspec.structs.replace(request("hi"), stop=["STOP"]))
+    assert completion.text == "fine "
+    assert completion.stop_reason == "stop_sequence"
 
 
 async def test_a_runner_that_raises_ends_the_turn_with_a_typed_failure() -> None:
