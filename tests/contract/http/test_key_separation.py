@@ -122,7 +122,7 @@ def test_a_key_deletes_only_its_own_sessions(keyed: Setup) -> None:
     assert keyed.delete(KEY_B, "/a%2Fb").status_code == 404
     assert keyed.delete(KEY_B, "/" + alices_full_key).status_code == 404
     # Bob's reset-all removes Bob's sessions only.
-    assert keyed.delete(KEY_B, "").json() == {"deleted": 1}
+    assert keyed.delete(KEY_B, "").json() == {"deleted": 1, "purged": 0}
     assert keyed.sessions(KEY_B)["total"] == 0
     assert keyed.sessions(KEY_A)["total"] == 2
     # Alice deletes hers by the id she knows, a slash included.
@@ -152,7 +152,7 @@ def test_an_admin_key_chats_in_its_own_namespace_and_sees_and_deletes_every_sess
     alices = ids[-1]
     assert keyed.delete(ADMIN, "/" + alices).json()["externalId"] == alices
     assert keyed.sessions(KEY_A)["total"] + keyed.sessions(KEY_B)["total"] == 1
-    assert keyed.delete(ADMIN, "").json() == {"deleted": 1}
+    assert keyed.delete(ADMIN, "").json() == {"deleted": 1, "purged": 0}
     assert keyed.sessions(ADMIN)["total"] == 0
 
 
