@@ -485,6 +485,11 @@ class Turn:
                         rest = "" if structured else reply.finish()
                         if rest:
                             yield TextDelta(rest)
+                        if reply.stopped:
+                            # A sequence found only at the end (its cut waited for a
+                            # longer one): cut, and not recorded, as a stop mid-reply.
+                            yield Finished("stop_sequence", reply.text)
+                            return
                         text = event.text if structured else reply.text or event.text
                         try:
                             await service._record(self, plan, event, text)

@@ -48,11 +48,13 @@ class StopScanner:
             return ""
         self._text += piece
         start = max(0, self._sent - self._holdback)
-        found = [i for i in (self._text.find(s, start) for s in self._stops) if i >= 0]
-        if found:
-            self.stopped = True
-            self._text = self._text[: min(found)]
-            return self._release(len(self._text))
+        found = self._first_at(start)
+        if found is not None:
+            # A longer sequence that starts earlier may still complete: it would win.
+            pending = self._partial_before(found)
+            if pending is None:
+                return self._stop(found)
+            return self._release(min(pending, len(self._text) - self._holdback))
         return self._release(len(self._text) - self._holdback)
 
     def rewind(self, length: int) -> None:
@@ -62,8 +64,30 @@ class StopScanner:
             self._sent = min(self._sent, length)
 
     def flush(self) -> str:
-        """What was held back, at the end of a reply with no stop sequence in it."""
-        return "" if self.stopped else self._release(len(self._text))
+        """What was held back, at the end of a reply: up to a sequence found in it,
+        whose cut waited for a longer one that might have started earlier."""
+        if self.stopped:
+            return ""
+        found = self._first_at(max(0, self._sent - self._holdback))
+        return self._release(len(self._text)) if found is None else self._stop(found)
+
+    def _first_at(self, start: int) -> int | None:
+        found = [i for i in (self._text.find(s, start) for s in self._stops) if i >= 0]
+        return min(found, default=None)
+
+    def _partial_before(self, end: int) -> int | None:
+        """The first position before `end` where the text so far is a proper prefix
+        of some sequence (so that sequence may still complete there)."""
+        for position in range(max(self._sent, len(self._text) - self._holdback), end):
+            tail = self._text[position:]
+            if any(len(s) > len(tail) and s.startswith(tail) for s in self._stops):
+                return position
+        return None
+
+    def _stop(self, at: int) -> str:
+        self.stopped = True
+        self._text = self._text[:at]
+        return self._release(at)
 
     def _release(self, upto: int) -> str:
         if upto <= self._sent:

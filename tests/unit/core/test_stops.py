@@ -77,6 +77,24 @@ def test_text_that_might_start_a_sequence_is_held_back_until_it_cannot() -> None
     assert scanner.text == "go STill"
 
 
+def test_a_longer_sequence_starting_earlier_wins_over_a_shorter_one_inside_it() -> None:
+    # Found by the property above: `:` is complete at 1 while `A::`, from 0, may still be.
+    scanner = StopScanner([":", "A::"])
+    assert scanner.feed("A:") == ""
+    assert not scanner.stopped
+    assert scanner.feed(":") == ""
+    assert scanner.stopped
+    assert scanner.text == ""
+
+
+def test_a_shorter_sequence_found_while_a_longer_one_might_start_earlier_cuts_at_the_end() -> None:
+    scanner = StopScanner([":", "A::"])
+    assert scanner.feed("A:") == ""
+    assert scanner.flush() == "A"
+    assert scanner.stopped
+    assert scanner.text == "A"
+
+
 def chatty(plan: TurnPlan) -> Sequence[Event]:
     return [
         TextDelta("Thought: look it up\nAction: sea"),
@@ -119,3 +137,20 @@ async def test_a_reply_without_the_sequence_is_whole() -> None:
     completion = await service.complete(react("hi", stop=["never"]))
     assert completion.text == "Thought: look it up\nAction: search\nObservation: made up"
     assert completion.stop_reason == "end_turn"
+
+
+async def test_a_sequence_decided_only_at_the_reply_end_cuts_it_unrecorded() -> None:
+    def ends_in_a_maybe(plan: TurnPlan) -> Sequence[Event]:
+        return [TextDelta("Result "), TextDelta("A:"), Finished("end_turn", "x")]
+
+    runner = FakeRunner(ends_in_a_maybe)
+    service = ChatService(runner, InMemorySessionStore())
+    first = await service.complete(react("hi"))
+    asked = react("hi", first.text, "go", stop=[":", "A::"])
+    events = [e async for e in service.stream(asked)]
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    # `:` is found at once, but `A::` might have started just before it.
+    assert text == "Result A"
+    assert events[-1] == Finished("stop_sequence", "Result A")
+    (record,) = (await service.list_sessions())[0]
+    assert record.message_count == 2
