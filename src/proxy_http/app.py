@@ -122,7 +122,7 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
             data_container=ChatCompletion,
             description="A chat.completion (or an SSE stream of chunks when stream is true).",
         ),
-        **_errors(400, 404, 413, 429, 502, 503, 504),
+        **_errors(400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504),
     },
 )
 async def chat_completions(
@@ -374,7 +374,7 @@ class SessionsController(Controller):
         # Litestar's own OPTIONS answer for a path with two handlers lists only the first.
         return Response(None, status_code=204, headers={"Allow": "DELETE, GET, OPTIONS"})
 
-    @get("/", summary="List conversations, most recently used first", responses=_errors(400))
+    @get("/", summary="List conversations, most recently used first", responses=_errors(400, 503))
     async def list_sessions(
         self,
         service: NamedDependency[ChatService],
@@ -389,7 +389,7 @@ class SessionsController(Controller):
         )
         return SessionList(sessions=[_session_info(r, access) for r in records], total=total)
 
-    @delete("/", status_code=200, summary="Reset every conversation", responses=_errors(400))
+    @delete("/", status_code=200, summary="Reset every conversation", responses=_errors(400, 503))
     async def reset_sessions(
         self,
         service: NamedDependency[ChatService],
@@ -411,7 +411,7 @@ class SessionsController(Controller):
             "X-Session-Id value (`abc`, tried as `h:abc`), within the caller's own "
             "sessions; an admin key may also name any session by its listed `externalId`."
         ),
-        responses=_errors(400, 404),
+        responses=_errors(400, 404, 503),
     )
     async def reset_session(
         self,
