@@ -6,6 +6,7 @@ Both bind 127.0.0.1 on a free port and always clean up what they started.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -189,3 +190,39 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def cli_server_env(
+    root: Path,
+    claude_bin: str,
+    upstream_url: str,
+    *,
+    upstream_retries: int | None = 0,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a `serve` over the real CLI and a fake upstream at `upstream_url`.
+
+    The CLI gets a private HOME under `root` (created), the fake's URL and a dummy key;
+    `upstream_retries` None leaves the server's own retry policy. The server keeps its
+    sessions in memory and starts no warm pool (a turn's CLI process is then the one
+    that appears for it); `settings` (CLAUDE_PROXY_* names) override or add.
+    """
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    cli_env = {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": upstream_url,
+        "ANTHROPIC_API_KEY": "test-key-not-secret",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    if upstream_retries is not None:
+        cli_env["CLAUDE_CODE_MAX_RETRIES"] = str(upstream_retries)
+    return {
+        "CLAUDE_PROXY_CLI_PATH": claude_bin,
+        "CLAUDE_PROXY_STATE_DIR": str(root / "state"),
+        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
+        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
+        "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
+        "CLAUDE_PROXY_POOL_SIZE": "0",
+        **settings,
+    }

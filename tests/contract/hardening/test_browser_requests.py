@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.support.fake_upstream import FakeAnthropic
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, cli_server_env
 
 APP_ORIGIN = "https://app-31c7.example"
 EVIL_ORIGIN = "https://evil.example"
@@ -25,24 +25,7 @@ def chat_body(text: str) -> bytes:
 
 def serve(root: Path, claude_bin: str, upstream: FakeAnthropic, **extra: str) -> ServerProcess:
     """`serve` over the real CLI and the fake upstream, with no warm pool (so no CLI idles)."""
-    home = root / "home"
-    home.mkdir()
-    cli_env = {
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": upstream.base_url,
-        "ANTHROPIC_API_KEY": "test-key-not-secret",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
-    }
-    env = {
-        "CLAUDE_PROXY_CLI_PATH": claude_bin,
-        "CLAUDE_PROXY_STATE_DIR": str(root / "state"),
-        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
-        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
-        "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
-        "CLAUDE_PROXY_POOL_SIZE": "0",
-        **extra,
-    }
+    env = cli_server_env(root, claude_bin, upstream.base_url, **extra)
     return ServerProcess(env=env, log_path=root / "server.log")
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.contract.conftest import live_descendants
 from tests.support.fake_upstream import FakeAnthropic
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, cli_server_env
 
 # A 1x1 transparent PNG.
 PIXEL = base64.b64encode(
@@ -33,27 +33,14 @@ def proxy(
 ) -> Iterator[ServerProcess]:
     """The real server over the real CLI, shared by this module's tests."""
     root = tmp_path_factory.mktemp("e2e")
-    home = root / "home"
-    home.mkdir()
-    cli_env = {
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": fake_upstream_server.base_url,
-        "ANTHROPIC_API_KEY": "test-key-not-secret",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
-    }
-    env = {
-        "CLAUDE_PROXY_CLI_PATH": claude_bin,
-        "CLAUDE_PROXY_STATE_DIR": str(root / "state"),
-        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
-        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
-        "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
+    env = cli_server_env(
+        root,
+        claude_bin,
+        fake_upstream_server.base_url,
         # Long enough that an early failure keeps its status however loaded the machine.
-        "CLAUDE_PROXY_STREAM_HOLD": "60",
-        "CLAUDE_PROXY_LOG_LEVEL": "debug",
-        # No warm pool: a turn's CLI process is then the one that appears for it.
-        "CLAUDE_PROXY_POOL_SIZE": "0",
-    }
+        CLAUDE_PROXY_STREAM_HOLD="60",
+        CLAUDE_PROXY_LOG_LEVEL="debug",
+    )
     with ServerProcess(env=env, log_path=root / "server.log") as server:
         yield server
 

@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from tests.contract.conftest import live_descendants
 from tests.support.fake_upstream import FakeAnthropic
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, cli_server_env
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +28,13 @@ def proxy(
 ) -> Iterator[ServerProcess]:
     """The real server over the real CLI with the default retry policy (no override)."""
     root = tmp_path_factory.mktemp("whole")
-    home = root / "home"
-    home.mkdir()
-    cli_env = {
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": fake_upstream_server.base_url,
-        "ANTHROPIC_API_KEY": "test-key-not-secret",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
-    env = {
-        "CLAUDE_PROXY_CLI_PATH": claude_bin,
-        "CLAUDE_PROXY_STATE_DIR": str(root / "state"),
-        "CLAUDE_PROXY_SESSIONS_DB": ":memory:",
-        "CLAUDE_PROXY_CLI_EXTRA_ENV": json.dumps(cli_env),
-        "CLAUDE_PROXY_FIRST_EVENT_TIMEOUT": "60",
-        "CLAUDE_PROXY_LOG_FORMAT": "json",
-        "CLAUDE_PROXY_POOL_SIZE": "0",
-    }
+    env = cli_server_env(
+        root,
+        claude_bin,
+        fake_upstream_server.base_url,
+        upstream_retries=None,
+        CLAUDE_PROXY_LOG_FORMAT="json",
+    )
     with ServerProcess(env=env, log_path=root / "server.log") as server:
         yield server
 
