@@ -22,16 +22,10 @@ from pathlib import Path
 
 import msgspec
 from litestar.enums import ScopeType
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_core import namespace_prefix
+from proxy_http.errors import send_error
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 OPEN_PATHS = frozenset({"/health"})
@@ -230,22 +224,12 @@ class ApiKeyMiddleware:
         if caller is not None or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(_UNAUTHORIZED)).encode()),
-                (b"www-authenticate", b'Bearer realm="claude-max-api-proxy"'),
-            ],
-        }
-        body: HTTPResponseBodyEvent = {
-            "type": "http.response.body",
-            "body": _UNAUTHORIZED,
-            "more_body": False,
-        }
-        await send(start)
-        await send(body)
+        await send_error(
+            send,
+            401,
+            _UNAUTHORIZED,
+            [(b"www-authenticate", b'Bearer realm="claude-max-api-proxy"')],
+        )
 
 
 def is_loopback(host: str) -> bool:

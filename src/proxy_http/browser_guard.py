@@ -17,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_http.browser_policy import BrowserHeaders, BrowserPolicy, Verdict
+from proxy_http.errors import send_error, send_response
 from proxy_http.logging import request_log
 from proxy_http.wire import ErrorBody, ErrorDetail
 
@@ -119,15 +120,10 @@ class BrowserGuardMiddleware:
         if decision.verdict is Verdict.PREFLIGHT:
             assert decision.cors_origin is not None
             headers = preflight_headers(decision.cors_origin, requested_headers(raw_headers))
-            await _respond(send, 204, headers, b"")
+            await send_response(send, 204, headers)
             return
         status, body = refusal_body(decision.verdict)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *extra,
-        ]
-        await _respond(send, status, headers, body)
+        await send_error(send, status, body, extra)
 
 
 def _adding(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
@@ -137,10 +133,3 @@ def _adding(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return send_with_headers
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -122,16 +123,38 @@ def handle_refused(_: Request[Any, Any, Any], error: RequestRefused) -> Response
     return error_response(error.status, error.body, error.headers)
 
 
+async def send_response(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    """A whole response as raw ASGI events (for middleware outside the app's handlers)."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """An encoded OpenAI error body as a raw ASGI response, with `headers` added."""
+    await send_response(
+        send,
+        status,
+        [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+        body,
+    )
+
+
 async def send_refusal(send: Send, refusal: RequestRefused) -> None:
     """Answer `refusal` with raw ASGI events (for middleware outside the app's handlers)."""
-    content = msgspec.json.encode(refusal.body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(content)).encode()),
-        *((name.lower().encode(), value.encode()) for name, value in refusal.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": content, "more_body": False})
+    await send_error(
+        send,
+        refusal.status,
+        msgspec.json.encode(refusal.body),
+        ((name.lower().encode(), value.encode()) for name, value in refusal.headers.items()),
+    )
 
 
 def handle_chat_error(_: Request[Any, Any, Any], error: ChatError) -> Response[ErrorBody]:
