@@ -52,6 +52,7 @@ from proxy_core.session_key import (
     derive_session_key,
     namespace_prefix,
     namespaced,
+    unnamespaced,
 )
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
@@ -123,4 +124,5 @@ __all__ = [
     "reply_fingerprint",
     "restart_plan",
     "system_hash",
+    "unnamespaced",
 ]

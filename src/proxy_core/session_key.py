@@ -44,7 +44,7 @@ class SessionKey(msgspec.Struct, frozen=True):
 
     @property
     def external(self) -> str:
-        return self.value[len(namespace_prefix(self.namespace)) :]
+        return unnamespaced(self.namespace, self.value)
 
 
 def namespace_prefix(namespace: str) -> str:
@@ -61,6 +61,11 @@ def namespace_prefix(namespace: str) -> str:
 def namespaced(namespace: str, key: str) -> str:
     """The store key of `key` (e.g. `h:abc`) within `namespace`."""
     return namespace_prefix(namespace) + key
+
+
+def unnamespaced(namespace: str, key: str) -> str:
+    """`key` (a store key of `namespace`) as its owner knows it: without the namespace."""
+    return key[len(namespace_prefix(namespace)) :]
 
 
 def derive_session_key(

@@ -24,7 +24,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from proxy_core import namespace_prefix
+from proxy_core import unnamespaced
 from proxy_http.errors import send_error
 from proxy_http.wire import ErrorBody, ErrorDetail
 
@@ -183,7 +183,7 @@ class Access(msgspec.Struct, frozen=True):
     def shown(self, key: str) -> str:
         """A store key as this caller sees it: within its own namespace for a key that
         sees only its own; in full (namespace included) for one that sees them all."""
-        return key if self.sees_all else key[len(namespace_prefix(self.namespace)) :]
+        return key if self.sees_all else unnamespaced(self.namespace, key)
 
 
 OPEN_ACCESS = Access(namespace="", sees_all=True)
