@@ -20,7 +20,7 @@ from proxy_core.conversation import (
     parse_conversation,
 )
 from proxy_core.effort import REASONING_EFFORT_VALUES, Effort, parse_effort
-from proxy_core.errors import ChatError, FailureReason
+from proxy_core.errors import NO_RESULT, ChatError, FailureReason, no_result
 from proxy_core.events import (
     Event,
     Failed,
@@ -59,6 +59,7 @@ from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
 
 __all__ = [
+    "NO_RESULT",
     "REASONING_EFFORT_VALUES",
     "BackendStatus",
     "Base64Image",
@@ -114,6 +115,7 @@ __all__ = [
     "fingerprint",
     "namespace_prefix",
     "namespaced",
+    "no_result",
     "parse_conversation",
     "parse_effort",
     "parse_rendering",

@@ -48,6 +48,15 @@ class ChatError(Exception):
         return f"ChatError({self.reason.value!r}, {self.message!r}, param={self.param!r})"
 
 
+NO_RESULT = "The turn ended without a result."
+"""What a caller is told of a turn whose events stopped before its end (Finished/Failed)."""
+
+
+def no_result() -> ChatError:
+    """The failure of a turn whose events stopped before its end."""
+    return ChatError(FailureReason.CLI_CRASHED, NO_RESULT)
+
+
 def invalid(message: str, param: str | None = None) -> ChatError:
     """Shorthand for the most common failure: the caller sent something we cannot use."""
     return ChatError(FailureReason.INVALID_REQUEST, message, param=param)

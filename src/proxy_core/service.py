@@ -19,7 +19,7 @@ import msgspec
 from proxy_core.catalog import ModelCatalog, ResolvedModel
 from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
 from proxy_core.effort import Effort, parse_effort
-from proxy_core.errors import ChatError, FailureReason
+from proxy_core.errors import ChatError, FailureReason, no_result
 from proxy_core.events import (
     Event,
     Failed,
@@ -179,7 +179,7 @@ class ChatService:
                         model=turn.model.response_id,
                         session_key=turn.key.value,
                     )
-        raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.")
+        raise no_result()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         """Admit a request and yield its events (admission errors are raised)."""

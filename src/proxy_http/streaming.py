@@ -24,6 +24,7 @@ import msgspec
 import structlog
 
 from proxy_core import (
+    NO_RESULT,
     ChatError,
     Event,
     Failed,
@@ -34,6 +35,7 @@ from proxy_core import (
     ThinkingDelta,
     Turn,
     Usage,
+    no_result,
 )
 from proxy_http.logging import RequestLog
 from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
@@ -180,7 +182,7 @@ async def hold_first(pump: TurnPump, hold: float, *, show_thinking: bool) -> lis
         try:
             event = await pump.next(left)
         except StopAsyncIteration:
-            raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.") from None
+            raise no_result() from None
         if event is None:
             break
         if isinstance(event, Failed):
@@ -264,9 +266,7 @@ async def stream_turn(
                 try:
                     event = await pump.next(keepalive_interval)
                 except StopAsyncIteration:
-                    yield renderer.error(
-                        FailureReason.CLI_CRASHED, "The turn ended without a result."
-                    )
+                    yield renderer.error(FailureReason.CLI_CRASHED, NO_RESULT)
                     break
             if event is None:
                 yield KEEPALIVE
@@ -319,7 +319,7 @@ async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None =
                 log.outcome = "ok"
                 return Collected(reply.text, reply.thinking, finished.stop_reason, reply.usage)
     except StopAsyncIteration:
-        raise ChatError(FailureReason.CLI_CRASHED, "The turn ended without a result.") from None
+        raise no_result() from None
     finally:
         await pump.aclose()
         note_turn(log, turn)
