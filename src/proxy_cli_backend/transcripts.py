@@ -91,8 +91,12 @@ def purge_transcript(projects: Path, cwd: str, session_id: str) -> bool:
     Returns True only if there was something to delete and none of it is left (each
     deletion is checked); a deletion that failed raises OSError.
     """
-    path = transcript_path(projects, cwd, session_id)
-    return purge_path(projects, path) | purge_path(projects, path.with_suffix(""))
+    return _purge_session(projects, transcript_path(projects, cwd, session_id))
+
+
+def _purge_session(projects: Path, transcript: Path) -> bool:
+    """Delete a transcript and its sibling `<uuid>/` folder; whether either existed."""
+    return purge_path(projects, transcript) | purge_path(projects, transcript.with_suffix(""))
 
 
 def purge_path(projects: Path, path: Path) -> bool:
@@ -144,9 +148,7 @@ def sweep_project(folder: Path, projects: Path, keep: Set[str], cutoff: float) -
         if modified >= cutoff:
             continue
         try:
-            transcript = folder / f"{session}{_TRANSCRIPT_SUFFIX}"
-            purge_path(projects, transcript)
-            purge_path(projects, folder / session)
+            _purge_session(projects, folder / f"{session}{_TRANSCRIPT_SUFFIX}")
         except (ValueError, OSError) as error:
             log.warning("could not delete the orphaned transcript %s: %s", session, error)
             continue
