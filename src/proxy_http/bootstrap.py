@@ -169,20 +169,29 @@ async def open_service(settings: Settings) -> ChatService:
     )
 
 
-async def _sweep_periodically(store: SessionStore, interval: float) -> None:
-    """Expire idle conversations now and then, if the store knows how."""
-    sweep: Callable[[], object] | None = getattr(store, "sweep", None)
-    if sweep is None or interval <= 0:
+async def _sweep_periodically(service: ChatService, interval: float, grace: float) -> None:
+    """Every `interval` seconds: expire idle conversations, then delete the transcripts
+    that no conversation points to any more."""
+    if interval <= 0:
         return
     while True:
         await asyncio.sleep(interval)
-        try:
-            result = sweep()
-            if asyncio.iscoroutine(result):
-                result = await result
-            log.debug("sessions_swept", removed=result)
-        except Exception as error:  # one failed sweep must not end the server
-            log.warning("session_sweep_failed", error=repr(error))
+        await _sweep_sessions(service.store)
+        await sweep_transcripts(service, grace)
+
+
+async def _sweep_sessions(store: SessionStore) -> None:
+    """Expire idle conversations, if the store knows how."""
+    sweep: Callable[[], object] | None = getattr(store, "sweep", None)
+    if sweep is None:
+        return
+    try:
+        result = sweep()
+        if asyncio.iscoroutine(result):
+            result = await result
+        log.debug("sessions_swept", removed=result)
+    except Exception as error:  # one failed sweep must not end the server
+        log.warning("session_sweep_failed", error=repr(error))
 
 
 async def sweep_transcripts(service: ChatService, grace: float) -> int:
@@ -202,32 +211,17 @@ async def sweep_transcripts(service: ChatService, grace: float) -> int:
     return removed
 
 
-async def _sweep_transcripts_periodically(
-    service: ChatService, grace: float, interval: float
-) -> None:
-    if grace <= 0 or interval <= 0:
-        return
-    while True:
-        await asyncio.sleep(interval)
-        await sweep_transcripts(service, grace)
-
-
 def service_lifespan(
     service: ChatService, settings: Settings
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Sweeps orphaned transcripts before serving, then runs the session and transcript
-    sweeps while the app lives; closes the service when it stops."""
+    """Sweeps orphaned transcripts before serving, then sweeps conversations and
+    transcripts while the app lives; closes the service when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await sweep_transcripts(service, settings.transcript_grace)
         sweeper = asyncio.create_task(
-            _sweep_periodically(service.store, settings.session_sweep_interval)
-        )
-        transcripts = asyncio.create_task(
-            _sweep_transcripts_periodically(
-                service, settings.transcript_grace, settings.session_sweep_interval
-            )
+            _sweep_periodically(service, settings.session_sweep_interval, settings.transcript_grace)
         )
         watchdog = watchdog_of(service)
         watch = asyncio.create_task(
@@ -238,9 +232,9 @@ def service_lifespan(
         try:
             yield
         finally:
-            for task in (sweeper, transcripts, watch):
+            for task in (sweeper, watch):
                 task.cancel()
-            await asyncio.gather(sweeper, transcripts, watch, return_exceptions=True)
+            await asyncio.gather(sweeper, watch, return_exceptions=True)
             await service.aclose()
             if watchdog is not None:
                 # The runner ended its processes; whatever it tracked and is left is an orphan.
