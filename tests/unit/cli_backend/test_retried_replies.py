@@ -167,7 +167,10 @@ def test_a_retried_thinking_block_is_not_repeated_and_a_different_one_is_withhel
 
 # A property over any cut: whatever the first attempt streamed and whatever the
 # retry says, the client's text ends up as the retry's final text, and nothing is
-# withdrawn when the retry continues what was sent.
+# withdrawn when the retry continues what was sent. The one deliberate exception
+# (`MessageText.leftover`): sent text beyond a shorter final text is let go when it
+# is whitespace alone, since the complete text may lack a trailing newline the
+# stream had; the client then has exactly what was sent.
 _text = st.text(alphabet="ab c", min_size=1, max_size=12)
 
 
@@ -180,7 +183,11 @@ def test_the_client_text_is_always_the_final_text(
     events = translate(
         *cut(sent), canned.connection_retry(), *whole(final, *pieces), canned.result(final)
     )
-    assert client_text(events) == final
+    shown = client_text(events)
+    if shown != final:
+        assert shown == sent
+        assert shown.startswith(final)
+        assert not shown[len(final) :].strip()
     if final.startswith(sent):
         assert not any(isinstance(e, TextRetracted) for e in events)
         assert "".join(e.text for e in events if isinstance(e, TextDelta)) == final
