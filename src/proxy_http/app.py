@@ -22,6 +22,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
+from claude_max_api.settings import Settings
 from proxy_core import (
     ChatError,
     ChatRequest,
@@ -37,7 +38,6 @@ from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
-from proxy_http.settings import Settings
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
 from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_first
 from proxy_http.wire import (

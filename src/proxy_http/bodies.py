@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+from claude_max_api.settings import Settings
 from proxy_http.errors import RequestRefused, retry_after_header, send_refusal
-from proxy_http.settings import Settings
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 BUDGET_PER_BODY = 4

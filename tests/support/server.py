@@ -22,9 +22,9 @@ import httpx
 import uvicorn
 from litestar import Litestar
 
+from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore, ModelCatalog, ServiceLimits
 from proxy_http.app import create_app
-from proxy_http.settings import Settings
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from proxy_http.settings import Settings
+from claude_max_api.settings import Settings
 from tests.support.server import LiveServer, ServerProcess, free_port, live_fake_server
 
 KEYS = "first-key-8c1f,second-key-77d0"

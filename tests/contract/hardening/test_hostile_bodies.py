@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claude_max_api.settings import Settings
 from proxy_core import REASONING_EFFORT_VALUES, ParseLimits, ServiceLimits
-from proxy_http.settings import Settings
 from tests.support.server import LiveServer, live_fake_server
 
 MAX_CHARS = 20_000

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 import openai
 import pytest
 
+from claude_max_api.settings import Settings
 from proxy_core import (
     ChatService,
     Event,
@@ -21,7 +22,6 @@ from proxy_core import (
     TurnPlan,
     Usage,
 )
-from proxy_http.settings import Settings
 from tests.support.server import LiveServer, live_fake_server
 
 MakeServer = Callable[..., tuple[LiveServer, ChatService, FakeRunner]]

@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
+from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, PlanKind
-from proxy_http.settings import Settings
 from tests.support.server import LiveServer
 
 from .conftest import MakeServer

@@ -9,8 +9,8 @@ import time
 
 import httpx
 
+from claude_max_api.settings import Settings
 from proxy_core import FailureReason, ServiceLimits
-from proxy_http.settings import Settings
 
 from .conftest import USER_HI, MakeServer, fail, reply
 

@@ -7,8 +7,8 @@ import asyncio
 import openai
 import pytest
 
+from claude_max_api.settings import Settings
 from proxy_core import FailureReason, ModelCatalog, ServiceLimits, ThinkingDelta, Usage
-from proxy_http.settings import Settings
 
 from .conftest import USER_HI, MakeServer, async_sdk, fail, reply, sdk
 

@@ -16,10 +16,16 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 from structlog.testing import capture_logs
 
+from claude_max_api.bootstrap import (
+    build_app,
+    build_catalog,
+    build_limits,
+    build_runner,
+    build_store,
+)
+from claude_max_api.settings import Settings
 from proxy_cli_backend.session_store import SqliteSessionStore
 from proxy_core import ChatService
-from proxy_http.bootstrap import build_app, build_catalog, build_limits, build_runner, build_store
-from proxy_http.settings import Settings
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import LiveServer, live_app
 from tests.support.store_faults import fill_up, make_read_only

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from claude_max_api.settings import Settings
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, FakeRunner
 from proxy_core.fakes import InMemorySessionStore
 from proxy_http.app import create_app
 from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.logging import RequestLog
-from proxy_http.settings import Settings
 from proxy_http.sse import ChunkRenderer
 from proxy_http.streaming import ActiveTurns, collect_turn, stream_turn
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from claude_max_api.settings import Settings
 from proxy_http.auth import (
     ApiKeyError,
     ApiKeys,
@@ -17,7 +18,6 @@ from proxy_http.auth import (
     load_api_keys,
     presented_key,
 )
-from proxy_http.settings import Settings
 
 
 def test_keys_from_a_comma_list_are_trimmed_and_blank_ones_dropped() -> None:

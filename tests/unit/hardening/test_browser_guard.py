@@ -9,11 +9,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from structlog.testing import capture_logs
 
+from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.app import create_app
 from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.browser_guard import BrowserGuardMiddleware
-from proxy_http.settings import Settings
 
 LOCAL = "http://127.0.0.1:3456"
 CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from claude_max_api.settings import Settings, SettingsError, parse_serve_args
 from proxy_http.browser_policy import (
     BrowserHeaders,
     BrowserPolicy,
@@ -17,7 +18,6 @@ from proxy_http.browser_policy import (
     parse_host,
     parse_origin,
 )
-from proxy_http.settings import Settings, SettingsError, parse_serve_args
 
 LOCAL = "127.0.0.1:3456"
 JSON = "application/json"

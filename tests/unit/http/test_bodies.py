@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from litestar.types import Receive, Scope, Send
 
+from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.app import create_app
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.errors import RequestRefused
-from proxy_http.settings import Settings
 
 Messages = list[dict[str, Any]]
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import msgspec
 from structlog.testing import capture_logs
 
-from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.live_runner import LiveConfig
-from proxy_core import ChatRequest, ChatService, FakeRunner, InMemorySessionStore, ServiceLimits
-from proxy_http.bootstrap import (
+from claude_max_api.bootstrap import (
     build_catalog,
     build_limits,
     live_config,
     runner_config,
     sweep_transcripts,
 )
-from proxy_http.settings import Settings
+from claude_max_api.settings import Settings
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.live_runner import LiveConfig
+from proxy_core import ChatRequest, ChatService, FakeRunner, InMemorySessionStore, ServiceLimits
 
 USER_HI = {"role": "user", "content": "hi"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from proxy_http.cli import build_parser, main
-from proxy_http.settings import Settings, flag_name
+from claude_max_api.cli import build_parser, main
+from claude_max_api.settings import Settings, flag_name
 
 
 def test_serve_help_lists_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +38,7 @@ def test_doctor_receives_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(settings)
         return 3
 
-    monkeypatch.setattr("proxy_http.doctor.run_doctor", fake_doctor)
+    monkeypatch.setattr("claude_max_api.doctor.run_doctor", fake_doctor)
     assert main(["doctor", "--port", "4000"]) == 3
     assert seen[0].port == 4000
 
@@ -50,6 +50,6 @@ def test_setup_openclaw_gets_its_arguments_untouched(monkeypatch: pytest.MonkeyP
         seen.append(argv)
         return 0
 
-    monkeypatch.setattr("proxy_http.openclaw.setup_openclaw", fake_setup)
+    monkeypatch.setattr("claude_max_api.openclaw.setup_openclaw", fake_setup)
     assert main(["setup-openclaw", "--dry-run", "--port", "4000"]) == 0
     assert seen == [["--dry-run", "--port", "4000"]]

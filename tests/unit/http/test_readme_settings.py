@@ -6,7 +6,7 @@ from pathlib import Path
 
 import msgspec
 
-from proxy_http.settings import Settings, env_name, flag_name
+from claude_max_api.settings import Settings, env_name, flag_name
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

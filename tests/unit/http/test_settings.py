@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from proxy_http.settings import HELP, Settings, SettingsError, parse_pairs, parse_serve_args
+from claude_max_api.settings import HELP, Settings, SettingsError, parse_pairs, parse_serve_args
 
 
 def test_defaults_apply_without_flags_or_env() -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import pytest
 from litestar.testing import TestClient
 
+from claude_max_api.settings import Settings
 from proxy_core import (
     ChatError,
     ChatRequest,
@@ -28,7 +29,6 @@ from proxy_core import (
 )
 from proxy_http.app import create_app
 from proxy_http.logging import RequestLog
-from proxy_http.settings import Settings
 from proxy_http.sse import KEEPALIVE, ChunkRenderer
 from proxy_http.streaming import ActiveTurns, open_stream
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
+from claude_max_api.bootstrap import build_runner
+from claude_max_api.settings import parse_serve_args
 from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.runner import ClaudeCliRunner
-from proxy_http.bootstrap import build_runner
-from proxy_http.settings import parse_serve_args
 
 
 def test_the_server_keeps_live_processes_by_default() -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from msgspec.structs import replace
 
+from claude_max_api.doctor import run_doctor
+from claude_max_api.settings import Settings
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.diagnostics import check_login, diagnose
-from proxy_http.doctor import run_doctor
-from proxy_http.settings import Settings
 from tests.support.server import free_port
 
 LOGGED_IN = {"loggedIn": True, "authMethod": "claude.ai", "projectsDirectory": "/x"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from proxy_http.openclaw import gateway_pids, openclaw_models, setup_openclaw
+from claude_max_api.openclaw import gateway_pids, openclaw_models, setup_openclaw
 
 EXISTING_MODELS: dict[str, Any] = {
     "providers": {

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 
+from claude_max_api.bootstrap import BackendStartupError, build_store, service_lifespan
+from claude_max_api.settings import Settings
 from proxy_cli_backend.session_store import SqliteSessionStore
 from proxy_core import ChatService, FakeRunner, SessionRecord
-from proxy_http.bootstrap import BackendStartupError, build_store, service_lifespan
-from proxy_http.settings import Settings
 
 
 async def test_serve_keeps_sessions_in_the_state_dir_by_default(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import structlog
 import uvicorn
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from proxy_http.settings import Settings, SettingsError, add_flags, load_settings
+from claude_max_api.settings import Settings, SettingsError, add_flags, load_settings
 
 if TYPE_CHECKING:
     from proxy_http.streaming import ActiveTurns
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "setup-openclaw":
         # Its options belong to that command alone; hand them over untouched.
-        from proxy_http.openclaw import setup_openclaw
+        from claude_max_api.openclaw import setup_openclaw
 
         return setup_openclaw(args[1:])
     parser = build_parser()
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         parser.error(str(error))
     if namespace.command == "doctor":
-        from proxy_http.doctor import run_doctor
+        from claude_max_api.doctor import run_doctor
 
         return run_doctor(settings)
     return serve(settings)
@@ -74,14 +74,14 @@ def serve(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    from proxy_http.app import ACTIVE_TURNS_KEY
-    from proxy_http.auth import ApiKeyError, exposure_refusal, full_tools_warning, load_api_keys
-    from proxy_http.bootstrap import (
+    from claude_max_api.bootstrap import (
         BackendStartupError,
         build_app,
         kill_leftover_children,
         open_service,
     )
+    from proxy_http.app import ACTIVE_TURNS_KEY
+    from proxy_http.auth import ApiKeyError, exposure_refusal, full_tools_warning, load_api_keys
     from proxy_http.connections import guarded_protocol
     from proxy_http.open_files import AcceptFailureLog, connection_cap, raise_open_files_limit
 

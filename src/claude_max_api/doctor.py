@@ -15,9 +15,9 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from claude_max_api.bootstrap import Finding, backend_findings
+from claude_max_api.settings import Settings
 from proxy_http.auth import ApiKeyError, is_loopback, load_api_keys
-from proxy_http.bootstrap import Finding, backend_findings
-from proxy_http.settings import Settings
 
 
 def run_doctor(

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 from litestar import Litestar
 
+from claude_max_api.settings import Settings
 from proxy_cli_backend.config import CliRunnerConfig, default_state_dir
 from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
@@ -31,7 +32,6 @@ from proxy_core import (
 )
 from proxy_http.app import create_app
 from proxy_http.readiness import ReadinessProbe
-from proxy_http.settings import Settings
 
 __all__ = [
     "BackendStartupError",
@@ -47,7 +47,7 @@ __all__ = [
     "runner_config",
 ]
 
-log = structlog.get_logger("proxy_http.bootstrap")
+log = structlog.get_logger("claude_max_api.bootstrap")
 
 
 def runner_config(settings: Settings) -> CliRunnerConfig:
