@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from proxy_core import ChatError
-from tests.contract.live.conftest import Chat, live_runner, wait_for
+from tests.contract.cli_backend.conftest import Chat, live_runner, wait_for
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]

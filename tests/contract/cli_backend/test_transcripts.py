@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from proxy_cli_backend.transcripts import transcript_path
-from tests.contract.cli.helpers import finished, plan, run_turn
+from tests.contract.cli_backend.helpers import finished, plan, run_turn
 from tests.contract.conftest import RunnerFactory
 from tests.support.fake_upstream import FakeAnthropic
 

@@ -9,15 +9,15 @@ from typing import Any
 
 from proxy_cli_backend.procfs import read_process
 from proxy_core import Failed, Finished, TextDelta
-from tests.unit.live import test_live_runner
-from tests.unit.live.test_live_runner import (
+from tests.unit.cli_backend import test_live_runner
+from tests.unit.cli_backend.test_live_runner import (
     end,
     follow_up,
     pids,
     plan,
     run,
 )
-from tests.unit.live.test_process_cap import wait_until
+from tests.unit.cli_backend.test_process_cap import wait_until
 
 # The stand-in CLI runner fixture, shared with the runner's other unit tests.
 make_runner = test_live_runner.make_runner

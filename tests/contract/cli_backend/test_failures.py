@@ -15,7 +15,7 @@ from proxy_core import (
     PlanKind,
     TextDelta,
 )
-from tests.contract.cli.helpers import failed, finished, plan, run_turn
+from tests.contract.cli_backend.helpers import failed, finished, plan, run_turn
 from tests.contract.conftest import RunnerFactory
 from tests.support.fake_upstream import FakeAnthropic
 

@@ -1,4 +1,4 @@
-"""LiveCliRunner's transcript clean-up over the stand-in CLI (tests/unit/live/fake_cli.py).
+"""LiveCliRunner's transcript clean-up over the stand-in CLI (tests/unit/cli_backend/fake_cli.py).
 
 The stand-in writes no transcripts, so each test lays the files out where the real
 CLI would (`transcript_path`) and checks which of them the runner deletes.
@@ -21,7 +21,7 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.transcripts import transcript_path
 from proxy_core import Failed, Finished, PlanKind
-from tests.unit.live.test_live_runner import FAKE_CLI, end, plan, run
+from tests.unit.cli_backend.test_live_runner import FAKE_CLI, end, plan, run
 
 OLD = 7200.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.contract.live.conftest import Chat, live_runner, wait_for
+from tests.contract.cli_backend.conftest import Chat, live_runner, wait_for
 from tests.support.fake_upstream import FakeAnthropic
 
 

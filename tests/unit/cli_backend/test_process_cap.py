@@ -15,8 +15,8 @@ import pytest
 from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.procfs import process_table
 from proxy_core import Finished, TextDelta
-from tests.unit.live import test_live_runner
-from tests.unit.live.test_live_runner import (
+from tests.unit.cli_backend import test_live_runner
+from tests.unit.cli_backend.test_live_runner import (
     FAKE_CLI,
     end,
     follow_up,

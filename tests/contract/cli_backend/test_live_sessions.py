@@ -9,7 +9,7 @@ from typing import Any
 
 from proxy_core import Effort, TextDelta
 from tests.contract.conftest import ProcessWatch
-from tests.contract.live.conftest import Chat, live_pids, live_runner, wait_for
+from tests.contract.cli_backend.conftest import Chat, live_pids, live_runner, wait_for
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]

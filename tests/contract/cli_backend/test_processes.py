@@ -9,7 +9,7 @@ import pytest
 
 from proxy_cli_backend.runner import BackendStartupError
 from proxy_core import FailureReason, TextDelta
-from tests.contract.cli.helpers import failed, finished, plan, run_turn, text_of
+from tests.contract.cli_backend.helpers import failed, finished, plan, run_turn, text_of
 from tests.contract.conftest import ProcessWatch, RunnerFactory, cli_processes
 from tests.support.fake_upstream import FakeAnthropic
 

@@ -24,7 +24,7 @@ from proxy_core import (
     Usage,
 )
 from proxy_core.conversation import Base64Image
-from tests.contract.cli.helpers import finished, plan, run_turn, text_of
+from tests.contract.cli_backend.helpers import finished, plan, run_turn, text_of
 from tests.contract.conftest import RunnerFactory
 from tests.support.fake_upstream import FakeAnthropic
 
