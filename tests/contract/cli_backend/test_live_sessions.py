@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy_core import Effort, TextDelta
-from tests.contract.conftest import ProcessWatch
 from tests.contract.cli_backend.conftest import Chat, live_pids, live_runner, wait_for
+from tests.contract.conftest import ProcessWatch
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from proxy_cli_backend.live import LiveProcess
-from tests.contract.conftest import ProcessWatch
 from tests.contract.cli_backend.conftest import Chat, live_pids, live_runner, wait_for
 from tests.contract.cli_backend.test_live_sessions import history
+from tests.contract.conftest import ProcessWatch
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]

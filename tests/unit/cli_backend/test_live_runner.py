@@ -1,4 +1,4 @@
-"""LiveCliRunner's rules over a stand-in CLI (tests/unit/cli_backend/fake_cli.py): no model, fast."""
+"""LiveCliRunner over a stand-in CLI (tests/unit/cli_backend/fake_cli.py): no model, fast."""
 
 from __future__ import annotations
 
