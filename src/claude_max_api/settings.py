@@ -333,7 +333,19 @@ def _from_text(kind: Any, raw: str) -> object:
         raise ValueError("expected true or false (yes/no, on/off, 1/0)")
     if not lowered and type(None) in get_args(kind):
         return None
-    return raw
+    number = _number_type(kind)
+    # Python's own reading (spaces, `1_000`, `.5`), as the flags have always accepted.
+    return number(raw) if number is not None else raw
+
+
+def _number_type(kind: Any) -> type[int] | type[float] | None:
+    """`int` or `float` when the setting is one (optional or not), else None."""
+    options = [arg for arg in get_args(kind) if arg is not type(None)] or [kind]
+    if options == [int]:
+        return int
+    if options == [float]:
+        return float
+    return None
 
 
 def parse_value(setting: Setting, raw: str, source: str) -> object:

@@ -242,3 +242,17 @@ def test_values_round_trip_through_from_values() -> None:
     assert settings.with_values(port=1).server.port == 1
     with pytest.raises(TypeError, match="no_such"):
         Settings.from_values(no_such=1)
+
+
+def test_numbers_read_as_python_reads_them() -> None:
+    env = {
+        "CLAUDE_PROXY_MAX_QUEUED": " 8 ",
+        "CLAUDE_PROXY_MAX_MESSAGES": "1_000",
+        "CLAUDE_PROXY_STREAM_HOLD": ".5",
+        "CLAUDE_PROXY_UPSTREAM_RETRIES": "+3",
+    }
+    settings = parse_serve_args([], env)
+    assert settings.limits.max_queued == 8
+    assert settings.limits.parse.max_messages == 1000
+    assert settings.server.http.stream_hold == 0.5
+    assert settings.backend.cli.upstream_retries == 3
