@@ -270,7 +270,8 @@ def _walk(struct: type[msgspec.Struct], path: tuple[str, ...]) -> Iterator[Setti
 SETTINGS: tuple[Setting, ...] = tuple(_walk(Settings, ()))
 """Every setting, in declaration order."""
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
-assert len(BY_NAME) == len(SETTINGS), "two settings share a public name"
+if len(BY_NAME) != len(SETTINGS):  # a flag and an env var would then set two fields
+    raise RuntimeError("two settings share a public name")
 
 
 def _nest(values: Mapping[str, object]) -> dict[str, Any]:
@@ -429,7 +430,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "sessions": ("Sessions", "Where conversations are kept, and for how long."),
 }
 """Each section of `Settings`: its title and what it covers, for the docs."""
-assert set(SECTIONS) == set(Settings.__struct_fields__), "a section without a title"
+if set(SECTIONS) != set(Settings.__struct_fields__):
+    raise RuntimeError("every section of Settings needs a title in SECTIONS")
 
 
 def _shown_default(setting: Setting) -> str:
