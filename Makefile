@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run test unit contract lint fmt bench cli clean
+.PHONY: venv run test unit contract lint fmt docs bench cli clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,10 @@ lint: venv
 fmt: venv
 	$(BIN)/ruff check --fix src tests examples bench
 	$(BIN)/ruff format src tests examples bench
+
+# docs/configuration.md is generated from the settings' declaration (a test checks it).
+docs: venv
+	$(BIN)/python -m claude_max_api.settings --markdown > docs/configuration.md
 
 bench: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run

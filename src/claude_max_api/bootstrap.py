@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import msgspec
 import structlog
 from litestar import Litestar
 
 from claude_max_api.settings import Settings
-from proxy_cli_backend.config import CliRunnerConfig, default_state_dir
+from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
@@ -26,11 +27,11 @@ from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     ChatService,
     ModelCatalog,
-    ParseLimits,
     ServiceLimits,
     SessionStore,
 )
 from proxy_http.app import create_app
+from proxy_http.config import HttpConfig
 from proxy_http.readiness import ReadinessProbe
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "build_limits",
     "build_runner",
     "build_store",
+    "http_config",
     "kill_leftover_children",
     "open_service",
     "runner_config",
@@ -51,25 +53,8 @@ log = structlog.get_logger("claude_max_api.bootstrap")
 
 
 def runner_config(settings: Settings) -> CliRunnerConfig:
-    """The CLI runner's configuration from the server settings."""
-    return CliRunnerConfig(
-        cli_path=settings.cli_path,
-        tools=settings.tools,
-        workdir=settings.workdir,
-        state_dir=settings.state_dir or default_state_dir(),
-        allow_root_tools=settings.allow_root_tools,
-        extra_env=dict(settings.cli_extra_env),
-        first_event_timeout=settings.first_event_timeout,
-        idle_timeout=settings.idle_timeout,
-        total_timeout=settings.total_timeout,
-        kill_grace=settings.kill_grace,
-        exit_wait=settings.cli_exit_wait,
-        max_line_bytes=settings.cli_max_line_bytes,
-        stderr_tail_bytes=settings.cli_stderr_tail_bytes,
-        version_timeout=settings.cli_version_timeout,
-        upstream_retries=settings.upstream_retries,
-        effort=settings.effort,
-    )
+    """The CLI runner's configuration: the settings' own part, handed over whole."""
+    return settings.backend.cli
 
 
 def backend_findings(
@@ -84,48 +69,36 @@ def backend_findings(
 
 def live_config(settings: Settings) -> LiveConfig:
     """Live processes and the warm pool; the pool starts with the default model."""
-    return LiveConfig(
-        max_live=settings.live_max,
-        live_idle_timeout=settings.live_idle_timeout,
-        probe_timeout=settings.live_probe_timeout,
-        pool_size=settings.pool_size,
-        pool_model=build_catalog(settings).resolve(settings.default_model).cli_model,
-    )
+    pool_model = build_catalog(settings).resolve(settings.models.default_model).cli_model
+    return msgspec.structs.replace(settings.live.processes, pool_model=pool_model)
 
 
 def build_runner(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
     """Live processes per conversation, or a process per turn with `spawn_per_turn`."""
-    if settings.spawn_per_turn:
+    if settings.live.spawn_per_turn:
         return ClaudeCliRunner(runner_config(settings))
-    if settings.max_concurrent > settings.live_max:
+    live_max = settings.live.processes.max_live
+    if settings.limits.max_concurrent > live_max:
         # Valid, but the smaller one rules: say so once rather than surprise at load.
         log.warning(
             "live_max_below_max_concurrent",
-            live_max=settings.live_max,
-            max_concurrent=settings.max_concurrent,
+            live_max=live_max,
+            max_concurrent=settings.limits.max_concurrent,
             effect="turns beyond --live-max wait for a CLI process to be free",
         )
     return LiveCliRunner(runner_config(settings), live_config(settings))
 
 
 def build_limits(settings: Settings) -> ServiceLimits:
-    return ServiceLimits(
-        max_concurrent=settings.max_concurrent,
-        max_queued=settings.max_queued,
-        busy_retry_after=settings.busy_retry_after,
-        parse=ParseLimits(
-            max_messages=settings.max_messages,
-            max_message_chars=settings.max_message_chars,
-            max_images=settings.max_images,
-            max_image_bytes=settings.max_image_bytes,
-        ),
-    )
+    """The service's limits: the settings' own part, handed over whole."""
+    return settings.limits
 
 
 def build_catalog(settings: Settings) -> ModelCatalog:
-    return ModelCatalog(
-        default=settings.default_model, strict=settings.strict_models
-    ).with_overrides(settings.model_overrides)
+    models = settings.models
+    return ModelCatalog(default=models.default_model, strict=models.strict_models).with_overrides(
+        models.model_overrides
+    )
 
 
 def build_store(settings: Settings) -> SessionStore:
@@ -134,14 +107,13 @@ def build_store(settings: Settings) -> SessionStore:
     A TTL of 0 or less keeps idle conversations forever; `:memory:` keeps them until
     the server stops. A database that cannot be opened stops the start-up.
     """
-    path = settings.sessions_db or str(
-        Path(settings.state_dir or default_state_dir()) / DATABASE_NAME
-    )
+    sessions = settings.sessions
+    path = sessions.sessions_db or str(Path(settings.backend.cli.state_dir) / DATABASE_NAME)
     try:
         return SqliteSessionStore(
             path,
-            ttl_seconds=settings.session_ttl if settings.session_ttl > 0 else None,
-            max_sessions=settings.max_sessions,
+            ttl_seconds=sessions.session_ttl if sessions.session_ttl > 0 else None,
+            max_sessions=sessions.max_sessions,
         )
     except (SessionStoreError, ValueError) as error:
         raise BackendStartupError(str(error)) from error
@@ -219,14 +191,15 @@ def service_lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await sweep_transcripts(service, settings.transcript_grace)
+        sessions = settings.sessions
+        await sweep_transcripts(service, sessions.transcript_grace)
         sweeper = asyncio.create_task(
-            _sweep_periodically(service, settings.session_sweep_interval, settings.transcript_grace)
+            _sweep_periodically(service, sessions.session_sweep_interval, sessions.transcript_grace)
         )
         watchdog = watchdog_of(service)
         watch = asyncio.create_task(
-            watchdog.watch(settings.watchdog_interval)
-            if watchdog and settings.watchdog_interval > 0
+            watchdog.watch(settings.backend.watchdog_interval)
+            if watchdog and settings.backend.watchdog_interval > 0
             else asyncio.sleep(0)
         )
         try:
@@ -261,11 +234,16 @@ def kill_leftover_children(service: ChatService) -> int:
     return watchdog.kill_all(root=os.getpid())
 
 
+def http_config(settings: Settings) -> HttpConfig:
+    """What the HTTP adapter reads: the settings' HTTP and access parts, handed over whole."""
+    return HttpConfig(http=settings.server.http, security=settings.security.access)
+
+
 def build_app(service: ChatService, settings: Settings) -> Litestar:
     """The served app: the HTTP adapter over `service`, closing it on shutdown."""
     return create_app(
         service,
-        settings,
+        http_config(settings),
         lifespan=[service_lifespan(service, settings)],
         readiness=ReadinessProbe(lambda: backend_findings(settings)),
     )

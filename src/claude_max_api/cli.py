@@ -69,7 +69,7 @@ def serve(settings: Settings) -> int:
     """Run the server until SIGINT/SIGTERM; non-zero when the backend cannot start."""
     from proxy_http.logging import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.server.log_format, settings.server.log_level)
     return asyncio.run(_serve(settings))
 
 
@@ -87,26 +87,32 @@ async def _serve(settings: Settings) -> int:
 
     log = structlog.get_logger("proxy_http")
     try:
-        keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
+        keys = load_api_keys(
+            settings.security.access.api_keys,
+            settings.security.access.api_key_file,
+            settings.security.access.admin_api_keys,
+        )
     except ApiKeyError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 2
     refusal = exposure_refusal(
-        settings.host, keys, allow_unauthenticated=settings.allow_unauthenticated
+        settings.server.http.host,
+        keys,
+        allow_unauthenticated=settings.security.allow_unauthenticated,
     )
     if refusal is not None:
         print(f"claude-max-api: {refusal}", file=sys.stderr)
         return 2
-    if warning := full_tools_warning(settings.host, settings.tools):
+    if warning := full_tools_warning(settings.server.http.host, settings.backend.cli.tools):
         log.warning(warning)
     files = raise_open_files_limit()  # before the first CLI process, which inherits it
     log.info("open_files_limit", soft=files.soft, soft_before=files.before, hard=files.hard)
-    max_connections = connection_cap(settings.max_connections, files.soft)
-    if max_connections != settings.max_connections:
+    max_connections = connection_cap(settings.server.max_connections, files.soft)
+    if max_connections != settings.server.max_connections:
         log.warning(
             "max_connections_lowered",
             max_connections=max_connections,
-            setting=settings.max_connections,
+            setting=settings.server.max_connections,
             open_files_limit=files.soft,
         )
     loop = asyncio.get_running_loop()
@@ -122,28 +128,30 @@ async def _serve(settings: Settings) -> int:
     quiet = _QuietWhenForced(app)
     config = uvicorn.Config(
         quiet,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.http.host,
+        port=settings.server.port,
         http=guarded_protocol(
-            header_timeout=settings.header_timeout,
+            header_timeout=settings.server.header_timeout,
             max_connections=max_connections,
-            retry_after=settings.busy_retry_after,
+            retry_after=settings.limits.busy_retry_after,
         ),
         ws="none",  # no WebSocket endpoint: an upgrade request is a plain HTTP request
         log_config=None,
         access_log=False,
         lifespan="on",
         # A fallback only: the drain below ends every turn with an error at the grace.
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace + settings.kill_grace + 5),
+        timeout_graceful_shutdown=math.ceil(
+            settings.server.shutdown_grace + settings.backend.cli.kill_grace + 5
+        ),
     )
     server = _QuietSignalsServer(config)
-    shutdown = _Shutdown(server, active, settings.shutdown_grace, quiet)
+    shutdown = _Shutdown(server, active, settings.server.shutdown_grace, quiet)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, shutdown.on_signal, signum)
     log.info(
         "serving",
-        url=f"http://{settings.host}:{settings.port}",
-        tools=settings.tools,
+        url=f"http://{settings.server.http.host}:{settings.server.port}",
+        tools=settings.backend.cli.tools,
         auth="api keys" if keys else "none",
     )
     code = 0
@@ -161,7 +169,7 @@ async def _serve(settings: Settings) -> int:
             active.abort_all("The server was stopped.")
             closing = server.lifespan.shutdown() if server.started else service.aclose()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(closing, settings.kill_grace + 5)
+                await asyncio.wait_for(closing, settings.backend.cli.kill_grace + 5)
         killed = kill_leftover_children(service)
         if killed:
             log.warning("children_killed_at_exit", count=killed)

@@ -31,7 +31,7 @@ def run_doctor(
     stream = out or sys.stdout
     findings = [
         *backend_findings(settings, environ=environ, euid=euid),
-        check_port(settings.host, settings.port),
+        check_port(settings.server.http.host, settings.server.port),
         check_exposure(settings),
     ]
     for finding in findings:
@@ -84,24 +84,29 @@ def check_port(host: str, port: int) -> Finding:
 
 def check_exposure(settings: Settings) -> Finding:
     """A non-loopback host without API keys lets anyone on the network spend the account."""
-    if is_loopback(settings.host):
-        return Finding("exposure", True, f"{settings.host} is reachable from this machine only")
+    host, access = settings.server.http.host, settings.security.access
+    if is_loopback(host):
+        return Finding("exposure", True, f"{host} is reachable from this machine only")
     try:
-        keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
+        keys = load_api_keys(
+            access.api_keys,
+            access.api_key_file,
+            access.admin_api_keys,
+        )
     except ApiKeyError as error:
         return Finding("exposure", False, str(error), "fix --api-key-file or --api-keys")
     if keys:
-        return Finding("exposure", True, f"{settings.host} is exposed, and API keys are required")
-    if settings.allow_unauthenticated:
+        return Finding("exposure", True, f"{host} is exposed, and API keys are required")
+    if settings.security.allow_unauthenticated:
         return Finding(
             "exposure",
             True,
-            f"{settings.host} is exposed without API keys, as --allow-unauthenticated asks",
+            f"{host} is exposed without API keys, as --allow-unauthenticated asks",
         )
     return Finding(
         "exposure",
         False,
-        f"{settings.host} is reachable from the network and no API keys are set, "
+        f"{host} is reachable from the network and no API keys are set, "
         "so anyone who can reach it can use the Claude account (serve refuses to start)",
         "claude-max-api serve --host 127.0.0.1  (or set --api-keys / --api-key-file)",
     )

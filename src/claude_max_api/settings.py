@@ -1,7 +1,14 @@
-"""Settings: every knob of the server, with a `serve` flag, an env var and a default.
+"""Settings: every knob of the server, declared once, in sections.
 
-Precedence is flag > env (`CLAUDE_PROXY_<NAME>`; the seed's `PORT` too) > default.
-The flag and env names derive from the field name, so the three can never drift.
+`Settings` nests one section per part of the server; the adapters' and the core's
+own configs (`HttpOptions`, `SecurityOptions`, `ServiceLimits`, `CliRunnerConfig`,
+`LiveConfig`) are parts of it, handed over whole by the composition root. Every
+field with a `msgspec.Meta` description is a setting: it gets a `serve` flag, an env
+var (`CLAUDE_PROXY_<NAME>`; `PORT` too) and a row in docs/configuration.md, all
+generated here. Precedence is flag > env > default. A field without a description
+is wiring (filled by the composition root), not a setting.
+
+`python -m claude_max_api.settings --markdown` prints docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -9,202 +16,286 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
+from msgspec import Meta
 
-from proxy_core import Effort
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.live_runner import LiveConfig
+from proxy_core import ServiceLimits
 from proxy_http.browser_policy import parse_allowed_hosts, parse_allowed_origins
+from proxy_http.config import SECRET_FIELDS, HttpOptions, SecurityOptions
 
 ENV_PREFIX = "CLAUDE_PROXY_"
-# Settings whose values are secrets: shown masked wherever the settings are printed.
-_SECRETS = frozenset({"api_keys", "admin_api_keys"})
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Server: where it listens, its connections, its logs."""
+
+    http: HttpOptions = msgspec.field(default_factory=HttpOptions)
+    port: Annotated[
+        int, Meta(description="TCP port (the PORT env var is honoured too, below this one).")
+    ] = 3456
+    header_timeout: Annotated[
+        float,
+        Meta(
+            description="Seconds a connection has to send a complete request head (from "
+            "connecting, or from the previous response); then it is closed. 0 disables."
+        ),
+    ] = 10.0
+    max_connections: Annotated[
+        int,
+        Meta(
+            description="Most client connections open at once; beyond it a new one gets 503 "
+            "and is closed. 0 disables."
+        ),
+    ] = 1000
+    shutdown_grace: Annotated[
+        float, Meta(description="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
+    ] = 30.0
+    log_format: Annotated[
+        Literal["console", "json"],
+        Meta(description="`console` (human) or `json` (one object a line)."),
+    ] = "console"
+    log_level: Annotated[
+        str,
+        Meta(description="debug, info, warning or error (debug adds the CLI backend's detail)."),
+    ] = "info"
+
+
+class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Security: API keys, and the hosts and web origins the server answers."""
+
+    access: SecurityOptions = msgspec.field(default_factory=SecurityOptions)
+    allow_unauthenticated: Annotated[
+        bool,
+        Meta(description="Allow a non-loopback --host without API keys (trusted networks)."),
+    ] = False
+
+
+class ModelSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Models: which ids are served and what unknown ones get."""
+
+    default_model: Annotated[
+        str, Meta(description="Model used for unknown ids (when not strict).")
+    ] = "sonnet"
+    strict_models: Annotated[
+        bool,
+        Meta(
+            description="Answer 404 model_not_found for unknown model ids instead of the default."
+        ),
+    ] = False
+    model_overrides: Annotated[
+        dict[str, str],
+        Meta(description="Extra or replaced ids: JSON object or `id=cli_model,id2=cli_model2`."),
+    ] = msgspec.field(default_factory=dict)
+
+
+class BackendSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """CLI backend: how `claude` is started and supervised."""
+
+    cli: CliRunnerConfig = msgspec.field(default_factory=CliRunnerConfig)
+    watchdog_interval: Annotated[
+        float,
+        Meta(description="Seconds between sweeps for CLI processes that outlived their turn."),
+    ] = 10.0
+
+
+class LiveSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Live CLI processes: one per conversation, and a warm pool for new ones."""
+
+    spawn_per_turn: Annotated[
+        bool,
+        Meta(description="Start a CLI process per request instead of one live per conversation."),
+    ] = False
+    processes: LiveConfig = msgspec.field(default_factory=LiveConfig)
+
+
+class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Sessions: where conversations are kept, and for how long."""
+
+    sessions_db: Annotated[
+        str | None,
+        Meta(
+            description="Session database (`:memory:` allowed); default "
+            "<state_dir>/sessions.sqlite3."
+        ),
+    ] = None
+    session_ttl: Annotated[float, Meta(description="Seconds an idle conversation is kept.")] = (
+        7 * 24 * 3600.0
+    )
+    max_sessions: Annotated[
+        int, Meta(description="Most conversations kept; the least recently used go first.")
+    ] = 10_000
+    session_sweep_interval: Annotated[
+        float,
+        Meta(
+            description="Seconds between sweeps of expired conversations and orphaned transcripts."
+        ),
+    ] = 600.0
+    transcript_grace: Annotated[
+        float,
+        Meta(
+            description="Seconds a CLI transcript no conversation points to is kept before "
+            "the sweep deletes it (0: never swept)."
+        ),
+    ] = 3600.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """The server's configuration (see `HELP` for what each field means)."""
+    """The server's configuration, one section per part (see docs/configuration.md)."""
 
-    # HTTP
-    host: str = "127.0.0.1"
-    port: int = 3456
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_body_bytes_in_flight: int | None = None
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    max_connections: int = 1000
-    keepalive_interval: float = 15.0
-    stream_hold: float = 3.0
-    reasoning: bool = False
-    shutdown_grace: float = 30.0
-    # Security
-    api_keys: str | None = None
-    api_key_file: str | None = None
-    admin_api_keys: str | None = None
-    allow_unauthenticated: bool = False
-    allowed_hosts: str | None = None
-    allowed_origins: str | None = None
-    watchdog_interval: float = 10.0
-    log_format: Literal["console", "json"] = "console"
-    log_level: str = "info"
-    # Service limits
-    max_concurrent: int = 4
-    max_queued: int = 8
-    busy_retry_after: float = 1.0
-    max_messages: int = 10_000
-    max_message_chars: int = 4_000_000
-    max_images: int = 100
-    max_image_bytes: int = 20 * 1024 * 1024
-    # Model catalog
-    default_model: str = "sonnet"
-    strict_models: bool = False
-    model_overrides: dict[str, str] = msgspec.field(default_factory=dict)
-    # Sessions
-    sessions_db: str | None = None
-    session_ttl: float = 7 * 24 * 3600.0
-    max_sessions: int = 10_000
-    session_sweep_interval: float = 600.0
-    transcript_grace: float = 3600.0
-    # CLI backend (CliRunnerConfig)
-    cli_path: str | None = None
-    tools: str = "none"
-    workdir: str | None = None
-    state_dir: str | None = None
-    allow_root_tools: bool = False
-    cli_extra_env: dict[str, str] = msgspec.field(default_factory=dict)
-    first_event_timeout: float = 90.0
-    idle_timeout: float = 120.0
-    total_timeout: float = 900.0
-    kill_grace: float = 2.0
-    cli_exit_wait: float = 5.0
-    cli_max_line_bytes: int = 16 * 1024 * 1024
-    cli_stderr_tail_bytes: int = 64 * 1024
-    cli_version_timeout: float = 30.0
-    upstream_retries: int | None = 2
-    effort: Effort | None = None
-    # Live CLI processes (LiveCliRunner; see README "Process model")
-    spawn_per_turn: bool = False
-    live_max: int = 8
-    live_idle_timeout: float = 600.0
-    live_probe_timeout: float = 2.0
-    pool_size: int = 1
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    limits: ServiceLimits = msgspec.field(default_factory=ServiceLimits)
+    models: ModelSettings = msgspec.field(default_factory=ModelSettings)
+    backend: BackendSettings = msgspec.field(default_factory=BackendSettings)
+    live: LiveSettings = msgspec.field(default_factory=LiveSettings)
+    sessions: SessionSettings = msgspec.field(default_factory=SessionSettings)
 
     def __post_init__(self) -> None:
         # A malformed allow-list fails at start-up, not as requests refused later.
-        for field, parse in (
-            ("allowed_hosts", parse_allowed_hosts),
-            ("allowed_origins", parse_allowed_origins),
+        access = self.security.access
+        for name, value, parse in (
+            ("allowed_hosts", access.allowed_hosts, parse_allowed_hosts),
+            ("allowed_origins", access.allowed_origins, parse_allowed_origins),
         ):
             try:
-                parse(getattr(self, field))
+                parse(value)
             except ValueError as error:
-                raise ValueError(f"{flag_name(field)} / {env_name(field)}: {error}") from None
+                raise ValueError(f"{flag_name(name)} / {env_name(name)}: {error}") from None
+
+    @classmethod
+    def from_values(cls, **values: object) -> Settings:
+        """Settings from typed values keyed by setting name (`port=9000`), defaults elsewhere."""
+        unknown = set(values) - set(BY_NAME)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return msgspec.convert(_nest(values), cls)
+
+    def with_values(self, **values: object) -> Settings:
+        """A copy with the named settings replaced."""
+        return Settings.from_values(**{**self.values(), **values})
+
+    def values(self) -> dict[str, object]:
+        """Every setting's value, by setting name."""
+        return {setting.name: setting.value_in(self) for setting in SETTINGS}
 
     def __repr__(self) -> str:
         # API keys are secrets: a settings dump (a log line, a traceback) shows a mask.
-        fields: list[str] = []
-        for field in msgspec.structs.fields(self):
-            value = getattr(self, field.name)
-            default = (
-                field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
-            )
-            if value != default or field.name == "host":
-                shown = "<hidden>" if field.name in _SECRETS and value else repr(value)
-                fields.append(f"{field.name}={shown}")
-        return f"Settings({', '.join(fields)})"
+        shown: list[str] = []
+        for setting in SETTINGS:
+            value = setting.value_in(self)
+            if value != setting.default or setting.name == "host":
+                masked = setting.name in SECRET_FIELDS and value
+                shown.append(f"{setting.name}={'<hidden>' if masked else repr(value)}")
+        return f"Settings({', '.join(shown)})"
 
 
-HELP: dict[str, str] = {
-    "host": "Interface to bind (loopback by default).",
-    "port": "TCP port (the seed's PORT env var is honoured too).",
-    "max_body_bytes": "Largest request body accepted; larger ones get 413.",
-    "max_body_bytes_in_flight": (
-        "Most request-body bytes held at once by all requests (default 4 x max_body_bytes); "
-        "beyond it 503 with Retry-After, before the body is read."
-    ),
-    "header_timeout": (
-        "Seconds a connection has to send a complete request head (from connecting, or "
-        "from the previous response); then it is closed. 0 disables."
-    ),
-    "body_timeout": (
-        "Seconds a request body may go without a byte; then 408 and the connection "
-        "closes. 0 disables."
-    ),
-    "max_connections": (
-        "Most client connections open at once; beyond it a new one gets 503 and is "
-        "closed. 0 disables."
-    ),
-    "keepalive_interval": "Seconds between `: keep-alive` SSE comments while a stream waits.",
-    "stream_hold": "Seconds a stream waits for its first content before sending headers, "
-    "so an early failure gets its own status (0: send at once).",
-    "reasoning": "Always send thinking as `reasoning_content` (else only with reasoning_effort).",
-    "shutdown_grace": "Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
-    "api_keys": "API keys clients must send (Bearer or x-api-key), comma-separated.",
-    "api_key_file": "File of API keys, one per line (`#` comments allowed).",
-    "admin_api_keys": "Admin API keys (see and delete every key's sessions), comma-separated.",
-    "allow_unauthenticated": "Allow a non-loopback --host without API keys (trusted networks).",
-    "allowed_hosts": "Host names answered besides loopback and --host (`name[:port]`, "
-    "comma-separated; `*`: any); others get 421.",
-    "allowed_origins": "Web origins that may call the server, with CORS "
-    "(`https://app.example`, comma-separated); other pages get 403.",
-    "watchdog_interval": "Seconds between sweeps for CLI processes that outlived their turn.",
-    "log_format": "`console` (human) or `json` (one object a line).",
-    "log_level": "debug, info, warning or error (debug adds the CLI backend's detail).",
-    "max_concurrent": "Turns running at once (CLI processes busy).",
-    "max_queued": "Turns waiting for a slot; beyond it requests get 429.",
-    "busy_retry_after": "Retry-After seconds sent with a 429 busy answer.",
-    "max_messages": "Most messages one request may carry.",
-    "max_message_chars": "Most text characters in one message.",
-    "max_images": "Most images in one request.",
-    "max_image_bytes": "Largest decoded image, in bytes.",
-    "default_model": "Model used for unknown ids (when not strict).",
-    "strict_models": "Answer 404 model_not_found for unknown model ids instead of the default.",
-    "model_overrides": "Extra or replaced ids: JSON object or `id=cli_model,id2=cli_model2`.",
-    "sessions_db": "Session database (`:memory:` allowed); default <state_dir>/sessions.sqlite3.",
-    "session_ttl": "Seconds an idle conversation is kept.",
-    "max_sessions": "Most conversations kept; the least recently used go first.",
-    "session_sweep_interval": "Seconds between sweeps of expired conversations and orphaned "
-    "transcripts.",
-    "transcript_grace": "Seconds a CLI transcript no conversation points to is kept before the "
-    "sweep deletes it (0: never swept).",
-    "cli_path": "The `claude` binary (else $CLAUDE_CLI_PATH, then `claude` on PATH).",
-    "tools": "CLI tools profile: none, read-only, full, or a list like `Read,Grep`.",
-    "workdir": "Working directory of the CLI (default <state_dir>/workdir).",
-    "state_dir": "State directory (default $XDG_STATE_HOME/claude-max-api-proxy).",
-    "allow_root_tools": "Allow the `full` tools profile when running as root.",
-    "cli_extra_env": "Extra environment for the CLI: JSON object or `NAME=value,...`.",
-    "first_event_timeout": "Seconds to wait for the CLI's first output of a turn.",
-    "idle_timeout": "Seconds of CLI silence mid-turn before it is killed.",
-    "total_timeout": "Seconds one turn may take in all.",
-    "kill_grace": "Seconds between SIGTERM and SIGKILL when ending a CLI process.",
-    "cli_exit_wait": "Seconds the CLI may take to exit by itself after its result.",
-    "cli_max_line_bytes": "Longest line of CLI output accepted (bytes).",
-    "cli_stderr_tail_bytes": "How much of the CLI's stderr is kept for error messages (bytes).",
-    "cli_version_timeout": "Seconds `claude --version` may take at startup.",
-    "upstream_retries": "Retries the CLI makes of a failed upstream request (empty: CLI default).",
-    "effort": "Reasoning effort when a request sets none: low, medium, high, xhigh, max.",
-    "spawn_per_turn": "Start a CLI process per request instead of one live per conversation.",
-    "live_max": "Most CLI processes alive at once (live, pooled, ending); turns beyond wait.",
-    "live_idle_timeout": "Seconds an idle live CLI process is kept before it is ended.",
-    "live_probe_timeout": "Seconds a reused CLI process has to answer a probe (0: no probe).",
-    "pool_size": "Pre-started CLI processes waiting for new conversations (0 disables the pool).",
+# The public names that predate the sections and differ from their field's name.
+_PUBLIC_NAMES = {
+    "backend.cli.extra_env": "cli_extra_env",
+    "backend.cli.exit_wait": "cli_exit_wait",
+    "backend.cli.max_line_bytes": "cli_max_line_bytes",
+    "backend.cli.stderr_tail_bytes": "cli_stderr_tail_bytes",
+    "backend.cli.version_timeout": "cli_version_timeout",
+    "live.processes.max_live": "live_max",
+    "live.processes.probe_timeout": "live_probe_timeout",
 }
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it lives in `Settings`, its public name, type, default, help."""
+
+    name: str
+    path: tuple[str, ...]
+    type: Any
+    default: object
+    computed_default: bool
+    description: str
+
+    @property
+    def section(self) -> str:
+        return self.path[0]
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.name)
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    def value_in(self, settings: Settings) -> object:
+        return reduce(getattr, self.path, settings)
+
+
+def _described(kind: Any) -> tuple[Any, str | None]:
+    """A field's type without `Annotated`, and its Meta description (None: not a setting)."""
+    if get_origin(kind) is not Annotated:
+        return kind, None
+    base, *metas = get_args(kind)
+    descriptions = [m.description for m in metas if isinstance(m, Meta) and m.description]
+    return base, (descriptions[0] if descriptions else None)
+
+
+def _walk(struct: type[msgspec.Struct], path: tuple[str, ...]) -> Iterator[Setting]:
+    for field in msgspec.structs.fields(struct):
+        kind, description = _described(field.type)
+        where = (*path, field.name)
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            yield from _walk(kind, where)
+            continue
+        if description is None:
+            continue
+        factory = field.default_factory
+        computed = field.default is msgspec.NODEFAULT and factory not in (dict, list)
+        default = field.default if field.default is not msgspec.NODEFAULT else factory()
+        yield Setting(
+            name=_PUBLIC_NAMES.get(".".join(where), field.name),
+            path=where,
+            type=kind,
+            default=default,
+            computed_default=computed,
+            description=description,
+        )
+
+
+SETTINGS: tuple[Setting, ...] = tuple(_walk(Settings, ()))
+"""Every setting, in declaration order."""
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+if len(BY_NAME) != len(SETTINGS):  # a flag and an env var would then set two fields
+    raise RuntimeError("two settings share a public name")
+
+
+def _nest(values: Mapping[str, object]) -> dict[str, Any]:
+    """Values by setting name as the nested mapping `Settings` converts from."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = BY_NAME[name].path
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
 
 class SettingsError(ValueError):
     """A setting value that cannot be used (names the flag or env var)."""
 
 
-def env_name(field: str) -> str:
-    return ENV_PREFIX + field.upper()
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
 
 
-def flag_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
-
-
-def _field_types() -> dict[str, Any]:
-    return {f.name: f.type for f in msgspec.structs.fields(Settings)}
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def parse_pairs(text: str) -> dict[str, str]:
@@ -226,28 +317,43 @@ def parse_pairs(text: str) -> dict[str, str]:
     return pairs
 
 
-def _convert(field: str, raw: str, source: str) -> object:
-    """Turn one textual value into the field's type (msgspec validates the result)."""
-    kind = _field_types()[field]
-    text = str(kind)
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _from_text(kind: Any, raw: str) -> object:
+    """The forms users type that msgspec's lax conversion does not read itself."""
+    if get_origin(kind) is dict:
+        return parse_pairs(raw)
+    lowered = raw.strip().lower()
+    if kind is bool:
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("expected true or false (yes/no, on/off, 1/0)")
+    if not lowered and type(None) in get_args(kind):
+        return None
+    number = _number_type(kind)
+    # Python's own reading (spaces, `1_000`, `.5`), as the flags have always accepted.
+    return number(raw) if number is not None else raw
+
+
+def _number_type(kind: Any) -> type[int] | type[float] | None:
+    """`int` or `float` when the setting is one (optional or not), else None."""
+    options = [arg for arg in get_args(kind) if arg is not type(None)] or [kind]
+    if options == [int]:
+        return int
+    if options == [float]:
+        return float
+    return None
+
+
+def parse_value(setting: Setting, raw: str, source: str) -> object:
+    """One textual value (a flag's or an env var's) as the setting's type."""
     try:
-        if "dict" in text:
-            return parse_pairs(raw)
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError("expected true or false")
-        if raw.strip() == "" and type(None) in get_args(kind):
-            return None
-        if kind in (int, int | None):
-            return int(raw)
-        if kind in (float, float | None):
-            return float(raw)
-        return raw
-    except ValueError as error:
+        return msgspec.convert(_from_text(setting.type, raw), setting.type, strict=False)
+    except (ValueError, msgspec.ValidationError) as error:
         raise SettingsError(f"{source}: {error}") from error
 
 
@@ -255,38 +361,39 @@ def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     """Values set by environment variables (PORT below CLAUDE_PROXY_PORT)."""
     values: dict[str, object] = {}
     if "PORT" in environ:
-        values["port"] = _convert("port", environ["PORT"], "PORT")
-    for field in _field_types():
-        name = env_name(field)
-        if name in environ:
-            values[field] = _convert(field, environ[name], name)
+        values["port"] = parse_value(BY_NAME["port"], environ["PORT"], "PORT")
+    for setting in SETTINGS:
+        if setting.env in environ:
+            values[setting.name] = parse_value(setting, environ[setting.env], setting.env)
     return values
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; unset flags stay absent so env and defaults apply."""
-    for field, kind in _field_types().items():
-        help_text = f"{HELP.get(field, '')} [env {env_name(field)}]"
-        if kind is bool:
+    for setting in SETTINGS:
+        help_text = f"{setting.description} [env {setting.env}]"
+        if setting.type is bool:
             parser.add_argument(
-                flag_name(field),
-                dest=field,
+                setting.flag,
+                dest=setting.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
         else:
             parser.add_argument(
-                flag_name(field), dest=field, default=argparse.SUPPRESS, help=help_text
+                setting.flag, dest=setting.name, default=argparse.SUPPRESS, help=help_text
             )
 
 
 def from_flags(namespace: argparse.Namespace) -> dict[str, object]:
     values: dict[str, object] = {}
-    for field in _field_types():
-        if hasattr(namespace, field):
-            raw = getattr(namespace, field)
-            values[field] = raw if isinstance(raw, bool) else _convert(field, raw, flag_name(field))
+    for setting in SETTINGS:
+        if hasattr(namespace, setting.name):
+            raw = getattr(namespace, setting.name)
+            values[setting.name] = (
+                raw if isinstance(raw, bool) else parse_value(setting, raw, setting.flag)
+            )
     return values
 
 
@@ -299,7 +406,7 @@ def load_settings(
     if namespace is not None:
         values.update(from_flags(namespace))
     try:
-        return msgspec.convert(values, Settings)
+        return Settings.from_values(**values)
     except msgspec.ValidationError as error:
         raise SettingsError(f"Invalid setting: {error}") from error
 
@@ -309,3 +416,62 @@ def parse_serve_args(argv: Sequence[str], environ: Mapping[str, str] | None = No
     parser = argparse.ArgumentParser(prog="claude-max-api serve")
     add_flags(parser)
     return load_settings(parser.parse_args(list(argv)), environ)
+
+
+# -- docs/configuration.md ------------------------------------------------------------
+
+SECTIONS: dict[str, tuple[str, str]] = {
+    "server": ("Server", "Where it listens, its connections, its logs."),
+    "security": ("Security", "API keys, and the hosts and web origins the server answers."),
+    "limits": ("Limits", "Admission (turns at once, queued) and what one request may carry."),
+    "models": ("Models", "Which ids are served and what unknown ones get."),
+    "backend": ("CLI backend", "How `claude` is started and supervised."),
+    "live": ("Live CLI processes", "One per conversation, and a warm pool for new ones."),
+    "sessions": ("Sessions", "Where conversations are kept, and for how long."),
+}
+"""Each section of `Settings`: its title and what it covers, for the docs."""
+if set(SECTIONS) != set(Settings.__struct_fields__):
+    raise RuntimeError("every section of Settings needs a title in SECTIONS")
+
+
+def _shown_default(setting: Setting) -> str:
+    value = setting.default
+    if setting.computed_default:
+        return "(see description)"
+    if value is None or value == {}:
+        return ""
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def markdown() -> str:
+    """docs/configuration.md: one table per section, generated from the declaration."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated by `python -m claude_max_api.settings --markdown`; do not edit. -->",
+        "",
+        "Every setting has a `claude-max-api serve` flag and an environment variable; a flag",
+        "beats the env var, which beats the default. Booleans read `true/false`, `yes/no`,",
+        "`on/off` or `1/0` (flags: `--name` / `--no-name`); an empty value leaves an optional",
+        "setting unset. `Setting` is the field's place in `claude_max_api.settings.Settings`.",
+    ]
+    for section, (title, covers) in SECTIONS.items():
+        lines += ["", f"## {title}", "", covers, ""]
+        lines += ["| Setting | Flag | Env var | Default | Description |", "|---|---|---|---|---|"]
+        for setting in (s for s in SETTINGS if s.section == section):
+            description = setting.description.replace("|", "\\|")
+            lines.append(
+                f"| `{'.'.join(setting.path)}` | `{setting.flag}` | `{setting.env}` "
+                f"| {_shown_default(setting)} | {description} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        raise SystemExit("usage: python -m claude_max_api.settings --markdown")
+    sys.stdout.write(markdown())

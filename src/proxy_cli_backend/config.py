@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from proxy_core import Effort, TurnPlan
 
@@ -33,22 +35,63 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     the CLI's default).
     """
 
-    cli_path: str | None = None
-    tools: str = "none"
-    workdir: str | None = None
-    state_dir: str = msgspec.field(default_factory=default_state_dir)
-    allow_root_tools: bool = False
-    extra_env: dict[str, str] = msgspec.field(default_factory=dict)
-    first_event_timeout: float = 90.0
-    idle_timeout: float = 120.0
-    total_timeout: float = 900.0
-    kill_grace: float = 2.0
-    exit_wait: float = 5.0
-    max_line_bytes: int = 16 * 1024 * 1024
-    stderr_tail_bytes: int = 64 * 1024
-    version_timeout: float = 30.0
-    upstream_retries: int | None = 2
-    effort: Effort | None = None
+    cli_path: Annotated[
+        str | None,
+        Meta(description="The `claude` binary (else $CLAUDE_CLI_PATH, then `claude` on PATH)."),
+    ] = None
+    tools: Annotated[
+        str,
+        Meta(description="CLI tools profile: none, read-only, full, or a list like `Read,Grep`."),
+    ] = "none"
+    workdir: Annotated[
+        str | None, Meta(description="Working directory of the CLI (default <state_dir>/workdir).")
+    ] = None
+    state_dir: Annotated[
+        str,
+        Meta(description="State directory (default $XDG_STATE_HOME/claude-max-api-proxy)."),
+    ] = msgspec.field(default_factory=default_state_dir)
+    allow_root_tools: Annotated[
+        bool, Meta(description="Allow the `full` tools profile when running as root.")
+    ] = False
+    extra_env: Annotated[
+        dict[str, str],
+        Meta(description="Extra environment for the CLI: JSON object or `NAME=value,...`."),
+    ] = msgspec.field(default_factory=dict)
+    first_event_timeout: Annotated[
+        float, Meta(description="Seconds to wait for the CLI's first output of a turn.")
+    ] = 90.0
+    idle_timeout: Annotated[
+        float, Meta(description="Seconds of CLI silence mid-turn before it is killed.")
+    ] = 120.0
+    total_timeout: Annotated[float, Meta(description="Seconds one turn may take in all.")] = 900.0
+    kill_grace: Annotated[
+        float, Meta(description="Seconds between SIGTERM and SIGKILL when ending a CLI process.")
+    ] = 2.0
+    exit_wait: Annotated[
+        float, Meta(description="Seconds the CLI may take to exit by itself after its result.")
+    ] = 5.0
+    max_line_bytes: Annotated[
+        int, Meta(description="Longest line of CLI output accepted (bytes).")
+    ] = 16 * 1024 * 1024
+    stderr_tail_bytes: Annotated[
+        int,
+        Meta(description="How much of the CLI's stderr is kept for error messages (bytes)."),
+    ] = 64 * 1024
+    version_timeout: Annotated[
+        float, Meta(description="Seconds `claude --version` may take at startup.")
+    ] = 30.0
+    upstream_retries: Annotated[
+        int | None,
+        Meta(
+            description="Retries the CLI makes of a failed upstream request (empty: CLI default)."
+        ),
+    ] = 2
+    effort: Annotated[
+        Effort | None,
+        Meta(
+            description="Reasoning effort when a request sets none: low, medium, high, xhigh, max."
+        ),
+    ] = None
 
     def effort_for(self, plan: TurnPlan) -> Effort | None:
         """The level a turn runs at: the request's, else this default."""

@@ -28,8 +28,10 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Set
 from contextlib import aclosing
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
@@ -73,14 +75,33 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     that does not, stopped or hung, is replaced); 0 turns the probe off.
     """
 
-    max_live: int = 8
-    live_idle_timeout: float = 600.0
-    pool_size: int = 1
+    max_live: Annotated[
+        int,
+        Meta(
+            description="Most CLI processes alive at once (live, pooled, ending); turns beyond "
+            "wait."
+        ),
+    ] = 8
+    live_idle_timeout: Annotated[
+        float, Meta(description="Seconds an idle live CLI process is kept before it is ended.")
+    ] = 600.0
+    pool_size: Annotated[
+        int,
+        Meta(
+            description="Pre-started CLI processes waiting for new conversations (0 disables "
+            "the pool)."
+        ),
+    ] = 1
+    probe_timeout: Annotated[
+        float,
+        Meta(description="Seconds a reused CLI process has to answer a probe (0: no probe)."),
+    ] = 2.0
+    # The fields below carry no description: they are tuning and wiring, not settings
+    # an operator sets (the composition root fills `pool_model` from the catalog).
     pool_model: str = "sonnet"
     pool_window: int = 20
     control_timeout: float = 60.0
     flush_wait: float = 2.0
-    probe_timeout: float = 2.0
 
 
 class LiveCliRunner:

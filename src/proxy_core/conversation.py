@@ -12,8 +12,10 @@ import binascii
 import enum
 import re
 from collections.abc import Mapping, Sequence
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from proxy_core.errors import invalid
 
@@ -107,10 +109,14 @@ _ROLE_ALIASES = {
 class ParseLimits(msgspec.Struct, frozen=True):
     """Bounds on what one request may carry; each breach names its limit."""
 
-    max_messages: int = 10_000
-    max_message_chars: int = 4_000_000
-    max_images: int = 100
-    max_image_bytes: int = 20 * 1024 * 1024
+    max_messages: Annotated[int, Meta(description="Most messages one request may carry.")] = 10_000
+    max_message_chars: Annotated[int, Meta(description="Most text characters in one message.")] = (
+        4_000_000
+    )
+    max_images: Annotated[int, Meta(description="Most images in one request.")] = 100
+    max_image_bytes: Annotated[int, Meta(description="Largest decoded image, in bytes.")] = (
+        20 * 1024 * 1024
+    )
 
 
 def normalize_parts(parts: Sequence[Part]) -> tuple[Part, ...]:

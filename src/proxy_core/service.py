@@ -13,8 +13,10 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from proxy_core.catalog import ModelCatalog, ResolvedModel
 from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
@@ -49,10 +51,16 @@ _CONTRADICTED = (
 class ServiceLimits(msgspec.Struct, frozen=True):
     """Admission limits and input bounds."""
 
-    max_concurrent: int = 4
-    max_queued: int = 8
+    max_concurrent: Annotated[
+        int, Meta(description="Turns running at once (CLI processes busy).")
+    ] = 4
+    max_queued: Annotated[
+        int, Meta(description="Turns waiting for a slot; beyond it requests get 429.")
+    ] = 8
     parse: ParseLimits = msgspec.field(default_factory=ParseLimits)
-    busy_retry_after: float = 1.0
+    busy_retry_after: Annotated[
+        float, Meta(description="Retry-After seconds sent with a 429 busy answer.")
+    ] = 1.0
 
 
 class ChatRequest(msgspec.Struct, frozen=True):

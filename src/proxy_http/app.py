@@ -1,7 +1,7 @@
-"""The Litestar app: `create_app(service, settings)` exposes a ChatService over HTTP.
+"""The Litestar app: `create_app(service, config)` exposes a ChatService over HTTP.
 
 Handlers raise domain errors and the exception handlers in `errors` shape them;
-the service and settings come in as dependencies, never as module globals.
+the service and config come in as dependencies, never as module globals.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
-from claude_max_api.settings import Settings
 from proxy_core import (
     ChatError,
     ChatRequest,
@@ -35,6 +34,7 @@ from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, loa
 from proxy_http.bodies import guard_bodies
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
+from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
@@ -129,7 +129,7 @@ async def chat_completions(
     data: JSONBody[ChatCompletionRequest],
     request: Request[Any, Any, Any],
     service: NamedDependency[ChatService],
-    settings: NamedDependency[Settings],
+    options: NamedDependency[HttpOptions],
     access: NamedDependency[Access],
     session_id: Annotated[
         str | None,
@@ -172,7 +172,7 @@ async def chat_completions(
     # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
     # wants reasoning at all (`none` runs at the lowest effort and shows none).
     effort = (data.reasoning_effort or "").strip().lower()
-    show_thinking = settings.reasoning or effort not in ("", "none")
+    show_thinking = options.reasoning or effort not in ("", "none")
     completion_id = new_completion_id()
     created = int(time.time())
 
@@ -191,8 +191,8 @@ async def chat_completions(
             turn,
             renderer,
             show_thinking=show_thinking,
-            keepalive_interval=settings.keepalive_interval,
-            hold=settings.stream_hold,
+            keepalive_interval=options.keepalive_interval,
+            hold=options.stream_hold,
             log=log,
             disconnected=disconnected,
             active=active_turns(request),
@@ -457,7 +457,7 @@ ROUTES: tuple[ControllerRouterHandler, ...] = (
 
 def create_app(
     service: NamedDependency[ChatService],
-    settings: Settings | None = None,
+    config: HttpConfig | None = None,
     *,
     lifespan: Sequence[Lifespan] = (),
     guards: Sequence[Guard] = (),
@@ -470,35 +470,36 @@ def create_app(
     `lifespan` context managers wrap the app's life (the composition root closes
     the service there); `guards` and `middleware` are extension points. Every path
     refuses what a web browser must not do (`browser_guard`): a foreign Host, a
-    foreign origin, a body not declared JSON. With API keys in `settings`, every
+    foreign origin, a body not declared JSON. With API keys in `config`, every
     path but /health requires one (raises ApiKeyError when the key file cannot be
     read). `readiness` adds the setup checks' problems (login state, ...) to /health.
     """
-    settings = settings or Settings()
-    keys = load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys)
+    config = config or HttpConfig()
+    options, security = config.http, config.security
+    keys = load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys)
     app = Litestar(
         route_handlers=list(ROUTES),
         guards=list(guards),
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "options": Provide(lambda: options, use_cache=True, sync_to_thread=False),
             "access": Provide(required_access, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=list(middleware),
         lifespan=list(lifespan),
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=options.max_body_bytes,
         openapi_config=OpenAPIConfig(title="claude-max-api-proxy", version="0.1.0", path="/schema"),
         state=State(
             {
                 "service": service,
-                "settings": settings,
+                "options": options,
                 ACTIVE_TURNS_KEY: ActiveTurns(),
                 READINESS_KEY: readiness,
                 KEYS_REQUIRED_KEY: bool(keys),
             }
         ),
-        signature_namespace={"ChatService": ChatService, "Settings": Settings},
+        signature_namespace={"ChatService": ChatService, "HttpOptions": HttpOptions},
         logging_config=None,
         debug=debug,
     )
@@ -507,10 +508,12 @@ def create_app(
     # Keys are checked there too, so no path (a 404 included) answers without one.
     # Bodies are admitted inside the key check, so a client without a key holds none;
     # the browser guard comes before the keys: a refused browser never reaches them.
-    handler: ASGIApp = guard_bodies(app.asgi_handler, settings)
+    handler: ASGIApp = guard_bodies(
+        app.asgi_handler, options, retry_after=service.limits.busy_retry_after
+    )
     handler = ApiKeyMiddleware(handler, keys) if keys else handler
     policy = BrowserPolicy.from_settings(
-        settings.host, settings.allowed_hosts, settings.allowed_origins
+        options.host, security.allowed_hosts, security.allowed_origins
     )
     app.asgi_handler = RequestLogMiddleware(BrowserGuardMiddleware(handler, policy))
     return app

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
-from claude_max_api.settings import Settings
+from proxy_http.config import HttpOptions
 from proxy_http.errors import RequestRefused, retry_after_header, send_refusal
 from proxy_http.wire import ErrorBody, ErrorDetail
 
@@ -44,10 +44,10 @@ class BodyBudget:
         self.in_flight -= size
 
 
-def budget_limit(settings: Settings) -> int:
+def budget_limit(options: HttpOptions) -> int:
     """The budget: the setting, else 4 bodies; never below one body of the largest size."""
-    limit = settings.max_body_bytes_in_flight or BUDGET_PER_BODY * settings.max_body_bytes
-    return max(limit, settings.max_body_bytes)
+    limit = options.max_body_bytes_in_flight or BUDGET_PER_BODY * options.max_body_bytes
+    return max(limit, options.max_body_bytes)
 
 
 def announced_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
@@ -176,12 +176,13 @@ class BodyGuard:
             self.budget.release(reserved + reader.counted)
 
 
-def guard_bodies(app: ASGIApp, settings: Settings) -> BodyGuard:
-    """`app` behind a BodyGuard configured by `settings`."""
+def guard_bodies(app: ASGIApp, options: HttpOptions, retry_after: float) -> BodyGuard:
+    """`app` behind a BodyGuard configured by `options`; refusals ask to retry after
+    `retry_after` seconds (the service's busy answer)."""
     return BodyGuard(
         app,
-        budget=BodyBudget(budget_limit(settings)),
-        max_body_bytes=settings.max_body_bytes,
-        timeout=settings.body_timeout,
-        retry_after=settings.busy_retry_after,
+        budget=BodyBudget(budget_limit(options)),
+        max_body_bytes=options.max_body_bytes,
+        timeout=options.body_timeout,
+        retry_after=retry_after,
     )

@@ -21,7 +21,7 @@ CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
 
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[LiveServer]:
-    with live_fake_server(settings=Settings(api_keys=KEYS)) as (server, _):
+    with live_fake_server(settings=Settings.from_values(api_keys=KEYS)) as (server, _):
         yield server
 
 

@@ -19,7 +19,7 @@ from tests.support.server import LiveServer
 from .conftest import MakeServer
 
 KEY_A, KEY_B, ADMIN = "alice-key-5f1c", "bob-key-93aa", "admin-key-07de"
-SETTINGS = Settings(api_keys=f"{KEY_A},{KEY_B}", admin_api_keys=ADMIN)
+SETTINGS = Settings.from_values(api_keys=f"{KEY_A},{KEY_B}", admin_api_keys=ADMIN)
 
 
 class Setup:

@@ -64,7 +64,9 @@ def test_include_usage_puts_null_usage_on_every_chunk_but_the_last(
 
 
 def test_keepalive_comments_flow_while_the_turn_is_slow(make_server: MakeServer) -> None:
-    server, _, _ = make_server(reply("late"), delay=0.6, settings=Settings(keepalive_interval=0.1))
+    server, _, _ = make_server(
+        reply("late"), delay=0.6, settings=Settings.from_values(keepalive_interval=0.1)
+    )
     response = httpx.post(
         server.base_url + CHAT,
         json={"model": "sonnet", "messages": USER_HI, "stream": True},
@@ -76,7 +78,7 @@ def test_keepalive_comments_flow_while_the_turn_is_slow(make_server: MakeServer)
 
 def test_keepalive_comments_flow_while_queued(make_server: MakeServer) -> None:
     server, _, runner = make_server(
-        settings=Settings(keepalive_interval=0.1),
+        settings=Settings.from_values(keepalive_interval=0.1),
         limits=ServiceLimits(max_concurrent=1, max_queued=2),
     )
     runner.gate = asyncio.Event()
@@ -158,7 +160,7 @@ def test_unknown_fields_are_ignored(make_server: MakeServer) -> None:
 
 
 def test_body_over_the_limit_is_413(make_server: MakeServer) -> None:
-    server, _, _ = make_server(settings=Settings(max_body_bytes=2048))
+    server, _, _ = make_server(settings=Settings.from_values(max_body_bytes=2048))
     big = [{"role": "user", "content": "x" * 4096}]
     response = httpx.post(server.base_url + CHAT, json={"model": "sonnet", "messages": big})
     assert response.status_code == 413

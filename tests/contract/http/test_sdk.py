@@ -128,7 +128,7 @@ def test_reasoning_setting_shows_thinking_in_stream(make_server: MakeServer) -> 
     def script(plan):  # type: ignore[no-untyped-def]
         return [ThinkingDelta("deep"), *reply("done")(plan)]
 
-    server, _, _ = make_server(script, settings=Settings(reasoning=True))
+    server, _, _ = make_server(script, settings=Settings.from_values(reasoning=True))
     chunks = list(
         sdk(server).chat.completions.create(model="sonnet", messages=USER_HI, stream=True)  # type: ignore[arg-type]
     )

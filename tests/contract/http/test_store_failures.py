@@ -37,7 +37,7 @@ Proxy = tuple[LiveServer, SqliteSessionStore]
 def proxy(claude_bin: str, cli_env: dict[str, str], tmp_path: Path) -> Iterator[Proxy]:
     """The served app over the real CLI and a SQLite file, in this process (so the test
     can reach the store's connection); yields the server and its store."""
-    settings = Settings(
+    settings = Settings.from_values(
         cli_path=claude_bin,
         state_dir=str(tmp_path / "state"),
         sessions_db=str(tmp_path / "state" / "sessions.sqlite3"),

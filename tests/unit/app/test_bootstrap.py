@@ -21,7 +21,7 @@ USER_HI = {"role": "user", "content": "hi"}
 
 
 def test_every_runner_config_field_is_set_from_settings() -> None:
-    settings = Settings(
+    settings = Settings.from_values(
         cli_path="/x/claude",
         tools="read-only",
         workdir="/w",
@@ -50,23 +50,24 @@ def test_every_runner_config_field_is_set_from_settings() -> None:
 
 
 def test_limits_come_from_settings() -> None:
-    limits = build_limits(Settings(max_concurrent=3, max_queued=1, max_images=2))
+    limits = build_limits(Settings.from_values(max_concurrent=3, max_queued=1, max_images=2))
     assert (limits.max_concurrent, limits.max_queued, limits.parse.max_images) == (3, 1, 2)
 
 
 def test_catalog_applies_default_strictness_and_overrides() -> None:
     catalog = build_catalog(
-        Settings(default_model="haiku", strict_models=True, model_overrides={"fast": "haiku"})
+        Settings.from_values(
+            default_model="haiku", strict_models=True, model_overrides={"fast": "haiku"}
+        )
     )
     assert catalog.strict
     assert catalog.resolve("fast").cli_model == "haiku"
 
 
 def test_default_settings_give_each_part_its_own_defaults() -> None:
-    # The flat settings mirror the parts' configs (the HTTP adapter may not import
-    # the backend); this keeps the mirrored defaults from drifting apart.
-    assert runner_config(Settings(state_dir="/s")) == CliRunnerConfig(state_dir="/s")
-    pool_model = build_catalog(Settings()).resolve(Settings().default_model).cli_model
+    # The sections are the parts' own configs, so their defaults are the parts' defaults.
+    assert runner_config(Settings.from_values(state_dir="/s")) == CliRunnerConfig(state_dir="/s")
+    pool_model = build_catalog(Settings()).resolve(Settings().models.default_model).cli_model
     assert live_config(Settings()) == LiveConfig(pool_model=pool_model)
     assert build_limits(Settings()) == ServiceLimits()
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from claude_max_api.cli import build_parser, main
-from claude_max_api.settings import Settings, flag_name
+from claude_max_api.settings import SETTINGS, Settings
 
 
 def test_serve_help_lists_a_flag_for_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -14,8 +13,8 @@ def test_serve_help_lists_a_flag_for_every_setting(capsys: pytest.CaptureFixture
         main(["serve", "--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0
-    for field in msgspec.structs.fields(Settings):
-        assert flag_name(field.name) in out
+    for setting in SETTINGS:
+        assert setting.flag in out
 
 
 def test_unknown_command_is_refused() -> None:
@@ -40,7 +39,7 @@ def test_doctor_receives_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("claude_max_api.doctor.run_doctor", fake_doctor)
     assert main(["doctor", "--port", "4000"]) == 3
-    assert seen[0].port == 4000
+    assert seen[0].server.port == 4000
 
 
 def test_setup_openclaw_gets_its_arguments_untouched(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from msgspec.structs import replace
 
 from claude_max_api.doctor import run_doctor
 from claude_max_api.settings import Settings
@@ -49,7 +48,7 @@ def healthy(tmp_path: Path) -> Settings:
     """A setup where every check passes."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    return Settings(
+    return Settings.from_values(
         host="127.0.0.1",
         port=free_port(),
         cli_path=fake_cli(bin_dir, LOGGED_IN),
@@ -94,7 +93,7 @@ def test_a_healthy_setup_passes_every_check(healthy: Settings, tmp_path: Path) -
 
 
 def test_a_missing_cli_says_how_to_install_it(healthy: Settings, tmp_path: Path) -> None:
-    settings = replace(healthy, cli_path=str(tmp_path / "nowhere" / "claude"))
+    settings = healthy.with_values(cli_path=str(tmp_path / "nowhere" / "claude"))
     code, lines = doctor(settings, clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)
@@ -104,7 +103,7 @@ def test_a_missing_cli_says_how_to_install_it(healthy: Settings, tmp_path: Path)
 
 def test_a_logged_out_cli_says_to_log_in(healthy: Settings, tmp_path: Path) -> None:
     cli = fake_cli(tmp_path, LOGGED_OUT, exit_code=1)
-    code, lines = doctor(replace(healthy, cli_path=cli), clean_env(tmp_path))
+    code, lines = doctor(healthy.with_values(cli_path=cli), clean_env(tmp_path))
     assert code == 1
     assert problems(lines) == [
         f"PROBLEM  login: the CLI is not logged in -> fix: {cli} auth login  "
@@ -113,7 +112,7 @@ def test_a_logged_out_cli_says_to_log_in(healthy: Settings, tmp_path: Path) -> N
 
 
 def test_root_with_full_tools_and_no_opt_in_is_a_problem(healthy: Settings, tmp_path: Path) -> None:
-    code, lines = doctor(replace(healthy, tools="full"), clean_env(tmp_path), euid=0)
+    code, lines = doctor(healthy.with_values(tools="full"), clean_env(tmp_path), euid=0)
     assert code == 1
     [line] = problems(lines)
     assert line.startswith("PROBLEM  root: running as root with tools=full")
@@ -121,7 +120,7 @@ def test_root_with_full_tools_and_no_opt_in_is_a_problem(healthy: Settings, tmp_
 
 
 def test_root_with_full_tools_and_the_opt_in_passes(healthy: Settings, tmp_path: Path) -> None:
-    settings = replace(healthy, tools="full", allow_root_tools=True)
+    settings = healthy.with_values(tools="full", allow_root_tools=True)
     code, _ = doctor(settings, clean_env(tmp_path), euid=0)
     assert code == 0
 
@@ -138,7 +137,7 @@ def test_an_unwritable_state_dir_is_a_problem(healthy: Settings, tmp_path: Path)
     # Root can write anywhere, so the dir is made impossible: its parent is a file.
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    settings = replace(healthy, state_dir=str(blocker / "state"), workdir=str(tmp_path / "work"))
+    settings = healthy.with_values(state_dir=str(blocker / "state"), workdir=str(tmp_path / "work"))
     code, lines = doctor(settings, clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)
@@ -149,7 +148,7 @@ def test_an_unwritable_state_dir_is_a_problem(healthy: Settings, tmp_path: Path)
 def test_an_unwritable_workdir_is_a_problem(healthy: Settings, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    settings = replace(healthy, workdir=str(blocker / "work"))
+    settings = healthy.with_values(workdir=str(blocker / "work"))
     code, lines = doctor(settings, clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)
@@ -166,7 +165,7 @@ def listener() -> Iterator[int]:
 
 
 def test_a_port_in_use_is_a_problem(healthy: Settings, tmp_path: Path, listener: int) -> None:
-    code, lines = doctor(replace(healthy, port=listener), clean_env(tmp_path))
+    code, lines = doctor(healthy.with_values(port=listener), clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)
     assert line.startswith(f"PROBLEM  port: 127.0.0.1:{listener} is in use by another process")
@@ -174,7 +173,7 @@ def test_a_port_in_use_is_a_problem(healthy: Settings, tmp_path: Path, listener:
 
 
 def test_an_exposed_host_without_api_keys_is_a_problem(healthy: Settings, tmp_path: Path) -> None:
-    code, lines = doctor(replace(healthy, host="0.0.0.0"), clean_env(tmp_path))
+    code, lines = doctor(healthy.with_values(host="0.0.0.0"), clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)
     assert line.startswith("PROBLEM  exposure: 0.0.0.0 is reachable from the network")
@@ -187,7 +186,7 @@ def test_an_exposed_host_with_a_key_file_is_not_a_problem(
     key_file = tmp_path / "keys.txt"
     key_file.write_text("# team key\nsk-local-1\n")
     code, lines = doctor(
-        replace(healthy, host="0.0.0.0", api_key_file=str(key_file)), clean_env(tmp_path)
+        healthy.with_values(host="0.0.0.0", api_key_file=str(key_file)), clean_env(tmp_path)
     )
     assert code == 0
     assert not problems(lines)
@@ -197,14 +196,14 @@ def test_an_exposed_host_allowed_unauthenticated_is_not_a_problem(
     healthy: Settings, tmp_path: Path
 ) -> None:
     code, lines = doctor(
-        replace(healthy, host="0.0.0.0", allow_unauthenticated=True), clean_env(tmp_path)
+        healthy.with_values(host="0.0.0.0", allow_unauthenticated=True), clean_env(tmp_path)
     )
     assert code == 0
     assert not problems(lines)
 
 
 def test_an_unreadable_key_file_is_a_problem(healthy: Settings, tmp_path: Path) -> None:
-    settings = replace(healthy, host="0.0.0.0", api_key_file=str(tmp_path / "missing.txt"))
+    settings = healthy.with_values(host="0.0.0.0", api_key_file=str(tmp_path / "missing.txt"))
     code, lines = doctor(settings, clean_env(tmp_path))
     assert code == 1
     [line] = problems(lines)

@@ -16,7 +16,7 @@ from proxy_core import ChatService, FakeRunner, SessionRecord
 
 
 async def test_serve_keeps_sessions_in_the_state_dir_by_default(tmp_path: Path) -> None:
-    store = build_store(Settings(state_dir=str(tmp_path)))
+    store = build_store(Settings.from_values(state_dir=str(tmp_path)))
     assert isinstance(store, SqliteSessionStore)
     assert store.path == str(tmp_path / "sessions.sqlite3")
     assert (tmp_path / "sessions.sqlite3").exists()
@@ -24,7 +24,7 @@ async def test_serve_keeps_sessions_in_the_state_dir_by_default(tmp_path: Path) 
 
 
 async def test_the_sessions_db_setting_chooses_the_file_and_the_limits(tmp_path: Path) -> None:
-    settings = Settings(sessions_db=":memory:", session_ttl=60, max_sessions=5)
+    settings = Settings.from_values(sessions_db=":memory:", session_ttl=60, max_sessions=5)
     store = build_store(settings)
     assert isinstance(store, SqliteSessionStore)
     assert (store.path, store.ttl_seconds, store.max_sessions) == (":memory:", 60, 5)
@@ -32,7 +32,7 @@ async def test_the_sessions_db_setting_chooses_the_file_and_the_limits(tmp_path:
 
 
 async def test_a_ttl_of_zero_keeps_idle_sessions_forever() -> None:
-    store = build_store(Settings(sessions_db=":memory:", session_ttl=0))
+    store = build_store(Settings.from_values(sessions_db=":memory:", session_ttl=0))
     assert isinstance(store, SqliteSessionStore)
     assert store.ttl_seconds is None
     await store.close()
@@ -44,11 +44,11 @@ def test_a_database_that_cannot_be_opened_stops_the_start_with_what_to_do(
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(BackendStartupError, match="--sessions-db"):
-        build_store(Settings(sessions_db=str(blocker / "sessions.sqlite3")))
+        build_store(Settings.from_values(sessions_db=str(blocker / "sessions.sqlite3")))
 
 
 async def test_the_server_sweeps_expired_sessions_in_the_background(tmp_path: Path) -> None:
-    settings = Settings(
+    settings = Settings.from_values(
         sessions_db=str(tmp_path / "s.sqlite3"), session_ttl=60, session_sweep_interval=0.05
     )
     store = build_store(settings)

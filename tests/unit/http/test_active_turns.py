@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from claude_max_api.bootstrap import http_config
 from claude_max_api.settings import Settings
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, FakeRunner
 from proxy_core.fakes import InMemorySessionStore
@@ -75,7 +76,7 @@ async def test_waiting_for_idle_turns_reports_whether_they_ended() -> None:
 
 
 def test_settings_dumps_hide_the_api_keys() -> None:
-    settings = Settings(api_keys="very-secret-key", port=9000)
+    settings = Settings.from_values(api_keys="very-secret-key", port=9000)
     assert "very-secret-key" not in repr(settings)
     assert "very-secret-key" not in str(settings)
     assert "api_keys=<hidden>" in repr(settings)
@@ -84,7 +85,7 @@ def test_settings_dumps_hide_the_api_keys() -> None:
 def test_the_app_checks_keys_only_when_some_are_configured() -> None:
     service = slow_service()
     # The request log wraps the browser guard, which wraps the key check when there is one.
-    guarded = create_app(service, Settings(api_keys="k"))
+    guarded = create_app(service, http_config(Settings.from_values(api_keys="k")))
     assert isinstance(guarded.asgi_handler.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]
-    open_app = create_app(service, Settings())
+    open_app = create_app(service, http_config(Settings()))
     assert not isinstance(open_app.asgi_handler.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]

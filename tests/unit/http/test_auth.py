@@ -147,7 +147,7 @@ def test_a_wrong_or_missing_key_identifies_nobody() -> None:
 
 
 def test_admin_keys_never_show_in_a_settings_dump() -> None:
-    settings = Settings(api_keys="user-secret-1", admin_api_keys="admin-secret-2")
+    settings = Settings.from_values(api_keys="user-secret-1", admin_api_keys="admin-secret-2")
     shown = repr(settings)
     assert "user-secret-1" not in shown
     assert "admin-secret-2" not in shown

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from litestar.types import Receive, Scope, Send
 
+from claude_max_api.bootstrap import http_config
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.app import create_app
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
+from proxy_http.config import HttpOptions
 from proxy_http.errors import RequestRefused
 
 Messages = list[dict[str, Any]]
@@ -227,16 +229,19 @@ async def test_a_request_without_a_body_is_passed_through_untouched() -> None:
 
 
 def test_the_budget_defaults_to_four_bodies_and_never_holds_less_than_one() -> None:
-    assert budget_limit(Settings(max_body_bytes=1000)) == 4000
-    assert budget_limit(Settings(max_body_bytes=1000, max_body_bytes_in_flight=2500)) == 2500
-    assert budget_limit(Settings(max_body_bytes=1000, max_body_bytes_in_flight=10)) == 1000
+    assert budget_limit(HttpOptions(max_body_bytes=1000)) == 4000
+    assert budget_limit(HttpOptions(max_body_bytes=1000, max_body_bytes_in_flight=2500)) == 2500
+    assert budget_limit(HttpOptions(max_body_bytes=1000, max_body_bytes_in_flight=10)) == 1000
 
 
 # -- through the app: the refusals are OpenAI errors and close the connection ----------
 
 
 def app_under_test(**settings: Any) -> Any:
-    return create_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings(**settings))
+    return create_app(
+        ChatService(FakeRunner(), InMemorySessionStore()),
+        http_config(Settings.from_values(**settings)),
+    )
 
 
 async def test_the_app_answers_a_stalled_body_with_408_and_closes() -> None:

@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from structlog.testing import capture_logs
 
+from claude_max_api.bootstrap import http_config
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.app import create_app
@@ -22,17 +23,20 @@ APP_ORIGIN = "https://app-7d3e.example"
 
 def client(settings: Settings) -> TestClient[Litestar]:
     service = ChatService(FakeRunner(), InMemorySessionStore())
-    return TestClient(create_app(service, settings), base_url=LOCAL)
+    return TestClient(create_app(service, http_config(settings)), base_url=LOCAL)
 
 
 @pytest.fixture
 def keyed() -> Iterator[TestClient[Litestar]]:
-    with client(Settings(api_keys="k-1")) as http:
+    with client(Settings.from_values(api_keys="k-1")) as http:
         yield http
 
 
 def test_the_guard_wraps_the_key_check_inside_the_request_log() -> None:
-    app = create_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings(api_keys="k"))
+    app = create_app(
+        ChatService(FakeRunner(), InMemorySessionStore()),
+        http_config(Settings.from_values(api_keys="k")),
+    )
     guard = app.asgi_handler.app  # type: ignore[attr-defined]
     assert isinstance(guard, BrowserGuardMiddleware)
     assert isinstance(guard.app, ApiKeyMiddleware)
@@ -91,7 +95,7 @@ def test_without_listed_origins_no_response_carries_cors_headers() -> None:
 
 
 def test_a_listed_origins_preflight_allows_our_headers_and_the_ones_it_asks_for() -> None:
-    with client(Settings(allowed_origins=APP_ORIGIN)) as http:
+    with client(Settings.from_values(allowed_origins=APP_ORIGIN)) as http:
         response = http.options(
             "/v1/chat/completions",
             headers={
@@ -120,7 +124,7 @@ def test_a_listed_origins_preflight_allows_our_headers_and_the_ones_it_asks_for(
 
 
 def test_a_listed_origin_reads_responses_and_refusals_with_our_headers_exposed() -> None:
-    with client(Settings(allowed_origins=APP_ORIGIN)) as http:
+    with client(Settings.from_values(allowed_origins=APP_ORIGIN)) as http:
         ok = http.post("/v1/chat/completions", json=CHAT, headers={"origin": APP_ORIGIN})
         refused = http.post(
             "/v1/chat/completions",
@@ -140,7 +144,7 @@ def test_a_listed_origin_reads_responses_and_refusals_with_our_headers_exposed()
 
 
 def test_the_host_settings_reach_the_guard() -> None:
-    with client(Settings(host="0.0.0.0", allowed_hosts="proxy-2e6b.example")) as http:
+    with client(Settings.from_values(host="0.0.0.0", allowed_hosts="proxy-2e6b.example")) as http:
         statuses = [
             http.get("/health", headers={"host": host}).status_code
             for host in ("10.1.2.3:3456", "proxy-2e6b.example", "evil.example")

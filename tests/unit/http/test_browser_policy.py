@@ -377,6 +377,13 @@ def test_malformed_allow_lists_are_refused_naming_the_setting(
 
 def test_the_allow_lists_are_empty_by_default() -> None:
     settings = Settings()
-    assert (settings.allowed_hosts, settings.allowed_origins) == (None, None)
-    rules = policy(settings.host, settings.allowed_hosts, settings.allowed_origins)
+    assert (settings.security.access.allowed_hosts, settings.security.access.allowed_origins) == (
+        None,
+        None,
+    )
+    rules = policy(
+        settings.server.http.host,
+        settings.security.access.allowed_hosts,
+        settings.security.access.allowed_origins,
+    )
     assert not rules.cors_enabled

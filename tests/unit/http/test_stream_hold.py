@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import pytest
 from litestar.testing import TestClient
 
+from claude_max_api.bootstrap import http_config
 from claude_max_api.settings import Settings
 from proxy_core import (
     ChatError,
@@ -47,7 +48,7 @@ def rate_limited() -> Script:
 def post(
     runner: FakeRunner, settings: Settings, *, stream: bool
 ) -> tuple[int, dict[str, str], str]:
-    app = create_app(ChatService(runner, InMemorySessionStore()), settings)
+    app = create_app(ChatService(runner, InMemorySessionStore()), http_config(settings))
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json={**BODY, "stream": stream})
         return response.status_code, dict(response.headers), response.text
@@ -80,7 +81,7 @@ def events_of(body: str) -> list[dict[str, object]]:
 def test_a_turn_failing_first_gets_the_same_status_body_and_headers_streamed_or_not(
     failure: Script, status: int, code: str
 ) -> None:
-    settings = Settings(stream_hold=30)
+    settings = Settings.from_values(stream_hold=30)
     whole = post(FakeRunner(failure), settings, stream=False)
     streamed = post(FakeRunner(failure), settings, stream=True)
     assert streamed[0] == whole[0] == status
@@ -91,7 +92,9 @@ def test_a_turn_failing_first_gets_the_same_status_body_and_headers_streamed_or_
 
 
 def test_a_streamed_rate_limit_passes_retry_after_on() -> None:
-    status, headers, _ = post(FakeRunner(rate_limited()), Settings(stream_hold=30), stream=True)
+    status, headers, _ = post(
+        FakeRunner(rate_limited()), Settings.from_values(stream_hold=30), stream=True
+    )
     assert (status, headers["retry-after"]) == (429, "8")
 
 
@@ -104,7 +107,7 @@ def test_events_nobody_sees_do_not_end_the_hold() -> None:
         TextDelta(""),
         Failed(FailureReason.OVERLOADED, "API Error: 529"),
     )
-    status, _, body = post(FakeRunner(early), Settings(stream_hold=30), stream=True)
+    status, _, body = post(FakeRunner(early), Settings.from_values(stream_hold=30), stream=True)
     assert status == 503
     assert json.loads(body)["error"]["code"] == "overloaded"
 
@@ -112,7 +115,9 @@ def test_events_nobody_sees_do_not_end_the_hold() -> None:
 def test_shown_thinking_is_content_and_a_later_failure_is_an_error_event() -> None:
     thinking_first = script(ThinkingDelta("hmm"), Failed(FailureReason.OVERLOADED, "529"))
     status, _, body = post(
-        FakeRunner(thinking_first), Settings(stream_hold=30, reasoning=True), stream=True
+        FakeRunner(thinking_first),
+        Settings.from_values(stream_hold=30, reasoning=True),
+        stream=True,
     )
     assert status == 200
     events = events_of(body)
@@ -129,7 +134,9 @@ def test_a_reply_streams_whole_after_the_hold_with_the_events_held_back_first() 
         TextDelta("llo"),
         Finished("end_turn", "hello", "sid"),
     )
-    status, headers, body = post(FakeRunner(reply), Settings(stream_hold=30), stream=True)
+    status, headers, body = post(
+        FakeRunner(reply), Settings.from_values(stream_hold=30), stream=True
+    )
     assert status == 200
     assert headers["content-type"].startswith("text/event-stream")
     events = events_of(body)
@@ -140,7 +147,9 @@ def test_a_reply_streams_whole_after_the_hold_with_the_events_held_back_first() 
 
 
 def test_without_a_hold_an_early_failure_is_a_200_with_an_error_event() -> None:
-    status, headers, body = post(FakeRunner(rate_limited()), Settings(stream_hold=0), stream=True)
+    status, headers, body = post(
+        FakeRunner(rate_limited()), Settings.from_values(stream_hold=0), stream=True
+    )
     assert status == 200
     assert "retry-after" not in headers
     assert events_of(body)[-1]["error"]["code"] == "rate_limit_exceeded"  # type: ignore[index]
