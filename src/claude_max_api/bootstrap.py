@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -30,7 +30,11 @@ from proxy_core import (
     ServiceLimits,
     SessionStore,
 )
-from proxy_http.app import create_app
+from proxy_http.app import Lifespan, create_app
+from proxy_http.auth import load_api_keys
+from proxy_http.bodies import budget_limit
+from proxy_http.browser_policy import BrowserPolicy
+from proxy_http.layers import BodyLimits, wrap
 from proxy_http.readiness import ReadinessProbe
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "build_limits",
     "build_runner",
     "build_store",
+    "http_app",
     "kill_leftover_children",
     "open_service",
     "runner_config",
@@ -261,9 +266,40 @@ def kill_leftover_children(service: ChatService) -> int:
     return watchdog.kill_all(root=os.getpid())
 
 
+def http_app(
+    service: ChatService,
+    settings: Settings,
+    *,
+    lifespan: Sequence[Lifespan] = (),
+    readiness: ReadinessProbe | None = None,
+) -> Litestar:
+    """The HTTP adapter over `service`, behind the ASGI layers `settings` configure.
+
+    Every path refuses what a web browser must not do (a foreign Host, a foreign
+    origin, a body not declared JSON); with API keys, every path but /health requires
+    one; bodies are held to a budget; every request is logged. What `serve` runs, and
+    what an embedding application or a test builds to get the same protected app.
+    Raises ApiKeyError when the key file cannot be read.
+    """
+    app = create_app(service, settings, lifespan=lifespan, readiness=readiness)
+    return wrap(
+        app,
+        browser=BrowserPolicy.from_settings(
+            settings.host, settings.allowed_hosts, settings.allowed_origins
+        ),
+        keys=load_api_keys(settings.api_keys, settings.api_key_file, settings.admin_api_keys),
+        bodies=BodyLimits(
+            budget=budget_limit(settings),
+            max_body_bytes=settings.max_body_bytes,
+            timeout=settings.body_timeout,
+            retry_after=settings.busy_retry_after,
+        ),
+    )
+
+
 def build_app(service: ChatService, settings: Settings) -> Litestar:
-    """The served app: the HTTP adapter over `service`, closing it on shutdown."""
-    return create_app(
+    """The served app: the protected HTTP adapter over `service`, closing it on shutdown."""
+    return http_app(
         service,
         settings,
         lifespan=[service_lifespan(service, settings)],

@@ -174,14 +174,3 @@ class BodyGuard:
             await self.app(scope, reader.receive, send)
         finally:
             self.budget.release(reserved + reader.counted)
-
-
-def guard_bodies(app: ASGIApp, settings: Settings) -> BodyGuard:
-    """`app` behind a BodyGuard configured by `settings`."""
-    return BodyGuard(
-        app,
-        budget=BodyBudget(budget_limit(settings)),
-        max_body_bytes=settings.max_body_bytes,
-        timeout=settings.body_timeout,
-        retry_after=settings.busy_retry_after,
-    )

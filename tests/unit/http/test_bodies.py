@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from litestar.types import Receive, Scope, Send
 
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
-from proxy_http.app import create_app
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.errors import RequestRefused
 
@@ -236,7 +236,7 @@ def test_the_budget_defaults_to_four_bodies_and_never_holds_less_than_one() -> N
 
 
 def app_under_test(**settings: Any) -> Any:
-    return create_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings(**settings))
+    return http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings(**settings))
 
 
 async def test_the_app_answers_a_stalled_body_with_408_and_closes() -> None:
