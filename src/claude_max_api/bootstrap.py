@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from proxy_core import (
     ServiceLimits,
     SessionStore,
 )
-from proxy_http.app import create_app
+from proxy_http.app import Lifespan, create_app
 from proxy_http.config import HttpConfig
+from proxy_http.layers import protect
 from proxy_http.readiness import ReadinessProbe
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "build_limits",
     "build_runner",
     "build_store",
+    "http_app",
     "http_config",
     "kill_leftover_children",
     "open_service",
@@ -239,11 +241,28 @@ def http_config(settings: Settings) -> HttpConfig:
     return HttpConfig(http=settings.server.http, security=settings.security.access)
 
 
+def http_app(
+    service: ChatService,
+    settings: Settings,
+    *,
+    lifespan: Sequence[Lifespan] = (),
+    readiness: ReadinessProbe | None = None,
+) -> Litestar:
+    """The HTTP adapter over `service`, behind the ASGI layers `settings` configure.
+
+    What `serve` runs, and what an embedding application or a test builds to get the
+    same protected app. Raises ApiKeyError when the key file cannot be read.
+    """
+    config = http_config(settings)
+    app = create_app(service, config, lifespan=lifespan, readiness=readiness)
+    return protect(app, config, retry_after=service.limits.busy_retry_after)
+
+
 def build_app(service: ChatService, settings: Settings) -> Litestar:
-    """The served app: the HTTP adapter over `service`, closing it on shutdown."""
-    return create_app(
+    """The served app: the protected HTTP adapter over `service`, closing it on shutdown."""
+    return http_app(
         service,
-        http_config(settings),
+        settings,
         lifespan=[service_lifespan(service, settings)],
         readiness=ReadinessProbe(lambda: backend_findings(settings)),
     )

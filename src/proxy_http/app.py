@@ -1,5 +1,8 @@
 """The Litestar app: `create_app(service, config)` exposes a ChatService over HTTP.
 
+It is the plain app; `proxy_http.layers.wrap` puts the ASGI layers (request log,
+browser guard, API keys, body budget) around it.
+
 Handlers raise domain errors and the exception handlers in `errors` shape them;
 the service and config come in as dependencies, never as module globals.
 """
@@ -12,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import structlog
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -20,7 +22,7 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
-from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
+from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import (
     ChatError,
@@ -30,13 +32,10 @@ from proxy_core import (
     SessionRecord,
     namespaced,
 )
-from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
-from proxy_http.bodies import guard_bodies
-from proxy_http.browser_guard import BrowserGuardMiddleware
-from proxy_http.browser_policy import BrowserPolicy
+from proxy_http.auth import Access, access_for, caller_of, keys_checked
 from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS
-from proxy_http.logging import RequestLogMiddleware, request_log
+from proxy_http.logging import note
 from proxy_http.readiness import ReadinessProbe
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
 from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_first
@@ -67,7 +66,6 @@ from proxy_http.wire import (
 MODEL_CREATED = 1_735_689_600
 SESSION_HEADER = "X-Session-Id"
 READINESS_KEY = "readiness"
-KEYS_REQUIRED_KEY = "keys_required"
 # SQLite integers are 64-bit; a larger offset is refused rather than overflowing.
 MAX_OFFSET = 2**62
 
@@ -87,7 +85,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 def access_of(request: Request[Any, Any, Any]) -> Access | None:
     """The request's access; None when keys are configured and it presented no valid one
     (only open paths such as /health are reached without one)."""
-    return access_for(caller_of(request.scope), keys_required=request.app.state[KEYS_REQUIRED_KEY])
+    return access_for(caller_of(request.scope), keys_required=keys_checked(request.scope))
 
 
 def required_access(request: Request[Any, Any, Any]) -> Access:
@@ -149,8 +147,7 @@ async def chat_completions(
         raise ChatError(
             FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
         )
-    log = request_log(request.scope)
-    log.stream = bool(data.stream)
+    note(stream=bool(data.stream))
     turn = service.open_turn(
         ChatRequest(
             model=data.model,
@@ -164,9 +161,7 @@ async def chat_completions(
         ),
         whole=not data.stream,
     )
-    log.session_key = turn.key.value
-    log.model = turn.model.response_id
-    structlog.contextvars.bind_contextvars(session_key=turn.key.value)
+    note(session_key=turn.key.value, model=turn.model.response_id)
     # The client sees its key within its own namespace, never the namespace.
     headers = {SESSION_HEADER: turn.key.external}
     # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
@@ -193,7 +188,6 @@ async def chat_completions(
             show_thinking=show_thinking,
             keepalive_interval=options.keepalive_interval,
             hold=options.stream_hold,
-            log=log,
             disconnected=disconnected,
             active=active_turns(request),
         )
@@ -204,7 +198,7 @@ async def chat_completions(
         )
 
     try:
-        collected = await until_first(collect_turn(turn, log, active_turns(request)), disconnected)
+        collected = await until_first(collect_turn(turn, active_turns(request)), disconnected)
     finally:
         turn.release()
     return Response(
@@ -465,19 +459,16 @@ def create_app(
     debug: bool = False,
     readiness: ReadinessProbe | None = None,
 ) -> Litestar:
-    """The HTTP app over `service`.
+    """The plain HTTP app over `service`: routes, dependencies, error shapes.
 
     `lifespan` context managers wrap the app's life (the composition root closes
-    the service there); `guards` and `middleware` are extension points. Every path
-    refuses what a web browser must not do (`browser_guard`): a foreign Host, a
-    foreign origin, a body not declared JSON. With API keys in `config`, every
-    path but /health requires one (raises ApiKeyError when the key file cannot be
-    read). `readiness` adds the setup checks' problems (login state, ...) to /health.
+    the service there); `guards` and `middleware` are extension points. `readiness`
+    adds the setup checks' problems (login state, ...) to /health. The request log,
+    the browser guard, API keys and the body budget are ASGI layers put around it by
+    `proxy_http.layers.protect`: served without them, every caller has open access.
     """
-    config = config or HttpConfig()
-    options, security = config.http, config.security
-    keys = load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys)
-    app = Litestar(
+    options = (config or HttpConfig()).http
+    return Litestar(
         route_handlers=list(ROUTES),
         guards=list(guards),
         dependencies={
@@ -496,24 +487,9 @@ def create_app(
                 "options": options,
                 ACTIVE_TURNS_KEY: ActiveTurns(),
                 READINESS_KEY: readiness,
-                KEYS_REQUIRED_KEY: bool(keys),
             }
         ),
         signature_namespace={"ChatService": ChatService, "HttpOptions": HttpOptions},
         logging_config=None,
         debug=debug,
     )
-    # Outermost, around Litestar's own routing: Litestar middleware is per route, so
-    # it would miss the 404s and 405s of paths and methods that match no handler.
-    # Keys are checked there too, so no path (a 404 included) answers without one.
-    # Bodies are admitted inside the key check, so a client without a key holds none;
-    # the browser guard comes before the keys: a refused browser never reaches them.
-    handler: ASGIApp = guard_bodies(
-        app.asgi_handler, options, retry_after=service.limits.busy_retry_after
-    )
-    handler = ApiKeyMiddleware(handler, keys) if keys else handler
-    policy = BrowserPolicy.from_settings(
-        options.host, security.allowed_hosts, security.allowed_origins
-    )
-    app.asgi_handler = RequestLogMiddleware(BrowserGuardMiddleware(handler, policy))
-    return app

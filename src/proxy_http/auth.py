@@ -45,7 +45,8 @@ _UNAUTHORIZED = msgspec.json.encode(
 
 
 CALLER_STATE_KEY = "caller"
-"""Where the middleware puts the request's `Caller` in the ASGI scope's state."""
+"""Where the middleware puts the request's `Caller` (None: no valid key) in the ASGI
+scope's state; its presence says that keys are required (see `keys_checked`)."""
 
 # Key ids are stored (session keys, the session database) and shown to admins, so
 # they come from a slow salted hash: an id never confirms a guess of a weak key
@@ -197,6 +198,12 @@ def access_for(caller: Caller | None, *, keys_required: bool) -> Access | None:
     if caller is None:
         return None
     return Access(namespace=caller.key_id, sees_all=caller.admin)
+
+
+def keys_checked(scope: Scope) -> bool:
+    """Whether this request passed the key check (`ApiKeyMiddleware`), which marks every
+    request it sees, with a valid key or none; an app served without it requires none."""
+    return CALLER_STATE_KEY in (scope.get("state") or {})
 
 
 def caller_of(scope: Scope) -> Caller | None:

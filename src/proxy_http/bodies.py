@@ -174,15 +174,3 @@ class BodyGuard:
             await self.app(scope, reader.receive, send)
         finally:
             self.budget.release(reserved + reader.counted)
-
-
-def guard_bodies(app: ASGIApp, options: HttpOptions, retry_after: float) -> BodyGuard:
-    """`app` behind a BodyGuard configured by `options`; refusals ask to retry after
-    `retry_after` seconds (the service's busy answer)."""
-    return BodyGuard(
-        app,
-        budget=BodyBudget(budget_limit(options)),
-        max_body_bytes=options.max_body_bytes,
-        timeout=options.body_timeout,
-        retry_after=retry_after,
-    )

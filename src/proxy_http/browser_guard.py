@@ -18,7 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_http.browser_policy import BrowserHeaders, BrowserPolicy, Verdict
 from proxy_http.errors import send_error, send_response
-from proxy_http.logging import request_log
+from proxy_http.logging import note
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Session-Id", "x-api-key")
@@ -116,7 +116,7 @@ class BrowserGuardMiddleware:
         if decision.verdict is Verdict.PASS:
             await self.app(scope, receive, _adding(send, extra) if extra else send)
             return
-        request_log(scope).outcome = decision.verdict.value
+        note(outcome=decision.verdict.value)
         if decision.verdict is Verdict.PREFLIGHT:
             assert decision.cors_origin is not None
             headers = preflight_headers(decision.cors_origin, requested_headers(raw_headers))

@@ -2,8 +2,8 @@
 
 Every stdlib logger (uvicorn, the CLI backend, its CLI stderr at debug) is routed
 through the same structlog renderer, so the output is one format throughout.
-The request id and session key are bound with `structlog.contextvars`, so every
-line a request causes carries them.
+A request's id and facts (session key, outcome, tokens) are bound with
+`structlog.contextvars` (see `note`), so every line a request causes carries its id.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-REQUEST_LOG_KEY = "proxy_request_log"
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -128,28 +128,53 @@ def configure_logging(
     logging.getLogger("uvicorn.access").disabled = True
 
 
-class RequestLog:
-    """What one request's log line reports; the handlers fill it in as they learn it."""
+# What a request's line reports beyond its method, path, status and latency, in order.
+REQUEST_FACTS = (
+    "session_key",
+    "model",
+    "plan",
+    "stream",
+    "outcome",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
-        self.session_key: str | None = None
-        self.model: str | None = None
-        self.plan: str | None = None
-        self.stream: bool | None = None
-        self.outcome: str | None = None
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
+# The facts of the request being served. One dict per request, set once by
+# `request_scope`: tasks the request starts copy the context, so they see the same dict
+# and what they note reaches the line, which values bound in them alone would not.
+_FACTS: ContextVar[dict[str, Any] | None] = ContextVar("proxy_http_request_facts", default=None)
 
 
-def request_log(scope: Scope) -> RequestLog:
-    """The RequestLog of a request (a throwaway one when the middleware is absent)."""
-    state = scope.setdefault("state", {})
-    log = state.get(REQUEST_LOG_KEY)
-    if not isinstance(log, RequestLog):
-        log = RequestLog(new_request_id())
-        state[REQUEST_LOG_KEY] = log
-    return log
+def note(**facts: Any) -> None:
+    """Record facts about the current request (its outcome, tokens, ...).
+
+    Its log line reports them, and they are bound with `structlog.contextvars`, so the
+    lines logged after this in the same context carry them too. Outside a request
+    (no `request_scope`) they are only bound.
+    """
+    structlog.contextvars.bind_contextvars(**facts)
+    current = _FACTS.get()
+    if current is not None:
+        current.update(facts)
+
+
+@contextmanager
+def request_scope(request_id: str) -> Iterator[dict[str, Any]]:
+    """The span of one request: yields the dict its `note`s fill in.
+
+    The request id is bound to every line logged within; whatever the request bound
+    is unbound when it ends.
+    """
+    facts: dict[str, Any] = {}
+    token = _FACTS.set(facts)
+    bound = structlog.contextvars.get_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        yield facts
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**bound)
+        _FACTS.reset(token)
 
 
 def new_request_id() -> str:
@@ -160,7 +185,7 @@ class RequestLogMiddleware:
     """ASGI middleware: binds a request id, adds `X-Request-Id`, logs one line at the end.
 
     The line is written when the response is complete, so a stream's line has its
-    tokens and outcome.
+    tokens and outcome (see `note`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -171,8 +196,7 @@ class RequestLogMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        log = RequestLog(new_request_id())
-        scope.setdefault("state", {})[REQUEST_LOG_KEY] = log
+        request_id = new_request_id()
         status = 0
         started = time.perf_counter()
 
@@ -181,31 +205,22 @@ class RequestLogMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", log.request_id.encode()))
+                headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=log.request_id):
+        with request_scope(request_id) as facts:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
                 fields: dict[str, Any] = {
-                    "request_id": log.request_id,
+                    "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
                     "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 }
-                for name in (
-                    "session_key",
-                    "model",
-                    "plan",
-                    "stream",
-                    "outcome",
-                    "prompt_tokens",
-                    "completion_tokens",
-                ):
-                    value = getattr(log, name)
-                    if value is not None:
-                        fields[name] = value
+                for name in REQUEST_FACTS:
+                    if facts.get(name) is not None:
+                        fields[name] = facts[name]
                 self.logger.info("request", **fields)

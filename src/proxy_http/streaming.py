@@ -37,7 +37,7 @@ from proxy_core import (
     Usage,
     no_result,
 )
-from proxy_http.logging import RequestLog
+from proxy_http.logging import note
 from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
 
 _log = structlog.get_logger("proxy_http.streaming")
@@ -149,15 +149,14 @@ class TurnPump:
         self.turn.release()
 
 
-def note_turn(log: RequestLog, turn: Turn) -> None:
-    """Copy what the turn learned into the request's log line."""
+def note_turn(turn: Turn) -> None:
+    """Note what the turn learned for the request's log line (see `logging.note`)."""
     if turn.plan is not None:
-        log.plan = turn.plan.kind.value
+        note(plan=turn.plan.kind.value)
     if turn.usage is not None:
-        log.prompt_tokens = turn.usage.prompt_tokens
-        log.completion_tokens = turn.usage.output_tokens
+        note(prompt_tokens=turn.usage.prompt_tokens, completion_tokens=turn.usage.output_tokens)
     if turn.failure is not None:
-        log.outcome = turn.failure.reason.value
+        note(outcome=turn.failure.reason.value)
 
 
 def shows(event: Event, *, show_thinking: bool) -> bool:
@@ -200,7 +199,6 @@ async def open_stream(
     show_thinking: bool,
     keepalive_interval: float,
     hold: float,
-    log: RequestLog,
     disconnected: Callable[[], Awaitable[None]],
     active: ActiveTurns | None = None,
 ) -> AsyncGenerator[bytes, None]:
@@ -217,7 +215,6 @@ async def open_stream(
         show_thinking=show_thinking,
         keepalive_interval=keepalive_interval,
         hold=hold,
-        log=log,
         active=active,
     )
     try:
@@ -235,7 +232,6 @@ async def stream_turn(
     *,
     show_thinking: bool,
     keepalive_interval: float,
-    log: RequestLog,
     active: ActiveTurns | None = None,
     hold: float | None = None,
 ) -> AsyncGenerator[bytes, None]:
@@ -246,15 +242,17 @@ async def stream_turn(
     is an empty marker yielded once the turn has shown something or `hold` seconds
     have passed; a failure before that is raised as ChatError (see `open_stream`).
     After the first byte a failure becomes one error event followed by `[DONE]`.
+    The request's outcome is noted when the body ends (`cancelled` if it never did).
     """
     pump = TurnPump(turn, active)
+    outcome: str | None = None
     try:
         pending: deque[Event] = deque()
         if hold is not None:
             try:
                 pending.extend(await hold_first(pump, hold, show_thinking=show_thinking))
             except ChatError as error:
-                log.outcome = error.reason.value
+                outcome = error.reason.value
                 raise
             yield b""
         yield renderer.role()
@@ -282,18 +280,18 @@ async def stream_turn(
                 yield renderer.finish(event.stop_reason)
                 if renderer.include_usage:
                     yield renderer.usage(usage)
-                log.outcome = "ok"
+                outcome = "ok"
                 break
             elif isinstance(event, Failed):
-                log.outcome = event.reason.value
+                outcome = event.reason.value
                 yield renderer.error(event.reason, event.message)
                 break
         yield DONE
     finally:
         await pump.aclose()
-        note_turn(log, turn)
-        if log.outcome is None:
-            log.outcome = FailureReason.CANCELLED.value
+        note(outcome=outcome or FailureReason.CANCELLED.value)
+        # The turn's own failure, when it has one, is the outcome.
+        note_turn(turn)
 
 
 class Collected(msgspec.Struct, frozen=True):
@@ -305,7 +303,7 @@ class Collected(msgspec.Struct, frozen=True):
     usage: Usage
 
 
-async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None = None) -> Collected:
+async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collected:
     """Run a turn to its end; a Failed event is raised as ChatError."""
     pump = TurnPump(turn, active)
     reply = ReplyCollector()
@@ -313,16 +311,16 @@ async def collect_turn(turn: Turn, log: RequestLog, active: ActiveTurns | None =
         while True:
             event = await pump.next(None)
             if isinstance(event, Failed):
-                log.outcome = event.reason.value
+                note(outcome=event.reason.value)
             finished = reply.add(event) if event is not None else None
             if finished is not None:
-                log.outcome = "ok"
+                note(outcome="ok")
                 return Collected(reply.text, reply.thinking, finished.stop_reason, reply.usage)
     except StopAsyncIteration:
         raise no_result() from None
     finally:
         await pump.aclose()
-        note_turn(log, turn)
+        note_turn(turn)
 
 
 async def until_first(work: Awaitable[T], disconnected: Callable[[], Awaitable[None]]) -> T:

@@ -22,10 +22,9 @@ import httpx
 import uvicorn
 from litestar import Litestar
 
-from claude_max_api.bootstrap import http_config
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore, ModelCatalog, ServiceLimits
-from proxy_http.app import create_app
 
 
 def free_port() -> int:
@@ -119,7 +118,7 @@ def live_fake_server(
 ) -> Iterator[tuple[LiveServer, ChatService]]:
     """The app over a FakeRunner, live on 127.0.0.1; yields (server, service)."""
     service = fake_service(runner, limits=limits, catalog=catalog)
-    with live_app(create_app(service, http_config(settings or Settings()))) as server:
+    with live_app(http_app(service, settings or Settings())) as server:
         yield server, service
 
 

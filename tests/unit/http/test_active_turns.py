@@ -7,13 +7,11 @@ import json
 
 import pytest
 
-from claude_max_api.bootstrap import http_config
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import ChatError, ChatRequest, ChatService, FailureReason, FakeRunner
 from proxy_core.fakes import InMemorySessionStore
-from proxy_http.app import create_app
 from proxy_http.auth import ApiKeyMiddleware
-from proxy_http.logging import RequestLog
 from proxy_http.sse import ChunkRenderer
 from proxy_http.streaming import ActiveTurns, collect_turn, stream_turn
 
@@ -36,7 +34,6 @@ async def test_an_aborted_stream_ends_with_an_error_event_then_done() -> None:
         ChunkRenderer("chatcmpl-1", 0, "sonnet"),
         show_thinking=False,
         keepalive_interval=5,
-        log=RequestLog("req_1"),
         active=active,
     )
     chunks = [await anext(stream)]  # the role chunk; the turn is now in flight
@@ -54,7 +51,7 @@ async def test_an_aborted_stream_ends_with_an_error_event_then_done() -> None:
 async def test_an_aborted_whole_reply_raises_a_cancelled_error() -> None:
     active = ActiveTurns()
     turn = slow_service().open_turn(request("another"))
-    collecting = asyncio.ensure_future(collect_turn(turn, RequestLog("req_2"), active))
+    collecting = asyncio.ensure_future(collect_turn(turn, active))
     await asyncio.sleep(0.05)
     active.abort_all(MESSAGE)
     with pytest.raises(ChatError) as raised:
@@ -67,7 +64,7 @@ async def test_waiting_for_idle_turns_reports_whether_they_ended() -> None:
     active = ActiveTurns()
     assert await active.wait_idle(0.01)
     turn = slow_service().open_turn(request("held"))
-    collecting = asyncio.ensure_future(collect_turn(turn, RequestLog("req_3"), active))
+    collecting = asyncio.ensure_future(collect_turn(turn, active))
     await asyncio.sleep(0.05)
     assert not await active.wait_idle(0.05)
     active.abort_all(MESSAGE)
@@ -85,7 +82,7 @@ def test_settings_dumps_hide_the_api_keys() -> None:
 def test_the_app_checks_keys_only_when_some_are_configured() -> None:
     service = slow_service()
     # The request log wraps the browser guard, which wraps the key check when there is one.
-    guarded = create_app(service, http_config(Settings.from_values(api_keys="k")))
+    guarded = http_app(service, Settings.from_values(api_keys="k"))
     assert isinstance(guarded.asgi_handler.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]
-    open_app = create_app(service, http_config(Settings()))
+    open_app = http_app(service, Settings())
     assert not isinstance(open_app.asgi_handler.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]

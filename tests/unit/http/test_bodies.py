@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from litestar.types import Receive, Scope, Send
 
-from claude_max_api.bootstrap import http_config
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
-from proxy_http.app import create_app
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.config import HttpOptions
 from proxy_http.errors import RequestRefused
@@ -238,9 +237,8 @@ def test_the_budget_defaults_to_four_bodies_and_never_holds_less_than_one() -> N
 
 
 def app_under_test(**settings: Any) -> Any:
-    return create_app(
-        ChatService(FakeRunner(), InMemorySessionStore()),
-        http_config(Settings.from_values(**settings)),
+    return http_app(
+        ChatService(FakeRunner(), InMemorySessionStore()), Settings.from_values(**settings)
     )
 
 

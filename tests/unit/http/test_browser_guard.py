@@ -9,10 +9,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from structlog.testing import capture_logs
 
-from claude_max_api.bootstrap import http_config
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
-from proxy_http.app import create_app
 from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.browser_guard import BrowserGuardMiddleware
 
@@ -23,7 +22,7 @@ APP_ORIGIN = "https://app-7d3e.example"
 
 def client(settings: Settings) -> TestClient[Litestar]:
     service = ChatService(FakeRunner(), InMemorySessionStore())
-    return TestClient(create_app(service, http_config(settings)), base_url=LOCAL)
+    return TestClient(http_app(service, settings), base_url=LOCAL)
 
 
 @pytest.fixture
@@ -33,9 +32,8 @@ def keyed() -> Iterator[TestClient[Litestar]]:
 
 
 def test_the_guard_wraps_the_key_check_inside_the_request_log() -> None:
-    app = create_app(
-        ChatService(FakeRunner(), InMemorySessionStore()),
-        http_config(Settings.from_values(api_keys="k")),
+    app = http_app(
+        ChatService(FakeRunner(), InMemorySessionStore()), Settings.from_values(api_keys="k")
     )
     guard = app.asgi_handler.app  # type: ignore[attr-defined]
     assert isinstance(guard, BrowserGuardMiddleware)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import structlog
 from litestar.testing import TestClient
 from structlog.testing import capture_logs
 
-from proxy_core import ChatService, FakeRunner, InMemorySessionStore
+from claude_max_api.bootstrap import http_app
+from claude_max_api.settings import Settings
+from proxy_core import ChatService, Event, FakeRunner, InMemorySessionStore, TurnPlan
+from proxy_core.fakes import echo_script
 from proxy_http.app import create_app
-from proxy_http.logging import configure_logging
+from proxy_http.logging import configure_logging, note, request_scope
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def restore_logging() -> Iterator[None]:
 
 
 def test_chat_request_logs_one_line_with_its_facts() -> None:
-    app = create_app(ChatService(FakeRunner(), InMemorySessionStore()))
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
     # A loopback base URL: the test client's default Host (testserver.local) is refused.
     with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
         response = client.post(
@@ -48,6 +52,94 @@ def test_chat_request_logs_one_line_with_its_facts() -> None:
     )
     assert line["prompt_tokens"] == 10
     assert line["latency_ms"] >= 0
+
+
+def test_a_streamed_request_logs_the_outcome_and_tokens_its_body_noted() -> None:
+    # Litestar iterates a stream's body in a task of its own: what the body notes there
+    # still reaches the line the request log writes once the response is complete.
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "sonnet",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": True,
+            },
+            headers={"X-Session-Id": "abc"},
+        )
+    assert response.text.endswith("data: [DONE]\n\n")
+    (line,) = [e for e in logs if e["event"] == "request"]
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert (line["session_key"], line["stream"], line["outcome"], line["plan"]) == (
+        "h:abc",
+        True,
+        "ok",
+        "NEW",
+    )
+    assert (line["prompt_tokens"], line["completion_tokens"]) == (10, 2)
+
+
+def test_backend_lines_logged_during_a_request_carry_its_request_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+
+    def logging_script(plan: TurnPlan) -> Sequence[Event]:
+        # The runner runs in the turn's own task, as the CLI backend does.
+        logging.getLogger("proxy_cli_backend.fake").warning("turn_started")
+        return echo_script(plan)
+
+    app = http_app(ChatService(FakeRunner(logging_script), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        ids = [
+            client.post(
+                "/v1/chat/completions",
+                json={"model": "sonnet", "messages": [{"role": "user", "content": "hi"}], **extra},
+            ).headers["x-request-id"]
+            for extra in ({}, {"stream": True})
+        ]
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    backend = [r for r in records if r["event"] == "turn_started"]
+    assert [r["request_id"] for r in backend] == ids
+    assert all(r["session_key"].startswith("auto:") for r in backend)
+
+
+async def test_facts_noted_in_tasks_a_request_starts_reach_its_line() -> None:
+    async def in_a_task() -> None:
+        note(outcome="ok", prompt_tokens=3)
+
+    with request_scope("req_1") as facts:
+        await asyncio.create_task(in_a_task())
+    assert facts == {"outcome": "ok", "prompt_tokens": 3}
+
+
+async def test_a_request_scope_unbinds_what_the_request_bound() -> None:
+    structlog.contextvars.bind_contextvars(outer="kept")
+    try:
+        with request_scope("req_1"):
+            note(session_key="h:abc")
+            assert structlog.contextvars.get_contextvars() == {
+                "outer": "kept",
+                "request_id": "req_1",
+                "session_key": "h:abc",
+            }
+        assert structlog.contextvars.get_contextvars() == {"outer": "kept"}
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def test_the_plain_app_has_no_layers_and_http_app_has_them_all() -> None:
+    service = ChatService(FakeRunner(), InMemorySessionStore())
+    foreign = {"host": "evil.example"}
+    with TestClient(create_app(service), base_url="http://127.0.0.1") as plain:
+        response = plain.get("/v1/models", headers=foreign)
+        assert response.status_code == 200
+        assert "x-request-id" not in response.headers
+    with TestClient(http_app(service, Settings()), base_url="http://127.0.0.1") as protected:
+        response = protected.get("/v1/models", headers=foreign)
+        assert response.status_code == 421
+        assert response.headers["x-request-id"].startswith("req_")
 
 
 def test_json_format_renders_stdlib_records_as_json(

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 import pytest
 from litestar.testing import TestClient
 
-from claude_max_api.bootstrap import http_config
+from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import (
     ChatError,
@@ -28,8 +28,7 @@ from proxy_core import (
     TurnPlan,
     Usage,
 )
-from proxy_http.app import create_app
-from proxy_http.logging import RequestLog
+from proxy_http.logging import request_scope
 from proxy_http.sse import KEEPALIVE, ChunkRenderer
 from proxy_http.streaming import ActiveTurns, open_stream
 
@@ -48,7 +47,7 @@ def rate_limited() -> Script:
 def post(
     runner: FakeRunner, settings: Settings, *, stream: bool
 ) -> tuple[int, dict[str, str], str]:
-    app = create_app(ChatService(runner, InMemorySessionStore()), http_config(settings))
+    app = http_app(ChatService(runner, InMemorySessionStore()), settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json={**BODY, "stream": stream})
         return response.status_code, dict(response.headers), response.text
@@ -185,7 +184,6 @@ async def open_held(
     service: ChatService,
     *,
     hold: float,
-    log: RequestLog,
     active: ActiveTurns | None = None,
     disconnected: Callable[[], Awaitable[None]] = never,
     keepalive: float = 5.0,
@@ -196,7 +194,6 @@ async def open_held(
         show_thinking=False,
         keepalive_interval=keepalive,
         hold=hold,
-        log=log,
         disconnected=disconnected,
         active=active,
     )
@@ -205,51 +202,51 @@ async def open_held(
 async def test_a_turn_slower_than_the_hold_gets_headers_then_keepalives_then_its_reply() -> None:
     runner = GatedRunner()
     service = ChatService(runner, InMemorySessionStore())
-    log = RequestLog("req_1")
-    body = await open_held(service, hold=0.01, log=log, keepalive=0.01)
-    chunks = [await anext(body) for _ in range(3)]
-    assert b'"role":"assistant"' in chunks[0]
-    assert chunks[1:] == [KEEPALIVE, KEEPALIVE]
-    runner.opened.set()
-    rest = b"".join([chunk async for chunk in body]).decode()
-    text = "".join(
-        e["choices"][0]["delta"].get("content", "")  # type: ignore[index]
-        for e in events_of(rest)
-    )
-    assert text == "echo: hi"
-    assert rest.endswith("data: [DONE]\n\n")
-    assert log.outcome == "ok"
+    with request_scope("req_1") as log:
+        body = await open_held(service, hold=0.01, keepalive=0.01)
+        chunks = [await anext(body) for _ in range(3)]
+        assert b'"role":"assistant"' in chunks[0]
+        assert chunks[1:] == [KEEPALIVE, KEEPALIVE]
+        runner.opened.set()
+        rest = b"".join([chunk async for chunk in body]).decode()
+        text = "".join(
+            e["choices"][0]["delta"].get("content", "")  # type: ignore[index]
+            for e in events_of(rest)
+        )
+        assert text == "echo: hi"
+        assert rest.endswith("data: [DONE]\n\n")
+    assert log["outcome"] == "ok"
 
 
 async def test_a_client_gone_during_the_hold_cancels_the_turn() -> None:
     runner = GatedRunner()
     service = ChatService(runner, InMemorySessionStore())
-    log = RequestLog("req_2")
+    with request_scope("req_2") as log:
 
-    async def leaves_once_the_turn_runs() -> None:
-        await runner.started.wait()
+        async def leaves_once_the_turn_runs() -> None:
+            await runner.started.wait()
 
-    with pytest.raises(ChatError) as raised:
-        await open_held(service, hold=60, log=log, disconnected=leaves_once_the_turn_runs)
-    assert raised.value.reason is FailureReason.CANCELLED
-    # The runner was closed (the CLI process group ends there), and the turn let go.
-    assert (runner.active, runner.closed) == (0, 1)
-    assert (service.active, service.queued) == (0, 0)
-    assert log.outcome == "cancelled"
+        with pytest.raises(ChatError) as raised:
+            await open_held(service, hold=60, disconnected=leaves_once_the_turn_runs)
+        assert raised.value.reason is FailureReason.CANCELLED
+        # The runner was closed (the CLI process group ends there), and the turn let go.
+        assert (runner.active, runner.closed) == (0, 1)
+        assert (service.active, service.queued) == (0, 0)
+    assert log["outcome"] == "cancelled"
 
 
 async def test_a_shutdown_during_the_hold_answers_with_the_cancellation() -> None:
     runner = GatedRunner()
     service = ChatService(runner, InMemorySessionStore())
     active = ActiveTurns()
-    log = RequestLog("req_3")
-    opening = asyncio.ensure_future(open_held(service, hold=60, log=log, active=active))
-    await runner.started.wait()
-    assert active.abort_all("The server is shutting down; retry later.") == 1
-    with pytest.raises(ChatError) as raised:
-        await opening
-    assert raised.value.reason is FailureReason.CANCELLED
-    assert raised.value.message == "The server is shutting down; retry later."
-    assert (runner.active, runner.closed) == (0, 1)
-    assert len(active) == 0
-    assert log.outcome == "cancelled"
+    with request_scope("req_3") as log:
+        opening = asyncio.ensure_future(open_held(service, hold=60, active=active))
+        await runner.started.wait()
+        assert active.abort_all("The server is shutting down; retry later.") == 1
+        with pytest.raises(ChatError) as raised:
+            await opening
+        assert raised.value.reason is FailureReason.CANCELLED
+        assert raised.value.message == "The server is shutting down; retry later."
+        assert (runner.active, runner.closed) == (0, 1)
+        assert len(active) == 0
+    assert log["outcome"] == "cancelled"
