@@ -36,7 +36,7 @@ from proxy_cli_backend.protocol import (
 from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn
 from proxy_cli_backend.watchdog import ChildWatchdog
-from proxy_core import Block, Effort, Event, Failed
+from proxy_core import Block, Effort, Event, Failed, LiveProcessInfo
 
 log = logging.getLogger(__name__)
 
@@ -298,15 +298,15 @@ class LiveProcess:
         finally:
             await asyncio.shield(self._process.terminate(kill_grace, settle=settle))
 
-    def describe(self, now: float, rss: int | None) -> dict[str, object]:
-        """A JSON-ready summary for /health."""
-        return {
-            "session_id": self.session_id,
-            "pid": self.pid,
-            "state": self.state.value,
-            "model": self.model,
-            "effort": None if self.effort is None else self.effort.value,
-            "turns": self.turns,
-            "idle_s": round(now - self.last_used, 1),
-            "rss_bytes": rss,
-        }
+    def describe(self, now: float, rss: int | None) -> LiveProcessInfo:
+        """This process as /health lists it."""
+        return LiveProcessInfo(
+            session_id=self.session_id,
+            pid=self.pid,
+            state=self.state.value,
+            model=self.model,
+            effort=None if self.effort is None else self.effort.value,
+            turns=self.turns,
+            idle_s=round(now - self.last_used, 1),
+            rss_bytes=rss,
+        )

@@ -40,6 +40,7 @@ from proxy_cli_backend.slots import ProcessSlots
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
+    LiveDetails,
     ChatError,
     Event,
     Failed,
@@ -140,23 +141,22 @@ class LiveCliRunner:
         live = list(self._live.values())
         pooled = self._pool.processes
         rss = tree_rss([p.pid for p in [*live, *pooled]])
-        details = {
-            **base.details,
-            "mode": "live",
-            "live_processes": len(live),
-            "live_limit": self._slots.limit,
-            "processes": self._slots.held,
-            "waiting_for_process": self._slots.waiting,
-            "live_rss_bytes": sum(rss.get(p.pid, 0) for p in live),
-            "pool_ready": len(pooled),
-            "pool_size": self._pool.size,
-            "pool_rss_bytes": sum(rss.get(p.pid, 0) for p in pooled),
-            "pool_taken": self._pool.taken,
-            "spawned": self.spawned,
-            "reused": self.reused,
-            "evicted": self.evicted,
-            "live": [p.describe(now, rss.get(p.pid)) for p in live],
-        }
+        details = LiveDetails(
+            **msgspec.structs.asdict(self._base.details()),
+            live_processes=len(live),
+            live_limit=self._slots.limit,
+            processes=self._slots.held,
+            waiting_for_process=self._slots.waiting,
+            live_rss_bytes=sum(rss.get(p.pid, 0) for p in live),
+            pool_ready=len(pooled),
+            pool_size=self._pool.size,
+            pool_rss_bytes=sum(rss.get(p.pid, 0) for p in pooled),
+            pool_taken=self._pool.taken,
+            spawned=self.spawned,
+            reused=self.reused,
+            evicted=self.evicted,
+            live=tuple(p.describe(now, rss.get(p.pid)) for p in live),
+        )
         return msgspec.structs.replace(
             base,
             ready=base.ready and not self._closed,

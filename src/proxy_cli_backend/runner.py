@@ -38,6 +38,7 @@ from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn, timed_out
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
+    BackendDetails,
     BackendStatus,
     ChatError,
     Event,
@@ -123,13 +124,18 @@ class ClaudeCliRunner:
             version=binary.version if binary else None,
             problems=problems,
             active_processes=len(self._processes),
-            details={
-                "path": binary.path if binary else None,
-                "tools": self.config.tools,
-                "workdir": self.config.resolved_workdir,
-                "tracked_children": self.watchdog.tracked,
-                "orphans_killed": self.watchdog.orphans_killed,
-            },
+            details=self.details(),
+        )
+
+    def details(self) -> BackendDetails:
+        """The binary, the tools profile, the work directory and the watchdog's counts."""
+        binary = self._binary
+        return BackendDetails(
+            path=binary.path if binary else None,
+            tools=self.config.tools,
+            workdir=self.config.resolved_workdir,
+            tracked_children=self.watchdog.tracked,
+            orphans_killed=self.watchdog.orphans_killed,
         )
 
     async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:

@@ -24,10 +24,12 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
 from claude_max_api.settings import Settings
 from proxy_core import (
+    BackendDetails,
     ChatError,
     ChatRequest,
     ChatService,
     FailureReason,
+    LiveDetails,
     SessionRecord,
     namespaced,
 )
@@ -280,15 +282,11 @@ async def health(
             name=status.name,
             version=status.version,
             problems=problems,
-            details=dict(status.details),
+            details=status.details,
         ),
-        tracked_children=_count(status.details.get("tracked_children")),
-        orphans_killed=_count(status.details.get("orphans_killed")),
+        tracked_children=status.details.tracked_children if status.details else 0,
+        orphans_killed=status.details.orphans_killed if status.details else 0,
     )
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) else 0
 
 
 def _human(seconds: float) -> str:
@@ -334,19 +332,14 @@ async def stats(service: NamedDependency[ChatService]) -> Stats:
     )
 
 
-def _process_stats(details: dict[str, object]) -> ProcessStats | None:
+def _process_stats(details: BackendDetails | None) -> ProcessStats | None:
     """The live-process figures a backend reports (None: it keeps no live processes)."""
-    if "live_processes" not in details:
+    if not isinstance(details, LiveDetails):
         return None
-
-    def number(name: str) -> int:
-        value = details.get(name, 0)
-        return value if isinstance(value, int) else 0
-
     return ProcessStats(
-        live=number("live_processes"),
-        live_rss_bytes=number("live_rss_bytes"),
-        pool_ready=number("pool_ready"),
+        live=details.live_processes,
+        live_rss_bytes=details.live_rss_bytes,
+        pool_ready=details.pool_ready,
     )
 
 
