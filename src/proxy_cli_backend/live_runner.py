@@ -40,12 +40,12 @@ from proxy_cli_backend.slots import ProcessSlots
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
-    LiveDetails,
     ChatError,
     Event,
     Failed,
     FailureReason,
     Finished,
+    LiveDetails,
     PlanKind,
     TurnPlan,
 )
@@ -204,6 +204,14 @@ class LiveCliRunner:
             *(live.session_id for live in self._endings),
         }
         return await self._base.sweep_keeping(set(referenced) | running, grace)
+
+    async def watch(self, interval: float) -> None:
+        """The watchdog's sweep every `interval` seconds, until cancelled."""
+        await self._base.watch(interval)
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """Kill whatever the watchdog tracks and, with `root`, every descendant of it."""
+        return self._base.kill_orphans(root=root)
 
     async def aclose(self) -> None:
         """End every process (live, pooled, ending) and wait until all are reaped."""

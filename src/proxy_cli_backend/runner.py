@@ -206,6 +206,14 @@ class ClaudeCliRunner:
         """The CLI's projects directory, as the children see it."""
         return projects_dir(child_env(self.config, os.environ, is_root=False))
 
+    async def watch(self, interval: float) -> None:
+        """The watchdog's sweep every `interval` seconds, until cancelled."""
+        await self.watchdog.watch(interval)
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """Kill whatever the watchdog tracks and, with `root`, every descendant of it."""
+        return self.watchdog.kill_all(root=root)
+
     async def aclose(self) -> None:
         """Terminate every process still running and wait until all are reaped."""
         self._closed = True

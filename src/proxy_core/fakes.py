@@ -69,6 +69,11 @@ class InMemorySessionStore:
         self._check(write=False)
         return {record.cli_session_id for record in self._records.values()}
 
+    async def sweep(self) -> int:
+        """It keeps every record (no TTL, no cap)."""
+        self._check(write=True)
+        return 0
+
     async def close(self) -> None:
         return None
 
@@ -153,6 +158,14 @@ class FakeRunner:
         orphans = self.stored - set(referenced) - self.running
         self.stored -= orphans
         return len(orphans)
+
+    async def watch(self, interval: float) -> None:
+        """It starts no processes: nothing to watch."""
+        return
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """It starts no processes: none to kill."""
+        return 0
 
     async def aclose(self) -> None:
         return None

@@ -108,6 +108,18 @@ class Runner(Protocol):
         """
         ...
 
+    async def watch(self, interval: float) -> None:
+        """Until cancelled, every `interval` seconds, kill the processes that outlived
+        their turn (run it as a task). A runner that starts no processes returns at once.
+        """
+        ...
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """At shutdown, after `aclose`: kill every process the runner started that is
+        still alive and, with `root`, every descendant of that pid. Returns how many.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Stop everything the runner started."""
         ...
@@ -143,6 +155,12 @@ class SessionStore(Protocol):
 
     async def cli_session_ids(self) -> builtins.set[str]:
         """Every backend session id a record points to."""
+        ...
+
+    async def sweep(self) -> int:
+        """Drop the records idle past the store's TTL, then the least recently used past
+        its cap; returns how many. A store with neither drops nothing.
+        """
         ...
 
     async def close(self) -> None: ...
