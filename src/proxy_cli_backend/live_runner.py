@@ -35,7 +35,7 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
-from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start
+from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start, not_started
 from proxy_cli_backend.slots import ProcessSlots
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
@@ -206,11 +206,11 @@ class LiveCliRunner:
         return await self._base.sweep_keeping(set(referenced) | running, grace)
 
     async def watch(self, interval: float) -> None:
-        """The watchdog's sweep every `interval` seconds, until cancelled."""
+        """Live, pooled and per-turn processes share the base runner's watchdog."""
         await self._base.watch(interval)
 
     def kill_orphans(self, *, root: int | None = None) -> int:
-        """Kill whatever the watchdog tracks and, with `root`, every descendant of it."""
+        """The shared watchdog's leftovers (see `ClaudeCliRunner.kill_orphans`)."""
         return self._base.kill_orphans(root=root)
 
     async def aclose(self) -> None:
@@ -232,9 +232,7 @@ class LiveCliRunner:
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run a turn on the conversation's live process (or a new or pooled one)."""
         if self._closed or not self._started:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
-            )
+            raise not_started()
         sessions: list[str] = []  # the CLI sessions this turn ran in
         finished = False
         try:

@@ -227,9 +227,7 @@ class ClaudeCliRunner:
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run one turn in a fresh process; yields deltas, then Usage + Finished, or Failed."""
         if self._binary is None or self._closed:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
-            )
+            raise not_started()
         try:
             process = await CliProcess.spawn(
                 self.command_for(plan),
@@ -310,6 +308,11 @@ class ClaudeCliRunner:
 # A full or read-only disk stops the files written before a start (the system prompt):
 # the CLI itself is there, so the answer must not advise installing it.
 _DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def not_started() -> ChatError:
+    """The error for a turn asked of a runner that is not started (or already closed)."""
+    return ChatError(FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started.")
 
 
 def cannot_start(error: OSError) -> ChatError:

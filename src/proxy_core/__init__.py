@@ -4,7 +4,7 @@ No I/O lives here: adapters implement the `Runner` and `SessionStore` ports and
 callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
-from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel
+from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel, model_not_found
 from proxy_core.conversation import (
     Base64Image,
     Conversation,
@@ -123,6 +123,7 @@ __all__ = [
     "derive_session_key",
     "echo_script",
     "fingerprint",
+    "model_not_found",
     "namespace_prefix",
     "namespaced",
     "no_result",

@@ -31,6 +31,7 @@ from proxy_core import (
     FailureReason,
     LiveDetails,
     SessionRecord,
+    model_not_found,
     namespaced,
 )
 from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
@@ -237,11 +238,7 @@ async def list_models(service: NamedDependency[ChatService]) -> ModelList:
 async def get_model(model_id: FromPath[str], service: NamedDependency[ChatService]) -> Model:
     entry = service.catalog.get(model_id)
     if entry is None:
-        raise ChatError(
-            FailureReason.MODEL_NOT_FOUND,
-            f"The model '{model_id}' does not exist. GET /v1/models lists the available ids.",
-            param="model",
-        )
+        raise model_not_found(model_id)
     return Model(id=entry.id, created=MODEL_CREATED)
 
 
