@@ -95,10 +95,6 @@ class StderrTail:
     def text(self) -> str:
         return self._data.decode("utf-8", "replace")
 
-    def last_lines(self, count: int = 10) -> str:
-        lines = [line for line in self.text().splitlines() if line.strip()]
-        return "\n".join(lines[-count:])
-
 
 class CliProcess:
     """A running `claude` child in its own session (so its whole group can be killed)."""
