@@ -100,7 +100,7 @@ async def _serve(settings: Settings) -> int:
         return 2
     full_tools = parse_tools(settings.tools) is ToolsProfile.FULL
     if warning := full_tools_warning(settings.host, full_tools=full_tools):
-        log.warning(warning)
+        log.warning("full_tools_exposed", host=settings.host, danger=warning)
     files = raise_open_files_limit()  # before the first CLI process, which inherits it
     log.info("open_files_limit", soft=files.soft, soft_before=files.before, hard=files.hard)
     max_connections = connection_cap(settings.max_connections, files.soft)

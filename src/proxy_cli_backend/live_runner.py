@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Set
 from contextlib import aclosing
 
 import msgspec
+import structlog
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
@@ -50,7 +50,7 @@ from proxy_core import (
     TurnPlan,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # How many unfinished new sessions may wait for the service's `discard` (a caller that
 # never discards must not grow the table without end).
@@ -188,10 +188,10 @@ class LiveCliRunner:
         for session in sessions:
             live = self._live.get(session)
             if live is not None and live.state is LiveState.BUSY:
-                log.info("session %s still runs a turn; its transcript is left", session)
+                log.info("transcript_kept_turn_running", session=session)
                 continue
             if await self.forget(session, purge=True):
-                log.info("deleted the transcript of unrecorded session %s", session)
+                log.info("unrecorded_transcript_deleted", session=session)
 
     async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
         """Delete transcripts in the work directory's project folder that `referenced`
@@ -263,7 +263,7 @@ class LiveCliRunner:
             self._release(live)
         if not retry:
             return
-        log.info("live CLI pid %d for %s was gone; resuming anew", live.pid, live.session_id)
+        log.info("live_cli_gone_resuming", pid=live.pid, session=live.session_id)
         await self._ended(live.session_id)
         fresh = await self._spawn(plan)
         sessions.append(fresh.session_id)
@@ -335,7 +335,7 @@ class LiveCliRunner:
         try:
             await live.wait_ready(within)
         except LiveProcessError as error:
-            log.warning("live CLI pid %d failed its probe (%s); replacing it", live.pid, error)
+            log.warning("live_cli_probe_failed_replacing", pid=live.pid, error=str(error))
             return False
         return True
 
@@ -349,7 +349,7 @@ class LiveCliRunner:
             if live.effort != effort:
                 await live.set_effort(effort, within)
         except LiveProcessError as error:
-            log.warning("adjusting live CLI pid %d failed: %s", live.pid, error)
+            log.warning("live_cli_adjust_failed", pid=live.pid, error=str(error))
             return False
         return True
 

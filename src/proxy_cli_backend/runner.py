@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Set
 from pathlib import Path
+
+import structlog
 
 from proxy_cli_backend.binary import CliBinary, find_cli
 from proxy_cli_backend.command import (
@@ -48,7 +49,7 @@ from proxy_core import (
     TurnPlan,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 NAME = "claude-cli"
 
@@ -109,10 +110,10 @@ class ClaudeCliRunner:
         try:
             removed = await asyncio.to_thread(remove_prompt_files, self.config.state_dir)
         except OSError as error:  # a leftover file must not stop the server
-            log.warning("could not remove leftover system prompt files: %s", error)
+            log.warning("prompt_files_cleanup_failed", error=str(error))
         else:
             if removed:
-                log.info("removed %d system prompt file(s) left by an earlier run", removed)
+                log.info("leftover_prompt_files_removed", count=removed)
         self._problems = ()
 
     def status(self) -> BackendStatus:
@@ -150,10 +151,10 @@ class ClaudeCliRunner:
                 purge_transcript, self.projects, self.config.resolved_workdir, cli_session_id
             )
         except (ValueError, OSError) as error:
-            log.warning("could not purge the transcript of %s: %s", cli_session_id, error)
+            log.warning("transcript_purge_failed", session=cli_session_id, error=str(error))
             return False
         if not purged:
-            log.info("no transcript of %s to purge (already gone)", cli_session_id)
+            log.info("transcript_already_gone", session=cli_session_id)
         return purged
 
     async def discard(self, plan: TurnPlan) -> None:
@@ -166,10 +167,10 @@ class ClaudeCliRunner:
         if plan.kind is PlanKind.CONTINUE:
             return
         if not await self._settled(plan.cli_session_id):
-            log.info("session %s still runs a turn; its transcript is left", plan.cli_session_id)
+            log.info("transcript_kept_turn_running", session=plan.cli_session_id)
             return
         if await self.forget(plan.cli_session_id, purge=True):
-            log.info("deleted the transcript of unrecorded session %s", plan.cli_session_id)
+            log.info("unrecorded_transcript_deleted", session=plan.cli_session_id)
 
     async def _settled(self, cli_session_id: str) -> bool:
         """Wait for the session's processes being reaped; False if one still runs a turn."""
