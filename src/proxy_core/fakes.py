@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncGenerator, Callable, Sequence, Set
+from typing import TYPE_CHECKING
 
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
 from proxy_core.ledger import SessionRecord
 from proxy_core.planning import PlanKind, TurnPlan
-from proxy_core.ports import BackendStatus
+from proxy_core.ports import BackendStatus, Runner, SessionStore
 
 
 class InMemorySessionStore:
@@ -161,7 +162,6 @@ class FakeRunner:
 
     async def watch(self, interval: float) -> None:
         """It starts no processes: nothing to watch."""
-        return
 
     def kill_orphans(self, *, root: int | None = None) -> int:
         """It starts no processes: none to kill."""
@@ -169,3 +169,8 @@ class FakeRunner:
 
     async def aclose(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # the fakes implement every method of the ports, capabilities included
+    _store: SessionStore = InMemorySessionStore()
+    _runner: Runner = FakeRunner()
