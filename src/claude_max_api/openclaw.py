@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import msgspec
 
 from claude_max_api.probe import proxy_answers
-from proxy_cli_backend.procfs import command_lines
+from proxy_cli_backend.procfs import PROC, command_lines
 from proxy_core import ModelCatalog
 
 PROVIDER = "claude-proxy"
@@ -246,7 +246,7 @@ def diff(change: ConfigChange) -> str:
 # -- the proxy and the gateway -----------------------------------------------------
 
 
-def gateway_pids(proc_root: Path = Path("/proc")) -> list[int]:
+def gateway_pids(proc_root: Path = PROC) -> list[int]:
     """Processes whose command line is an OpenClaw gateway (`openclaw-gateway ...` or
     `[node] .../openclaw gateway ...`), found via <proc>/<pid>/cmdline."""
     found: list[int] = []
@@ -308,7 +308,7 @@ def setup_openclaw(
     argv: list[str] | None,
     *,
     out: TextIO | None = None,
-    proc_root: Path = Path("/proc"),
+    proc_root: Path = PROC,
     clock: Callable[[], float] = time.time,
 ) -> int:
     """Run the command; returns the exit code (0 done or nothing to do, 1 a problem)."""
