@@ -19,6 +19,7 @@ import httpx
 import openai
 
 from proxy_cli_backend.command import BASE_ARGS, tool_args
+from proxy_cli_backend.config import ToolsProfile
 
 MODEL = "sonnet"
 
@@ -153,7 +154,7 @@ class FloorConversation:
 
     async def _start(self) -> asyncio.subprocess.Process:
         # The proxy's own flags, so the floor runs the very same CLI configuration.
-        argv = [self._setup.cli, *BASE_ARGS, "--model", MODEL, *tool_args("none")]
+        argv = [self._setup.cli, *BASE_ARGS, "--model", MODEL, *tool_args(ToolsProfile.NONE)]
         argv += ["--session-id", str(uuid.uuid4())]
         return await asyncio.create_subprocess_exec(
             *argv,

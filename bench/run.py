@@ -22,11 +22,11 @@ import httpx
 import openai
 
 from bench.drivers import CliSetup, FloorDriver, PlainHttpDriver, ProxyDriver
-from bench.procfs import cli_processes, cpu_seconds, machine, rss_bytes
 from bench.report import CONFIGS, markdown, ratio_table, ratios, table
 from bench.scenarios import Counts, Sample, Target, median_sample, sample
-from bench.server import ProxyServer
+from bench.server import ProxyServer, cli_processes
 from bench.upstream import UpstreamProcess
+from proxy_cli_backend.procfs import cpu_seconds, machine, rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 # (seconds to the first token, tokens per second) of the fake upstream.

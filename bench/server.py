@@ -16,7 +16,17 @@ from typing import Any, Self
 
 import httpx
 
-from bench.procfs import cli_processes, rss_bytes
+from claude_max_api.probe import proxy_answers
+from proxy_cli_backend.procfs import command_line, descendants, rss_bytes
+
+
+def cli_processes(root: int) -> list[int]:
+    """The living `claude` processes below `root` (by their command line)."""
+    return [
+        info.pid
+        for info in descendants(root)
+        if info.alive and "stream-json" in (command_line(info.pid) or [])
+    ]
 
 
 def free_port() -> int:
@@ -65,15 +75,13 @@ class ProxyServer:
 
     async def _wait_healthy(self, within: float) -> None:
         deadline = time.monotonic() + within
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the server exited ({self.proc.returncode}); see its log")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(self.base_url + "/health")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.proc.returncode}); see its log")
+            if await asyncio.to_thread(proxy_answers, self.port):
+                return
+            await asyncio.sleep(0.1)
         raise RuntimeError("the server did not become healthy")
 
     async def health(self) -> dict[str, Any]:

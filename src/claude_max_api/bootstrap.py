@@ -23,7 +23,6 @@ from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
-from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     ChatService,
     ModelCatalog,
@@ -155,17 +154,13 @@ async def _sweep_periodically(service: ChatService, interval: float, grace: floa
 
 
 async def _sweep_sessions(store: SessionStore) -> None:
-    """Expire idle conversations, if the store knows how."""
-    sweep: Callable[[], object] | None = getattr(store, "sweep", None)
-    if sweep is None:
-        return
+    """Expire idle conversations; a failure is logged, never raised."""
     try:
-        result = sweep()
-        if asyncio.iscoroutine(result):
-            result = await result
-        log.debug("sessions_swept", removed=result)
+        removed = await store.sweep()
     except Exception as error:  # one failed sweep must not end the server
         log.warning("session_sweep_failed", error=repr(error))
+    else:
+        log.debug("sessions_swept", removed=removed)
 
 
 async def sweep_transcripts(service: ChatService, grace: float) -> int:
@@ -198,10 +193,9 @@ def service_lifespan(
         sweeper = asyncio.create_task(
             _sweep_periodically(service, sessions.session_sweep_interval, sessions.transcript_grace)
         )
-        watchdog = watchdog_of(service)
         watch = asyncio.create_task(
-            watchdog.watch(settings.backend.watchdog_interval)
-            if watchdog and settings.backend.watchdog_interval > 0
+            service.runner.watch(settings.backend.watchdog_interval)
+            if settings.backend.watchdog_interval > 0
             else asyncio.sleep(0)
         )
         try:
@@ -211,19 +205,12 @@ def service_lifespan(
                 task.cancel()
             await asyncio.gather(sweeper, watch, return_exceptions=True)
             await service.aclose()
-            if watchdog is not None:
-                # The runner ended its processes; whatever it tracked and is left is an orphan.
-                killed = watchdog.kill_all()
-                if killed:
-                    log.warning("orphans_killed_at_shutdown", count=killed)
+            # The runner ended its processes; whatever it tracked and is left is an orphan.
+            killed = service.runner.kill_orphans()
+            if killed:
+                log.warning("orphans_killed_at_shutdown", count=killed)
 
     return lifespan
-
-
-def watchdog_of(service: ChatService) -> ChildWatchdog | None:
-    """The watchdog the service's runner registers its CLI processes with, if any."""
-    watchdog = getattr(service.runner, "watchdog", None)
-    return watchdog if isinstance(watchdog, ChildWatchdog) else None
 
 
 def kill_leftover_children(service: ChatService) -> int:
@@ -232,8 +219,7 @@ def kill_leftover_children(service: ChatService) -> int:
     Covers whatever a runner did not register; only `serve` may call it, since it
     kills every descendant of the current process.
     """
-    watchdog = watchdog_of(service) or ChildWatchdog()
-    return watchdog.kill_all(root=os.getpid())
+    return service.runner.kill_orphans(root=os.getpid())
 
 
 def http_config(settings: Settings) -> HttpConfig:

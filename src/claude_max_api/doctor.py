@@ -10,12 +10,11 @@ import errno
 import os
 import socket
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from claude_max_api.bootstrap import Finding, backend_findings
+from claude_max_api.probe import proxy_answers
 from claude_max_api.settings import Settings
 from proxy_http.auth import ApiKeyError, is_loopback, load_api_keys
 
@@ -66,7 +65,7 @@ def check_port(host: str, port: int) -> Finding:
             probe.bind(address)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            who = "a claude-max-api proxy" if _proxy_answers(port) else "another process"
+            who = "a claude-max-api proxy" if proxy_answers(port) else "another process"
             return Finding(
                 "port",
                 False,
@@ -110,11 +109,3 @@ def check_exposure(settings: Settings) -> Finding:
         "so anyone who can reach it can use the Claude account (serve refuses to start)",
         "claude-max-api serve --host 127.0.0.1  (or set --api-keys / --api-key-file)",
     )
-
-
-def _proxy_answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-            return 200 <= int(reply.status) < 300
-    except (OSError, urllib.error.URLError, ValueError):
-        return False

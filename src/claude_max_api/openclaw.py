@@ -18,14 +18,14 @@ import re
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
+from claude_max_api.probe import proxy_answers
+from proxy_cli_backend.procfs import PROC, command_lines
 from proxy_core import ModelCatalog
 
 PROVIDER = "claude-proxy"
@@ -246,38 +246,14 @@ def diff(change: ConfigChange) -> str:
 # -- the proxy and the gateway -----------------------------------------------------
 
 
-def proxy_is_up(port: int, timeout: float = 2.0) -> bool:
-    """Whether GET http://127.0.0.1:<port>/health answers 2xx."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as reply:
-            return 200 <= int(reply.status) < 300
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
-
-
-def gateway_pids(proc_root: Path = Path("/proc")) -> list[int]:
+def gateway_pids(proc_root: Path = PROC) -> list[int]:
     """Processes whose command line is an OpenClaw gateway (`openclaw-gateway ...` or
     `[node] .../openclaw gateway ...`), found via <proc>/<pid>/cmdline."""
     found: list[int] = []
-    for pid, argv in _command_lines(proc_root):
+    for pid, argv in command_lines(proc_root):
         if pid != os.getpid() and _is_gateway(argv):
             found.append(pid)
     return sorted(found)
-
-
-def _command_lines(proc_root: Path) -> Iterator[tuple[int, list[str]]]:
-    try:
-        entries = list(proc_root.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:  # the process ended, or is not ours to read
-            continue
-        yield int(entry.name), [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def _is_gateway(argv: list[str]) -> bool:
@@ -332,7 +308,7 @@ def setup_openclaw(
     argv: list[str] | None,
     *,
     out: TextIO | None = None,
-    proc_root: Path = Path("/proc"),
+    proc_root: Path = PROC,
     clock: Callable[[], float] = time.time,
 ) -> int:
     """Run the command; returns the exit code (0 done or nothing to do, 1 a problem)."""
@@ -354,7 +330,7 @@ def setup_openclaw(
         return 1
 
     if not args.skip_check:
-        if proxy_is_up(args.port):
+        if proxy_answers(args.port):
             say(f"proxy: answering at http://127.0.0.1:{args.port}/health")
         else:
             say(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig
+from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig, Tools, ToolsProfile
 from proxy_core import PlanKind, TurnPlan
 
 BASE_ARGS = (
@@ -117,17 +117,17 @@ ROOT_TOOLS_MESSAGE = (
 )
 
 
-def tool_args(tools: str) -> tuple[str, ...]:
+def tool_args(tools: Tools) -> tuple[str, ...]:
     """CLI flags for a tools profile (`none`, `read-only`, `full`) or an explicit list."""
-    profile = tools.strip()
-    if profile in ("", "none"):
-        return ("--tools", "")
-    if profile == "read-only":
-        return ("--tools", ",".join(READ_ONLY_TOOLS))
-    if profile == "full":
-        return ("--dangerously-skip-permissions",)
-    names = [name.strip() for name in profile.split(",") if name.strip()]
-    return ("--tools", ",".join(names))
+    match tools:
+        case ToolsProfile.NONE:
+            return ("--tools", "")
+        case ToolsProfile.READ_ONLY:
+            return ("--tools", ",".join(READ_ONLY_TOOLS))
+        case ToolsProfile.FULL:
+            return ("--dangerously-skip-permissions",)
+        case names:
+            return ("--tools", ",".join(names))
 
 
 def inherited(name: str) -> bool:
@@ -150,7 +150,7 @@ def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool
     if config.upstream_retries is not None:
         env.setdefault(MAX_RETRIES_ENV, str(config.upstream_retries))
     env.update(config.extra_env)
-    if config.full_tools and is_root:
+    if config.tool_set is ToolsProfile.FULL and is_root:
         if not config.allow_root_tools:
             raise RootToolsRefused(ROOT_TOOLS_MESSAGE)
         env["IS_SANDBOX"] = "1"
@@ -184,7 +184,7 @@ def build_command(
         argv += ["--system-prompt-file", path]
     elif plan.system:
         argv += ["--system-prompt", plan.system]
-    argv += tool_args(config.tools)
+    argv += tool_args(config.tool_set)
     effort = config.effort_for(plan)
     if effort is not None:
         argv += ["--effort", effort.value]

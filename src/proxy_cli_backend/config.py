@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +12,30 @@ from msgspec import Meta
 
 from proxy_core import Effort, TurnPlan
 
-TOOL_PROFILES = ("none", "read-only", "full")
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "WebSearch", "WebFetch")
+
+
+class ToolsProfile(enum.StrEnum):
+    """The named values of the `tools` setting."""
+
+    NONE = "none"
+    READ_ONLY = "read-only"
+    FULL = "full"
+
+
+Tools = ToolsProfile | tuple[str, ...]
+"""A `tools` setting, parsed: a named profile, or an explicit list of tool names."""
+
+
+def parse_tools(text: str) -> Tools:
+    """`none` (or blank), `read-only`, `full`, or a comma-separated list of tool names."""
+    stripped = text.strip()
+    if not stripped:
+        return ToolsProfile.NONE
+    try:
+        return ToolsProfile(stripped)
+    except ValueError:
+        return tuple(name.strip() for name in stripped.split(",") if name.strip())
 
 
 def default_state_dir() -> str:
@@ -103,5 +126,6 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
         return self.workdir or str(Path(self.state_dir) / "workdir")
 
     @property
-    def full_tools(self) -> bool:
-        return self.tools.strip() == "full"
+    def tool_set(self) -> Tools:
+        """The `tools` setting, parsed (the text stays as typed, for /health)."""
+        return parse_tools(self.tools)

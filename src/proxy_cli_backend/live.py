@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
+
+import structlog
 
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.config import CliRunnerConfig
@@ -36,9 +37,9 @@ from proxy_cli_backend.protocol import (
 from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn
 from proxy_cli_backend.watchdog import ChildWatchdog
-from proxy_core import Block, Effort, Event, Failed
+from proxy_core import Block, Effort, Event, Failed, LiveProcessInfo
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # After an error result or stdout's end, how long to wait for the exit and stderr.
 _EXIT_WAIT = 5.0
@@ -293,20 +294,20 @@ class LiveProcess:
         settle = 0.0 if self.unresponsive else flush_wait
         try:
             if unfinished and not await self.interrupt(kill_grace):
-                log.info("live CLI pid %d did not stop its turn; killing it", self.pid)
+                log.info("live_cli_turn_not_stopped_killing", pid=self.pid)
                 settle = 0.0
         finally:
             await asyncio.shield(self._process.terminate(kill_grace, settle=settle))
 
-    def describe(self, now: float, rss: int | None) -> dict[str, object]:
-        """A JSON-ready summary for /health."""
-        return {
-            "session_id": self.session_id,
-            "pid": self.pid,
-            "state": self.state.value,
-            "model": self.model,
-            "effort": None if self.effort is None else self.effort.value,
-            "turns": self.turns,
-            "idle_s": round(now - self.last_used, 1),
-            "rss_bytes": rss,
-        }
+    def describe(self, now: float, rss: int | None) -> LiveProcessInfo:
+        """This process as /health lists it."""
+        return LiveProcessInfo(
+            session_id=self.session_id,
+            pid=self.pid,
+            state=self.state.value,
+            model=self.model,
+            effort=None if self.effort is None else self.effort.value,
+            turns=self.turns,
+            idle_s=round(now - self.last_used, 1),
+            rss_bytes=rss,
+        )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Set
@@ -31,13 +30,14 @@ from contextlib import aclosing
 from typing import Annotated
 
 import msgspec
+import structlog
 from msgspec import Meta
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
-from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start
+from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start, not_started
 from proxy_cli_backend.slots import ProcessSlots
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
@@ -47,11 +47,12 @@ from proxy_core import (
     Failed,
     FailureReason,
     Finished,
+    LiveDetails,
     PlanKind,
     TurnPlan,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # How many unfinished new sessions may wait for the service's `discard` (a caller that
 # never discards must not grow the table without end).
@@ -161,23 +162,22 @@ class LiveCliRunner:
         live = list(self._live.values())
         pooled = self._pool.processes
         rss = tree_rss([p.pid for p in [*live, *pooled]])
-        details = {
-            **base.details,
-            "mode": "live",
-            "live_processes": len(live),
-            "live_limit": self._slots.limit,
-            "processes": self._slots.held,
-            "waiting_for_process": self._slots.waiting,
-            "live_rss_bytes": sum(rss.get(p.pid, 0) for p in live),
-            "pool_ready": len(pooled),
-            "pool_size": self._pool.size,
-            "pool_rss_bytes": sum(rss.get(p.pid, 0) for p in pooled),
-            "pool_taken": self._pool.taken,
-            "spawned": self.spawned,
-            "reused": self.reused,
-            "evicted": self.evicted,
-            "live": [p.describe(now, rss.get(p.pid)) for p in live],
-        }
+        details = LiveDetails(
+            **msgspec.structs.asdict(self._base.details()),
+            live_processes=len(live),
+            live_limit=self._slots.limit,
+            processes=self._slots.held,
+            waiting_for_process=self._slots.waiting,
+            live_rss_bytes=sum(rss.get(p.pid, 0) for p in live),
+            pool_ready=len(pooled),
+            pool_size=self._pool.size,
+            pool_rss_bytes=sum(rss.get(p.pid, 0) for p in pooled),
+            pool_taken=self._pool.taken,
+            spawned=self.spawned,
+            reused=self.reused,
+            evicted=self.evicted,
+            live=tuple(p.describe(now, rss.get(p.pid)) for p in live),
+        )
         return msgspec.structs.replace(
             base,
             ready=base.ready and not self._closed,
@@ -209,10 +209,10 @@ class LiveCliRunner:
         for session in sessions:
             live = self._live.get(session)
             if live is not None and live.state is LiveState.BUSY:
-                log.info("session %s still runs a turn; its transcript is left", session)
+                log.info("transcript_kept_turn_running", session=session)
                 continue
             if await self.forget(session, purge=True):
-                log.info("deleted the transcript of unrecorded session %s", session)
+                log.info("unrecorded_transcript_deleted", session=session)
 
     async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
         """Delete transcripts in the work directory's project folder that `referenced`
@@ -225,6 +225,14 @@ class LiveCliRunner:
             *(live.session_id for live in self._endings),
         }
         return await self._base.sweep_keeping(set(referenced) | running, grace)
+
+    async def watch(self, interval: float) -> None:
+        """Live, pooled and per-turn processes share the base runner's watchdog."""
+        await self._base.watch(interval)
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """The shared watchdog's leftovers (see `ClaudeCliRunner.kill_orphans`)."""
+        return self._base.kill_orphans(root=root)
 
     async def aclose(self) -> None:
         """End every process (live, pooled, ending) and wait until all are reaped."""
@@ -245,9 +253,7 @@ class LiveCliRunner:
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run a turn on the conversation's live process (or a new or pooled one)."""
         if self._closed or not self._started:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
-            )
+            raise not_started()
         sessions: list[str] = []  # the CLI sessions this turn ran in
         finished = False
         try:
@@ -278,7 +284,7 @@ class LiveCliRunner:
             self._release(live)
         if not retry:
             return
-        log.info("live CLI pid %d for %s was gone; resuming anew", live.pid, live.session_id)
+        log.info("live_cli_gone_resuming", pid=live.pid, session=live.session_id)
         await self._ended(live.session_id)
         fresh = await self._spawn(plan)
         sessions.append(fresh.session_id)
@@ -350,7 +356,7 @@ class LiveCliRunner:
         try:
             await live.wait_ready(within)
         except LiveProcessError as error:
-            log.warning("live CLI pid %d failed its probe (%s); replacing it", live.pid, error)
+            log.warning("live_cli_probe_failed_replacing", pid=live.pid, error=str(error))
             return False
         return True
 
@@ -364,7 +370,7 @@ class LiveCliRunner:
             if live.effort != effort:
                 await live.set_effort(effort, within)
         except LiveProcessError as error:
-            log.warning("adjusting live CLI pid %d failed: %s", live.pid, error)
+            log.warning("live_cli_adjust_failed", pid=live.pid, error=str(error))
             return False
         return True
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
+import structlog
 
 from proxy_cli_backend.live import LiveProcess
 from proxy_core import system_hash
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # After a failed start, wait this long before trying again (a broken CLI must not spin).
 _RETRY_AFTER = 5.0
@@ -134,7 +134,7 @@ class WarmPool:
             try:
                 live = await self._start(key.model, self._systems.get(key))
             except Exception as error:  # the next turn spawns its own; retry later
-                log.warning("warm pool could not start a CLI process: %s", error)
+                log.warning("pool_spawn_failed", error=str(error))
                 await asyncio.sleep(_RETRY_AFTER)
                 continue
             if live is None:

@@ -12,11 +12,15 @@ import logging
 import os
 import signal
 
+import structlog
+
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.procfs import descendants, kill_unchanged
 from proxy_cli_backend.watchdog import ChildWatchdog
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
+# Only asked whether debug is on: CLI stderr is decoded for the log only then.
+_stdlib_log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
 
@@ -42,9 +46,7 @@ class LineReader:
                     self._skipping = False
                     continue
                 if len(line) > self._max:
-                    log.warning(
-                        "skipping a CLI output line of %d bytes (limit %d)", len(line), self._max
-                    )
+                    log.warning("cli_line_skipped", bytes=len(line), limit=self._max)
                     continue
                 return line
             if self._eof:
@@ -54,7 +56,7 @@ class LineReader:
             if len(self._buffer) > self._max:
                 # Drop what we hold of an over-long line, and the rest of it as it arrives.
                 if not self._skipping:
-                    log.warning("skipping a CLI output line longer than %d bytes", self._max)
+                    log.warning("cli_line_skipped", limit=self._max)
                 self._skipping = True
                 self._buffer.clear()
             chunk = await self._stream.read(_CHUNK)
@@ -77,9 +79,9 @@ class StderrTail:
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(_CHUNK):
-            if log.isEnabledFor(logging.DEBUG):
+            if _stdlib_log.isEnabledFor(logging.DEBUG):
                 text = chunk[:_CHUNK].decode("utf-8", "replace").rstrip()
-                log.debug("cli stderr (pid %s): %s", self._pid, text)
+                log.debug("cli_stderr", pid=self._pid, text=text)
             self._data += chunk
             if len(self._data) > self._limit:
                 del self._data[: len(self._data) - self._limit]
@@ -94,10 +96,6 @@ class StderrTail:
 
     def text(self) -> str:
         return self._data.decode("utf-8", "replace")
-
-    def last_lines(self, count: int = 10) -> str:
-        lines = [line for line in self.text().splitlines() if line.strip()]
-        return "\n".join(lines[-count:])
 
 
 class CliProcess:
@@ -168,7 +166,7 @@ class CliProcess:
             self._stdin.write(data)
             await self._stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
-            log.debug("CLI stdin closed before the write completed")
+            log.debug("cli_stdin_closed_early")
 
     async def close_stdin(self) -> None:
         if not self._stdin.is_closing():
@@ -217,7 +215,7 @@ class CliProcess:
             try:
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
             except TimeoutError:
-                log.warning("CLI pid %d ignored SIGTERM for %.1fs; killing", self.pid, grace)
+                log.warning("cli_sigterm_ignored_killing", pid=self.pid, grace_s=grace)
         # Leftover children (tools the agent started) die with the group, leader or not.
         self._signal_group(signal.SIGKILL)
         kill_unchanged(stragglers)

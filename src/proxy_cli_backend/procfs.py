@@ -1,4 +1,6 @@
-"""The one reader of /proc: process rows, process trees, resident memory.
+"""The one reader of /proc: process rows, process trees, resident memory, CPU time,
+command lines and the machine's size (the backend, the bench and setup-openclaw
+all read it here).
 
 Every pid is read with its start time, so a caller can tell a recycled pid from
 the process it noted earlier. Where /proc is unavailable, every reader answers
@@ -10,10 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PROC = Path("/proc")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 _MAX_TREE_DEPTH = 8
 """How deep resident memory is summed: the CLI, the tools it started, and theirs."""
@@ -28,6 +34,7 @@ class ProcessInfo(msgspec.Struct, frozen=True):
     state: str
     started: str
     rss_pages: int = 0
+    cpu_ticks: int = 0  # user + system time of the process itself, in clock ticks
 
     @property
     def alive(self) -> bool:
@@ -47,7 +54,15 @@ def read_process(pid: int) -> ProcessInfo | None:
         return None
     # The fields after the command name (which may hold spaces and parentheses).
     fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0], fields[19], int(fields[21]))
+    return ProcessInfo(
+        pid,
+        int(fields[1]),
+        int(fields[2]),
+        fields[0],
+        fields[19],
+        int(fields[21]),
+        int(fields[11]) + int(fields[12]),
+    )
 
 
 def process_table() -> ProcessTable:
@@ -130,3 +145,50 @@ def _tree_rss(pid: int, depth: int) -> int | None:
         for child in children(pid):
             total += _tree_rss(child, depth + 1) or 0
     return total
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of the process itself (0 if it is gone)."""
+    info = read_process(pid)
+    return 0 if info is None else info.rss_pages * PAGE_BYTES
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process itself, its children's not included (0 if gone)."""
+    info = read_process(pid)
+    return 0.0 if info is None else info.cpu_ticks / _CLOCK_TICKS
+
+
+def command_line(pid: int, proc_root: Path = PROC) -> list[str] | None:
+    """The arguments of a process (None if it ended or is not ours to read)."""
+    try:
+        raw = (proc_root / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def command_lines(proc_root: Path = PROC) -> Iterator[tuple[int, list[str]]]:
+    """Every readable process with its arguments (`proc_root` lets tests stage a /proc)."""
+    try:
+        names = [entry.name for entry in proc_root.iterdir()]
+    except OSError:
+        return
+    for name in names:
+        if name.isdigit() and (argv := command_line(int(name), proc_root)) is not None:
+            yield int(name), argv
+
+
+def machine() -> str:
+    """`nproc N, M GiB memory, <cpu model>`, for a benchmark report."""
+    memory = 0
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in (PROC / "meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+        for line in (PROC / "cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"nproc {os.cpu_count()}, {memory / 2**30:.1f} GiB memory, {model}"

@@ -6,15 +6,15 @@ types we do not know are skipped, since each CLI release adds some.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import structlog
 
 from proxy_core import Block
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 # -- stdout ------------------------------------------------------------------
 
@@ -167,9 +167,9 @@ class EventDecoder:
             except msgspec.DecodeError:
                 kind = ""
             if kind and kind not in _KNOWN:
-                log.debug("ignoring CLI event of unknown type %r", kind)
+                log.debug("cli_event_unknown", type=kind)
             else:
-                log.warning("skipping malformed CLI output line (%s): %.200r", error, line)
+                log.warning("cli_line_malformed", error=str(error), line=repr(line)[:200])
             return None
         return event
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Set
 from pathlib import Path
+
+import structlog
 
 from proxy_cli_backend.binary import CliBinary, find_cli
 from proxy_cli_backend.command import (
@@ -38,6 +39,7 @@ from proxy_cli_backend.translate import TurnTranslator, crashed
 from proxy_cli_backend.turn_reader import read_turn, timed_out
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
+    BackendDetails,
     BackendStatus,
     ChatError,
     Event,
@@ -47,7 +49,7 @@ from proxy_core import (
     TurnPlan,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 NAME = "claude-cli"
 
@@ -108,10 +110,10 @@ class ClaudeCliRunner:
         try:
             removed = await asyncio.to_thread(remove_prompt_files, self.config.state_dir)
         except OSError as error:  # a leftover file must not stop the server
-            log.warning("could not remove leftover system prompt files: %s", error)
+            log.warning("prompt_files_cleanup_failed", error=str(error))
         else:
             if removed:
-                log.info("removed %d system prompt file(s) left by an earlier run", removed)
+                log.info("leftover_prompt_files_removed", count=removed)
         self._problems = ()
 
     def status(self) -> BackendStatus:
@@ -123,13 +125,18 @@ class ClaudeCliRunner:
             version=binary.version if binary else None,
             problems=problems,
             active_processes=len(self._processes),
-            details={
-                "path": binary.path if binary else None,
-                "tools": self.config.tools,
-                "workdir": self.config.resolved_workdir,
-                "tracked_children": self.watchdog.tracked,
-                "orphans_killed": self.watchdog.orphans_killed,
-            },
+            details=self.details(),
+        )
+
+    def details(self) -> BackendDetails:
+        """The binary, the tools profile, the work directory and the watchdog's counts."""
+        binary = self._binary
+        return BackendDetails(
+            path=binary.path if binary else None,
+            tools=self.config.tools,
+            workdir=self.config.resolved_workdir,
+            tracked_children=self.watchdog.tracked,
+            orphans_killed=self.watchdog.orphans_killed,
         )
 
     async def forget(self, cli_session_id: str, *, purge: bool = False) -> bool:
@@ -144,10 +151,10 @@ class ClaudeCliRunner:
                 purge_transcript, self.projects, self.config.resolved_workdir, cli_session_id
             )
         except (ValueError, OSError) as error:
-            log.warning("could not purge the transcript of %s: %s", cli_session_id, error)
+            log.warning("transcript_purge_failed", session=cli_session_id, error=str(error))
             return False
         if not purged:
-            log.info("no transcript of %s to purge (already gone)", cli_session_id)
+            log.info("transcript_already_gone", session=cli_session_id)
         return purged
 
     async def discard(self, plan: TurnPlan) -> None:
@@ -160,10 +167,10 @@ class ClaudeCliRunner:
         if plan.kind is PlanKind.CONTINUE:
             return
         if not await self._settled(plan.cli_session_id):
-            log.info("session %s still runs a turn; its transcript is left", plan.cli_session_id)
+            log.info("transcript_kept_turn_running", session=plan.cli_session_id)
             return
         if await self.forget(plan.cli_session_id, purge=True):
-            log.info("deleted the transcript of unrecorded session %s", plan.cli_session_id)
+            log.info("unrecorded_transcript_deleted", session=plan.cli_session_id)
 
     async def _settled(self, cli_session_id: str) -> bool:
         """Wait for the session's processes being reaped; False if one still runs a turn."""
@@ -200,6 +207,14 @@ class ClaudeCliRunner:
         """The CLI's projects directory, as the children see it."""
         return projects_dir(child_env(self.config, os.environ, is_root=False))
 
+    async def watch(self, interval: float) -> None:
+        """The watchdog's sweep every `interval` seconds, until cancelled."""
+        await self.watchdog.watch(interval)
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """Kill whatever the watchdog tracks and, with `root`, every descendant of it."""
+        return self.watchdog.kill_all(root=root)
+
     async def aclose(self) -> None:
         """Terminate every process still running and wait until all are reaped."""
         self._closed = True
@@ -213,9 +228,7 @@ class ClaudeCliRunner:
     async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """Run one turn in a fresh process; yields deltas, then Usage + Finished, or Failed."""
         if self._binary is None or self._closed:
-            raise ChatError(
-                FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started."
-            )
+            raise not_started()
         try:
             process = await CliProcess.spawn(
                 self.command_for(plan),
@@ -296,6 +309,11 @@ class ClaudeCliRunner:
 # A full or read-only disk stops the files written before a start (the system prompt):
 # the CLI itself is there, so the answer must not advise installing it.
 _DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def not_started() -> ChatError:
+    """The error for a turn asked of a runner that is not started (or already closed)."""
+    return ChatError(FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is not started.")
 
 
 def cannot_start(error: OSError) -> ChatError:

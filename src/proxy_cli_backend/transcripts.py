@@ -12,7 +12,6 @@ and are never touched.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -20,7 +19,9 @@ import uuid
 from collections.abc import Mapping, Set
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger(__name__)
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _MAX_SLUG = 200
@@ -117,7 +118,7 @@ def purge_path(projects: Path, path: Path) -> bool:
             return False
     if os.path.lexists(target):
         raise OSError(f"{target} is still there after deleting it")
-    log.info("deleted transcript %s", target)
+    log.info("transcript_deleted", path=str(target))
     return True
 
 
@@ -150,7 +151,7 @@ def sweep_project(folder: Path, projects: Path, keep: Set[str], cutoff: float) -
         try:
             _purge_session(projects, folder / f"{session}{_TRANSCRIPT_SUFFIX}")
         except (ValueError, OSError) as error:
-            log.warning("could not delete the orphaned transcript %s: %s", session, error)
+            log.warning("orphaned_transcript_delete_failed", session=session, error=str(error))
             continue
         swept += 1
     return swept

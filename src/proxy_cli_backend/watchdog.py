@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import time
 from collections.abc import Callable
+
+import structlog
 
 from proxy_cli_backend.procfs import (
     ProcessInfo,
@@ -30,7 +31,7 @@ from proxy_cli_backend.procfs import (
     read_process,
 )
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 MAX_RELEASED = 1000
 """Released children remembered until a sweep; beyond it the oldest are forgotten."""
@@ -114,9 +115,7 @@ class ChildWatchdog:
                 continue
             leftovers = self._leftovers(child, table)
             for victim in leftovers:
-                log.warning(
-                    "killing orphaned process %d (from %s pid %d)", victim, child.owner, pid
-                )
+                log.warning("orphan_killed", pid=victim, owner=child.owner, owner_pid=pid)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     self._kill(victim, signal.SIGKILL)
             killed += len(leftovers)
@@ -158,7 +157,7 @@ class ChildWatchdog:
                     table = await asyncio.to_thread(self._read_table)
                     self.sweep(table)
             except Exception as error:  # one failed sweep must not stop the watch
-                log.warning("watchdog sweep failed: %r", error)
+                log.warning("watchdog_sweep_failed", error=repr(error))
 
     # -- internals ---------------------------------------------------------
 

@@ -4,7 +4,7 @@ No I/O lives here: adapters implement the `Runner` and `SessionStore` ports and
 callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
-from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel
+from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel, model_not_found
 from proxy_core.conversation import (
     Base64Image,
     Conversation,
@@ -36,7 +36,14 @@ from proxy_core.events import (
 from proxy_core.fakes import FakeRunner, InMemorySessionStore, echo_script
 from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, system_hash
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
-from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.ports import (
+    BackendDetails,
+    BackendStatus,
+    LiveDetails,
+    LiveProcessInfo,
+    Runner,
+    SessionStore,
+)
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
 from proxy_core.service import (
     ChatRequest,
@@ -61,6 +68,7 @@ from proxy_core.structured import parse_response_format
 __all__ = [
     "NO_RESULT",
     "REASONING_EFFORT_VALUES",
+    "BackendDetails",
     "BackendStatus",
     "Base64Image",
     "Block",
@@ -80,6 +88,8 @@ __all__ = [
     "ImageSource",
     "InMemorySessionStore",
     "KeyOrigin",
+    "LiveDetails",
+    "LiveProcessInfo",
     "Message",
     "ModelCatalog",
     "ModelEntry",
@@ -113,6 +123,7 @@ __all__ = [
     "derive_session_key",
     "echo_script",
     "fingerprint",
+    "model_not_found",
     "namespace_prefix",
     "namespaced",
     "no_result",

@@ -115,17 +115,22 @@ class ModelCatalog:
         if bare.lower().startswith("claude-") and _plausible_id(bare):
             return ResolvedModel(requested=requested, cli_model=bare, response_id=requested)
         if self.strict:
-            raise ChatError(
-                FailureReason.MODEL_NOT_FOUND,
-                f"The model '{requested}' does not exist. GET /v1/models lists the available ids.",
-                param="model",
-            )
+            raise model_not_found(requested)
         return ResolvedModel(
             requested=requested,
             cli_model=self._table[self.default],
             response_id=self.default,
             fell_back=True,
         )
+
+
+def model_not_found(model_id: str) -> ChatError:
+    """The error for a model id the catalog does not know (404, `param` "model")."""
+    return ChatError(
+        FailureReason.MODEL_NOT_FOUND,
+        f"The model '{model_id}' does not exist. GET /v1/models lists the available ids.",
+        param="model",
+    )
 
 
 def _plausible_id(model_id: str) -> bool:

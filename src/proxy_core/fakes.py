@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncGenerator, Callable, Sequence, Set
+from typing import TYPE_CHECKING
 
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
 from proxy_core.ledger import SessionRecord
 from proxy_core.planning import PlanKind, TurnPlan
-from proxy_core.ports import BackendStatus
+from proxy_core.ports import BackendStatus, Runner, SessionStore
 
 
 class InMemorySessionStore:
@@ -68,6 +69,11 @@ class InMemorySessionStore:
     async def cli_session_ids(self) -> builtins.set[str]:
         self._check(write=False)
         return {record.cli_session_id for record in self._records.values()}
+
+    async def sweep(self) -> int:
+        """It keeps every record (no TTL, no cap)."""
+        self._check(write=True)
+        return 0
 
     async def close(self) -> None:
         return None
@@ -154,5 +160,17 @@ class FakeRunner:
         self.stored -= orphans
         return len(orphans)
 
+    async def watch(self, interval: float) -> None:
+        """It starts no processes: nothing to watch."""
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """It starts no processes: none to kill."""
+        return 0
+
     async def aclose(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # the fakes implement every method of the ports, capabilities included
+    _store: SessionStore = InMemorySessionStore()
+    _runner: Runner = FakeRunner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncGenerator, Set
-from typing import Protocol
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -13,10 +13,56 @@ from proxy_core.ledger import SessionRecord
 from proxy_core.planning import TurnPlan
 
 
+class LiveProcessInfo(msgspec.Struct, frozen=True):
+    """One live CLI process, as /health lists it."""
+
+    session_id: str
+    pid: int
+    state: str
+    model: str
+    effort: str | None
+    turns: int
+    idle_s: float
+    rss_bytes: int | None
+
+
+class BackendDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """The facts a backend that runs local CLI processes reports (for /health).
+
+    Key holders see them as `backend.details`, field for field.
+    """
+
+    path: str | None
+    tools: str
+    workdir: str
+    tracked_children: int = 0  # CLI processes the watchdog tracks
+    orphans_killed: int = 0  # processes it killed for outliving their turn
+
+
+class LiveDetails(BackendDetails, frozen=True, kw_only=True):
+    """BackendDetails plus the live processes, the warm pool and their memory."""
+
+    mode: Literal["live"] = "live"
+    live_processes: int = 0
+    live_limit: int = 0
+    processes: int = 0  # process slots held (live, pooled and starting)
+    waiting_for_process: int = 0
+    live_rss_bytes: int = 0
+    pool_ready: int = 0
+    pool_size: int = 0
+    pool_rss_bytes: int = 0
+    pool_taken: int = 0
+    spawned: int = 0
+    reused: int = 0
+    evicted: int = 0
+    live: tuple[LiveProcessInfo, ...] = ()
+
+
 class BackendStatus(msgspec.Struct, frozen=True):
     """A runner's readiness, for /health and `doctor`.
 
-    `details` carries backend-specific facts (binary path, live processes, RSS, ...).
+    `details` carries backend-specific facts (binary path, live processes, RSS, ...);
+    None for a backend that has none to report.
     """
 
     ready: bool
@@ -24,7 +70,7 @@ class BackendStatus(msgspec.Struct, frozen=True):
     version: str | None = None
     problems: tuple[str, ...] = ()
     active_processes: int = 0
-    details: dict[str, object] = msgspec.field(default_factory=dict)
+    details: BackendDetails | None = None
 
 
 class Runner(Protocol):
@@ -59,6 +105,18 @@ class Runner(Protocol):
     async def sweep_orphans(self, referenced: Set[str], *, grace: float) -> int:
         """Delete stored sessions that `referenced` does not name, untouched for `grace`
         seconds, never those of processes alive now; returns how many were deleted.
+        """
+        ...
+
+    async def watch(self, interval: float) -> None:
+        """Until cancelled, every `interval` seconds, kill the processes that outlived
+        their turn (run it as a task). A runner that starts no processes returns at once.
+        """
+        ...
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        """At shutdown, after `aclose`: kill every process the runner started that is
+        still alive and, with `root`, every descendant of that pid. Returns how many.
         """
         ...
 
@@ -97,6 +155,12 @@ class SessionStore(Protocol):
 
     async def cli_session_ids(self) -> builtins.set[str]:
         """Every backend session id a record points to."""
+        ...
+
+    async def sweep(self) -> int:
+        """Drop the records idle past the store's TTL, then the least recently used past
+        its cap; returns how many. A store with neither drops nothing.
+        """
         ...
 
     async def close(self) -> None: ...

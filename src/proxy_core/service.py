@@ -21,7 +21,7 @@ from msgspec import Meta
 from proxy_core.catalog import ModelCatalog, ResolvedModel
 from proxy_core.conversation import Conversation, ParseLimits, parse_conversation
 from proxy_core.effort import Effort, parse_effort
-from proxy_core.errors import ChatError, FailureReason, no_result
+from proxy_core.errors import NO_RESULT, ChatError, FailureReason, no_result
 from proxy_core.events import (
     Event,
     Failed,
@@ -517,7 +517,7 @@ class Turn:
             plan = restart_plan(
                 plan, self.conversation, RestartReason.SESSION_MISSING, service._new_session_id()
             )
-        yield Failed(FailureReason.CLI_CRASHED, "The backend ended the turn without a result.")
+        yield Failed(FailureReason.CLI_CRASHED, NO_RESULT)
 
     async def _attempt(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         """The runner's events for one plan. Once they are closed, a new session that no

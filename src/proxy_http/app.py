@@ -25,11 +25,14 @@ from litestar.response import Stream
 from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import (
+    BackendDetails,
     ChatError,
     ChatRequest,
     ChatService,
     FailureReason,
+    LiveDetails,
     SessionRecord,
+    model_not_found,
     namespaced,
 )
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
@@ -229,11 +232,7 @@ async def list_models(service: NamedDependency[ChatService]) -> ModelList:
 async def get_model(model_id: FromPath[str], service: NamedDependency[ChatService]) -> Model:
     entry = service.catalog.get(model_id)
     if entry is None:
-        raise ChatError(
-            FailureReason.MODEL_NOT_FOUND,
-            f"The model '{model_id}' does not exist. GET /v1/models lists the available ids.",
-            param="model",
-        )
+        raise model_not_found(model_id)
     return Model(id=entry.id, created=MODEL_CREATED)
 
 
@@ -274,15 +273,11 @@ async def health(
             name=status.name,
             version=status.version,
             problems=problems,
-            details=dict(status.details),
+            details=status.details,
         ),
-        tracked_children=_count(status.details.get("tracked_children")),
-        orphans_killed=_count(status.details.get("orphans_killed")),
+        tracked_children=status.details.tracked_children if status.details else 0,
+        orphans_killed=status.details.orphans_killed if status.details else 0,
     )
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) else 0
 
 
 def _human(seconds: float) -> str:
@@ -328,19 +323,14 @@ async def stats(service: NamedDependency[ChatService]) -> Stats:
     )
 
 
-def _process_stats(details: dict[str, object]) -> ProcessStats | None:
+def _process_stats(details: BackendDetails | None) -> ProcessStats | None:
     """The live-process figures a backend reports (None: it keeps no live processes)."""
-    if "live_processes" not in details:
+    if not isinstance(details, LiveDetails):
         return None
-
-    def number(name: str) -> int:
-        value = details.get(name, 0)
-        return value if isinstance(value, int) else 0
-
     return ProcessStats(
-        live=number("live_processes"),
-        live_rss_bytes=number("live_rss_bytes"),
-        pool_ready=number("pool_ready"),
+        live=details.live_processes,
+        live_rss_bytes=details.live_rss_bytes,
+        pool_ready=details.pool_ready,
     )
 
 

@@ -262,9 +262,9 @@ def exposure_refusal(host: str, keys: ApiKeys, *, allow_unauthenticated: bool) -
     )
 
 
-def full_tools_warning(host: str, tools: str) -> str | None:
+def full_tools_warning(host: str, *, full_tools: bool) -> str | None:
     """A loud warning when the `full` tools profile is reachable from the network."""
-    if tools.strip() != "full" or is_loopback(host):
+    if not full_tools or is_loopback(host):
         return None
     return (
         f"DANGER: the `full` tools profile is enabled on {host}. Every client that can "

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from proxy_core.ports import BackendDetails
+
 # -- requests ----------------------------------------------------------------
 
 
@@ -204,7 +206,7 @@ class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     name: str
     version: str | None
     problems: list[str]
-    details: dict[str, Any] = msgspec.field(default_factory=dict)
+    details: BackendDetails | None = None
 
 
 class HealthStatus(msgspec.Struct, frozen=True):

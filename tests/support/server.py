@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import uvicorn
 from litestar import Litestar
 
 from claude_max_api.bootstrap import http_app
+from claude_max_api.probe import proxy_answers
 from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore, ModelCatalog, ServiceLimits
 
@@ -158,11 +158,8 @@ class ServerProcess:
                 raise RuntimeError(
                     f"the server exited with {self.process.returncode}: {self.log()}"
                 )
-            try:
-                if httpx.get(self.base_url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if proxy_answers(self.port):
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the server did not answer on {self.base_url}: {self.log()}")

@@ -12,7 +12,7 @@ import pytest
 
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
-from proxy_core import ChatRequest, ChatService, Effort, InMemorySessionStore
+from proxy_core import ChatRequest, ChatService, Effort, InMemorySessionStore, LiveDetails
 
 
 @pytest.fixture
@@ -53,9 +53,8 @@ def live_runner(service: ChatService) -> LiveCliRunner:
 def live_pids(service: ChatService) -> dict[str, int]:
     """Session id -> pid of every live process (the list /health shows)."""
     details = service.backend_status().details
-    entries = details["live"]
-    assert isinstance(entries, list)
-    return {entry["session_id"]: entry["pid"] for entry in entries}
+    assert isinstance(details, LiveDetails)
+    return {entry.session_id: entry.pid for entry in details.live}
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 30.0) -> None:

@@ -147,7 +147,7 @@ async def test_a_pooled_process_runs_at_the_configured_effort_and_returns_to_it(
 ) -> None:
     service = await make_live_service(effort=Effort.HIGH, pool_size=1)
     runner = live_runner(service)
-    await wait_for(lambda: runner.status().details["pool_ready"] == 1)
+    await wait_for(lambda: runner.status().details.pool_ready == 1)
     chat = Chat(service, "pooled-effort")
     await chat.say("configured")
     chat.effort = "low"

@@ -56,7 +56,7 @@ async def test_a_stopped_pooled_process_is_replaced_and_the_new_conversation_run
     service = await make_live_service(pool_size=1)
     runner = live_runner(service)
     async with ProcessWatch() as watch:
-        await wait_for(lambda: runner.status().details["pool_ready"] == 1)
+        await wait_for(lambda: runner.status().details.pool_ready == 1)
         (pooled,) = runner._pool.processes
         assert isinstance(pooled, LiveProcess)
         os.kill(pooled.pid, signal.SIGSTOP)

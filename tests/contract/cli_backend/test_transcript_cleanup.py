@@ -46,7 +46,7 @@ async def test_a_failed_first_turn_on_a_pooled_process_leaves_no_transcript(
     await kept.say("hello")
     kept_session = await kept.cli_session()
     runner = live_runner(service)
-    await wait_for(lambda: runner.status().details["pool_ready"] == 1)
+    await wait_for(lambda: runner.status().details.pool_ready == 1)
     taken = runner._pool.taken
     with pytest.raises(ChatError):
         await Chat(service, "failed").say("[[error:400]] Prompt is too long")

@@ -64,3 +64,34 @@ async def test_the_server_sweeps_expired_sessions_in_the_background(tmp_path: Pa
             await asyncio.sleep(0.05)
         assert await store.get("h:stale") is None
         assert await store.get("h:fresh") == fresh
+
+
+class WatchedRunner(FakeRunner):
+    """A FakeRunner that records the watchdog calls the server makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watching: list[float] = []
+        self.killed_at_close: list[int | None] = []
+
+    async def watch(self, interval: float) -> None:
+        self.watching.append(interval)
+        await asyncio.Event().wait()  # a watch runs until cancelled
+
+    def kill_orphans(self, *, root: int | None = None) -> int:
+        self.killed_at_close.append(root)
+        return 0
+
+
+async def test_the_server_runs_the_runners_watchdog_and_kills_its_orphans_when_it_stops() -> None:
+    settings = Settings.from_values(sessions_db=":memory:", watchdog_interval=0.25)
+    runner = WatchedRunner()
+    service = ChatService(runner, build_store(settings))
+    async with service_lifespan(service, settings)(Litestar()):
+        for _ in range(400):
+            if runner.watching:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.watching == [0.25]
+        assert runner.killed_at_close == []
+    assert runner.killed_at_close == [None]  # what it tracked, not every descendant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy_cli_backend.command import RootToolsRefused, build_command, child_env, tool_args
-from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.config import CliRunnerConfig, parse_tools
 from proxy_core import Effort, PlanKind, TextBlock, TurnPlan
 
 SID = "11111111-2222-3333-4444-555555555555"
@@ -107,7 +107,7 @@ def test_the_system_prompt_is_passed_when_there_is_one() -> None:
     ],
 )
 def test_tools_profiles_become_flags(tools: str, flags: tuple[str, ...]) -> None:
-    assert tool_args(tools) == flags
+    assert tool_args(parse_tools(tools)) == flags
 
 
 def test_the_working_directory_defaults_under_the_state_dir() -> None:

@@ -20,6 +20,7 @@ from proxy_core import (
     Failed,
     FailureReason,
     Finished,
+    LiveDetails,
     PlanKind,
     TextBlock,
     TextDelta,
@@ -90,9 +91,9 @@ async def follow_up(
 
 
 def pids(runner: LiveCliRunner) -> dict[str, int]:
-    entries = runner.status().details["live"]
-    assert isinstance(entries, list)
-    return {e["session_id"]: e["pid"] for e in entries}
+    details = runner.status().details
+    assert isinstance(details, LiveDetails)
+    return {e.session_id: e.pid for e in details.live}
 
 
 async def test_a_continue_at_the_same_resume_point_reuses_the_process(make_runner: Any) -> None:
@@ -144,7 +145,7 @@ async def test_a_model_change_keeps_the_process_and_its_output_stays_out_of_the_
     events = await run(runner, turn)
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["echo: two"]
     assert runner.spawned == 1
-    assert runner.status().details["live"][0]["model"] == "haiku"
+    assert runner.status().details.live[0].model == "haiku"
 
 
 async def test_the_least_recently_used_process_is_evicted_beyond_the_cap(make_runner: Any) -> None:
@@ -201,9 +202,9 @@ async def test_status_reports_live_processes_and_their_memory(make_runner: Any) 
     runner = await make_runner()
     await run(runner, plan("one", str(uuid.uuid4())))
     details = runner.status().details
-    assert details["live_processes"] == 1
-    assert isinstance(details["live_rss_bytes"], int)
-    assert details["live_rss_bytes"] > 0
+    assert details.live_processes == 1
+    assert isinstance(details.live_rss_bytes, int)
+    assert details.live_rss_bytes > 0
 
 
 async def test_closing_the_runner_leaves_no_process(make_runner: Any) -> None:

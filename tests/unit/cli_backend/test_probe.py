@@ -45,7 +45,7 @@ async def test_a_stopped_pooled_process_is_replaced_and_the_turn_runs_on_a_new_o
     make_runner: Any,
 ) -> None:
     runner = await make_runner(pool_size=1, probe_timeout=0.5)
-    await wait_until(lambda: runner.status().details["pool_ready"] == 1)
+    await wait_until(lambda: runner.status().details.pool_ready == 1)
     (pooled,) = runner._pool.processes
     os.kill(pooled.pid, signal.SIGSTOP)
     events = await run(runner, plan("hello", str(uuid.uuid4())))

@@ -111,7 +111,7 @@ async def test_turns_waiting_for_a_process_are_served_in_arrival_order(make_runn
     await holder.aclose()  # the abandoned turn's process ends and frees the slot
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
     assert served == [0, 1, 2]
-    assert runner.status().details["processes"] == 1
+    assert runner.status().details.processes == 1
 
 
 async def test_a_turn_cancelled_while_waiting_for_a_process_leaks_no_slot(
@@ -129,7 +129,7 @@ async def test_a_turn_cancelled_while_waiting_for_a_process_leaks_no_slot(
     await holder.aclose()
     events = await asyncio.wait_for(run(runner, plan("after", str(uuid.uuid4()))), 30)
     assert isinstance(end(events), Finished)
-    assert runner.status().details["processes"] == 1
+    assert runner.status().details.processes == 1
     assert runner.spawned == 2
 
 
@@ -137,13 +137,13 @@ async def test_the_pool_does_not_fill_a_slot_an_idle_conversation_holds(
     make_runner: Any,
 ) -> None:
     runner = await make_runner(max_live=1, pool_size=1)
-    await wait_until(lambda: runner.status().details["pool_ready"] == 1)
+    await wait_until(lambda: runner.status().details.pool_ready == 1)
     session = str(uuid.uuid4())
     first = await run(runner, plan("one", session))  # takes the pooled process
     for _ in range(20):  # give a refill every chance to start
         await asyncio.sleep(0.01)
     details = runner.status().details
-    assert (details["pool_ready"], details["live_processes"], details["processes"]) == (0, 1, 1)
+    assert (details.pool_ready, details.live_processes, details.processes) == (0, 1, 1)
     taken = end(first)
     assert isinstance(taken, Finished)
     assert taken.session_id is not None  # the pooled process's own session

@@ -10,9 +10,14 @@ import time
 from proxy_cli_backend.procfs import (
     ProcessInfo,
     children,
+    command_line,
+    command_lines,
+    cpu_seconds,
     descendants,
     kill_unchanged,
+    machine,
     read_process,
+    rss_bytes,
     tree_rss,
 )
 
@@ -67,3 +72,23 @@ def test_only_the_same_process_is_killed() -> None:
         if sleeper.poll() is None:
             sleeper.kill()
             sleeper.wait(5)
+
+
+def test_a_process_s_own_memory_cpu_and_arguments() -> None:
+    # Spins until it has used 0.2 s of CPU (its own clock, not the wall's), then holds.
+    spinner = "import time\nwhile time.process_time() < 0.2: pass\n" + _HOLDER
+    process = _start(spinner)
+    try:
+        assert rss_bytes(process.pid) >= 64 << 20
+        assert cpu_seconds(process.pid) >= 0.2
+        assert command_line(process.pid) == [sys.executable, "-c", spinner]
+        assert (process.pid, [sys.executable, "-c", spinner]) in list(command_lines())
+    finally:
+        process.kill()
+        process.wait(5)
+    assert (rss_bytes(process.pid), cpu_seconds(process.pid)) == (0, 0.0)
+    assert command_line(process.pid) is None
+
+
+def test_the_machine_summary_names_the_cores() -> None:
+    assert machine().startswith(f"nproc {os.cpu_count()}, ")

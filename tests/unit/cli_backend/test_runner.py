@@ -55,4 +55,4 @@ async def test_start_creates_the_state_and_work_directories(tmp_path: Path) -> N
     await runner.start()
     assert (tmp_path / "state" / "workdir").is_dir()
     status = runner.status()
-    assert (status.ready, status.version, status.details["path"]) == (True, "9.9.9", str(cli))
+    assert (status.ready, status.version, status.details.path) == (True, "9.9.9", str(cli))

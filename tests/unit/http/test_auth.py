@@ -112,9 +112,9 @@ def test_exposure_is_allowed_on_loopback_with_keys_or_by_opt_in(
 
 
 def test_full_tools_on_the_network_gets_a_warning_only_there() -> None:
-    assert full_tools_warning("0.0.0.0", "full") is not None
-    assert full_tools_warning("127.0.0.1", "full") is None
-    assert full_tools_warning("0.0.0.0", "read-only") is None
+    assert full_tools_warning("0.0.0.0", full_tools=True) is not None
+    assert full_tools_warning("127.0.0.1", full_tools=True) is None
+    assert full_tools_warning("0.0.0.0", full_tools=False) is None
 
 
 def test_an_accepted_key_identifies_its_caller_by_a_stable_id_that_is_not_the_key() -> None:

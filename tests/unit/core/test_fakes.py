@@ -1,0 +1,30 @@
+"""The in-process fakes implement the ports' capabilities as their docstrings say."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy_core import ChatError, FailureReason, FakeRunner, InMemorySessionStore, SessionRecord
+
+
+async def test_the_in_memory_store_sweeps_nothing_and_keeps_every_record() -> None:
+    store = InMemorySessionStore()
+    record = SessionRecord("h:a", "c", "sonnet", "s", ("f",), 1.0, 0.0)
+    await store.put(record)
+    assert await store.sweep() == 0
+    assert await store.get("h:a") == record
+
+
+async def test_a_failing_in_memory_store_refuses_to_sweep_as_a_full_disk_would() -> None:
+    store = InMemorySessionStore()
+    store.fail()
+    with pytest.raises(ChatError) as caught:
+        await store.sweep()
+    assert caught.value.reason is FailureReason.STORE_UNAVAILABLE
+
+
+async def test_the_fake_runner_has_no_processes_to_watch_or_kill() -> None:
+    runner = FakeRunner()
+    await runner.watch(0.01)  # returns at once: a runner without processes has no watch
+    assert runner.kill_orphans() == 0
+    assert runner.kill_orphans(root=1) == 0
