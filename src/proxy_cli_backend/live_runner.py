@@ -33,6 +33,7 @@ import msgspec
 import structlog
 from msgspec import Meta
 
+from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
@@ -152,7 +153,7 @@ class LiveCliRunner:
         """The per-turn runner's start-up checks, then the idle reaper and the pool."""
         await self._base.start()
         self._started = True
-        self._reaper = asyncio.create_task(self._reap_idle(), name="live-cli-reaper")
+        self._reaper = detached_task(self._reap_idle(), name="live-cli-reaper")
         self._pool.fill()
 
     def status(self) -> BackendStatus:
@@ -483,7 +484,7 @@ class LiveCliRunner:
             del self._live[live.session_id]
         if live in self._endings or live.state is LiveState.CLOSED:
             return
-        task = asyncio.create_task(
+        task = detached_task(
             live.close(flush_wait=self.live_config.flush_wait, kill_grace=self.config.kill_grace),
             name=f"live-cli-end-{live.pid}",
         )

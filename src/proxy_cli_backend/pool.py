@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 
+from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.live import LiveProcess
 from proxy_core import system_hash
 
@@ -118,7 +119,7 @@ class WarmPool:
             return
         if self._full():
             return
-        self._filler = asyncio.create_task(self._refill(), name="warm-pool-refill")
+        self._filler = detached_task(self._refill(), name="warm-pool-refill")
 
     def _full(self) -> bool:
         return sum(1 for key, live in self._ready if key == self.target and live.usable) >= (

@@ -14,6 +14,7 @@ import signal
 
 import structlog
 
+from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.procfs import descendants, kill_unchanged
 from proxy_cli_backend.watchdog import ChildWatchdog
@@ -75,7 +76,7 @@ class StderrTail:
         self._limit = limit
         self._pid = pid
         self._data = bytearray()
-        self._task = asyncio.create_task(self._drain(stream))
+        self._task = detached_task(self._drain(stream), name=f"cli-stderr-{pid}")
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(_CHUNK):
