@@ -4,6 +4,7 @@ No I/O lives here: adapters implement the `Runner` and `SessionStore` ports and
 callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
+from proxy_core.admission import Admission, ServiceLimits
 from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel
 from proxy_core.conversation import (
     Base64Image,
@@ -38,14 +39,8 @@ from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, sys
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
-from proxy_core.service import (
-    ChatRequest,
-    ChatService,
-    Completion,
-    ServiceLimits,
-    SessionReset,
-    Turn,
-)
+from proxy_core.request import ChatRequest, Completion
+from proxy_core.service import ChatService
 from proxy_core.session_key import (
     KeyOrigin,
     SessionKey,
@@ -54,13 +49,16 @@ from proxy_core.session_key import (
     namespaced,
     unnamespaced,
 )
+from proxy_core.sessions import SessionReset, Sessions
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
+from proxy_core.turn import Turn
 
 __all__ = [
     "NO_RESULT",
     "REASONING_EFFORT_VALUES",
+    "Admission",
     "BackendStatus",
     "Base64Image",
     "Block",
@@ -97,6 +95,7 @@ __all__ = [
     "SessionRecord",
     "SessionReset",
     "SessionStore",
+    "Sessions",
     "StopScanner",
     "TerminalEvent",
     "TextBlock",
