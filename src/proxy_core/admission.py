@@ -75,15 +75,21 @@ class Place:
 
     @asynccontextmanager
     async def running(self, key: str) -> AsyncIterator[None]:
-        """Wait for `key`'s turn and a free slot, then hold both (and count as active)."""
+        """Wait for `key`'s turn and a free slot, then hold both (and count as active).
+
+        The place is gone afterwards, also when the wait was cancelled.
+        """
         admission = self._admission
-        async with admission.session(key), admission._slots:
+        try:
+            async with admission.session(key), admission._slots:
+                self.leave()
+                admission.active += 1
+                try:
+                    yield
+                finally:
+                    admission.active -= 1
+        finally:
             self.leave()
-            admission.active += 1
-            try:
-                yield
-            finally:
-                admission.active -= 1
 
     def leave(self) -> None:
         """Give up the queue place, if still holding it (safe to call more than once)."""

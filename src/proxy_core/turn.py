@@ -94,8 +94,9 @@ class TurnEnv:
 
 
 class Turn:
-    """One validated request. Enter it, iterate `events()` once; they end with Finished
-    or Failed. A `whole` turn yields its reply text at the end, in one piece."""
+    """One validated request. Enter it once (`async with`), iterate `events()` once
+    inside; they end with Finished or Failed. A `whole` turn yields its reply text at
+    the end, in one piece. After leaving, `plan`, `usage` and `failure` tell how it went."""
 
     def __init__(
         self,
@@ -125,6 +126,7 @@ class Turn:
         self._place: Place | None = None
         self._events: Events | None = None
         self._outcome: Finished | Failed | None = None
+        self._left = False
 
     async def __aenter__(self) -> Turn:
         if self._place is not None:
@@ -142,6 +144,7 @@ class Turn:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._left = True
         try:
             if self._events is not None:
                 await self._events.aclose()  # ends the backend's turn if it still runs
@@ -150,8 +153,8 @@ class Turn:
 
     def events(self) -> Events:
         """Wait for the session's turn and a slot, plan, run, record; the events in order."""
-        if self._place is None:
-            raise RuntimeError("enter the turn first: `async with service.open_turn(...)`")
+        if self._place is None or self._left:
+            raise RuntimeError("iterate a turn inside `async with service.open_turn(...)`")
         if self._events is not None:
             raise RuntimeError("a turn's events are iterated once")
         self._events = self._run(self._place)

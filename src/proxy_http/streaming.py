@@ -92,7 +92,11 @@ class TurnPump:
         """Enter `turn` (raises ChatError when the queue is full) and start pumping it."""
         entered = AsyncExitStack()
         await entered.enter_async_context(turn)
-        return cls(turn, entered, active)
+        try:
+            return cls(turn, entered, active)
+        except BaseException:
+            await entered.aclose()
+            raise
 
     def __init__(
         self, turn: Turn, entered: AsyncExitStack, active: ActiveTurns | None = None

@@ -97,3 +97,12 @@ async def test_a_turn_cancelled_while_waiting_for_its_session_frees_its_place() 
     runner.gate.set()
     await first
     assert (svc.active, svc.queued, runner.active) == (0, 0, 0)
+
+
+async def test_a_turn_left_cannot_be_iterated_any_more() -> None:
+    svc = service()
+    async with svc.open_turn(request()) as turn:
+        pass
+    with pytest.raises(RuntimeError):
+        turn.events()
+    assert (svc.active, svc.queued) == (0, 0)
