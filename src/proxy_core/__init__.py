@@ -4,6 +4,7 @@ No I/O lives here: adapters implement the `Runner` and `SessionStore` ports and
 callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
+from proxy_core.admission import Admission, ServiceLimits
 from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel, model_not_found
 from proxy_core.conversation import (
     Base64Image,
@@ -45,14 +46,8 @@ from proxy_core.ports import (
     SessionStore,
 )
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
-from proxy_core.service import (
-    ChatRequest,
-    ChatService,
-    Completion,
-    ServiceLimits,
-    SessionReset,
-    Turn,
-)
+from proxy_core.request import ChatRequest, Completion
+from proxy_core.service import ChatService
 from proxy_core.session_key import (
     KeyOrigin,
     SessionKey,
@@ -61,13 +56,16 @@ from proxy_core.session_key import (
     namespaced,
     unnamespaced,
 )
+from proxy_core.sessions import SessionReset, Sessions
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
+from proxy_core.turn import Turn
 
 __all__ = [
     "NO_RESULT",
     "REASONING_EFFORT_VALUES",
+    "Admission",
     "BackendDetails",
     "BackendStatus",
     "Base64Image",
@@ -107,6 +105,7 @@ __all__ = [
     "SessionRecord",
     "SessionReset",
     "SessionStore",
+    "Sessions",
     "StopScanner",
     "TerminalEvent",
     "TextBlock",

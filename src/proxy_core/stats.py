@@ -57,6 +57,29 @@ class StatsRecorder:
             len(ordered),
         )
 
+    def snapshot(
+        self, *, uptime_s: float, active: int, queued: int, limits: tuple[int, int], sessions: int
+    ) -> ServiceStats:
+        """These counters with the caller's state; `limits`: (concurrency, queue)."""
+        avg, p50, p95, sampled = self.latency_summary()
+        return ServiceStats(
+            uptime_s=uptime_s,
+            total=self.total,
+            completed=self.completed,
+            errors=self.errors,
+            active=active,
+            queued=queued,
+            concurrency_limit=limits[0],
+            queue_limit=limits[1],
+            sessions=sessions,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            avg_latency_ms=avg,
+            p50_latency_ms=p50,
+            p95_latency_ms=p95,
+            sampled=sampled,
+        )
+
 
 def _percentile(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""

@@ -200,10 +200,7 @@ async def chat_completions(
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    try:
-        collected = await until_first(collect_turn(turn, active_turns(request)), disconnected)
-    finally:
-        turn.release()
+    collected = await until_first(collect_turn(turn, active_turns(request)), disconnected)
     return Response(
         completion(
             completion_id=completion_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from typing import TypeVar
 
 import anyio
@@ -82,10 +82,27 @@ class ActiveTurns:
 
 
 class TurnPump:
-    """Runs `turn.events()` in its own task and hands the events over through a queue."""
+    """Runs `turn.events()` in its own task and hands the events over through a queue.
 
-    def __init__(self, turn: Turn, active: ActiveTurns | None = None) -> None:
+    Made by `start`, which enters the turn (its admission); `aclose` leaves it.
+    """
+
+    @classmethod
+    async def start(cls, turn: Turn, active: ActiveTurns | None = None) -> TurnPump:
+        """Enter `turn` (raises ChatError when the queue is full) and start pumping it."""
+        entered = AsyncExitStack()
+        await entered.enter_async_context(turn)
+        try:
+            return cls(turn, entered, active)
+        except BaseException:
+            await entered.aclose()
+            raise
+
+    def __init__(
+        self, turn: Turn, entered: AsyncExitStack, active: ActiveTurns | None = None
+    ) -> None:
         self.turn = turn
+        self._entered = entered  # leaving it closes the turn and frees its admission
         # None marks the end of the turn's events.
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._delivered_end = False
@@ -138,15 +155,17 @@ class TurnPump:
         """
         # Shielded: under a cancelled request scope every await would be cancelled again.
         with anyio.CancelScope(shield=True):
-            if not self._task.done() and not self._delivered_end:
-                self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            try:
+                if not self._task.done() and not self._delivered_end:
+                    self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            finally:
+                await self._entered.aclose()
         if self._active is not None:
             self._active.discard(self)
         if not self._task.cancelled() and (error := self._task.exception()) is not None:
             # The core turns runner failures into events, so this is a bug worth a trace.
             _log.error("turn_pump_crashed", error=repr(error), exc_info=error)
-        self.turn.release()
 
 
 def note_turn(turn: Turn) -> None:
@@ -244,7 +263,7 @@ async def stream_turn(
     After the first byte a failure becomes one error event followed by `[DONE]`.
     The request's outcome is noted when the body ends (`cancelled` if it never did).
     """
-    pump = TurnPump(turn, active)
+    pump = await TurnPump.start(turn, active)
     outcome: str | None = None
     try:
         pending: deque[Event] = deque()
@@ -305,7 +324,7 @@ class Collected(msgspec.Struct, frozen=True):
 
 async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collected:
     """Run a turn to its end; a Failed event is raised as ChatError."""
-    pump = TurnPump(turn, active)
+    pump = await TurnPump.start(turn, active)
     reply = ReplyCollector()
     try:
         while True:

@@ -76,7 +76,8 @@ async def test_requests_beyond_the_limit_and_queue_are_refused_as_busy() -> None
     await asyncio.sleep(0.01)
     assert (svc.active, svc.queued) == (2, 1)
     with pytest.raises(ChatError) as caught:
-        svc.open_turn(request("one too many", session="s9"))
+        async with svc.open_turn(request("one too many", session="s9")):
+            pass
     assert caught.value.reason is FailureReason.BUSY
     assert caught.value.retry_after is not None
     runner.gate.set()
@@ -172,9 +173,8 @@ async def test_closing_the_stream_early_closes_the_runner() -> None:
 
 async def test_a_turn_never_iterated_is_released() -> None:
     svc = service(max_concurrent=1, max_queued=0)
-    turn = svc.open_turn(request("hi"))
-    assert svc.queued == 1
-    turn.release()
+    async with svc.open_turn(request("hi")):
+        assert svc.queued == 1
     assert svc.queued == 0
     assert (await svc.complete(request("hi"))).text == "echo: hi"
 
@@ -394,8 +394,8 @@ async def test_a_store_that_cannot_record_ends_the_turn_as_store_unavailable() -
     svc = ChatService(FakeRunner(), store)
     await svc.complete(request("first", session="s"))
     store.fail("database or disk is full")
-    turn = svc.open_turn(request("first", "echo: first", "second", session="s"))
-    events = [event async for event in turn.events()]
+    async with svc.open_turn(request("first", "echo: first", "second", session="s")) as turn:
+        events = [event async for event in turn.events()]
     # The reply was streamed, but the turn does not claim to have finished well.
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "echo: second"
     assert not [e for e in events if isinstance(e, Finished)]

@@ -1,0 +1,42 @@
+"""What a caller hands the ChatService (ChatRequest) and gets back whole (Completion)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from proxy_core.events import Usage
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    """One chat completion request, as any caller states it.
+
+    `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
+    pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
+    OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default;
+    `response_format` and `stop` are OpenAI's too (see `parse_response_format`,
+    `parse_stop`). `namespace` says whose conversations these are (the HTTP server
+    uses one per API key): the same session id, user or opening under two namespaces
+    is two conversations; "" is the namespace every caller shares.
+    """
+
+    model: str
+    messages: Sequence[Mapping[str, object]]
+    user: str | None = None
+    session_id: str | None = None
+    reasoning_effort: str | None = None
+    response_format: Mapping[str, object] | None = None
+    stop: str | Sequence[str] | None = None
+    namespace: str = ""
+
+
+class Completion(msgspec.Struct, frozen=True):
+    """The collected outcome of a finished turn."""
+
+    text: str
+    thinking: str
+    stop_reason: str | None
+    usage: Usage
+    model: str
+    session_key: str
