@@ -24,11 +24,12 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
 from claude_max_api.settings import Settings
 from proxy_core import (
+    ChatCompletionRequest,
     ChatError,
-    ChatRequest,
     ChatService,
     FailureReason,
     SessionRecord,
+    chat_request,
     namespaced,
 )
 from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, load_api_keys
@@ -43,7 +44,6 @@ from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_f
 from proxy_http.wire import (
     BackendHealth,
     ChatCompletion,
-    ChatCompletionRequest,
     Concurrency,
     ErrorBody,
     Health,
@@ -141,29 +141,10 @@ async def chat_completions(
     ] = None,
 ) -> Response[Any]:
     """Answer one chat completion, streamed or whole."""
-    if data.n is not None and data.n != 1:
-        raise ChatError(
-            FailureReason.INVALID_REQUEST, f"n={data.n}: only n=1 is supported.", param="n"
-        )
-    if data.logprobs:
-        raise ChatError(
-            FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
-        )
+    asked = chat_request(data, session_id=session_id, namespace=access.namespace)
     log = request_log(request.scope)
     log.stream = bool(data.stream)
-    turn = service.open_turn(
-        ChatRequest(
-            model=data.model,
-            messages=data.messages,
-            user=data.user,
-            session_id=session_id,
-            reasoning_effort=data.reasoning_effort,
-            response_format=data.response_format,
-            stop=data.stop,
-            namespace=access.namespace,
-        ),
-        whole=not data.stream,
-    )
+    turn = service.open_turn(asked, whole=not data.stream)
     log.session_key = turn.key.value
     log.model = turn.model.response_id
     structlog.contextvars.bind_contextvars(session_key=turn.key.value)
