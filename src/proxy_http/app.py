@@ -16,7 +16,7 @@ import structlog
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -36,7 +36,7 @@ from proxy_http.auth import Access, ApiKeyMiddleware, access_for, caller_of, loa
 from proxy_http.bodies import guard_bodies
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
-from proxy_http.errors import EXCEPTION_HANDLERS
+from proxy_http.errors import EXCEPTION_HANDLERS, handle_validation
 from proxy_http.logging import RequestLogMiddleware, request_log
 from proxy_http.readiness import ReadinessProbe
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
@@ -109,6 +109,16 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
     return active
 
 
+def refused_chat(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[ErrorBody]:
+    """A chat request whose body fails decoding: answered as any validation failure,
+    and counted in /stats as the service counts the requests it refuses."""
+    service: ChatService = request.app.state["service"]
+    service.count_refused()
+    return handle_validation(request, error)
+
+
 @post(
     "/v1/chat/completions",
     status_code=200,
@@ -124,6 +134,7 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
         ),
         **_errors(400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504),
     },
+    exception_handlers={ValidationException: refused_chat},
 )
 async def chat_completions(
     data: JSONBody[ChatCompletionRequest],

@@ -15,15 +15,18 @@ from proxy_core import (
     ChatDeveloperMessage,
     ChatError,
     ChatFunctionMessage,
+    ChatService,
     ChatSystemMessage,
     ChatToolMessage,
     ChatUserMessage,
     Conversation,
     FailureReason,
+    FakeRunner,
     FileContent,
     FunctionTool,
     ImageUrl,
     ImageUrlContent,
+    InMemorySessionStore,
     InputAudioContent,
     JsonSchemaFormat,
     NamedToolChoice,
@@ -208,3 +211,18 @@ def test_text_parts_of_every_kind_are_text() -> None:
         ]
     )
     assert [m.text for m in parsed.messages] == ["a\nb", "no"]
+
+
+async def test_an_embedding_app_serves_an_openai_body_without_http() -> None:
+    body = (
+        b'{"model":"sonnet","messages":[{"role":"developer","content":"be brief"},'
+        b'{"role":"user","content":[{"type":"text","text":"hello there"}]}],'
+        b'"stop":"there","response_format":{"type":"text"}}'
+    )
+    runner = FakeRunner()
+    service = ChatService(runner, InMemorySessionStore())
+    wire = msgspec.json.decode(body, type=ChatCompletionRequest)
+    completion = await service.complete(chat_request(wire, session_id="embedded"))
+    assert completion.text == "echo: hello "  # cut at the stop sequence
+    assert completion.session_key == "h:embedded"
+    assert runner.plans[0].system == "be brief"
