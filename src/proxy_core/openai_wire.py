@@ -13,7 +13,6 @@ normalisation a type cannot express (sizes, counts, image URLs). Pure: msgspec o
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Final, Literal, TypeVar, overload
 
 import msgspec
@@ -309,8 +308,8 @@ IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
 
 # msgspec's error text is "<what> - at `$.a[0].b`" ("<what>" alone at the root), and
 # a missing field is named in <what> rather than in the path.
-_AT: Final = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_AT: Final = " - at `$"
+_MISSING: Final = "Object missing required field `"
 
 T = TypeVar("T")
 
@@ -318,11 +317,13 @@ T = TypeVar("T")
 def error_location(error: msgspec.ValidationError) -> tuple[str, str]:
     """What msgspec says is wrong, and the field it names in OpenAI's `a.b[0].c` style
     ("" for the decoded value itself; a missing field is named as part of the path)."""
-    match = _AT.match(str(error))
-    what, path = (match["what"], match["path"] or "") if match else (str(error), "")
-    missing = _MISSING.match(what)
-    if missing:
-        path = f"{path}.{missing['field']}"
+    text = str(error)
+    what, at, path = text.rpartition(_AT)
+    if not at or not path.endswith("`"):
+        what, path = text, "`"
+    path = path[:-1]
+    if what.startswith(_MISSING) and what.endswith("`"):
+        path = f"{path}.{what[len(_MISSING) : -1]}"
     return what, path.removeprefix(".")
 
 
