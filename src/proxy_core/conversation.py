@@ -1,8 +1,10 @@
-"""Conversation values, and their parsing from OpenAI-shaped messages.
+"""Conversation values, and their parsing from OpenAI messages (`openai_wire`).
 
-Parsing normalises as it goes, so that equal conversations have equal values:
-adjacent text parts are joined with a newline, empty texts dropped, `developer`
-becomes system and the legacy `function` role becomes `tool`.
+The wire types check each field's shape; parsing adds the limits and checks a type
+cannot state (counts, sizes, image URLs, images only from users) and normalises as it
+goes, so that equal conversations have equal values: adjacent text parts are joined
+with a newline, empty texts dropped, `developer` becomes system and the legacy
+`function` role becomes `tool`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,31 @@ import base64
 import binascii
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from proxy_core.errors import invalid
+from proxy_core.openai_wire import (
+    ChatAssistantMessage,
+    ChatFunctionMessage,
+    ChatMessage,
+    ChatToolMessage,
+    ChatUserMessage,
+    Content,
+    ContentPart,
+    FunctionCall,
+    ImageUrl,
+    ImageUrlContent,
+    InputAudioContent,
+    InputTextContent,
+    OutputTextContent,
+    RefusalContent,
+    TextContent,
+    convert,
+)
 
 
 class Role(enum.StrEnum):
@@ -96,14 +116,6 @@ class Conversation(msgspec.Struct, frozen=True):
 
 SUPPORTED_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MIME = re.compile(r"^[\w.+-]+/[\w.+-]+$")
-_ROLE_ALIASES = {
-    "system": Role.SYSTEM,
-    "developer": Role.SYSTEM,
-    "user": Role.USER,
-    "assistant": Role.ASSISTANT,
-    "tool": Role.TOOL,
-    "function": Role.TOOL,
-}
 
 
 class ParseLimits(msgspec.Struct, frozen=True):
@@ -142,30 +154,27 @@ def normalize_parts(parts: Sequence[Part]) -> tuple[Part, ...]:
 
 
 def parse_conversation(messages: object, limits: ParseLimits | None = None) -> Conversation:
-    """Validate OpenAI `messages` (plain JSON data) into a Conversation.
+    """The Conversation that OpenAI `messages` state.
 
-    Raises an invalid-request ChatError whose `param` is the offending field path.
+    `messages` are typed (`list[ChatMessage]` of `proxy_core.openai_wire`) or their
+    plain JSON data, which is decoded into those types first. Raises an
+    invalid-request ChatError whose `param` is the offending field path.
     """
     limits = limits or ParseLimits()
-    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
-        raise invalid("'messages' must be an array of message objects.", "messages")
-    if not messages:
+    typed = convert(messages, list[ChatMessage], "messages")
+    if not typed:
         raise invalid("'messages' must contain at least one message.", "messages")
-    if len(messages) > limits.max_messages:
+    if len(typed) > limits.max_messages:
         raise invalid(
-            f"Too many messages: {len(messages)} > max_messages {limits.max_messages}.",
+            f"Too many messages: {len(typed)} > max_messages {limits.max_messages}.",
             "messages",
         )
-    budget = _ImageBudget(limits)
+    reader = _Reader(limits)
     system: list[str] = []
     parsed: list[Message] = []
-    for index, raw in enumerate(messages):
-        message = _parse_message(raw, f"messages[{index}]", limits, budget)
+    for index, raw in enumerate(typed):
+        message = reader.message(raw, f"messages[{index}]")
         if message.role is Role.SYSTEM:
-            if message.images:
-                raise invalid(
-                    "System messages cannot contain images.", f"messages[{index}].content"
-                )
             system.append(message.text)
         else:
             parsed.append(message)
@@ -174,111 +183,71 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
     return Conversation(system="\n\n".join(system) if system else None, messages=tuple(parsed))
 
 
-class _ImageBudget:
+class _Reader:
+    """Turns typed messages into the core's, counting images across the whole request."""
+
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
-        self.count = 0
+        self.images = 0
 
-    def take(self, path: str) -> None:
-        self.count += 1
-        if self.count > self.limits.max_images:
-            raise invalid(f"Too many images: more than max_images {self.limits.max_images}.", path)
+    def message(self, raw: ChatMessage, path: str) -> Message:
+        content = f"{path}.content"
+        if isinstance(raw, ChatUserMessage):
+            message = Message(Role.USER, self.parts(raw.content, Role.USER, content), raw.name)
+        elif isinstance(raw, ChatAssistantMessage):
+            parts = self.parts(raw.content, Role.ASSISTANT, content)
+            message = Message(Role.ASSISTANT, parts, raw.name, tool_calls=_tool_calls(raw))
+        elif isinstance(raw, ChatToolMessage | ChatFunctionMessage):
+            # The legacy function message answers the call its `name` stands for.
+            call_id = raw.tool_call_id
+            if isinstance(raw, ChatFunctionMessage) and call_id is None:
+                call_id = raw.name
+            parts = self.parts(raw.content, Role.TOOL, content)
+            message = Message(Role.TOOL, parts, raw.name, tool_call_id=call_id)
+        else:
+            message = Message(Role.SYSTEM, self.parts(raw.content, Role.SYSTEM, content), raw.name)
+        text_chars = sum(len(p.text) for p in message.parts if isinstance(p, TextPart))
+        if text_chars > self.limits.max_message_chars:
+            raise invalid(
+                f"Message text too long: {text_chars} characters > max_message_chars "
+                f"{self.limits.max_message_chars}.",
+                content,
+            )
+        return message
 
-
-def _parse_message(raw: object, path: str, limits: ParseLimits, budget: _ImageBudget) -> Message:
-    if not isinstance(raw, Mapping):
-        raise invalid("Each message must be an object.", path)
-    role_raw = raw.get("role")
-    if not isinstance(role_raw, str) or role_raw not in _ROLE_ALIASES:
-        raise invalid(
-            f"Invalid role {role_raw!r}: expected one of system, developer, user, "
-            "assistant, tool, function.",
-            f"{path}.role",
+    def parts(self, content: Content | None, role: Role, path: str) -> tuple[Part, ...]:
+        if content is None:
+            return ()
+        if isinstance(content, str):
+            return normalize_parts([TextPart(content)])
+        return normalize_parts(
+            [self.part(part, role, f"{path}[{index}]") for index, part in enumerate(content)]
         )
-    role = _ROLE_ALIASES[role_raw]
-    content = raw.get("content")
-    parts = _parse_content(content, role, f"{path}.content", limits, budget)
-    tool_calls = (
-        _parse_tool_calls(raw.get("tool_calls"), f"{path}.tool_calls")
-        if role is Role.ASSISTANT
-        else ()
-    )
-    if role is Role.ASSISTANT and raw.get("function_call") is not None and not tool_calls:
-        tool_calls = (_parse_function_call(raw.get("function_call"), f"{path}.function_call"),)
-    if content is None and role in (Role.USER, Role.SYSTEM, Role.TOOL) and role_raw != "function":
-        raise invalid(f"A {role_raw} message must have content.", f"{path}.content")
-    name = _optional_str(raw.get("name"), f"{path}.name")
-    tool_call_id = _optional_str(raw.get("tool_call_id"), f"{path}.tool_call_id")
-    if role_raw == "function" and tool_call_id is None:
-        tool_call_id = name
-    if role is Role.TOOL and tool_call_id is None and role_raw == "tool":
-        raise invalid("A tool message must have 'tool_call_id'.", f"{path}.tool_call_id")
-    if role is not Role.TOOL:
-        tool_call_id = None
-    text_chars = sum(len(p.text) for p in parts if isinstance(p, TextPart))
-    if text_chars > limits.max_message_chars:
-        raise invalid(
-            f"Message text too long: {text_chars} characters > max_message_chars "
-            f"{limits.max_message_chars}.",
-            f"{path}.content",
-        )
-    return Message(
-        role=role, parts=parts, name=name, tool_calls=tool_calls, tool_call_id=tool_call_id
-    )
 
-
-def _optional_str(value: object, path: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise invalid("Expected a string.", path)
-
-
-def _parse_content(
-    content: object, role: Role, path: str, limits: ParseLimits, budget: _ImageBudget
-) -> tuple[Part, ...]:
-    if content is None:
-        return ()
-    if isinstance(content, str):
-        return normalize_parts([TextPart(content)])
-    if not isinstance(content, Sequence) or isinstance(content, bytes):
-        raise invalid("Content must be a string, an array of content parts, or null.", path)
-    parts: list[Part] = []
-    for index, raw in enumerate(content):
-        parts.append(_parse_part(raw, role, f"{path}[{index}]", limits, budget))
-    return normalize_parts(parts)
-
-
-def _parse_part(
-    raw: object, role: Role, path: str, limits: ParseLimits, budget: _ImageBudget
-) -> Part:
-    if not isinstance(raw, Mapping):
-        raise invalid("Each content part must be an object.", path)
-    kind = raw.get("type")
-    if kind in ("text", "input_text", "output_text", "refusal"):
-        text = raw.get("refusal" if kind == "refusal" else "text")
-        if not isinstance(text, str):
-            raise invalid("A text part must have a string 'text'.", f"{path}.text")
-        return TextPart(text)
-    if kind == "image_url":
-        if role is not Role.USER:
-            raise invalid("Only user messages can contain images.", f"{path}.type")
-        return _parse_image(raw.get("image_url"), f"{path}.image_url", limits, budget)
-    if kind in ("input_audio", "file"):
+    def part(self, part: ContentPart, role: Role, path: str) -> Part:
+        if isinstance(part, TextContent | InputTextContent | OutputTextContent):
+            return TextPart(part.text)
+        if isinstance(part, RefusalContent):
+            return TextPart(part.refusal)
+        if isinstance(part, ImageUrlContent):
+            if role is not Role.USER:
+                raise invalid("Only user messages can contain images.", f"{path}.type")
+            return self.image(part.image_url, f"{path}.image_url.url")
+        kind = "input_audio" if isinstance(part, InputAudioContent) else "file"
         raise invalid(f"Content parts of type {kind!r} are not supported.", f"{path}.type")
-    raise invalid(f"Unsupported content part type {kind!r}.", f"{path}.type")
 
-
-def _parse_image(raw: object, path: str, limits: ParseLimits, budget: _ImageBudget) -> ImagePart:
-    url = raw.get("url") if isinstance(raw, Mapping) else raw
-    if not isinstance(url, str) or not url:
-        raise invalid("An image_url part must have a string 'url'.", f"{path}.url")
-    budget.take(f"{path}.url")
-    if url.startswith("data:"):
-        return ImagePart(_parse_data_url(url, f"{path}.url", limits))
-    lowered = url.lower()
-    if lowered.startswith(("http://", "https://")) and len(url) <= 8192:
-        return ImagePart(UrlImage(url))
-    raise invalid("An image URL must be a base64 data: URL or an http(s) URL.", f"{path}.url")
+    def image(self, image_url: ImageUrl | str, path: str) -> ImagePart:
+        url = image_url if isinstance(image_url, str) else image_url.url
+        if not url:
+            raise invalid("An image_url part must have a non-empty 'url'.", path)
+        self.images += 1
+        if self.images > self.limits.max_images:
+            raise invalid(f"Too many images: more than max_images {self.limits.max_images}.", path)
+        if url.startswith("data:"):
+            return ImagePart(_parse_data_url(url, path, self.limits))
+        if url.lower().startswith(("http://", "https://")) and len(url) <= 8192:
+            return ImagePart(UrlImage(url))
+        raise invalid("An image URL must be a base64 data: URL or an http(s) URL.", path)
 
 
 def _parse_data_url(url: str, path: str, limits: ParseLimits) -> Base64Image:
@@ -309,35 +278,16 @@ def _parse_data_url(url: str, path: str, limits: ParseLimits) -> Base64Image:
     return Base64Image(media_type=mime, data=data)
 
 
-def _parse_tool_calls(raw: object, path: str) -> tuple[ToolCall, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
-        raise invalid("'tool_calls' must be an array.", path)
-    calls: list[ToolCall] = []
-    for index, item in enumerate(raw):
-        item_path = f"{path}[{index}]"
-        if not isinstance(item, Mapping):
-            raise invalid("Each tool call must be an object.", item_path)
-        call_id = item.get("id")
-        function = item.get("function")
-        if not isinstance(call_id, str):
-            raise invalid("A tool call must have a string 'id'.", f"{item_path}.id")
-        calls.append(_function_call(function, call_id, f"{item_path}.function"))
-    return tuple(calls)
+def _tool_calls(message: ChatAssistantMessage) -> tuple[ToolCall, ...]:
+    """The calls an assistant message made; the legacy `function_call` when it has none."""
+    calls = tuple(_tool_call(call.id, call.function) for call in message.tool_calls or ())
+    if not calls and message.function_call is not None:
+        return (_tool_call("function_call", message.function_call),)
+    return calls
 
 
-def _parse_function_call(raw: object, path: str) -> ToolCall:
-    return _function_call(raw, "function_call", path)
-
-
-def _function_call(function: object, call_id: str, path: str) -> ToolCall:
-    if not isinstance(function, Mapping):
-        raise invalid("A tool call must have a 'function' object.", path)
-    name = function.get("name")
-    arguments = function.get("arguments", "")
-    if not isinstance(name, str):
-        raise invalid("A function call must have a string 'name'.", f"{path}.name")
+def _tool_call(call_id: str, function: FunctionCall) -> ToolCall:
+    arguments = function.arguments
     if not isinstance(arguments, str):
         arguments = msgspec.json.encode(arguments).decode()
-    return ToolCall(id=call_id, name=name, arguments=arguments)
+    return ToolCall(id=call_id, name=function.name, arguments=arguments)

@@ -7,26 +7,29 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from proxy_core.events import Usage
+from proxy_core.openai_wire import ChatMessage, ResponseFormat
 
 
 class ChatRequest(msgspec.Struct, frozen=True):
     """One chat completion request, as any caller states it.
 
-    `messages` are OpenAI-shaped message objects (plain JSON data); `session_id`
-    pins the conversation like the `X-Session-Id` header; `reasoning_effort` is
-    OpenAI's (`low`, `medium`, `high`, ...: see `parse_effort`), None for the default;
-    `response_format` and `stop` are OpenAI's too (see `parse_response_format`,
-    `parse_stop`). `namespace` says whose conversations these are (the HTTP server
-    uses one per API key): the same session id, user or opening under two namespaces
-    is two conversations; "" is the namespace every caller shares.
+    `messages` are OpenAI messages, typed (`proxy_core.openai_wire.ChatMessage`) or as
+    plain JSON data; `session_id` pins the conversation like the `X-Session-Id`
+    header; `reasoning_effort` is OpenAI's (`low`, `medium`, `high`, ...: see
+    `parse_effort`), None for the default; `response_format` and `stop` are OpenAI's
+    too, typed or plain (see `parse_response_format`, `parse_stop`). `namespace` says
+    whose conversations these are (the HTTP server uses one per API key): the same
+    session id, user or opening under two namespaces is two conversations; "" is the
+    namespace every caller shares. `chat_request` builds one from a whole
+    `ChatCompletionRequest`.
     """
 
     model: str
-    messages: Sequence[Mapping[str, object]]
+    messages: Sequence[ChatMessage] | Sequence[Mapping[str, object]]
     user: str | None = None
     session_id: str | None = None
     reasoning_effort: str | None = None
-    response_format: Mapping[str, object] | None = None
+    response_format: ResponseFormat | Mapping[str, object] | None = None
     stop: str | Sequence[str] | None = None
     namespace: str = ""
 

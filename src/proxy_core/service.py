@@ -161,6 +161,12 @@ class ChatService:
 
     # -- state -------------------------------------------------------------
 
+    def count_refused(self) -> None:
+        """Count in the stats a request its caller refused before `open_turn` (a body
+        that failed decoding into the wire types), as `open_turn` counts its own."""
+        self._stats.total += 1
+        self._stats.errors += 1
+
     async def stats(self) -> ServiceStats:
         """Counters since start, the admission state and latency percentiles."""
         return self._stats.snapshot(

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from proxy_core.errors import invalid
+from proxy_core.openai_wire import Stop
 
 MAX_STOPS = 4  # as OpenAI allows
 
 
 def parse_stop(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """The stop sequences of a request (empty ones dropped); raises ChatError naming `stop`."""
-    if value is None:
+    """The stop sequences of a request (empty and repeated ones dropped, at most
+    MAX_STOPS left); raises ChatError naming `stop`."""
+    try:
+        items: Stop = msgspec.convert(value, Stop)
+    except msgspec.ValidationError:
+        raise invalid("stop must be a string or a list of strings.", "stop") from None
+    if items is None:
         return ()
-    items = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(item, str) for item in items):
-        raise invalid("stop must be a string or a list of strings.", "stop")
-    stops = tuple(dict.fromkeys(item for item in items if item))
+    stops = tuple(
+        dict.fromkeys(item for item in ([items] if isinstance(items, str) else items) if item)
+    )
     if len(stops) > MAX_STOPS:
         raise invalid(f"stop takes at most {MAX_STOPS} sequences.", "stop")
     return stops

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -26,18 +26,17 @@ from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from proxy_core import (
     BackendDetails,
-    ChatError,
-    ChatRequest,
+    ChatCompletionRequest,
     ChatService,
-    FailureReason,
     LiveDetails,
     SessionRecord,
+    chat_request,
     model_not_found,
     namespaced,
 )
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
 from proxy_http.config import HttpConfig, HttpOptions
-from proxy_http.errors import EXCEPTION_HANDLERS
+from proxy_http.errors import EXCEPTION_HANDLERS, handle_validation
 from proxy_http.logging import note
 from proxy_http.readiness import ReadinessProbe
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
@@ -45,7 +44,6 @@ from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_f
 from proxy_http.wire import (
     BackendHealth,
     ChatCompletion,
-    ChatCompletionRequest,
     Concurrency,
     ErrorBody,
     Health,
@@ -110,6 +108,16 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
     return active
 
 
+def refused_chat(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[ErrorBody]:
+    """A chat request whose body fails decoding: answered as any validation failure,
+    and counted in /stats as the service counts the requests it refuses."""
+    service: ChatService = request.app.state["service"]
+    service.count_refused()
+    return handle_validation(request, error)
+
+
 @post(
     "/v1/chat/completions",
     status_code=200,
@@ -125,6 +133,7 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
         ),
         **_errors(400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504),
     },
+    exception_handlers={ValidationException: refused_chat},
 )
 async def chat_completions(
     data: JSONBody[ChatCompletionRequest],
@@ -142,28 +151,9 @@ async def chat_completions(
     ] = None,
 ) -> Response[Any]:
     """Answer one chat completion, streamed or whole."""
-    if data.n is not None and data.n != 1:
-        raise ChatError(
-            FailureReason.INVALID_REQUEST, f"n={data.n}: only n=1 is supported.", param="n"
-        )
-    if data.logprobs:
-        raise ChatError(
-            FailureReason.INVALID_REQUEST, "logprobs are not supported.", param="logprobs"
-        )
+    asked = chat_request(data, session_id=session_id, namespace=access.namespace)
     note(stream=bool(data.stream))
-    turn = service.open_turn(
-        ChatRequest(
-            model=data.model,
-            messages=data.messages,
-            user=data.user,
-            session_id=session_id,
-            reasoning_effort=data.reasoning_effort,
-            response_format=data.response_format,
-            stop=data.stop,
-            namespace=access.namespace,
-        ),
-        whole=not data.stream,
-    )
+    turn = service.open_turn(asked, whole=not data.stream)
     note(session_key=turn.key.value, model=turn.model.response_id)
     # The client sees its key within its own namespace, never the namespace.
     headers = {SESSION_HEADER: turn.key.external}

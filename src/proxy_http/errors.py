@@ -8,7 +8,6 @@ so no handler builds error JSON by hand and no client ever sees a stack trace.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +18,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap, Send
 
 from proxy_core import ChatError, FailureReason
+from proxy_core.errors import invalid
+from proxy_core.openai_wire import error_location, invalid_field
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 
@@ -162,41 +163,35 @@ def handle_chat_error(_: Request[Any, Any, Any], error: ChatError) -> Response[E
     return error_response(status, body, retry_after_header(error.retry_after))
 
 
-# Litestar reports a msgspec failure as {"message": "Expected `int`, got `str`", "key": "n",
-# "source": "body"}; a missing field as "Object missing required field `model`" (key "data").
-_MISSING = re.compile(r"missing required field `(?P<field>[^`]+)`")
 _TYPES_BY_STATUS = {
     401: "authentication_error",
     403: "permission_error",
     404: "invalid_request_error",
     429: "rate_limit_error",
 }
+# Litestar decodes the body as the handler's `data` argument: msgspec's paths start there.
+_BODY = "data"
+_EMPTY_BODY = "The request body is empty: send a JSON object with `model` and `messages`."
 
 
-def validation_param(message: str, key: str | None) -> str | None:
-    """The field a validation failure names, in OpenAI's `a.b[0].c` style."""
-    base = "" if key in (None, "", "data") else str(key)
-    missing = _MISSING.search(message)
-    if missing:
-        field = missing.group("field")
-        return f"{base}.{field}" if base else field
-    return base or None
+def validation_error(error: ValidationException) -> ChatError:
+    """The invalid request a failed decoding is, naming the field by msgspec's path
+    (`messages[0].content[1].type`; a query parameter by its name)."""
+    cause = error.__cause__
+    if not isinstance(cause, msgspec.ValidationError):
+        return invalid(str(error.detail))  # Litestar's own check: its detail says it all
+    what, path = error_location(cause)
+    if path == _BODY and what.startswith("Object missing"):
+        return invalid(_EMPTY_BODY)
+    if path == _BODY or path.startswith((f"{_BODY}.", f"{_BODY}[")):
+        path = path.removeprefix(_BODY).removeprefix(".")
+    return invalid_field(what, path)
 
 
-def handle_validation(_: Request[Any, Any, Any], error: ValidationException) -> Response[ErrorBody]:
-    message = str(error.detail)
-    param: str | None = None
-    extra = error.extra
-    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
-        first = extra[0]
-        key = first.get("key")
-        param = validation_param(str(first.get("message", "")), None if key is None else str(key))
-        where = f" (at '{param}')" if param else ""
-        message = f"{first.get('message', message)}{where}."
-        if first.get("message") == "'data'":  # what Litestar says of an empty body
-            message = "The request body is empty: send a JSON object with `model` and `messages`."
-    body = ErrorBody(ErrorDetail(message, "invalid_request_error", param, "invalid_request"))
-    return error_response(400, body)
+def handle_validation(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[ErrorBody]:
+    return handle_chat_error(request, validation_error(error))
 
 
 def _from_decoding(error: BaseException) -> bool:

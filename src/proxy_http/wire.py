@@ -1,91 +1,21 @@
 """OpenAI wire types: every request and response body the HTTP adapter speaks.
 
-Requests ignore unknown fields (SDKs send extras). `messages` stays plain JSON
-data so that `proxy_core.parse_conversation` validates it and names the exact
-path of a problem (`messages[3].content[1].type`).
+The chat request is `proxy_core.openai_wire.ChatCompletionRequest` (re-exported
+here): its messages, content parts and options are typed, so a bad field fails
+decoding with msgspec naming its path (`messages[3].content[1].type`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import msgspec
 
+# The request is the core's, typed once for every caller; its names stay importable here.
+from proxy_core.openai_wire import IGNORED_REQUEST_FIELDS as IGNORED_REQUEST_FIELDS
+from proxy_core.openai_wire import ChatCompletionRequest as ChatCompletionRequest
+from proxy_core.openai_wire import StreamOptions as StreamOptions
 from proxy_core.ports import BackendDetails
-
-# -- requests ----------------------------------------------------------------
-
-
-class StreamOptions(msgspec.Struct, frozen=True):
-    """`stream_options`: only `include_usage` has an effect."""
-
-    include_usage: bool | None = None
-
-
-class ChatCompletionRequest(msgspec.Struct, frozen=True):
-    """`POST /v1/chat/completions`. Fields other than model, messages, stream,
-    stream_options, user, n, logprobs, reasoning_effort, response_format and stop
-    are accepted and ignored."""
-
-    model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
-    messages: Annotated[
-        list[dict[str, Any]],
-        msgspec.Meta(
-            min_length=1,
-            description="OpenAI messages (system/developer/user/assistant/tool; text and "
-            "image_url parts).",
-        ),
-    ]
-    stream: bool | None = None
-    stream_options: StreamOptions | None = None
-    user: str | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: str | list[str] | None = None
-    n: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    logprobs: bool | None = None
-    response_format: Annotated[
-        dict[str, Any] | None,
-        msgspec.Meta(
-            description="text, json_object, or json_schema with a `schema` the reply's "
-            "content then follows (as JSON)."
-        ),
-    ] = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
-    metadata: dict[str, Any] | None = None
-    store: bool | None = None
-    reasoning_effort: Annotated[
-        str | None,
-        msgspec.Meta(
-            description="none, minimal, low, medium, high, xhigh (or Claude's max): the "
-            "effort Claude reasons with; also shows its thinking as reasoning_content."
-        ),
-    ] = None
-
-
-IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "metadata",
-    "store",
-)
-"""Accepted for compatibility but without effect (documented in the README)."""
-
 
 # -- chat completions ----------------------------------------------------------
 

@@ -6,12 +6,23 @@ import msgspec
 from hypothesis import strategies as st
 
 from proxy_core import (
+    AssistantToolCall,
     Base64Image,
+    ChatAssistantMessage,
+    ChatMessage,
+    ChatSystemMessage,
+    ChatToolMessage,
+    ChatUserMessage,
+    ContentPart,
     Conversation,
+    FunctionCall,
     ImagePart,
+    ImageUrl,
+    ImageUrlContent,
     Message,
     Part,
     Role,
+    TextContent,
     TextPart,
     ToolCall,
     UrlImage,
@@ -112,6 +123,29 @@ def to_openai(message: Message) -> dict[str, object]:
             for c in message.tool_calls
         ]
     return out
+
+
+def to_wire(message: Message) -> ChatMessage:
+    """The typed OpenAI form of a message, as an embedding app would build it."""
+    content: list[ContentPart] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            content.append(TextContent(part.text))
+        elif isinstance(part.source, Base64Image):
+            url = f"data:{part.source.media_type};base64,{part.source.data}"
+            content.append(ImageUrlContent(ImageUrl(url)))
+        else:
+            content.append(ImageUrlContent(ImageUrl(part.source.url)))
+    if message.role is Role.ASSISTANT:
+        calls = [
+            AssistantToolCall(c.id, FunctionCall(c.name, c.arguments)) for c in message.tool_calls
+        ]
+        return ChatAssistantMessage(content, message.name, tool_calls=calls or None)
+    if message.role is Role.TOOL:
+        return ChatToolMessage(content, message.tool_call_id or "", message.name)
+    if message.role is Role.USER:
+        return ChatUserMessage(content, message.name)
+    return ChatSystemMessage(content, message.name)
 
 
 @st.composite

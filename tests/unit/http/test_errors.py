@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
+from litestar.exceptions import ValidationException
 
 from proxy_core import FailureReason
-from proxy_http.errors import chat_error_body, retry_after_header, validation_param
+from proxy_http.errors import chat_error_body, retry_after_header, validation_error
 
 
 @pytest.mark.parametrize(
@@ -56,19 +58,39 @@ def test_retry_after_is_whole_seconds(seconds: float | None, header: dict[str, s
     assert retry_after_header(seconds) == header
 
 
+def decoding_failed(message: str) -> ValidationException:
+    """What Litestar raises when msgspec refuses a handler's arguments: its message
+    and path are msgspec's, the body decoded as the `data` argument."""
+    error = ValidationException("Validation failed for POST /v1/chat/completions")
+    error.__cause__ = msgspec.ValidationError(message)
+    return error
+
+
 @pytest.mark.parametrize(
-    ("message", "key", "param"),
+    ("message", "param"),
     [
-        ("Expected `int`, got `str`", "n", "n"),
-        ("Object missing required field `model`", "data", "model"),
+        ("Expected `int`, got `str` - at `$.data.n`", "n"),
+        ("Object missing required field `model` - at `$.data`", "model"),
         (
-            "Object missing required field `include_usage`",
-            "stream_options",
+            "Object missing required field `include_usage` - at `$.data.stream_options`",
             "stream_options.include_usage",
         ),
-        ("Expected `object`, got `int`", "messages[0]", "messages[0]"),
-        ("Expected `object`, got `array`", "data", None),
+        ("Expected `object`, got `int` - at `$.data.messages[0]`", "messages[0]"),
+        ("Expected `object`, got `array` - at `$.data`", None),
+        (
+            "Invalid value 'audio' - at `$.data.messages[0].content[1].type`",
+            "messages[0].content[1].type",
+        ),
+        ("Expected `int` >= 1 - at `$.limit`", "limit"),
     ],
 )
-def test_validation_param_names_the_field(message: str, key: str, param: str | None) -> None:
-    assert validation_param(message, key) == param
+def test_validation_param_names_the_field(message: str, param: str | None) -> None:
+    error = validation_error(decoding_failed(message))
+    assert error.reason is FailureReason.INVALID_REQUEST
+    assert error.param == param
+    assert error.message.startswith(message.split(" - at ")[0])
+
+
+def test_a_missing_body_says_the_body_is_empty() -> None:
+    error = validation_error(decoding_failed("Object missing required field `data`"))
+    assert (error.param, error.message.startswith("The request body is empty")) == (None, True)

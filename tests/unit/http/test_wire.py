@@ -7,10 +7,13 @@ import pytest
 
 from proxy_http.wire import IGNORED_REQUEST_FIELDS, ChatCompletionRequest
 
+USER = [{"role": "user", "content": "x"}]
+
 
 def test_unknown_fields_are_ignored() -> None:
     request = msgspec.json.decode(
-        b'{"model":"m","messages":[{}],"mystery":1,"extra_body":{}}', type=ChatCompletionRequest
+        b'{"model":"m","messages":[{"role":"user","content":"x"}],"mystery":1,"extra_body":{}}',
+        type=ChatCompletionRequest,
     )
     assert request.model == "m"
 
@@ -53,7 +56,7 @@ def test_ignored_fields_are_all_accepted_fields() -> None:
 
 def test_stop_may_be_a_string() -> None:
     assert (
-        msgspec.convert({"model": "m", "messages": [{}], "stop": "x"}, ChatCompletionRequest).stop
+        msgspec.convert({"model": "m", "messages": USER, "stop": "x"}, ChatCompletionRequest).stop
         == "x"
     )
 
@@ -65,4 +68,4 @@ def test_empty_messages_are_refused() -> None:
 
 def test_wrong_type_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError, match=r"\$\.n"):
-        msgspec.convert({"model": "m", "messages": [{}], "n": "two"}, ChatCompletionRequest)
+        msgspec.convert({"model": "m", "messages": USER, "n": "two"}, ChatCompletionRequest)
