@@ -122,7 +122,7 @@ class ModelList(msgspec.Struct, frozen=True):
     object: Literal["list"] = "list"
 
 
-# -- health and stats (the seed's camelCase shapes) ----------------------------
+# -- health and stats (camelCase shapes, a public contract) -------------------------
 
 
 class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):

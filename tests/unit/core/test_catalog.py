@@ -1,4 +1,4 @@
-"""The model catalog: the seed's table, prefixes, passthrough, fallback and strict mode."""
+"""The model catalog: the built-in table, prefixes, passthrough, fallback and strict mode."""
 
 from __future__ import annotations
 
