@@ -13,13 +13,27 @@ from proxy_core.stops import StopScanner
 
 
 class ReplyText:
-    """The reply of one turn. `whole`: the caller takes it at the end, not streamed."""
+    """The reply of one turn. `whole`: the caller takes it at the end, not streamed.
+
+    Pieces are kept in a list and counted, not concatenated onto an attribute: that
+    would copy the whole reply on every delta (CPython appends in place only to a
+    local), which is quadratic in its length on the streaming path.
+    """
 
     def __init__(self, stops: Sequence[str] = (), *, whole: bool = False) -> None:
         self._scanner = StopScanner(stops) if stops else None
         self._whole = whole
-        self._raw = ""  # the backend's text so far (without a scanner)
-        self.text = ""  # what the caller was given
+        self._pieces: list[str] = []  # the backend's text so far (without a scanner)
+        self._length = 0  # its length
+        self._given = 0  # how many characters the caller was given
+        self._final: str | None = None
+
+    @property
+    def text(self) -> str:
+        """What the caller was given (the whole reply once finished)."""
+        if self._final is not None:
+            return self._final
+        return self._full()[: self._given]
 
     @property
     def stopped(self) -> bool:
@@ -31,11 +45,12 @@ class ReplyText:
         if self._scanner is not None:
             passed = self._scanner.feed(piece)
         else:
-            self._raw += piece
+            self._pieces.append(piece)
+            self._length += len(piece)
             passed = piece
         if self._whole:
             return ""
-        self.text += passed
+        self._given += len(passed)
         return passed
 
     def retract(self, chars: int) -> bool:
@@ -43,14 +58,15 @@ class ReplyText:
 
         False (and nothing changes) when some of them were passed on already.
         """
-        full = self._full()
-        keep = max(0, len(full) - chars)
-        if not self._whole and keep < len(self.text):
+        length = len(self._scanner.text) if self._scanner is not None else self._length
+        keep = max(0, length - chars)
+        if keep < self._given:
             return False
         if self._scanner is not None:
             self._scanner.rewind(keep)
         else:
-            self._raw = self._raw[:keep]
+            self._pieces = [self._full()[:keep]]
+            self._length = keep
         return True
 
     def finish(self) -> str:
@@ -58,9 +74,14 @@ class ReplyText:
         if self._scanner is not None:
             self._scanner.flush()
         full = self._full()
-        rest = full[len(self.text) :]
-        self.text = full
+        rest = full[self._given :]
+        self._given = len(full)
+        self._final = full
         return rest
 
     def _full(self) -> str:
-        return self._scanner.text if self._scanner is not None else self._raw
+        if self._scanner is not None:
+            return self._scanner.text
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
