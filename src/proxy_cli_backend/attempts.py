@@ -34,19 +34,28 @@ class MessageText:
 
     def __init__(self, *, withdraws: bool) -> None:
         self._withdraws = withdraws
-        self.sent = ""
-        self._attempt = ""
+        self.new_message()
+
+    def new_message(self) -> None:
+        """A new upstream message begins (not a retry of the last one)."""
+        # What was sent, as pieces: appending to a string attribute would copy all of
+        # it on every streamed delta (quadratic in the message's length).
+        self._sent: list[str] = []
+        self._attempt = ""  # only kept while retrying: it is compared with `sent`
         self._confirmed = 0
         self._retrying = False
         self._withheld = False
 
-    def new_message(self) -> None:
-        """A new upstream message begins (not a retry of the last one)."""
-        self.sent = ""
-        self._attempt = ""
-        self._confirmed = 0
-        self._retrying = False
-        self._withheld = False
+    @property
+    def sent(self) -> str:
+        """What the client was given of this message, across attempts."""
+        if len(self._sent) > 1:
+            self._sent = ["".join(self._sent)]
+        return self._sent[0] if self._sent else ""
+
+    @sent.setter
+    def sent(self, text: str) -> None:
+        self._sent = [text]
 
     def retry(self) -> None:
         """The message was cut off: the next attempt starts from its own beginning."""
@@ -56,10 +65,10 @@ class MessageText:
 
     def delta(self, piece: str) -> Change:
         """A streamed piece of the current attempt."""
-        self._attempt += piece
         if not self._retrying:
-            self.sent += piece
+            self._sent.append(piece)
             return Change(text=piece)
+        self._attempt += piece
         return self._align(self._attempt, keep=0)
 
     def complete(self, block: str) -> Change:
@@ -91,7 +100,7 @@ class MessageText:
             return _NONE  # already sent: the attempt repeats it
         if text.startswith(sent):
             rest = text[len(sent) :]
-            self.sent += rest
+            self._sent.append(rest)
             return Change(text=rest)
         if not self._withdraws:
             self._withheld = True
