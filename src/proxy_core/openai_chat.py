@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy_core.errors import invalid
 from proxy_core.openai_wire import ChatCompletionRequest
-from proxy_core.service import ChatRequest
+from proxy_core.request import ChatRequest
 
 
 def chat_request(
