@@ -40,7 +40,6 @@ from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
 from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start, not_started
 from proxy_cli_backend.slots import ProcessSlots
-from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
     ChatError,
@@ -143,11 +142,6 @@ class LiveCliRunner:
         self.evicted = 0
 
     # -- lifecycle -----------------------------------------------------------
-
-    @property
-    def watchdog(self) -> ChildWatchdog:
-        """The watchdog every process of this runner is registered with (the server sweeps it)."""
-        return self._base.watchdog
 
     async def start(self) -> None:
         """The per-turn runner's start-up checks, then the idle reaper and the pool."""
