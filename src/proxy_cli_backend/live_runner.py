@@ -219,7 +219,8 @@ class LiveCliRunner:
             *(live.session_id for live in self._pool.processes),
             *(live.session_id for live in self._endings),
         }
-        return await self._base.sweep_keeping(set(referenced) | running, grace)
+        # The base runner keeps its own running sessions too; it runs none of ours.
+        return await self._base.sweep_orphans(set(referenced) | running, grace=grace)
 
     async def watch(self, interval: float) -> None:
         """Live, pooled and per-turn processes share the base runner's watchdog."""
