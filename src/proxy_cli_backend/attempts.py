@@ -34,11 +34,7 @@ class MessageText:
 
     def __init__(self, *, withdraws: bool) -> None:
         self._withdraws = withdraws
-        self.sent = ""
-        self._attempt = ""
-        self._confirmed = 0
-        self._retrying = False
-        self._withheld = False
+        self.new_message()
 
     def new_message(self) -> None:
         """A new upstream message begins (not a retry of the last one)."""
