@@ -153,12 +153,14 @@ class LiveCliRunner:
     def status(self) -> BackendStatus:
         """The base status plus the live processes, the pool and their memory."""
         base = self._base.status()
+        # The per-turn runner always reports its details; they are built once, there.
+        assert base.details is not None
         now = self._clock()
         live = list(self._live.values())
         pooled = self._pool.processes
         rss = tree_rss([p.pid for p in [*live, *pooled]])
         details = LiveDetails(
-            **msgspec.structs.asdict(self._base.details()),
+            **msgspec.structs.asdict(base.details),
             live_processes=len(live),
             live_limit=self._slots.limit,
             processes=self._slots.held,
