@@ -80,7 +80,6 @@ async def _serve(settings: Settings) -> int:
         kill_leftover_children,
         open_service,
     )
-    from proxy_cli_backend.config import ToolsProfile
     from proxy_http.app import ACTIVE_TURNS_KEY
     from proxy_http.auth import ApiKeyError, exposure_refusal, full_tools_warning, load_api_keys
     from proxy_http.connections import guarded_protocol
@@ -105,8 +104,7 @@ async def _serve(settings: Settings) -> int:
         print(f"claude-max-api: {refusal}", file=sys.stderr)
         return 2
     host = settings.server.http.host
-    full_tools = settings.backend.cli.tool_set is ToolsProfile.FULL
-    if warning := full_tools_warning(host, full_tools=full_tools):
+    if warning := full_tools_warning(host, full_tools=settings.backend.cli.full_tools):
         log.warning("full_tools_exposed", host=host, danger=warning)
     files = raise_open_files_limit()  # before the first CLI process, which inherits it
     log.info("open_files_limit", soft=files.soft, soft_before=files.before, hard=files.hard)

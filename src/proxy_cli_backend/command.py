@@ -150,7 +150,7 @@ def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool
     if config.upstream_retries is not None:
         env.setdefault(MAX_RETRIES_ENV, str(config.upstream_retries))
     env.update(config.extra_env)
-    if config.tool_set is ToolsProfile.FULL and is_root:
+    if config.full_tools and is_root:
         if not config.allow_root_tools:
             raise RootToolsRefused(ROOT_TOOLS_MESSAGE)
         env["IS_SANDBOX"] = "1"

@@ -129,3 +129,8 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     def tool_set(self) -> Tools:
         """The `tools` setting, parsed (the text stays as typed, for /health)."""
         return parse_tools(self.tools)
+
+    @property
+    def full_tools(self) -> bool:
+        """Whether the CLI may use every tool unprompted (the `full` profile)."""
+        return self.tool_set is ToolsProfile.FULL

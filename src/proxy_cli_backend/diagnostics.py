@@ -18,7 +18,7 @@ import msgspec
 
 from proxy_cli_backend.binary import CliBinary, find_cli
 from proxy_cli_backend.command import child_env
-from proxy_cli_backend.config import CliRunnerConfig, ToolsProfile
+from proxy_cli_backend.config import CliRunnerConfig
 from proxy_core import ChatError
 
 AUTH_STATUS_TIMEOUT = 20.0
@@ -108,7 +108,7 @@ def check_login(cli_path: str, env: Mapping[str, str], timeout: float) -> Findin
 
 def check_root(config: CliRunnerConfig, euid: int) -> Finding:
     """`full` tools as root need an explicit opt-in (the CLI refuses otherwise)."""
-    if euid == 0 and config.tool_set is ToolsProfile.FULL and not config.allow_root_tools:
+    if euid == 0 and config.full_tools and not config.allow_root_tools:
         return Finding(
             "root",
             False,

@@ -40,7 +40,6 @@ from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
 from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start, not_started
 from proxy_cli_backend.slots import ProcessSlots
-from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendStatus,
     ChatError,
@@ -144,11 +143,6 @@ class LiveCliRunner:
 
     # -- lifecycle -----------------------------------------------------------
 
-    @property
-    def watchdog(self) -> ChildWatchdog:
-        """The watchdog every process of this runner is registered with (the server sweeps it)."""
-        return self._base.watchdog
-
     async def start(self) -> None:
         """The per-turn runner's start-up checks, then the idle reaper and the pool."""
         await self._base.start()
@@ -159,12 +153,14 @@ class LiveCliRunner:
     def status(self) -> BackendStatus:
         """The base status plus the live processes, the pool and their memory."""
         base = self._base.status()
+        # The per-turn runner always reports its details; they are built once, there.
+        assert base.details is not None
         now = self._clock()
         live = list(self._live.values())
         pooled = self._pool.processes
         rss = tree_rss([p.pid for p in [*live, *pooled]])
         details = LiveDetails(
-            **msgspec.structs.asdict(self._base.details()),
+            **msgspec.structs.asdict(base.details),
             live_processes=len(live),
             live_limit=self._slots.limit,
             processes=self._slots.held,
@@ -225,7 +221,8 @@ class LiveCliRunner:
             *(live.session_id for live in self._pool.processes),
             *(live.session_id for live in self._endings),
         }
-        return await self._base.sweep_keeping(set(referenced) | running, grace)
+        # The base runner keeps its own running sessions too; it runs none of ours.
+        return await self._base.sweep_orphans(set(referenced) | running, grace=grace)
 
     async def watch(self, interval: float) -> None:
         """Live, pooled and per-turn processes share the base runner's watchdog."""

@@ -189,18 +189,11 @@ class ClaudeCliRunner:
 
         Returns how many sessions were deleted.
         """
-        return await self.sweep_keeping(set(referenced) | self.running_sessions(), grace)
-
-    async def sweep_keeping(self, keep: Set[str], grace: float) -> int:
-        """`sweep_orphans` with the full set of sessions to keep (for the live runner)."""
+        keep = set(referenced) | set(self._processes.values())
         projects = self.projects
         folder = project_dir(projects, self.config.resolved_workdir)
         cutoff = time.time() - grace
         return await asyncio.to_thread(sweep_project, folder, projects, keep, cutoff)
-
-    def running_sessions(self) -> set[str]:
-        """The CLI sessions of processes running now."""
-        return set(self._processes.values())
 
     @property
     def projects(self) -> Path:

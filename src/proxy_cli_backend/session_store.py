@@ -155,6 +155,10 @@ class SqliteSessionStore:
         """Every CLI session id a record points to (one column, no record decoding)."""
         return await self._call(_cli_session_ids)
 
+    async def references(self, cli_session_id: str) -> bool:
+        """Whether some record points to this CLI session (stops at the first one)."""
+        return await self._call(_references, cli_session_id)
+
     async def sweep(self) -> int:
         """Drop records idle longer than the TTL, then the least recently used past the cap.
 
@@ -323,6 +327,11 @@ def _count(db: sqlite3.Connection) -> int:
 
 def _cli_session_ids(db: sqlite3.Connection) -> set[str]:
     return {str(row[0]) for row in db.execute("SELECT DISTINCT cli_session_id FROM sessions")}
+
+
+def _references(db: sqlite3.Connection, cli_session_id: str) -> bool:
+    query = "SELECT 1 FROM sessions WHERE cli_session_id = ? LIMIT 1"
+    return db.execute(query, (cli_session_id,)).fetchone() is not None
 
 
 def _sweep(db: sqlite3.Connection, cutoff: float | None, cap: int) -> int:

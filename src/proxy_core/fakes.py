@@ -70,6 +70,10 @@ class InMemorySessionStore:
         self._check(write=False)
         return {record.cli_session_id for record in self._records.values()}
 
+    async def references(self, cli_session_id: str) -> bool:
+        self._check(write=False)
+        return any(r.cli_session_id == cli_session_id for r in self._records.values())
+
     async def sweep(self) -> int:
         """It keeps every record (no TTL, no cap)."""
         self._check(write=True)

@@ -157,6 +157,10 @@ class SessionStore(Protocol):
         """Every backend session id a record points to."""
         ...
 
+    async def references(self, cli_session_id: str) -> bool:
+        """Whether some record points to this backend session."""
+        ...
+
     async def sweep(self) -> int:
         """Drop the records idle past the store's TTL, then the least recently used past
         its cap; returns how many. A store with neither drops nothing.

@@ -70,7 +70,7 @@ class Discards:
         try:
             # Session ids are fresh, but an injected `new_session_id` might repeat one:
             # what a record points to is never deleted.
-            if plan.cli_session_id in await self._store.cli_session_ids():
+            if await self._store.references(plan.cli_session_id):
                 return
             await self._runner.discard(plan)
         except Exception:

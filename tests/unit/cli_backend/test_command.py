@@ -110,6 +110,14 @@ def test_tools_profiles_become_flags(tools: str, flags: tuple[str, ...]) -> None
     assert tool_args(parse_tools(tools)) == flags
 
 
+@pytest.mark.parametrize(
+    ("tools", "full"),
+    [(" full ", True), ("full", True), ("read-only", False), ("", False), ("Bash,Edit", False)],
+)
+def test_only_the_full_profile_counts_as_full_tools(tools: str, full: bool) -> None:
+    assert CliRunnerConfig(state_dir="/s", tools=tools).full_tools is full
+
+
 def test_the_working_directory_defaults_under_the_state_dir() -> None:
     config = CliRunnerConfig(state_dir="/state")
     command = build_command("/bin/claude", plan(), config, base_env={}, is_root=False)

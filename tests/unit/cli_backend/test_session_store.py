@@ -131,6 +131,27 @@ async def test_list_and_clear_keep_to_the_records_under_a_prefix(kind: str) -> N
     await opened.close()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "in-memory fake"])
+async def test_references_tells_whether_some_record_points_to_a_cli_session(kind: str) -> None:
+    opened: SessionStore = (
+        SqliteSessionStore(":memory:") if kind == "sqlite" else (InMemorySessionStore())
+    )
+    # Two records share one CLI session; the point query must agree with the full set.
+    await opened.put(record("h:a", tag="shared"))
+    await opened.put(msgspec.structs.replace(record("h:b"), cli_session_id="cli-h:a-shared"))
+    await opened.put(record("h:c", tag="other"))
+    assert await opened.references("cli-h:a-shared")
+    assert await opened.references("cli-h:c-other")
+    assert not await opened.references("cli-h:nobody-")
+    assert not await opened.references("cli-h:a")  # a prefix of an id is not the id
+    assert await opened.cli_session_ids() == {"cli-h:a-shared", "cli-h:c-other"}
+    await opened.delete("h:a")
+    assert await opened.references("cli-h:a-shared")  # h:b still points to it
+    await opened.delete("h:b")
+    assert not await opened.references("cli-h:a-shared")
+    await opened.close()
+
+
 async def test_an_offset_beyond_sqlites_integers_is_an_empty_page(
     store: SqliteSessionStore,
 ) -> None:
@@ -419,7 +440,9 @@ async def test_a_full_database_refuses_writes_as_store_unavailable_and_keeps_rea
     assert await store.count() == fitted + 1
 
 
-@pytest.mark.parametrize("call", ["get", "put", "delete", "list", "clear", "count", "sweep"])
+@pytest.mark.parametrize(
+    "call", ["get", "put", "delete", "list", "clear", "count", "references", "sweep"]
+)
 async def test_a_read_only_database_fails_every_call_as_store_unavailable(
     store: SqliteSessionStore, call: str
 ) -> None:
@@ -432,6 +455,7 @@ async def test_a_read_only_database_fails_every_call_as_store_unavailable(
         "list": lambda: store.list(),
         "clear": lambda: store.clear(),
         "count": lambda: store.count(),
+        "references": lambda: store.references("cli-h:a-"),
         "sweep": lambda: store.sweep(),
     }
     with pytest.raises(ChatError) as raised:

@@ -23,6 +23,17 @@ async def test_a_failing_in_memory_store_refuses_to_sweep_as_a_full_disk_would()
     assert caught.value.reason is FailureReason.STORE_UNAVAILABLE
 
 
+async def test_a_failing_in_memory_store_refuses_reads_only_when_told_to() -> None:
+    store = InMemorySessionStore()
+    await store.put(SessionRecord("h:a", "c", "sonnet", "s", ("f",), 1.0, 0.0))
+    store.fail()
+    assert await store.references("c")  # a full disk still reads
+    store.fail(reads=True)
+    with pytest.raises(ChatError) as caught:
+        await store.references("c")
+    assert caught.value.reason is FailureReason.STORE_UNAVAILABLE
+
+
 async def test_the_fake_runner_has_no_processes_to_watch_or_kill() -> None:
     runner = FakeRunner()
     await runner.watch(0.01)  # returns at once: a runner without processes has no watch
