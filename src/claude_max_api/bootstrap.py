@@ -30,6 +30,7 @@ from proxy_core import (
     SessionStore,
 )
 from proxy_http.app import Lifespan, create_app
+from proxy_http.auth import ApiKeys, api_keys_of
 from proxy_http.config import HttpConfig
 from proxy_http.layers import protect
 from proxy_http.readiness import ReadinessProbe
@@ -231,24 +232,30 @@ def http_app(
     service: ChatService,
     settings: Settings,
     *,
+    keys: ApiKeys | None = None,
     lifespan: Sequence[Lifespan] = (),
     readiness: ReadinessProbe | None = None,
 ) -> Litestar:
     """The HTTP adapter over `service`, behind the ASGI layers `settings` configure.
 
     What `serve` runs, and what an embedding application or a test builds to get the
-    same protected app. Raises ApiKeyError when the key file cannot be read.
+    same protected app. It requires `keys`; without them it reads the keys `settings`
+    configure, and raises ApiKeyError when the key file cannot be read.
     """
     config = http_config(settings)
+    if keys is None:
+        keys = api_keys_of(config.security)
     app = create_app(service, config, lifespan=lifespan, readiness=readiness)
-    return protect(app, config, retry_after=service.limits.busy_retry_after)
+    return protect(app, config, keys=keys, retry_after=service.limits.busy_retry_after)
 
 
-def build_app(service: ChatService, settings: Settings) -> Litestar:
-    """The served app: the protected HTTP adapter over `service`, closing it on shutdown."""
+def build_app(service: ChatService, settings: Settings, *, keys: ApiKeys) -> Litestar:
+    """The served app: the protected HTTP adapter over `service`, requiring `keys` (the
+    ones `serve` loaded and judged before starting), closing the service on shutdown."""
     return http_app(
         service,
         settings,
+        keys=keys,
         lifespan=[service_lifespan(service, settings)],
         readiness=ReadinessProbe(lambda: backend_findings(settings)),
     )

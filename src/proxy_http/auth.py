@@ -25,6 +25,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_core import unnamespaced
+from proxy_http.config import SecurityOptions
 from proxy_http.errors import send_error
 from proxy_http.wire import ErrorBody, ErrorDetail
 
@@ -156,6 +157,15 @@ def load_api_keys(
             raise ApiKeyError(f"The API key file {key_file} holds no key (one per line).")
         found += from_file
     return ApiKeys(found, _listed(admin_keys))
+
+
+def api_keys_of(security: SecurityOptions) -> ApiKeys:
+    """The keys `security` configures (its keys, key file and admin keys), read once by
+    whoever starts a server and handed to every part that judges or enforces them.
+
+    Raises ApiKeyError when the key file cannot be read or holds no key.
+    """
+    return load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys)
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

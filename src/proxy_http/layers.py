@@ -20,7 +20,7 @@ import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp
 
-from proxy_http.auth import ApiKeyMiddleware, ApiKeys, load_api_keys
+from proxy_http.auth import ApiKeyMiddleware, ApiKeys
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
@@ -59,11 +59,13 @@ def wrap(app: Litestar, *, browser: BrowserPolicy, keys: ApiKeys, bodies: BodyLi
     return app
 
 
-def protect(app: Litestar, config: HttpConfig, *, retry_after: float) -> Litestar:
-    """`app` behind the layers `config` describes; a body refused for the budget asks to
-    retry after `retry_after` seconds (the service's busy answer).
+def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: float) -> Litestar:
+    """`app` behind the layers `config` describes, requiring `keys` (none: open access);
+    a body refused for the budget asks to retry after `retry_after` seconds (the
+    service's busy answer).
 
-    Raises ApiKeyError when the key file cannot be read.
+    `keys` come loaded (`auth.api_keys_of(config.security)`), so the keys a caller
+    judged (the exposure check of `serve`) are the keys the app enforces.
     """
     options, security = config.http, config.security
     return wrap(
@@ -71,7 +73,7 @@ def protect(app: Litestar, config: HttpConfig, *, retry_after: float) -> Litesta
         browser=BrowserPolicy.from_settings(
             options.host, security.allowed_hosts, security.allowed_origins
         ),
-        keys=load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys),
+        keys=keys,
         bodies=BodyLimits(
             budget=budget_limit(options),
             max_body_bytes=options.max_body_bytes,
