@@ -26,23 +26,12 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_core import unnamespaced
 from proxy_http.config import SecurityOptions
-from proxy_http.errors import send_error
-from proxy_http.wire import ErrorBody, ErrorDetail
+from proxy_http.errors import UNAUTHORIZED, send_error
 
 OPEN_PATHS = frozenset({"/health"})
 """Paths answered without a key."""
 
-_UNAUTHORIZED = msgspec.json.encode(
-    ErrorBody(
-        ErrorDetail(
-            "Missing or invalid API key: send it as `Authorization: Bearer <key>` "
-            "or as `x-api-key: <key>`.",
-            "invalid_request_error",
-            None,
-            "invalid_api_key",
-        )
-    )
-)
+_UNAUTHORIZED = msgspec.json.encode(UNAUTHORIZED.body())
 
 
 CALLER_STATE_KEY = "caller"
@@ -243,7 +232,7 @@ class ApiKeyMiddleware:
             return
         await send_error(
             send,
-            401,
+            UNAUTHORIZED.status,
             _UNAUTHORIZED,
             [(b"www-authenticate", b'Bearer realm="claude-max-api-proxy"')],
         )
