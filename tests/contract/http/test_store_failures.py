@@ -49,10 +49,9 @@ def proxy(claude_bin: str, cli_env: dict[str, str], tmp_path: Path) -> Iterator[
     )
     store = build_store(settings)
     assert isinstance(store, SqliteSessionStore)
-    runner = build_runner(settings)
-    service = ChatService(
-        runner, store, catalog=build_catalog(settings), limits=build_limits(settings)
-    )
+    catalog = build_catalog(settings)
+    runner = build_runner(settings, catalog)
+    service = ChatService(runner, store, catalog=catalog, limits=build_limits(settings))
     keys = api_keys_of(settings.security.access)
     with live_app(build_app(service, settings, keys=keys)) as server:
         server.run_coroutine(runner.start(), timeout=60)
