@@ -30,6 +30,7 @@ from proxy_core import (
     SessionStore,
 )
 from proxy_http.app import Lifespan, create_app
+from proxy_http.auth import ApiKeys, api_keys_of
 from proxy_http.config import HttpConfig
 from proxy_http.layers import protect
 from proxy_http.readiness import ReadinessProbe
@@ -68,14 +69,16 @@ def backend_findings(
     return diagnose(runner_config(settings), environ=environ, euid=euid)
 
 
-def live_config(settings: Settings) -> LiveConfig:
-    """Live processes and the warm pool; the pool starts with the default model."""
-    pool_model = build_catalog(settings).resolve(settings.models.default_model).cli_model
+def live_config(settings: Settings, catalog: ModelCatalog) -> LiveConfig:
+    """Live processes and the warm pool; the pool starts with the default model, as
+    `catalog` (the service's own) resolves it."""
+    pool_model = catalog.resolve(settings.models.default_model).cli_model
     return msgspec.structs.replace(settings.live.processes, pool_model=pool_model)
 
 
-def build_runner(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
-    """Live processes per conversation, or a process per turn with `spawn_per_turn`."""
+def build_runner(settings: Settings, catalog: ModelCatalog) -> ClaudeCliRunner | LiveCliRunner:
+    """Live processes per conversation, or a process per turn with `spawn_per_turn`;
+    `catalog` is the service's, so the warm pool starts with the model turns resolve to."""
     if settings.live.spawn_per_turn:
         return ClaudeCliRunner(runner_config(settings))
     live_max = settings.live.processes.max_live
@@ -87,7 +90,7 @@ def build_runner(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
             max_concurrent=settings.limits.max_concurrent,
             effect="turns beyond --live-max wait for a CLI process to be free",
         )
-    return LiveCliRunner(runner_config(settings), live_config(settings))
+    return LiveCliRunner(runner_config(settings), live_config(settings, catalog))
 
 
 def build_limits(settings: Settings) -> ServiceLimits:
@@ -96,6 +99,7 @@ def build_limits(settings: Settings) -> ServiceLimits:
 
 
 def build_catalog(settings: Settings) -> ModelCatalog:
+    """The model catalog: the default model, strictness and overrides of the settings."""
     models = settings.models
     return ModelCatalog(default=models.default_model, strict=models.strict_models).with_overrides(
         models.model_overrides
@@ -127,7 +131,8 @@ async def open_service(settings: Settings) -> ChatService:
     process (warm pool) behind, and a runner that cannot start closes the store.
     """
     store = build_store(settings)
-    runner = build_runner(settings)
+    catalog = build_catalog(settings)  # once: the service and the warm pool share it
+    runner = build_runner(settings, catalog)
     try:
         await runner.start()
     except BaseException:
@@ -137,7 +142,7 @@ async def open_service(settings: Settings) -> ChatService:
     return ChatService(
         runner,
         store,
-        catalog=build_catalog(settings),
+        catalog=catalog,
         limits=build_limits(settings),
     )
 
@@ -231,24 +236,30 @@ def http_app(
     service: ChatService,
     settings: Settings,
     *,
+    keys: ApiKeys | None = None,
     lifespan: Sequence[Lifespan] = (),
     readiness: ReadinessProbe | None = None,
 ) -> Litestar:
     """The HTTP adapter over `service`, behind the ASGI layers `settings` configure.
 
     What `serve` runs, and what an embedding application or a test builds to get the
-    same protected app. Raises ApiKeyError when the key file cannot be read.
+    same protected app. It requires `keys`; without them it reads the keys `settings`
+    configure, and raises ApiKeyError when the key file cannot be read.
     """
     config = http_config(settings)
+    if keys is None:
+        keys = api_keys_of(config.security)
     app = create_app(service, config, lifespan=lifespan, readiness=readiness)
-    return protect(app, config, retry_after=service.limits.busy_retry_after)
+    return protect(app, config, keys=keys, retry_after=service.limits.busy_retry_after)
 
 
-def build_app(service: ChatService, settings: Settings) -> Litestar:
-    """The served app: the protected HTTP adapter over `service`, closing it on shutdown."""
+def build_app(service: ChatService, settings: Settings, *, keys: ApiKeys) -> Litestar:
+    """The served app: the protected HTTP adapter over `service`, requiring `keys` (the
+    ones `serve` loaded and judged before starting), closing the service on shutdown."""
     return http_app(
         service,
         settings,
+        keys=keys,
         lifespan=[service_lifespan(service, settings)],
         readiness=ReadinessProbe(lambda: backend_findings(settings)),
     )

@@ -81,17 +81,14 @@ async def _serve(settings: Settings) -> int:
         open_service,
     )
     from proxy_http.app import ACTIVE_TURNS_KEY
-    from proxy_http.auth import ApiKeyError, exposure_refusal, full_tools_warning, load_api_keys
+    from proxy_http.auth import ApiKeyError, api_keys_of, exposure_refusal, full_tools_warning
     from proxy_http.connections import guarded_protocol
     from proxy_http.open_files import AcceptFailureLog, connection_cap, raise_open_files_limit
 
     log = structlog.get_logger("proxy_http")
     try:
-        keys = load_api_keys(
-            settings.security.access.api_keys,
-            settings.security.access.api_key_file,
-            settings.security.access.admin_api_keys,
-        )
+        # Read once: the exposure check below and the served app judge the same keys.
+        keys = api_keys_of(settings.security.access)
     except ApiKeyError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 2
@@ -124,7 +121,7 @@ async def _serve(settings: Settings) -> int:
     except BackendStartupError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 1
-    app = build_app(service, settings)
+    app = build_app(service, settings, keys=keys)
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
     quiet = _QuietWhenForced(app)
     config = uvicorn.Config(

@@ -16,7 +16,7 @@ from typing import TextIO
 from claude_max_api.bootstrap import Finding, backend_findings
 from claude_max_api.probe import proxy_answers
 from claude_max_api.settings import Settings
-from proxy_http.auth import ApiKeyError, is_loopback, load_api_keys
+from proxy_http.auth import ApiKeyError, api_keys_of, is_loopback
 
 
 def run_doctor(
@@ -87,11 +87,7 @@ def check_exposure(settings: Settings) -> Finding:
     if is_loopback(host):
         return Finding("exposure", True, f"{host} is reachable from this machine only")
     try:
-        keys = load_api_keys(
-            access.api_keys,
-            access.api_key_file,
-            access.admin_api_keys,
-        )
+        keys = api_keys_of(access)
     except ApiKeyError as error:
         return Finding("exposure", False, str(error), "fix --api-key-file or --api-keys")
     if keys:

@@ -1,6 +1,6 @@
 """The Litestar app: `create_app(service, config)` exposes a ChatService over HTTP.
 
-It is the plain app; `proxy_http.layers.wrap` puts the ASGI layers (request log,
+It is the plain app; `proxy_http.layers.protect` puts the ASGI layers (request log,
 browser guard, API keys, body budget) around it.
 
 Handlers raise domain errors and the exception handlers in `errors` shape them;

@@ -25,23 +25,13 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_core import unnamespaced
-from proxy_http.errors import send_error
-from proxy_http.wire import ErrorBody, ErrorDetail
+from proxy_http.config import SecurityOptions
+from proxy_http.errors import UNAUTHORIZED, send_error
 
 OPEN_PATHS = frozenset({"/health"})
 """Paths answered without a key."""
 
-_UNAUTHORIZED = msgspec.json.encode(
-    ErrorBody(
-        ErrorDetail(
-            "Missing or invalid API key: send it as `Authorization: Bearer <key>` "
-            "or as `x-api-key: <key>`.",
-            "invalid_request_error",
-            None,
-            "invalid_api_key",
-        )
-    )
-)
+_UNAUTHORIZED = msgspec.json.encode(UNAUTHORIZED.body())
 
 
 CALLER_STATE_KEY = "caller"
@@ -158,6 +148,15 @@ def load_api_keys(
     return ApiKeys(found, _listed(admin_keys))
 
 
+def api_keys_of(security: SecurityOptions) -> ApiKeys:
+    """The keys `security` configures (its keys, key file and admin keys), read once by
+    whoever starts a server and handed to every part that judges or enforces them.
+
+    Raises ApiKeyError when the key file cannot be read or holds no key.
+    """
+    return load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys)
+
+
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key a request presents: its Bearer token, else its `x-api-key`."""
     bearer: str | None = None
@@ -233,7 +232,7 @@ class ApiKeyMiddleware:
             return
         await send_error(
             send,
-            401,
+            UNAUTHORIZED.status,
             _UNAUTHORIZED,
             [(b"www-authenticate", b'Bearer realm="claude-max-api-proxy"')],
         )

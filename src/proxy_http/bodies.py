@@ -19,8 +19,13 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from proxy_http.config import HttpOptions
-from proxy_http.errors import RequestRefused, retry_after_header, send_refusal
-from proxy_http.wire import ErrorBody, ErrorDetail
+from proxy_http.errors import (
+    AT_CAPACITY,
+    BODY_STALLED,
+    RequestRefused,
+    retry_after_header,
+    send_refusal,
+)
 
 BUDGET_PER_BODY = 4
 """Default budget, in largest bodies (`max_body_bytes`)."""
@@ -77,9 +82,7 @@ def stalled(timeout: float) -> RequestRefused:
         f"The request body stopped arriving: no byte for {timeout:g} s "
         "(the server's body timeout). Send the whole body without pausing."
     )
-    return RequestRefused(
-        408, ErrorBody(ErrorDetail(message, "invalid_request_error", None, "request_timeout"))
-    )
+    return RequestRefused(BODY_STALLED.status, BODY_STALLED.body(message))
 
 
 def no_room(budget: BodyBudget, retry_after: float) -> RequestRefused:
@@ -88,9 +91,7 @@ def no_room(budget: BodyBudget, retry_after: float) -> RequestRefused:
         "retry shortly."
     )
     return RequestRefused(
-        503,
-        ErrorBody(ErrorDetail(message, "service_unavailable_error", None, "server_busy")),
-        retry_after_header(retry_after),
+        AT_CAPACITY.status, AT_CAPACITY.body(message), retry_after_header(retry_after)
     )
 
 

@@ -17,9 +17,15 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_http.browser_policy import BrowserHeaders, BrowserPolicy, Verdict
-from proxy_http.errors import send_error, send_response
+from proxy_http.errors import (
+    FORBIDDEN_ORIGIN,
+    MISDIRECTED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ErrorShape,
+    send_error,
+    send_response,
+)
 from proxy_http.logging import note
-from proxy_http.wire import ErrorBody, ErrorDetail
 
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Session-Id", "x-api-key")
 CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After"
@@ -27,31 +33,17 @@ CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 MAX_REQUESTED_HEADERS = 64
 
-_REFUSALS: dict[Verdict, tuple[int, str, str]] = {
-    Verdict.MISDIRECTED: (
-        421,
-        "invalid_request_error",
-        "This server does not answer for the Host this request names. Behind a reverse "
-        "proxy, add that name to --allowed-hosts / CLAUDE_PROXY_ALLOWED_HOSTS.",
-    ),
-    Verdict.FORBIDDEN_ORIGIN: (
-        403,
-        "permission_error",
-        "Requests from web pages are refused unless their origin is listed in "
-        "--allowed-origins / CLAUDE_PROXY_ALLOWED_ORIGINS.",
-    ),
-    Verdict.UNSUPPORTED_MEDIA_TYPE: (
-        415,
-        "invalid_request_error",
-        "Send the request body as JSON with `Content-Type: application/json`.",
-    ),
+_REFUSALS: dict[Verdict, ErrorShape] = {
+    Verdict.MISDIRECTED: MISDIRECTED,
+    Verdict.FORBIDDEN_ORIGIN: FORBIDDEN_ORIGIN,
+    Verdict.UNSUPPORTED_MEDIA_TYPE: UNSUPPORTED_MEDIA_TYPE,
 }
 
 
 def refusal_body(verdict: Verdict) -> tuple[int, bytes]:
     """Status and OpenAI error body (encoded) of a refusal."""
-    status, kind, message = _REFUSALS[verdict]
-    return status, msgspec.json.encode(ErrorBody(ErrorDetail(message, kind, None, verdict.value)))
+    shape = _REFUSALS[verdict]
+    return shape.status, msgspec.json.encode(shape.body())
 
 
 def cors_headers(origin: str) -> list[tuple[bytes, bytes]]:

@@ -220,12 +220,16 @@ class Decision:
 class BrowserPolicy:
     """The three rules over the settings' host and origin allow-lists.
 
-    `bound_host` is the `--host` setting. Bound to a wildcard (0.0.0.0, ::), any
-    IP-literal Host is accepted: a rebinding page must put a domain name of its
-    own in Host, so an address there is never one.
+    The bound address (the `--host` setting) is read once, into `bound` or
+    `wildcard_bind`. Bound to a wildcard (0.0.0.0, ::), any IP-literal Host is
+    accepted: a rebinding page must put a domain name of its own in Host, so an
+    address there is never one.
     """
 
-    bound_host: str = "127.0.0.1"
+    bound: HostName | None = HostName("127.0.0.1")
+    """The bound address as a Host header names it (None: a wildcard, or unreadable)."""
+    wildcard_bind: bool = False
+    """Whether the server is bound to a wildcard address (0.0.0.0, ::, or empty)."""
     allowed_hosts: frozenset[HostName] = frozenset()
     any_host: bool = False
     allowed_origins: frozenset[Origin] = frozenset()
@@ -235,8 +239,16 @@ class BrowserPolicy:
         cls, host: str, allowed_hosts: str | None, allowed_origins: str | None
     ) -> BrowserPolicy:
         """The policy of the `host`, `allowed_hosts` and `allowed_origins` settings."""
+        bound = host.strip().strip("[]").lower()
+        wildcard = bound in WILDCARD_BINDS
         hosts, any_host = parse_allowed_hosts(allowed_hosts)
-        return cls(host, hosts, any_host, parse_allowed_origins(allowed_origins))
+        return cls(
+            bound=None if wildcard else parse_host(_bracketed(bound)),
+            wildcard_bind=wildcard,
+            allowed_hosts=hosts,
+            any_host=any_host,
+            allowed_origins=parse_allowed_origins(allowed_origins),
+        )
 
     @property
     def cors_enabled(self) -> bool:
@@ -251,11 +263,10 @@ class BrowserPolicy:
         """
         if host.is_loopback():
             return True
-        bound = self.bound_host.strip().strip("[]").lower()
-        if bound in WILDCARD_BINDS:
+        if self.wildcard_bind:
             if host.ip is not None:
                 return True
-        elif (parsed := parse_host(_bracketed(bound))) is not None and parsed.name == host.name:
+        elif self.bound is not None and self.bound.name == host.name:
             return True
         return any(
             entry.name == host.name and entry.port in (None, host.port)

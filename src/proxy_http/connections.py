@@ -22,8 +22,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from proxy_http.errors import retry_after_header
-from proxy_http.wire import ErrorBody, ErrorDetail
+from proxy_http.errors import AT_CAPACITY, retry_after_header
 
 REFUSED_LINGER = 1.0
 """Seconds a refused connection drains what its client sends before it closes.
@@ -35,16 +34,8 @@ lose the 503 it was sent; draining briefly lets it read the answer.
 
 def connections_refusal(limit: int, retry_after: float) -> bytes:
     """The whole HTTP/1.1 response given to a connection beyond the cap."""
-    body = msgspec.json.encode(
-        ErrorBody(
-            ErrorDetail(
-                f"The server has as many connections open as it may ({limit}); retry shortly.",
-                "service_unavailable_error",
-                None,
-                "server_busy",
-            )
-        )
-    )
+    message = f"The server has as many connections open as it may ({limit}); retry shortly."
+    body = msgspec.json.encode(AT_CAPACITY.body(message))
     headers = {
         "content-type": "application/json",
         "content-length": str(len(body)),

@@ -20,16 +20,57 @@ from litestar.types import ExceptionHandlersMap, Send
 from proxy_core import ChatError, FailureReason
 from proxy_core.errors import invalid
 from proxy_core.openai_wire import error_location, invalid_field
+from proxy_http.browser_policy import Verdict
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 
 class ErrorShape(msgspec.Struct, frozen=True):
-    """How one failure reason looks on the wire."""
+    """How one failure looks on the wire: its status, OpenAI error type and code, and
+    the hint that says what to do (the whole message when a site has none)."""
 
     status: int
     type: str
     code: str
     hint: str = ""
+
+    def body(self, message: str = "", *, param: str | None = None) -> ErrorBody:
+        """The OpenAI error body of this shape saying `message` (else its hint)."""
+        return ErrorBody(ErrorDetail(message or self.hint, self.type, param, self.code))
+
+
+# The HTTP layer's own answers, outside the service's failure reasons: each shape is
+# declared here once, and each site only adds its message when it has one.
+UNAUTHORIZED = ErrorShape(
+    401,
+    "invalid_request_error",
+    "invalid_api_key",
+    "Missing or invalid API key: send it as `Authorization: Bearer <key>` "
+    "or as `x-api-key: <key>`.",
+)
+MISDIRECTED = ErrorShape(
+    421,
+    "invalid_request_error",
+    Verdict.MISDIRECTED.value,
+    "This server does not answer for the Host this request names. Behind a reverse "
+    "proxy, add that name to --allowed-hosts / CLAUDE_PROXY_ALLOWED_HOSTS.",
+)
+FORBIDDEN_ORIGIN = ErrorShape(
+    403,
+    "permission_error",
+    Verdict.FORBIDDEN_ORIGIN.value,
+    "Requests from web pages are refused unless their origin is listed in "
+    "--allowed-origins / CLAUDE_PROXY_ALLOWED_ORIGINS.",
+)
+UNSUPPORTED_MEDIA_TYPE = ErrorShape(
+    415,
+    "invalid_request_error",
+    Verdict.UNSUPPORTED_MEDIA_TYPE.value,
+    "Send the request body as JSON with `Content-Type: application/json`.",
+)
+BODY_STALLED = ErrorShape(408, "invalid_request_error", "request_timeout")
+AT_CAPACITY = ErrorShape(503, "service_unavailable_error", "server_busy")
+"""No room for one more request body or connection (the service's own busy is a 429)."""
+UNEXPECTED = ErrorShape(500, "api_error", "internal_error", "The server hit an unexpected error.")
 
 
 _SHAPES: dict[FailureReason, ErrorShape] = {
@@ -86,7 +127,7 @@ def chat_error_body(
     text = message.strip() or shape.hint or str(reason)
     if shape.hint and shape.hint not in text:
         text = f"{text.rstrip('. ')}. {shape.hint}"
-    return shape.status, ErrorBody(ErrorDetail(text, shape.type, param, shape.code))
+    return shape.status, shape.body(text, param=param)
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:
@@ -169,6 +210,7 @@ _TYPES_BY_STATUS = {
     404: "invalid_request_error",
     429: "rate_limit_error",
 }
+_CODES_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 # Litestar decodes the body as the handler's `data` argument: msgspec's paths start there.
 _BODY = "data"
 _EMPTY_BODY = "The request body is empty: send a JSON object with `model` and `messages`."
@@ -208,14 +250,13 @@ def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[Err
     status = error.status_code
     if status >= 500:
         # Litestar's own 5xx (none expected): keep the detail but never a trace.
-        kind, code = "api_error", "internal_error"
+        shape = ErrorShape(status, UNEXPECTED.type, UNEXPECTED.code)
     else:
-        kind = _TYPES_BY_STATUS.get(status, "invalid_request_error")
-        code = {
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "request_too_large",
-        }.get(status, "invalid_request")
+        shape = ErrorShape(
+            status,
+            _TYPES_BY_STATUS.get(status, "invalid_request_error"),
+            _CODES_BY_STATUS.get(status, "invalid_request"),
+        )
     headers = dict(error.headers or {})
     message = str(error.detail)
     if status == 400 and (message.startswith("JSON is malformed") or _from_decoding(error)):
@@ -223,8 +264,7 @@ def handle_http(_: Request[Any, Any, Any], error: HTTPException) -> Response[Err
     elif status == 413:
         message = f"The request body is too large ({message}); the limit is a server setting."
         headers.update(CLOSE)  # Litestar refuses before reading: do not read it afterwards
-    body = ErrorBody(ErrorDetail(message, kind, None, code))
-    return error_response(status, body, headers)
+    return error_response(status, shape.body(message), headers)
 
 
 def handle_undecodable(_: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
@@ -233,18 +273,15 @@ def handle_undecodable(_: Request[Any, Any, Any], error: Exception) -> Response[
         message = f"The request body is not valid UTF-8 JSON: {error.reason} at byte {error.start}."
     else:
         message = "The request body is nested too deeply to decode."
-    body = ErrorBody(ErrorDetail(message, "invalid_request_error", None, "invalid_request"))
-    return error_response(400, body)
+    shape = shape_of(FailureReason.INVALID_REQUEST)
+    return error_response(shape.status, shape.body(message))
 
 
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
     structlog.get_logger("proxy_http").error(
         "unhandled_error", path=request.url.path, error=repr(error), exc_info=error
     )
-    body = ErrorBody(
-        ErrorDetail("The server hit an unexpected error.", "api_error", None, "internal_error")
-    )
-    return error_response(500, body)
+    return error_response(UNEXPECTED.status, UNEXPECTED.body())
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

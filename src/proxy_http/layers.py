@@ -1,8 +1,8 @@
 """The ASGI layers around the app: request log, browser guard, API keys, body budget.
 
-`create_app` builds a plain Litestar app; `protect` (or `wrap`, given the parts) puts
-these layers around it, so the composition root, an embedding application and the
-tests all serve the same protected stack. From the outside in:
+`create_app` builds a plain Litestar app; `protect` puts these layers around it, so
+the composition root, an embedding application and the tests all serve the same
+protected stack. From the outside in:
 
 - the request log, so every request gets an id and one line, refused ones included;
 - the browser guard, so a refused browser request never reaches the key check;
@@ -16,11 +16,10 @@ no path answers without a key.
 
 from __future__ import annotations
 
-import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp
 
-from proxy_http.auth import ApiKeyMiddleware, ApiKeys, load_api_keys
+from proxy_http.auth import ApiKeyMiddleware, ApiKeys
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
@@ -28,54 +27,27 @@ from proxy_http.config import HttpConfig
 from proxy_http.logging import RequestLogMiddleware
 
 
-class BodyLimits(msgspec.Struct, frozen=True):
-    """How request bodies are admitted (see `bodies.BodyGuard`)."""
+def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: float) -> Litestar:
+    """`app` behind the layers `config` describes, requiring `keys` (none: open access);
+    a body refused for the budget asks to retry after `retry_after` seconds (the
+    service's busy answer).
 
-    budget: int
-    """Body bytes all requests may hold at once."""
-    max_body_bytes: int
-    """The largest body; a larger announced one is left to the app's 413."""
-    timeout: float
-    """Seconds a body may stall before a 408 (<= 0: no deadline)."""
-    retry_after: float
-    """The Retry-After of a 503 for a body that does not fit the budget."""
-
-
-def wrap(app: Litestar, *, browser: BrowserPolicy, keys: ApiKeys, bodies: BodyLimits) -> Litestar:
-    """`app`, served behind the layers (keys checked only when `keys` holds some).
-
-    Returns `app` itself, so it is still served, tested and configured as a Litestar app.
+    `keys` come loaded (`auth.api_keys_of(config.security)`), so the keys a caller
+    judged (the exposure check of `serve`) are the keys the app enforces. Returns `app`
+    itself, so it is still served, tested and configured as a Litestar app.
     """
+    options, security = config.http, config.security
     handler: ASGIApp = BodyGuard(
         app.asgi_handler,
-        budget=BodyBudget(bodies.budget),
-        max_body_bytes=bodies.max_body_bytes,
-        timeout=bodies.timeout,
-        retry_after=bodies.retry_after,
+        budget=BodyBudget(budget_limit(options)),
+        max_body_bytes=options.max_body_bytes,
+        timeout=options.body_timeout,
+        retry_after=retry_after,
     )
     if keys:
         handler = ApiKeyMiddleware(handler, keys)
+    browser = BrowserPolicy.from_settings(
+        options.host, security.allowed_hosts, security.allowed_origins
+    )
     app.asgi_handler = RequestLogMiddleware(BrowserGuardMiddleware(handler, browser))
     return app
-
-
-def protect(app: Litestar, config: HttpConfig, *, retry_after: float) -> Litestar:
-    """`app` behind the layers `config` describes; a body refused for the budget asks to
-    retry after `retry_after` seconds (the service's busy answer).
-
-    Raises ApiKeyError when the key file cannot be read.
-    """
-    options, security = config.http, config.security
-    return wrap(
-        app,
-        browser=BrowserPolicy.from_settings(
-            options.host, security.allowed_hosts, security.allowed_origins
-        ),
-        keys=load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys),
-        bodies=BodyLimits(
-            budget=budget_limit(options),
-            max_body_bytes=options.max_body_bytes,
-            timeout=options.body_timeout,
-            retry_after=retry_after,
-        ),
-    )

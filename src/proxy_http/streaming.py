@@ -251,29 +251,26 @@ async def stream_turn(
     *,
     show_thinking: bool,
     keepalive_interval: float,
+    hold: float,
     active: ActiveTurns | None = None,
-    hold: float | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body: role chunk, deltas, final chunk, optional usage chunk, `[DONE]`.
 
-    Without `hold`, the role chunk goes out at once (before the turn even has a slot),
-    so headers and a first byte reach the client immediately. With it, the first item
-    is an empty marker yielded once the turn has shown something or `hold` seconds
-    have passed; a failure before that is raised as ChatError (see `open_stream`).
-    After the first byte a failure becomes one error event followed by `[DONE]`.
+    The first item is an empty marker, yielded once the turn has shown something or
+    `hold` seconds have passed; a failure before that is raised as ChatError (see
+    `open_stream`). After it a failure becomes one error event followed by `[DONE]`.
     The request's outcome is noted when the body ends (`cancelled` if it never did).
     """
     pump = await TurnPump.start(turn, active)
     outcome: str | None = None
     try:
         pending: deque[Event] = deque()
-        if hold is not None:
-            try:
-                pending.extend(await hold_first(pump, hold, show_thinking=show_thinking))
-            except ChatError as error:
-                outcome = error.reason.value
-                raise
-            yield b""
+        try:
+            pending.extend(await hold_first(pump, hold, show_thinking=show_thinking))
+        except ChatError as error:
+            outcome = error.reason.value
+            raise
+        yield b""
         yield renderer.role()
         usage = Usage()
         while True:

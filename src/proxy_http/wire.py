@@ -14,7 +14,6 @@ import msgspec
 # The request is the core's, typed once for every caller; its names stay importable here.
 from proxy_core.openai_wire import IGNORED_REQUEST_FIELDS as IGNORED_REQUEST_FIELDS
 from proxy_core.openai_wire import ChatCompletionRequest as ChatCompletionRequest
-from proxy_core.openai_wire import StreamOptions as StreamOptions
 from proxy_core.ports import BackendDetails
 
 # -- chat completions ----------------------------------------------------------

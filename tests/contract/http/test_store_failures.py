@@ -26,6 +26,7 @@ from claude_max_api.bootstrap import (
 from claude_max_api.settings import Settings
 from proxy_cli_backend.session_store import SqliteSessionStore
 from proxy_core import ChatService
+from proxy_http.auth import api_keys_of
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import LiveServer, live_app
 from tests.support.store_faults import fill_up, make_read_only
@@ -48,11 +49,11 @@ def proxy(claude_bin: str, cli_env: dict[str, str], tmp_path: Path) -> Iterator[
     )
     store = build_store(settings)
     assert isinstance(store, SqliteSessionStore)
-    runner = build_runner(settings)
-    service = ChatService(
-        runner, store, catalog=build_catalog(settings), limits=build_limits(settings)
-    )
-    with live_app(build_app(service, settings)) as server:
+    catalog = build_catalog(settings)
+    runner = build_runner(settings, catalog)
+    service = ChatService(runner, store, catalog=catalog, limits=build_limits(settings))
+    keys = api_keys_of(settings.security.access)
+    with live_app(build_app(service, settings, keys=keys)) as server:
         server.run_coroutine(runner.start(), timeout=60)
         yield server, store
 

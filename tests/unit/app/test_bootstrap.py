@@ -67,8 +67,9 @@ def test_catalog_applies_default_strictness_and_overrides() -> None:
 def test_default_settings_give_each_part_its_own_defaults() -> None:
     # The sections are the parts' own configs, so their defaults are the parts' defaults.
     assert runner_config(Settings.from_values(state_dir="/s")) == CliRunnerConfig(state_dir="/s")
-    pool_model = build_catalog(Settings()).resolve(Settings().models.default_model).cli_model
-    assert live_config(Settings()) == LiveConfig(pool_model=pool_model)
+    catalog = build_catalog(Settings())
+    pool_model = catalog.resolve(Settings().models.default_model).cli_model
+    assert live_config(Settings(), catalog) == LiveConfig(pool_model=pool_model)
     assert build_limits(Settings()) == ServiceLimits()
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from claude_max_api.bootstrap import build_limits, http_config, live_config, runner_config
+from claude_max_api.bootstrap import (
+    build_catalog,
+    build_limits,
+    http_config,
+    live_config,
+    runner_config,
+)
 from claude_max_api.settings import Settings
 
 
@@ -19,7 +25,7 @@ def test_each_part_gets_its_section_object_itself() -> None:
 
 def test_the_live_config_is_its_section_plus_the_pool_model_only() -> None:
     settings = Settings.from_values(live_max=2, pool_size=0, default_model="opus")
-    live = live_config(settings)
+    live = live_config(settings, build_catalog(settings))
     section = settings.live.processes
     differing = {
         name for name in section.__struct_fields__ if getattr(live, name) != getattr(section, name)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from claude_max_api.bootstrap import build_runner
-from claude_max_api.settings import parse_serve_args
+from claude_max_api.bootstrap import build_catalog, build_runner
+from claude_max_api.settings import Settings, parse_serve_args
 from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.runner import ClaudeCliRunner
 
 
+def runner_of(settings: Settings) -> ClaudeCliRunner | LiveCliRunner:
+    """The runner the server builds for `settings`, with the catalog it builds."""
+    return build_runner(settings, build_catalog(settings))
+
+
 def test_the_server_keeps_live_processes_by_default() -> None:
-    runner = build_runner(parse_serve_args([], environ={}))
+    runner = runner_of(parse_serve_args([], environ={}))
     assert isinstance(runner, LiveCliRunner)
     assert runner.live_config.max_live == 8
     assert runner.live_config.live_idle_timeout == 600.0
@@ -23,7 +28,7 @@ def test_live_flags_and_env_set_the_cap_the_idle_timeout_and_the_pool() -> None:
         ["--live-max", "3", "--pool-size", "0", "--default-model", "haiku"],
         environ={"CLAUDE_PROXY_LIVE_IDLE_TIMEOUT": "30"},
     )
-    runner = build_runner(settings)
+    runner = runner_of(settings)
     assert isinstance(runner, LiveCliRunner)
     assert runner.live_config.max_live == 3
     assert runner.live_config.pool_size == 0
@@ -32,14 +37,14 @@ def test_live_flags_and_env_set_the_cap_the_idle_timeout_and_the_pool() -> None:
 
 
 def test_spawn_per_turn_brings_back_a_process_per_request() -> None:
-    runner = build_runner(parse_serve_args(["--spawn-per-turn"], environ={}))
+    runner = runner_of(parse_serve_args(["--spawn-per-turn"], environ={}))
     assert isinstance(runner, ClaudeCliRunner)
 
 
 def test_the_probe_timeout_reaches_the_runner_from_its_flag_and_env() -> None:
-    default = build_runner(parse_serve_args([], environ={}))
-    from_flag = build_runner(parse_serve_args(["--live-probe-timeout", "0.5"], environ={}))
-    from_env = build_runner(parse_serve_args([], environ={"CLAUDE_PROXY_LIVE_PROBE_TIMEOUT": "0"}))
+    default = runner_of(parse_serve_args([], environ={}))
+    from_flag = runner_of(parse_serve_args(["--live-probe-timeout", "0.5"], environ={}))
+    from_env = runner_of(parse_serve_args([], environ={"CLAUDE_PROXY_LIVE_PROBE_TIMEOUT": "0"}))
     assert isinstance(default, LiveCliRunner)
     assert isinstance(from_flag, LiveCliRunner)
     assert isinstance(from_env, LiveCliRunner)
@@ -50,8 +55,8 @@ def test_the_probe_timeout_reaches_the_runner_from_its_flag_and_env() -> None:
 def test_more_concurrent_turns_than_live_processes_is_allowed_and_logged_once() -> None:
     settings = parse_serve_args(["--live-max", "2", "--max-concurrent", "10"], environ={})
     with capture_logs() as logs:
-        runner = build_runner(settings)
-        build_runner(parse_serve_args(["--live-max", "4", "--max-concurrent", "4"], environ={}))
+        runner = runner_of(settings)
+        runner_of(parse_serve_args(["--live-max", "4", "--max-concurrent", "4"], environ={}))
     assert isinstance(runner, LiveCliRunner)
     assert runner.live_config.max_live == 2
     warnings = [entry for entry in logs if entry["event"] == "live_max_below_max_concurrent"]

@@ -34,9 +34,10 @@ async def test_an_aborted_stream_ends_with_an_error_event_then_done() -> None:
         ChunkRenderer("chatcmpl-1", 0, "sonnet"),
         show_thinking=False,
         keepalive_interval=5,
+        hold=0,
         active=active,
     )
-    chunks = [await anext(stream)]  # the role chunk; the turn is now in flight
+    chunks = [await anext(stream)]  # the marker after no hold; the turn is now in flight
     assert len(active) == 1
     assert active.abort_all(MESSAGE) == 1
     chunks += [chunk async for chunk in stream]
