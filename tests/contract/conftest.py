@@ -166,9 +166,10 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def cli_processes() -> list[int]:
-    """Live `claude ... stream-json` processes descending from this test process."""
-    return [pid for pid in live_descendants() if "stream-json" in _cmdline(pid)]
+def cli_processes(root: int | None = None) -> list[int]:
+    """Live `claude ... stream-json` processes descending from `root` (default: this
+    test process)."""
+    return [pid for pid in live_descendants(root) if "stream-json" in _cmdline(pid)]
 
 
 class ProcessWatch:

@@ -14,7 +14,7 @@ import openai
 import pydantic
 import pytest
 
-from tests.contract.conftest import live_descendants
+from tests.contract.conftest import cli_processes
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess, cli_server_env
 
@@ -176,15 +176,7 @@ def test_upstream_overload_before_any_content_is_a_503_streamed_too(proxy: Serve
 
 def _cli_pids(server: ServerProcess) -> list[int]:
     assert server.process is not None
-    found = []
-    for pid in live_descendants(server.process.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"stream-json" in cmdline:
-            found.append(pid)
-    return found
+    return cli_processes(server.process.pid)
 
 
 def test_disconnect_after_first_chunk_kills_the_cli_within_2s(

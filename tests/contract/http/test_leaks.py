@@ -23,7 +23,7 @@ import openai
 import pytest
 
 from proxy_core import TextBlock, parse_rendering
-from tests.contract.conftest import live_descendants
+from tests.contract.conftest import cli_processes
 from tests.support.fake_upstream import FakeAnthropic, own_text
 from tests.support.server import ServerProcess
 
@@ -211,15 +211,7 @@ def environ_of(pid: int) -> dict[str, str]:
 
 def cli_children(server: ServerProcess) -> list[int]:
     assert server.process is not None
-    found = []
-    for pid in live_descendants(server.process.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"stream-json" in cmdline:
-            found.append(pid)
-    return found
+    return cli_processes(server.process.pid)
 
 
 def test_cli_children_never_see_the_servers_settings_or_keys(
