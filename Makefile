@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run test unit contract lint fmt docs bench cli clean
+.PHONY: venv run doctor example test unit contract lint fmt docs bench cli clean
 
 venv: $(STAMP)
 
@@ -33,11 +33,22 @@ run: venv cli
 	CLAUDE_CLI_PATH="$${CLAUDE_CLI_PATH:-$$(command -v claude || echo $(CLAUDE_BIN))}" \
 		$(BIN)/claude-max-api serve $(ARGS)
 
+# Checks the setup (CLI, login, port, directories) without spending a request.
+doctor: venv cli
+	$(BIN)/claude-max-api doctor $(ARGS)
+
+# The library without HTTP: a two-turn conversation through the core (examples/embed.py).
+example: venv cli
+	$(BIN)/python examples/embed.py
+
 test: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+contract: venv cli
+	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/contract $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests examples bench

@@ -1,10 +1,11 @@
 """Embed the proxy's core in a Python program: a two-turn streamed chat, no HTTP.
 
-Run it with the Claude Code CLI installed and logged in:
+Run it from the checkout with the CLI logged in (`make login` once):
 
-    python examples/embed.py
+    make example                    # or: .venv/bin/python examples/embed.py
 
-Settings come from the environment: CLAUDE_CLI_PATH (the `claude` executable),
+Settings come from the environment: CLAUDE_CLI_PATH (the `claude` executable; else
+`claude` on PATH, then the pinned CLI `make` installs under .tools/),
 EMBED_MODEL (default `sonnet`), EMBED_STATE_DIR (where the CLI's working directory
 lives). Anything else the CLI reads (ANTHROPIC_BASE_URL, HOME, ...) is passed through.
 """
@@ -15,8 +16,12 @@ import asyncio
 import os
 import sys
 
-from proxy_cli_backend.config import CliRunnerConfig, default_state_dir
-from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
+from proxy_cli_backend import (
+    BackendStartupError,
+    ClaudeCliRunner,
+    CliRunnerConfig,
+    default_state_dir,
+)
 from proxy_core import (
     ChatRequest,
     ChatService,
