@@ -41,12 +41,12 @@ class CliNotFound(ChatError):
         self.looked_at = tuple(looked_at)
         super().__init__(
             FailureReason.BACKEND_UNAVAILABLE,
-            f"The Claude Code CLI was not found ({self.where}). {INSTALL_HELP}",
+            f"The Claude Code CLI was not found: {self.where}. {INSTALL_HELP}",
         )
 
     @property
     def where(self) -> str:
-        """Every place looked at, as one clause: `looked for ..., at ...`."""
+        """Every place looked at, as one clause: `looked for ..., then at ...`."""
         return "looked " + ", then ".join(self.looked_at)
 
 
@@ -76,7 +76,7 @@ def search_places(
         pinned = pinned_cli(checkout)
         if pinned is not None and pinned not in seen:
             seen.add(pinned)
-            places.append((str(pinned), f"at {pinned} (the CLI `make cli` pins there)"))
+            places.append((str(pinned), f"at {pinned} (where `make cli` installs it)"))
     return places
 
 

@@ -69,7 +69,7 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
         binary = find_cli(config.cli_path, version_timeout=config.version_timeout)
     except CliNotFound as missing:
         return None, Finding(
-            "cli", False, f"The Claude Code CLI was not found ({missing.where})", INSTALL_HELP
+            "cli", False, f"The Claude Code CLI was not found: {missing.where}", INSTALL_HELP
         )
     if binary.version is None:
         return binary, Finding(
@@ -107,20 +107,19 @@ def check_login(
     `token_source` names where an OAuth token in `env` came from (the CLI only says
     it uses one); the token itself is never shown.
     """
-    login_fix = LOGIN_HELP
     try:
         output = _run_bounded([cli_path, "auth", "status"], env, timeout)
     except (OSError, subprocess.TimeoutExpired) as error:
-        return Finding("login", False, f"`claude auth status` failed: {error}", login_fix)
+        return Finding("login", False, f"`claude auth status` failed: {error}", LOGIN_HELP)
     try:
         state = msgspec.json.decode(output.strip() or b"{}", type=LoginState)
     except msgspec.DecodeError:
         excerpt = output.decode(errors="replace").strip()[:200]
         return Finding(
-            "login", False, f"`claude auth status` printed no status: {excerpt!r}", login_fix
+            "login", False, f"`claude auth status` printed no status: {excerpt!r}", LOGIN_HELP
         )
     if not state.loggedIn:
-        return Finding("login", False, "the CLI is not logged in", login_fix)
+        return Finding("login", False, "the CLI is not logged in", LOGIN_HELP)
     how = state.authMethod or "unknown method"
     if state.apiKeySource:
         how += f" from {state.apiKeySource}"
