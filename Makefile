@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run doctor example test unit contract lint fmt docs bench cli clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench cli clean
 
 venv: $(STAMP)
 
@@ -28,10 +28,15 @@ $(CLAUDE_BIN):
 	npm install --prefix $(CLAUDE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CLI_VERSION)
 	$(CLAUDE_BIN) --version
 
-# Uses `claude` from PATH (or $$CLAUDE_CLI_PATH) when there is one, else the pinned local CLI.
+# The server finds its CLI itself: $$CLAUDE_CLI_PATH, else `claude` on PATH, else the
+# pinned one `make cli` installs here.
 run: venv cli
-	CLAUDE_CLI_PATH="$${CLAUDE_CLI_PATH:-$$(command -v claude || echo $(CLAUDE_BIN))}" \
-		$(BIN)/claude-max-api serve $(ARGS)
+	$(BIN)/claude-max-api serve $(ARGS)
+
+# Signs the CLI in with a browser: $$CLAUDE_CLI_PATH when set, else the pinned CLI
+# (the credentials land in ~/.claude, which every `claude` of this user reads).
+login: cli
+	"$${CLAUDE_CLI_PATH:-$(CLAUDE_BIN)}" auth login
 
 # Checks the setup (CLI, login, port, directories) without spending a request.
 doctor: venv cli

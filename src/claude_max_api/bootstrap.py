@@ -19,8 +19,9 @@ from litestar import Litestar
 
 from claude_max_api.settings import Settings
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.diagnostics import Finding, diagnose
+from proxy_cli_backend.diagnostics import Finding, diagnose, login_finding
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
+from proxy_cli_backend.oauth_token import TokenFileError, with_oauth_token
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
 from proxy_core import (
@@ -38,6 +39,7 @@ from proxy_http.readiness import ReadinessProbe
 __all__ = [
     "BackendStartupError",
     "Finding",
+    "TokenFileError",
     "backend_findings",
     "build_app",
     "build_catalog",
@@ -47,16 +49,33 @@ __all__ = [
     "http_app",
     "http_config",
     "kill_leftover_children",
+    "load_oauth_token",
+    "log_cli_state",
     "open_service",
     "runner_config",
 ]
 
 log = structlog.get_logger("claude_max_api.bootstrap")
 
+# How long the start-up's `claude auth status` may take (it reads local files only).
+LOGIN_CHECK_TIMEOUT = 10.0
+
 
 def runner_config(settings: Settings) -> CliRunnerConfig:
     """The CLI runner's configuration: the settings' own part, handed over whole."""
     return settings.backend.cli
+
+
+def load_oauth_token(settings: Settings) -> Settings:
+    """`settings` with the token of --oauth-token-file read, once, into the runner's
+    config (unchanged without one); raises TokenFileError."""
+    cli = settings.backend.cli
+    loaded = with_oauth_token(cli)
+    if loaded is cli:
+        return settings
+    return msgspec.structs.replace(
+        settings, backend=msgspec.structs.replace(settings.backend, cli=loaded)
+    )
 
 
 def backend_findings(
@@ -65,8 +84,42 @@ def backend_findings(
     environ: Mapping[str, str] | None = None,
     euid: Callable[[], int] = os.geteuid,
 ) -> list[Finding]:
-    """The CLI backend's readiness checks (for `doctor`)."""
+    """The CLI backend's readiness checks (for `doctor`), an unusable token file first."""
+    try:
+        settings = load_oauth_token(settings)
+    except TokenFileError as error:
+        unusable = Finding(
+            "oauth_token_file",
+            False,
+            str(error),
+            "write the token `claude setup-token` printed into it, or unset "
+            "--oauth-token-file / CLAUDE_PROXY_OAUTH_TOKEN_FILE",
+        )
+        return [unusable, *diagnose(runner_config(settings), environ=environ, euid=euid)]
     return diagnose(runner_config(settings), environ=environ, euid=euid)
+
+
+async def log_cli_state(service: ChatService, settings: Settings) -> None:
+    """One start-up line with the CLI's path, version and login state: info when it is
+    logged in, else a warning carrying the fix. `claude auth status` (a subprocess)
+    runs off the event loop, bounded by LOGIN_CHECK_TIMEOUT."""
+    status = service.runner.status()
+    path = status.details.path if status.details is not None else None
+    if path is None:  # a runner without a local CLI: nothing to report
+        return
+    login = await asyncio.to_thread(
+        login_finding, runner_config(settings), path, None, LOGIN_CHECK_TIMEOUT
+    )
+    if login.ok:
+        log.info("cli_ready", path=path, version=status.version, login=login.detail)
+    else:
+        log.warning(
+            "cli_not_logged_in",
+            path=path,
+            version=status.version,
+            login=login.detail,
+            fix=login.fix,
+        )
 
 
 def live_config(settings: Settings, catalog: ModelCatalog) -> LiveConfig:
@@ -129,7 +182,12 @@ async def open_service(settings: Settings) -> ChatService:
 
     The store opens first: a database that cannot be opened then leaves no CLI
     process (warm pool) behind, and a runner that cannot start closes the store.
+    The token of --oauth-token-file is read here unless the caller read it already.
     """
+    try:
+        settings = load_oauth_token(settings)
+    except TokenFileError as error:
+        raise BackendStartupError(f"--oauth-token-file: {error}") from None
     store = build_store(settings)
     catalog = build_catalog(settings)  # once: the service and the warm pool share it
     runner = build_runner(settings, catalog)

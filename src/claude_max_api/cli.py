@@ -76,8 +76,11 @@ def serve(settings: Settings) -> int:
 async def _serve(settings: Settings) -> int:
     from claude_max_api.bootstrap import (
         BackendStartupError,
+        TokenFileError,
         build_app,
         kill_leftover_children,
+        load_oauth_token,
+        log_cli_state,
         open_service,
     )
     from proxy_http.app import ACTIVE_TURNS_KEY
@@ -100,6 +103,11 @@ async def _serve(settings: Settings) -> int:
     if refusal is not None:
         print(f"claude-max-api: {refusal}", file=sys.stderr)
         return 2
+    try:
+        settings = load_oauth_token(settings)  # once: every CLI process gets this token
+    except TokenFileError as error:
+        print(f"claude-max-api: cannot start: --oauth-token-file: {error}", file=sys.stderr)
+        return 2
     host = settings.server.http.host
     if warning := full_tools_warning(host, full_tools=settings.backend.cli.full_tools):
         log.warning("full_tools_exposed", host=host, danger=warning)
@@ -121,6 +129,7 @@ async def _serve(settings: Settings) -> int:
     except BackendStartupError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         return 1
+    await log_cli_state(service, settings)
     app = build_app(service, settings, keys=keys)
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
     quiet = _QuietWhenForced(app)

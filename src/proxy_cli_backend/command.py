@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig, Tools, ToolsProfile
+from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
 from proxy_core import PlanKind, TurnPlan
 
 BASE_ARGS = (
@@ -139,7 +140,11 @@ def inherited(name: str) -> bool:
 
 def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool) -> dict[str, str]:
     """The allowed part of the inherited environment (see `inherited`), plus the
-    operator's extra variables.
+    operator's extra variables, plus the configured OAuth token.
+
+    CLAUDE_CODE_OAUTH_TOKEN in the server's environment passes on like any
+    CLAUDE_CODE_ variable; a token in `config.oauth_token` (read from
+    `oauth_token_file`) replaces it, being the more explicit choice.
 
     `upstream_retries` becomes CLAUDE_CODE_MAX_RETRIES unless the environment or
     `extra_env` names it already: the CLI's default (ten retries with back-off) holds
@@ -150,6 +155,8 @@ def child_env(config: CliRunnerConfig, base: Mapping[str, str], *, is_root: bool
     if config.upstream_retries is not None:
         env.setdefault(MAX_RETRIES_ENV, str(config.upstream_retries))
     env.update(config.extra_env)
+    if config.oauth_token:
+        env[OAUTH_TOKEN_ENV] = config.oauth_token
     if config.full_tools and is_root:
         if not config.allow_root_tools:
             raise RootToolsRefused(ROOT_TOOLS_MESSAGE)

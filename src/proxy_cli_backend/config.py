@@ -55,13 +55,28 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     `upstream_retries` bounds the CLI's own retries of a failed upstream request
     (`CLAUDE_CODE_MAX_RETRIES`; None leaves the CLI's default, ten with back-off).
     `effort` is the reasoning level of turns whose request names none (None leaves
-    the CLI's default).
+    the CLI's default). `oauth_token` (a token from `claude setup-token`) reaches the
+    CLI as CLAUDE_CODE_OAUTH_TOKEN; `oauth_token_file` names a file to read it from
+    (`proxy_cli_backend.oauth_token.with_oauth_token` reads it).
     """
 
     cli_path: Annotated[
         str | None,
-        Meta(description="The `claude` binary (else $CLAUDE_CLI_PATH, then `claude` on PATH)."),
+        Meta(
+            description="The `claude` binary (else $CLAUDE_CLI_PATH, then `claude` on PATH, "
+            "then the CLI `make cli` pins in this checkout's .tools)."
+        ),
     ] = None
+    oauth_token_file: Annotated[
+        str | None,
+        Meta(
+            description="File holding a token from `claude setup-token`, passed to the CLI as "
+            "CLAUDE_CODE_OAUTH_TOKEN (for a server without a browser to log in with)."
+        ),
+    ] = None
+    # Wiring, not a setting: the token itself, read from `oauth_token_file` at start-up
+    # (see proxy_cli_backend.oauth_token), or given by an embedding program. Never shown.
+    oauth_token: str | None = None
     tools: Annotated[
         str,
         Meta(description="CLI tools profile: none, read-only, full, or a list like `Read,Grep`."),
@@ -115,6 +130,16 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
             description="Reasoning effort when a request sets none: low, medium, high, xhigh, max."
         ),
     ] = None
+
+    def __repr__(self) -> str:
+        # The OAuth token is a credential: a dump of the config (a log line, a traceback)
+        # shows a mask instead.
+        shown = [
+            f"{name}={'<hidden>' if name == 'oauth_token' and value else repr(value)}"
+            for name in self.__struct_fields__
+            for value in (getattr(self, name),)
+        ]
+        return f"CliRunnerConfig({', '.join(shown)})"
 
     def effort_for(self, plan: TurnPlan) -> Effort | None:
         """The level a turn runs at: the request's, else this default."""

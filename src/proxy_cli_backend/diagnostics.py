@@ -16,10 +16,11 @@ from pathlib import Path
 
 import msgspec
 
-from proxy_cli_backend.binary import CliBinary, find_cli
+from proxy_cli_backend.binary import CliBinary, CliNotFound, find_cli
 from proxy_cli_backend.command import child_env
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_core import ChatError
+from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
+from proxy_core import INSTALL_HELP, LOGIN_HELP
 
 AUTH_STATUS_TIMEOUT = 20.0
 
@@ -54,8 +55,7 @@ def diagnose(
     binary, found = check_cli(config)
     findings.append(found)
     if binary is not None:
-        login_env = child_env(config, env, is_root=False)
-        findings.append(check_login(binary.path, login_env, auth_timeout))
+        findings.append(login_finding(config, binary.path, env, auth_timeout))
     findings.append(check_root(config, euid()))
     findings.append(check_claudecode(env))
     findings.append(check_writable("state_dir", Path(config.state_dir), "--state-dir"))
@@ -67,12 +67,9 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
     """Whether the `claude` executable is found, and its version."""
     try:
         binary = find_cli(config.cli_path, version_timeout=config.version_timeout)
-    except ChatError as error:
+    except CliNotFound as missing:
         return None, Finding(
-            "cli",
-            False,
-            error.message,
-            "npm install -g @anthropic-ai/claude-code  (or set --cli-path / CLAUDE_CLI_PATH)",
+            "cli", False, f"The Claude Code CLI was not found: {missing.where}", INSTALL_HELP
         )
     if binary.version is None:
         return binary, Finding(
@@ -84,25 +81,50 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
     return binary, Finding("cli", True, f"{binary.path} (version {binary.version})")
 
 
-def check_login(cli_path: str, env: Mapping[str, str], timeout: float) -> Finding:
-    """The login state from `claude auth status` (local; spends no request)."""
-    login_fix = f"{cli_path} auth login  (or set ANTHROPIC_API_KEY for the server)"
+def login_finding(
+    config: CliRunnerConfig,
+    cli_path: str,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = AUTH_STATUS_TIMEOUT,
+) -> Finding:
+    """The login state of the CLI at `cli_path` with the environment the runner gives
+    it (`environ` defaults to the process's), naming where an OAuth token came from."""
+    env = os.environ if environ is None else environ
+    login_env = child_env(config, env, is_root=False)
+    source: str | None
+    if config.oauth_token:
+        source = "--oauth-token-file" if config.oauth_token_file else "the runner's config"
+    else:
+        source = OAUTH_TOKEN_ENV if OAUTH_TOKEN_ENV in login_env else None
+    return check_login(cli_path, login_env, timeout, token_source=source)
+
+
+def check_login(
+    cli_path: str, env: Mapping[str, str], timeout: float, *, token_source: str | None = None
+) -> Finding:
+    """The login state from `claude auth status` (local; spends no request).
+
+    `token_source` names where an OAuth token in `env` came from (the CLI only says
+    it uses one); the token itself is never shown.
+    """
     try:
         output = _run_bounded([cli_path, "auth", "status"], env, timeout)
     except (OSError, subprocess.TimeoutExpired) as error:
-        return Finding("login", False, f"`claude auth status` failed: {error}", login_fix)
+        return Finding("login", False, f"`claude auth status` failed: {error}", LOGIN_HELP)
     try:
         state = msgspec.json.decode(output.strip() or b"{}", type=LoginState)
     except msgspec.DecodeError:
         excerpt = output.decode(errors="replace").strip()[:200]
         return Finding(
-            "login", False, f"`claude auth status` printed no status: {excerpt!r}", login_fix
+            "login", False, f"`claude auth status` printed no status: {excerpt!r}", LOGIN_HELP
         )
     if not state.loggedIn:
-        return Finding("login", False, "the CLI is not logged in", login_fix)
+        return Finding("login", False, "the CLI is not logged in", LOGIN_HELP)
     how = state.authMethod or "unknown method"
     if state.apiKeySource:
         how += f" from {state.apiKeySource}"
+    elif state.authMethod == "oauth_token" and token_source:
+        how = f"oauth token from {token_source}"
     return Finding("login", True, f"logged in ({how})")
 
 

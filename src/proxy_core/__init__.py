@@ -21,7 +21,15 @@ from proxy_core.conversation import (
     parse_conversation,
 )
 from proxy_core.effort import REASONING_EFFORT_VALUES, Effort, parse_effort
-from proxy_core.errors import NO_RESULT, ChatError, FailureReason, no_result
+from proxy_core.errors import (
+    DOCTOR_HELP,
+    INSTALL_HELP,
+    LOGIN_HELP,
+    NO_RESULT,
+    ChatError,
+    FailureReason,
+    no_result,
+)
 from proxy_core.events import (
     Event,
     Failed,
@@ -100,7 +108,10 @@ from proxy_core.structured import parse_response_format
 from proxy_core.turn import Turn
 
 __all__ = [
+    "DOCTOR_HELP",
     "IGNORED_REQUEST_FIELDS",
+    "INSTALL_HELP",
+    "LOGIN_HELP",
     "NO_RESULT",
     "REASONING_EFFORT_VALUES",
     "Admission",

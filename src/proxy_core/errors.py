@@ -48,6 +48,24 @@ class ChatError(Exception):
         return f"ChatError({self.reason.value!r}, {self.message!r}, param={self.param!r})"
 
 
+# What a user is told to do about a missing login or a missing CLI: one wording, used by
+# the HTTP 503 bodies, doctor, the start-up warning and the CLI-missing message alike.
+LOGIN_HELP = (
+    "Log the Claude CLI in: run `make login` in the proxy's checkout (or `claude auth login`). "
+    "On a server without a browser, run `claude setup-token` on a machine with one and give "
+    "the token to the server in CLAUDE_CODE_OAUTH_TOKEN or in a file named by "
+    "--oauth-token-file; or set ANTHROPIC_API_KEY."
+)
+"""How to log the CLI in (for a person, with a browser or without one)."""
+INSTALL_HELP = (
+    "Install it with `make cli` in the proxy's checkout (or `npm install -g "
+    "@anthropic-ai/claude-code`), or point --cli-path or CLAUDE_CLI_PATH at the executable; "
+    "then log it in with `make login`."
+)
+"""How to install the CLI, or tell the server where it is."""
+DOCTOR_HELP = "`claude-max-api doctor` checks the setup."
+"""The pointer to `doctor`, added where the reader is not running it already."""
+
 NO_RESULT = "The turn ended without a result."
 """What a caller is told of a turn whose events stopped before its end (Finished/Failed)."""
 

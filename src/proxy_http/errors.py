@@ -17,7 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap, Send
 
-from proxy_core import ChatError, FailureReason
+from proxy_core import DOCTOR_HELP, INSTALL_HELP, LOGIN_HELP, ChatError, FailureReason
 from proxy_core.errors import invalid
 from proxy_core.openai_wire import error_location, invalid_field
 from proxy_http.browser_policy import Verdict
@@ -87,15 +87,13 @@ _SHAPES: dict[FailureReason, ErrorShape] = {
         503,
         "service_unavailable_error",
         "not_logged_in",
-        "Run `claude` in a terminal and use /login (or set ANTHROPIC_API_KEY), "
-        "then retry; `claude-max-api doctor` checks the setup.",
+        f"{LOGIN_HELP} Then retry; {DOCTOR_HELP}",
     ),
     FailureReason.BACKEND_UNAVAILABLE: ErrorShape(
         503,
         "service_unavailable_error",
         "backend_unavailable",
-        "Install the Claude Code CLI (npm install -g @anthropic-ai/claude-code) or set "
-        "CLAUDE_PROXY_CLI_PATH; `claude-max-api doctor` checks the setup.",
+        f"If the Claude Code CLI is missing: {INSTALL_HELP} {DOCTOR_HELP}",
     ),
     FailureReason.OVERLOADED: ErrorShape(
         503, "service_unavailable_error", "overloaded", "The upstream is overloaded: retry later."

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from proxy_core import LOGIN_HELP
 from tests.support.server import free_port
 
 
@@ -39,10 +40,7 @@ def test_doctor_reports_a_cli_with_no_credentials_as_not_logged_in(
     done = run_doctor(claude_bin, tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     problems = [line for line in done.stdout.splitlines() if line.startswith("PROBLEM")]
-    assert problems == [
-        f"PROBLEM  login: the CLI is not logged in -> fix: {claude_bin} auth login  "
-        "(or set ANTHROPIC_API_KEY for the server)"
-    ]
+    assert problems == [f"PROBLEM  login: the CLI is not logged in -> fix: {LOGIN_HELP}"]
     assert "ok       cli: " in done.stdout
     assert "(version " in done.stdout
 

@@ -14,6 +14,7 @@ import openai
 import pydantic
 import pytest
 
+from proxy_core import LOGIN_HELP
 from tests.contract.conftest import cli_processes
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess, cli_server_env
@@ -229,7 +230,7 @@ def test_health_reports_a_cli_that_is_not_logged_in(
     assert body["status"] == "degraded"
     login = [p for p in body["backend"]["problems"] if p.startswith("login:")]
     assert login, body["backend"]["problems"]
-    assert "/login" in login[0] or "ANTHROPIC_API_KEY" in login[0]
+    assert LOGIN_HELP in login[0]
 
 
 def test_thinking_streams_as_reasoning_content_when_asked(

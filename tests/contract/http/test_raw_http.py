@@ -10,7 +10,7 @@ import time
 import httpx
 
 from claude_max_api.settings import Settings
-from proxy_core import FailureReason, ServiceLimits
+from proxy_core import LOGIN_HELP, FailureReason, ServiceLimits
 
 from .conftest import USER_HI, MakeServer, fail, reply
 
@@ -178,7 +178,7 @@ def test_not_logged_in_says_what_to_do(make_server: MakeServer) -> None:
     server, _, _ = make_server(fail(FailureReason.NOT_LOGGED_IN, "Not logged in"))
     response = httpx.post(server.base_url + CHAT, json={"model": "sonnet", "messages": USER_HI})
     assert response.status_code == 503
-    assert "/login" in response.json()["error"]["message"]
+    assert LOGIN_HELP in response.json()["error"]["message"]
 
 
 def test_unknown_route_and_method_get_openai_bodies(make_server: MakeServer) -> None:

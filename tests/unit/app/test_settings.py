@@ -133,6 +133,7 @@ PUBLIC_NAMES = (
     "session_sweep_interval",
     "transcript_grace",
     "cli_path",
+    "oauth_token_file",
     "tools",
     "workdir",
     "state_dir",

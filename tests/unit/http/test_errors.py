@@ -6,7 +6,7 @@ import msgspec
 import pytest
 from litestar.exceptions import ValidationException
 
-from proxy_core import FailureReason
+from proxy_core import LOGIN_HELP, FailureReason
 from proxy_http.errors import chat_error_body, retry_after_header, validation_error
 
 
@@ -43,7 +43,7 @@ def test_invalid_request_keeps_its_param() -> None:
 def test_not_logged_in_message_says_what_to_run() -> None:
     _, body = chat_error_body(FailureReason.NOT_LOGGED_IN, "Not logged in")
     assert body.error.message.startswith("Not logged in. ")
-    assert "/login" in body.error.message
+    assert LOGIN_HELP in body.error.message
 
 
 def test_empty_message_falls_back_to_the_hint() -> None:
