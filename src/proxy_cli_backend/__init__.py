@@ -5,7 +5,7 @@ What an embedding app needs: a runner (`ClaudeCliRunner` spawns a CLI per turn,
 session store, and the setup checks `doctor` runs. The other modules are internals.
 """
 
-from proxy_cli_backend.binary import CliBinary, find_cli
+from proxy_cli_backend.binary import CliBinary, CliNotFound, find_cli
 from proxy_cli_backend.config import (
     READ_ONLY_TOOLS,
     CliRunnerConfig,
@@ -15,6 +15,7 @@ from proxy_cli_backend.config import (
 )
 from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
+from proxy_cli_backend.oauth_token import TokenFileError, with_oauth_token
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import (
     SchemaTooNewError,
@@ -28,6 +29,7 @@ __all__ = [
     "BackendStartupError",
     "ClaudeCliRunner",
     "CliBinary",
+    "CliNotFound",
     "CliRunnerConfig",
     "Finding",
     "LiveCliRunner",
@@ -35,10 +37,12 @@ __all__ = [
     "SchemaTooNewError",
     "SessionStoreError",
     "SqliteSessionStore",
+    "TokenFileError",
     "ToolsProfile",
     "default_database_path",
     "default_state_dir",
     "diagnose",
     "find_cli",
     "parse_tools",
+    "with_oauth_token",
 ]

@@ -102,3 +102,8 @@ async def test_a_logged_in_cli_gets_one_info_line(tmp_path: Path) -> None:
     assert [(e["event"], e["log_level"]) for e in logs] == [("cli_ready", "info")]
     assert (logs[0]["path"], logs[0]["version"]) == (cli, "2.1.331")
     assert logs[0]["login"] == "logged in (claude.ai)"
+
+
+def test_the_readme_gives_the_same_login_advice() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    assert LOGIN_HELP in " ".join(readme.split())
