@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +25,7 @@ from proxy_http.errors import (
     send_response,
 )
 from proxy_http.logging import note
+from proxy_http.wire import ErrorBody
 
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Session-Id", "x-api-key")
 CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After"
@@ -40,10 +40,10 @@ _REFUSALS: dict[Verdict, ErrorShape] = {
 }
 
 
-def refusal_body(verdict: Verdict) -> tuple[int, bytes]:
-    """Status and OpenAI error body (encoded) of a refusal."""
+def refusal_body(verdict: Verdict) -> tuple[int, ErrorBody]:
+    """Status and OpenAI error body of a refusal."""
     shape = _REFUSALS[verdict]
-    return shape.status, msgspec.json.encode(shape.body())
+    return shape.status, shape.body()
 
 
 def cors_headers(origin: str) -> list[tuple[bytes, bytes]]:
