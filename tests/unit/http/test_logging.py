@@ -242,6 +242,20 @@ def test_an_error_line_puts_the_error_and_message_right_after_the_outcome(
     assert list(record)[-1] == "request_id"
 
 
+def test_ignored_fields_get_a_debug_line_that_carries_the_request_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "debug")
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {"model": "sonnet", "messages": HI, "functions": [{"name": "f"}], "seed": 1}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    records = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
+    (line,) = [r for r in records if r["event"] == "request_fields_ignored"]
+    assert (line["level"], line["fields"]) == ("debug", ["functions", "seed"])
+    assert line["request_id"] == response.headers["x-request-id"]
+
+
 async def test_facts_noted_in_tasks_a_request_starts_reach_its_line() -> None:
     async def in_a_task() -> None:
         note(outcome="ok", prompt_tokens=3)
