@@ -41,7 +41,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     http: HttpOptions = msgspec.field(default_factory=HttpOptions)
     port: Annotated[
-        int, Meta(description="TCP port (the PORT env var is honoured too, below this one).")
+        int, Meta(description="TCP port (the `PORT` variable is honoured too, below this one).")
     ] = 3456
     header_timeout: Annotated[
         float,
