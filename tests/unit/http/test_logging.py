@@ -182,6 +182,26 @@ def test_a_refusal_by_an_outer_layer_logs_its_message_too() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("headers", "content", "status", "code"),
+    [
+        ({"content-type": "text/plain"}, b"{}", 415, "unsupported_media_type"),
+        ({"content-type": "application/json"}, b"x" * 2048, 413, "request_too_large"),
+        ({"content-type": "application/json"}, b'{"model": ', 400, "invalid_request"),
+    ],
+)
+def test_refusals_before_the_handler_log_their_message(
+    headers: dict[str, str], content: bytes, status: int, code: str
+) -> None:
+    settings = Settings.from_values(max_body_bytes=1024)
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), settings)
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post("/v1/chat/completions", content=content, headers=headers)
+    assert response.status_code == status
+    line = request_line(logs)
+    assert (line["error"], line["message"]) == (code, response.json()["error"]["message"])
+
+
 def test_a_long_error_message_is_cut_on_the_line_but_not_in_the_answer() -> None:
     service = ChatService(FakeRunner(), InMemorySessionStore(), catalog=ModelCatalog(strict=True))
     model = "m" * 5000
