@@ -278,28 +278,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--openclaw-home",
         type=Path,
         default=Path(os.environ.get("OPENCLAW_HOME") or Path.home() / ".openclaw"),
-        help="OpenClaw's state directory (default $OPENCLAW_HOME, else ~/.openclaw).",
+        help="OpenClaw's state directory (default: $OPENCLAW_HOME, else ~/.openclaw).",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="The proxy's port.")
     parser.add_argument(
-        "--primary", default=DEFAULT_PRIMARY, help=f"Default model (default {DEFAULT_PRIMARY})."
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"The proxy's port (default: {DEFAULT_PORT}).",
+    )
+    parser.add_argument(
+        "--primary", default=DEFAULT_PRIMARY, help=f"Default model (default: {DEFAULT_PRIMARY})."
     )
     parser.add_argument(
         "--fallback",
         action="append",
         dest="fallbacks",
-        help=f"A fallback model; repeat for several (default {', '.join(DEFAULT_FALLBACKS)}).",
+        help=f"A fallback model; repeat for several (default: {', '.join(DEFAULT_FALLBACKS)}).",
     )
     parser.add_argument(
         "--api-key",
         default=PLACEHOLDER_KEY,
-        help="Key OpenClaw sends (needed only when the proxy is started with API keys).",
+        help="Key OpenClaw sends, needed only when the proxy is started with API keys "
+        f"(default: {PLACEHOLDER_KEY}).",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="Print the diff of each file; write nothing."
+        "--dry-run",
+        action="store_true",
+        help="Print the diff of each file; write nothing (default: off, files are written).",
     )
     parser.add_argument(
-        "--skip-check", action="store_true", help="Do not check that the proxy answers first."
+        "--skip-check",
+        action="store_true",
+        help="Do not check that the proxy answers first (default: off, it is checked).",
     )
     return parser
 

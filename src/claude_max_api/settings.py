@@ -5,8 +5,10 @@ own configs (`HttpOptions`, `SecurityOptions`, `ServiceLimits`, `CliRunnerConfig
 `LiveConfig`) are parts of it, handed over whole by the composition root. Every
 field with a `msgspec.Meta` description is a setting: it gets a `serve` flag, an env
 var (`CLAUDE_PROXY_<NAME>`; `PORT` too) and a row in docs/configuration.md, all
-generated here. Precedence is flag > env > default. A field without a description
-is wiring (filled by the composition root), not a setting.
+generated here. A setting whose default is not a plain value (unset, or computed at
+start-up) says what it means in its Meta's `extra={"default": ...}`. Precedence is
+flag > env > default. A field without a description is wiring (filled by the
+composition root), not a setting.
 
 `python -m claude_max_api.settings --markdown` prints docs/configuration.md.
 """
@@ -39,7 +41,7 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     http: HttpOptions = msgspec.field(default_factory=HttpOptions)
     port: Annotated[
-        int, Meta(description="TCP port (the PORT env var is honoured too, below this one).")
+        int, Meta(description="TCP port (the `PORT` variable is honoured too, below this one).")
     ] = 3456
     header_timeout: Annotated[
         float,
@@ -122,8 +124,8 @@ class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
     sessions_db: Annotated[
         str | None,
         Meta(
-            description="Session database (`:memory:` allowed); default "
-            "<state_dir>/sessions.sqlite3."
+            description="Session database (`:memory:` allowed).",
+            extra={"default": "<state_dir>/sessions.sqlite3"},
         ),
     ] = None
     session_ttl: Annotated[float, Meta(description="Seconds an idle conversation is kept.")] = (
@@ -219,6 +221,7 @@ class Setting:
     default: object
     computed_default: bool
     description: str
+    default_text: str | None = None  # what the default means, when not a plain value
 
     @property
     def section(self) -> str:
@@ -236,23 +239,23 @@ class Setting:
         return reduce(getattr, self.path, settings)
 
 
-def _described(kind: Any) -> tuple[Any, str | None]:
-    """A field's type without `Annotated`, and its Meta description (None: not a setting)."""
+def _described(kind: Any) -> tuple[Any, Meta | None]:
+    """A field's type without `Annotated`, and its described Meta (None: not a setting)."""
     if get_origin(kind) is not Annotated:
         return kind, None
     base, *metas = get_args(kind)
-    descriptions = [m.description for m in metas if isinstance(m, Meta) and m.description]
-    return base, (descriptions[0] if descriptions else None)
+    described = [m for m in metas if isinstance(m, Meta) and m.description]
+    return base, (described[0] if described else None)
 
 
 def _walk(struct: type[msgspec.Struct], path: tuple[str, ...]) -> Iterator[Setting]:
     for field in msgspec.structs.fields(struct):
-        kind, description = _described(field.type)
+        kind, meta = _described(field.type)
         where = (*path, field.name)
         if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
             yield from _walk(kind, where)
             continue
-        if description is None:
+        if meta is None or meta.description is None:
             continue
         factory = field.default_factory
         computed = field.default is msgspec.NODEFAULT and factory not in (dict, list)
@@ -263,7 +266,8 @@ def _walk(struct: type[msgspec.Struct], path: tuple[str, ...]) -> Iterator[Setti
             type=kind,
             default=default,
             computed_default=computed,
-            description=description,
+            description=meta.description,
+            default_text=(meta.extra or {}).get("default"),
         )
 
 
@@ -368,21 +372,42 @@ def from_env(environ: Mapping[str, str]) -> dict[str, object]:
     return values
 
 
+def help_default(setting: Setting) -> str:
+    """A setting's default as `--help` shows it: its value, or what its absence means."""
+    value = setting.default
+    if setting.default_text is not None:
+        return setting.default_text
+    if value is None:
+        return "unset"
+    if value == {}:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def help_text(setting: Setting) -> str:
+    """A flag's help: what it does, its env var, and (last) its default."""
+    text = f"{setting.description} [env {setting.env}] (default: {help_default(setting)})"
+    return text.replace("%", "%%")  # argparse formats help with `%`
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; unset flags stay absent so env and defaults apply."""
     for setting in SETTINGS:
-        help_text = f"{setting.description} [env {setting.env}]"
         if setting.type is bool:
             parser.add_argument(
                 setting.flag,
                 dest=setting.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=help_text,
+                help=help_text(setting),
             )
         else:
             parser.add_argument(
-                setting.flag, dest=setting.name, default=argparse.SUPPRESS, help=help_text
+                setting.flag, dest=setting.name, default=argparse.SUPPRESS, help=help_text(setting)
             )
 
 
@@ -436,6 +461,10 @@ if set(SECTIONS) != set(Settings.__struct_fields__):
 
 def _shown_default(setting: Setting) -> str:
     value = setting.default
+    if setting.default_text is not None:
+        # A path or a variable reads as code; words (`the CLI's own`) as words.
+        text = setting.default_text
+        return text if " " in text else f"`{text}`"
     if setting.computed_default:
         return "(see description)"
     if value is None or value == {}:

@@ -82,11 +82,15 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
         Meta(description="CLI tools profile: none, read-only, full, or a list like `Read,Grep`."),
     ] = "none"
     workdir: Annotated[
-        str | None, Meta(description="Working directory of the CLI (default <state_dir>/workdir).")
+        str | None,
+        Meta(description="Working directory of the CLI.", extra={"default": "<state_dir>/workdir"}),
     ] = None
     state_dir: Annotated[
         str,
-        Meta(description="State directory (default $XDG_STATE_HOME/claude-max-api-proxy)."),
+        Meta(
+            description="State directory.",
+            extra={"default": "$XDG_STATE_HOME/claude-max-api-proxy"},
+        ),
     ] = msgspec.field(default_factory=default_state_dir)
     allow_root_tools: Annotated[
         bool, Meta(description="Allow the `full` tools profile when running as root.")
@@ -127,7 +131,8 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     effort: Annotated[
         Effort | None,
         Meta(
-            description="Reasoning effort when a request sets none: low, medium, high, xhigh, max."
+            description="Reasoning effort when a request sets none: low, medium, high, xhigh, max.",
+            extra={"default": "the CLI's own"},
         ),
     ] = None
 

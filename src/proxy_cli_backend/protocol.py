@@ -108,8 +108,12 @@ class SystemEvent(msgspec.Struct, frozen=True, tag="system", tag_field="type"):
     subtype: str = ""
     session_id: str | None = None
     model: str | None = None
+    # `api_retry`: the CLI retries a failed upstream request after `retry_delay_ms`.
     error_status: int | None = None
     retry_delay_ms: float | None = None
+    attempt: int | None = None
+    max_retries: int | None = None
+    error: str | None = None  # the CLI's category: overloaded, rate_limit, server_error...
 
 
 class ResultUsage(msgspec.Struct, frozen=True):

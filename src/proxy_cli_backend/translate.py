@@ -18,6 +18,8 @@ import json
 import math
 from typing import Any
 
+import structlog
+
 from proxy_cli_backend.attempts import Change, MessageText
 from proxy_cli_backend.protocol import (
     AssistantEvent,
@@ -38,6 +40,8 @@ from proxy_core import (
     ToolActivity,
     Usage,
 )
+
+log = structlog.get_logger(__name__)
 
 _SUMMARY_CHARS = 120
 _SUMMARY_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description")
@@ -123,6 +127,15 @@ class TurnTranslator:
         return []
 
     def _retrying(self, event: SystemEvent) -> list[Event]:
+        # Worth a line at info: a slow reply is then explained (the request's id is bound).
+        log.info(
+            "upstream_retry",
+            status=event.error_status,
+            attempt=event.attempt,
+            max_retries=event.max_retries,
+            wait_ms=None if event.retry_delay_ms is None else round(event.retry_delay_ms),
+            error=event.error,
+        )
         self._message_cut()
         if event.error_status is None or event.retry_delay_ms is None:
             return []

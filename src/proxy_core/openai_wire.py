@@ -243,7 +243,8 @@ class StreamOptions(msgspec.Struct, frozen=True):
 class ChatCompletionRequest(msgspec.Struct, frozen=True):
     """`POST /v1/chat/completions`. Fields other than model, messages, stream,
     stream_options, user, n, logprobs, reasoning_effort, response_format and stop
-    are accepted and ignored (`tools` and `tool_choice` are checked for shape)."""
+    are accepted and ignored (`tools` and `tool_choice` are checked for shape); those
+    a client would miss are reported by `unhonoured_fields`."""
 
     model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
     messages: Annotated[
@@ -266,6 +267,8 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     seed: int | None = None
+    # Decoded only to be reported as ignored (`unhonoured_fields`): any value passes.
+    logit_bias: Any = None
     logprobs: bool | None = None
     response_format: Annotated[
         ResponseFormat | None,
@@ -277,6 +280,9 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
     tools: list[FunctionTool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    # The legacy forms of `tools` and `tool_choice`: decoded only to be reported.
+    functions: Any = None
+    function_call: Any = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     reasoning_effort: Annotated[
@@ -288,7 +294,12 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
     ] = None
 
 
-IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
+UNHONOURED_FIELDS: tuple[str, ...] = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "functions",
+    "function_call",
     "max_tokens",
     "max_completion_tokens",
     "temperature",
@@ -296,13 +307,24 @@ IGNORED_REQUEST_FIELDS: tuple[str, ...] = (
     "presence_penalty",
     "frequency_penalty",
     "seed",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "metadata",
-    "store",
+    "logit_bias",
 )
-"""Accepted for compatibility but without effect (documented in the README)."""
+"""Accepted but without effect, though honoured they would change the reply: a request
+that sets one is told which (`unhonoured_fields`; the HTTP server's `X-Ignored-Fields`
+header). The one list of them: a field leaves it when it starts to take effect."""
+
+IGNORED_REQUEST_FIELDS: tuple[str, ...] = (*UNHONOURED_FIELDS, "metadata", "store")
+"""Accepted for compatibility but without effect (documented in docs/api.md)."""
+
+# Values that ask for nothing, so ignoring them changes nothing either.
+_ASKS_NOTHING: tuple[object, ...] = (None, [], {}, "none")
+
+
+def unhonoured_fields(request: ChatCompletionRequest) -> tuple[str, ...]:
+    """The UNHONOURED_FIELDS `request` sets to something (null, an empty list or object,
+    and `"none"` ask for nothing), in the list's order."""
+    return tuple(name for name in UNHONOURED_FIELDS if getattr(request, name) not in _ASKS_NOTHING)
+
 
 # -- decoding errors -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import structlog
 from litestar import Controller, HttpMethod, Litestar, Request, Response, delete, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -34,6 +35,7 @@ from proxy_core import (
     model_not_found,
     namespaced,
 )
+from proxy_core.openai_wire import unhonoured_fields
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
 from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS, handle_validation
@@ -66,6 +68,8 @@ from proxy_http.wire import (
 # Model ids have no creation date of their own; a fixed one keeps responses stable.
 MODEL_CREATED = 1_735_689_600
 SESSION_HEADER = "X-Session-Id"
+IGNORED_FIELDS_HEADER = "X-Ignored-Fields"
+"""Names the request's fields that would change the reply but are ignored (comma-separated)."""
 READINESS_KEY = "readiness"
 # SQLite integers are 64-bit; a larger offset is refused rather than overflowing.
 MAX_OFFSET = 2**62
@@ -78,6 +82,9 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(data_container=ErrorBody, description="An OpenAI error body.")
         for status in statuses
     }
+
+
+_log = structlog.get_logger("proxy_http.app")
 
 
 # -- who is asking ---------------------------------------------------------------
@@ -157,6 +164,10 @@ async def chat_completions(
     note(session_key=turn.key.value, model=turn.model.response_id)
     # The client sees its key within its own namespace, never the namespace.
     headers = {SESSION_HEADER: turn.key.external}
+    ignored = unhonoured_fields(data)
+    if ignored:
+        _log.debug("request_fields_ignored", fields=list(ignored))
+        headers[IGNORED_FIELDS_HEADER] = ",".join(ignored)
     # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
     # wants reasoning at all (`none` runs at the lowest effort and shows none).
     effort = (data.reasoning_effort or "").strip().lower()

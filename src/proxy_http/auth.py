@@ -31,7 +31,7 @@ from proxy_http.errors import UNAUTHORIZED, send_error
 OPEN_PATHS = frozenset({"/health"})
 """Paths answered without a key."""
 
-_UNAUTHORIZED = msgspec.json.encode(UNAUTHORIZED.body())
+_UNAUTHORIZED = UNAUTHORIZED.body()
 
 
 CALLER_STATE_KEY = "caller"

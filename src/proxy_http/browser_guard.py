@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,9 +25,10 @@ from proxy_http.errors import (
     send_response,
 )
 from proxy_http.logging import note
+from proxy_http.wire import ErrorBody
 
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Session-Id", "x-api-key")
-CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After"
+CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After, X-Ignored-Fields"
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 MAX_REQUESTED_HEADERS = 64
@@ -40,10 +40,10 @@ _REFUSALS: dict[Verdict, ErrorShape] = {
 }
 
 
-def refusal_body(verdict: Verdict) -> tuple[int, bytes]:
-    """Status and OpenAI error body (encoded) of a refusal."""
+def refusal_body(verdict: Verdict) -> tuple[int, ErrorBody]:
+    """Status and OpenAI error body of a refusal."""
     shape = _REFUSALS[verdict]
-    return shape.status, msgspec.json.encode(shape.body())
+    return shape.status, shape.body()
 
 
 def cors_headers(origin: str) -> list[tuple[bytes, bytes]]:

@@ -26,8 +26,9 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes_in_flight: Annotated[
         int | None,
         Meta(
-            description="Most request-body bytes held at once by all requests (default 4 x "
-            "max_body_bytes); beyond it 503 with Retry-After, before the body is read."
+            description="Most request-body bytes held at once by all requests; beyond it 503 "
+            "with Retry-After, before the body is read.",
+            extra={"default": "4 x max_body_bytes"},
         ),
     ] = None
     body_timeout: Annotated[

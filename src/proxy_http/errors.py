@@ -21,6 +21,7 @@ from proxy_core import DOCTOR_HELP, INSTALL_HELP, LOGIN_HELP, ChatError, Failure
 from proxy_core.errors import invalid
 from proxy_core.openai_wire import error_location, invalid_field
 from proxy_http.browser_policy import Verdict
+from proxy_http.logging import note_error
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 
@@ -135,10 +136,17 @@ def retry_after_header(seconds: float | None) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+def answered(body: ErrorBody) -> ErrorBody:
+    """`body`, noted as the error the current request is answered with (its log line
+    then says what the client was told). Every error body sent passes through here."""
+    note_error(body.error.code or body.error.type, body.error.message)
+    return body
+
+
 def error_response(
     status: int, body: ErrorBody, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
-    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+    return Response(answered(body), status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
 CLOSE: dict[str, str] = {"Connection": "close"}
@@ -172,9 +180,10 @@ async def send_response(
 
 
 async def send_error(
-    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+    send: Send, status: int, error: ErrorBody, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
-    """An encoded OpenAI error body as a raw ASGI response, with `headers` added."""
+    """An OpenAI error body as a raw ASGI response, with `headers` added."""
+    body = msgspec.json.encode(answered(error))
     await send_response(
         send,
         status,
@@ -192,7 +201,7 @@ async def send_refusal(send: Send, refusal: RequestRefused) -> None:
     await send_error(
         send,
         refusal.status,
-        msgspec.json.encode(refusal.body),
+        refusal.body,
         ((name.lower().encode(), value.encode()) for name, value in refusal.headers.items()),
     )
 

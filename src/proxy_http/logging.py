@@ -70,6 +70,29 @@ def escape_control_characters(
     return event_dict
 
 
+# A line is read from the left: what happened and how it went come first; the long ids,
+# there to search by rather than to read, come last. Other fields keep their order.
+LEADING_FIELDS = (
+    "event",
+    "status",
+    "latency_ms",
+    "outcome",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+    "message",
+)
+TRAILING_FIELDS = ("request_id", "session_key")
+
+
+def order_fields(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: LEADING_FIELDS first, TRAILING_FIELDS last (when present)."""
+    first = {k: event_dict[k] for k in LEADING_FIELDS if k in event_dict}
+    last = {k: event_dict[k] for k in TRAILING_FIELDS if k in event_dict}
+    middle = {k: v for k, v in event_dict.items() if k not in first and k not in last}
+    return {**first, **middle, **last}
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is when a line is emitted, not when configured.
 
@@ -96,7 +119,8 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Unsorted: the order `order_fields` gives is the one worth reading.
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), sort_keys=False)
     )
     structlog.configure(
         processors=[
@@ -117,6 +141,7 @@ def configure_logging(
                 # A stdlib record's traceback becomes text here, so that it is escaped too.
                 structlog.processors.format_exc_info,
                 escape_control_characters,
+                order_fields,
                 renderer,
             ],
         )
@@ -128,7 +153,7 @@ def configure_logging(
     logging.getLogger("uvicorn.access").disabled = True
 
 
-# What a request's line reports beyond its method, path, status and latency, in order.
+# What a request's line reports beyond its method, path, status and latency.
 REQUEST_FACTS = (
     "session_key",
     "model",
@@ -137,7 +162,13 @@ REQUEST_FACTS = (
     "outcome",
     "prompt_tokens",
     "completion_tokens",
+    "error",
+    "message",
 )
+
+# An error message on a line is cut here: enough to say what went wrong, while a client
+# that sends a huge value (quoted back in the message) cannot make a huge line.
+MESSAGE_LIMIT = 500
 
 # The facts of the request being served. One dict per request, set once by
 # `request_scope`: tasks the request starts copy the context, so they see the same dict
@@ -156,6 +187,19 @@ def note(**facts: Any) -> None:
     current = _FACTS.get()
     if current is not None:
         current.update(facts)
+
+
+def note_error(code: str, message: str) -> None:
+    """Record the error the current request is answered with: its line shows `error`
+    (the code) and `message` (what the client was told, cut at MESSAGE_LIMIT).
+
+    Unlike `note`, nothing is bound: the lines logged after it are not about the error.
+    """
+    current = _FACTS.get()
+    if current is not None:
+        if len(message) > MESSAGE_LIMIT:
+            message = message[: MESSAGE_LIMIT - 1] + "…"
+        current.update(error=code, message=message)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Final
 import msgspec
 
 from proxy_core import FailureReason, Usage
-from proxy_http.errors import chat_error_body
+from proxy_http.errors import answered, chat_error_body
 from proxy_http.wire import (
     AssistantMessage,
     ChatCompletion,
@@ -125,7 +125,7 @@ class ChunkRenderer:
     @staticmethod
     def error(reason: FailureReason, message: str) -> bytes:
         _, body = chat_error_body(reason, message)
-        return sse_event(body)
+        return sse_event(answered(body))
 
 
 def completion(

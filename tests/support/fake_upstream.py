@@ -9,6 +9,8 @@ Behaviour is chosen per request by markers in the last user message's own text
 - `[[error:STATUS]]`: answer STATUS (400, 401, 429 with retry-after, 500, 529, ...)
   with an Anthropic-shaped error body;
 - `[[retry-after:S]]`: with `error`, send `retry-after: S` (a 429 sends 7 by default);
+- `[[error-once:STATUS]]`: the first request for this text answers STATUS as `error`
+  does; later ones (the CLI's retries) answer the echo;
 - `[[reset]]`: close the connection without answering (no status, no body), for
   every request of the turn (the CLI's non-streaming fallback included);
 - `[[disconnect]]`: start streaming, then close the socket mid-stream (every time);
@@ -240,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if "error-once" in markers and attempt == 1:
+            markers["error"] = markers["error-once"]
         if "error" in markers:
             self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return

@@ -264,3 +264,27 @@ def test_usage_counts_cache_reads_as_cached_tokens(make_server: MakeServer) -> N
     assert result.usage.prompt_tokens == 110
     assert result.usage.prompt_tokens_details is not None
     assert result.usage.prompt_tokens_details.cached_tokens == 100
+
+
+def test_ignored_fields_are_named_in_a_header_the_sdk_shows(make_server: MakeServer) -> None:
+    server, _, _ = make_server(reply("ok"))
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    raw = sdk(server).chat.completions.with_raw_response.create(
+        model="sonnet",
+        messages=USER_HI,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice="required",
+        max_tokens=5,
+    )
+    assert raw.headers["x-ignored-fields"].split(",") == ["tools", "tool_choice", "max_tokens"]
+    assert raw.parse().choices[0].message.content == "ok"
+    with sdk(server).chat.completions.with_streaming_response.create(
+        model="sonnet",
+        messages=USER_HI,  # type: ignore[arg-type]
+        stream=True,
+        seed=3,
+    ) as streamed:
+        assert streamed.headers["x-ignored-fields"] == "seed"
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices) == "ok"
+        )

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -48,6 +49,19 @@ def client(proxy: ServerProcess) -> openai.OpenAI:
 def unique(marker: str) -> str:
     """A prompt of its own (the fake counts attempts per prompt text)."""
     return f"cut {uuid.uuid4().hex[:8]} {marker}"
+
+
+def lines_of(proxy: ServerProcess, request_id: str) -> list[dict[str, Any]]:
+    """The server's log lines carrying `request_id`, once its request line is written."""
+    assert proxy.log_path is not None
+    for _ in range(50):
+        text = Path(proxy.log_path).read_text(errors="replace")
+        entries = [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
+        mine = [e for e in entries if e.get("request_id") == request_id]
+        if any(e.get("event") == "request" for e in mine):
+            return mine
+        time.sleep(0.1)
+    raise AssertionError(f"no request line for {request_id}")
 
 
 def outcome(proxy: ServerProcess, request_id: str) -> str | None:
@@ -284,3 +298,22 @@ def test_overloaded_and_server_errors_are_still_retried_a_bounded_number_of_time
         )
     wait_until_ended(proxy, before)
     assert attempts(fake_upstream, prompt) == 3  # the first request and the two retries
+
+
+@pytest.mark.parametrize("status", [529, 500])
+def test_an_upstream_retry_is_logged_at_info_with_its_status_and_wait(
+    proxy: ServerProcess, fake_upstream: FakeAnthropic, status: int
+) -> None:
+    prompt = unique(f"[[error-once:{status}]]")
+    raw = client(proxy).chat.completions.with_raw_response.create(
+        model="sonnet", messages=[{"role": "user", "content": prompt}]
+    )
+    assert raw.parse().choices[0].message.content == f"echo: {prompt}"
+    assert attempts(fake_upstream, prompt) == 2  # the error really happened, once
+    lines = lines_of(proxy, raw.headers["x-request-id"])
+    (retry,) = [e for e in lines if e["event"] == "upstream_retry"]
+    assert retry["level"] == "info"
+    assert (retry["status"], retry["attempt"], retry["max_retries"]) == (status, 1, 2)
+    assert retry["wait_ms"] > 0
+    (request,) = [e for e in lines if e["event"] == "request"]
+    assert request["outcome"] == "ok"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ from litestar.testing import TestClient
 
 from claude_max_api import bootstrap
 from claude_max_api.cli import _serve, build_parser, main
-from claude_max_api.settings import SETTINGS, Settings
+from claude_max_api.settings import SETTINGS, Settings, parse_value
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.auth import ApiKeys
 
@@ -24,6 +27,77 @@ def test_serve_help_lists_a_flag_for_every_setting(capsys: pytest.CaptureFixture
     assert exit_.value.code == 0
     for setting in SETTINGS:
         assert setting.flag in out
+
+
+def help_lines(argv: list[str]) -> dict[str, str]:
+    """Each flag's help in `python -m proxy_http <argv> --help`, its wrapped lines joined
+    (a `--name, --no-name` pair under both names)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy_http", *argv, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    entries: list[tuple[str, list[str]]] = []  # (the flags as invoked, help lines)
+    for line in result.stdout.splitlines():
+        if line.startswith("  -"):
+            invocation, _, first = line.strip().partition("  ")
+            entries.append((invocation, [first.strip()] if first.strip() else []))
+        elif entries and line.startswith("    "):
+            entries[-1][1].append(line.strip())
+    return {
+        flag: " ".join(help_parts)
+        for invocation, help_parts in entries
+        for flag in re.findall(r"--[a-z][a-z-]*", invocation)
+    }
+
+
+@pytest.mark.parametrize("command", ["serve", "doctor"])
+def test_every_flag_of_a_command_ends_its_help_with_its_default(command: str) -> None:
+    lines = help_lines([command])
+    for setting in SETTINGS:
+        match = re.search(r"\(default: ([^()]+)\)$", lines[setting.flag])
+        assert match is not None, lines[setting.flag]
+        shown = match.group(1)
+        if setting.default_text is not None:
+            assert shown == setting.default_text
+        elif setting.default is None:
+            assert shown == "unset"
+        else:
+            # What the help says is the default reads back as the default itself.
+            # An empty mapping is shown as `none` (and read back from an empty value).
+            raw = "" if setting.default == {} and shown == "none" else shown
+            assert parse_value(setting, raw, "help") == setting.default, setting.name
+        if setting.type is bool:
+            assert lines[f"--no-{setting.flag[2:]}"] == lines[setting.flag]
+
+
+def test_the_help_says_unset_for_a_setting_without_a_default() -> None:
+    lines = help_lines(["serve"])
+    assert lines["--api-keys"].endswith("(default: unset)")
+    assert lines["--port"].endswith("(default: 3456)")
+    assert lines["--strict-models"].endswith("(default: false)")
+    assert lines["--model-overrides"].endswith("(default: none)")
+
+
+def test_setup_openclaw_help_shows_each_default() -> None:
+    lines = help_lines(["setup-openclaw"])
+    assert set(lines) >= {"--port", "--primary", "--fallback", "--api-key", "--dry-run"}
+    for flag, line in lines.items():
+        assert flag == "--help" or "(default: " in line, flag
+
+
+def test_the_top_level_help_lists_the_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy_http", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for command in ("serve", "doctor", "setup-openclaw"):
+        assert command in result.stdout
 
 
 def test_unknown_command_is_refused() -> None:

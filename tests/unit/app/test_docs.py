@@ -1,11 +1,18 @@
-"""The README stays short, and the documentation's links resolve inside the repository."""
+"""The README stays short, the documentation's links resolve inside the repository, and
+no text addressed to users (docs, `--help`, the code's messages) speaks of a seed."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
+
+from claude_max_api.cli import main
+from claude_max_api.openclaw import build_parser as openclaw_parser
+from proxy_core import ChatCompletionRequest
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
@@ -17,8 +24,12 @@ LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`+[^`\n]*`+")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-# Where the project came from is no reader's concern: "seed" outside code spans.
+# Where the project came from is no reader's concern: "seed" outside code spans. The
+# OpenAI request field `seed` is that field's name, not the jargon: it is allowed in a
+# code span, or as a string that is exactly a request field's name.
 SEED = re.compile(r"\bseed(?:'s|s)?\b", re.IGNORECASE)
+REQUEST_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ChatCompletionRequest))
+SOURCES = sorted((ROOT / "src").rglob("*.py"))
 
 
 def prose(markdown: str) -> str:
@@ -106,6 +117,44 @@ def test_the_docs_do_not_speak_of_where_the_project_came_from(path: Path) -> Non
     assert SEED.findall(prose(read(path))) == []
 
 
+def strings_in(source: str) -> list[str]:
+    """Every string literal of a Python module (docstrings and f-strings' text included)."""
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def seeds_in_code(source: str) -> list[str]:
+    """The strings of a module that speak of a seed (a request field's name aside)."""
+    return [
+        text
+        for text in strings_in(source)
+        if text not in REQUEST_FIELDS and SEED.search(prose(text))
+    ]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_message_or_description_in_the_code_speaks_of_a_seed(path: Path) -> None:
+    assert seeds_in_code(read(path)) == []
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["doctor"]])
+def test_the_help_does_not_speak_of_a_seed(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: claude-max-api")  # the help was really printed
+    assert SEED.findall(shown) == []
+
+
+def test_the_setup_openclaw_help_does_not_speak_of_a_seed() -> None:
+    assert SEED.findall(openclaw_parser().format_help()) == []
+
+
 def test_the_checks_catch_a_missing_file_a_missing_anchor_and_a_link_out() -> None:
     # The checks above must be able to fail: run them on text with each fault.
     page = ROOT / "docs" / "api.md"
@@ -119,6 +168,10 @@ def test_the_checks_catch_a_missing_file_a_missing_anchor_and_a_link_out() -> No
     assert not leaves_repository(page, "../examples/embed.py")
     assert SEED.findall(prose("The seed's PORT variable")) == ["seed's"]
     assert SEED.findall(prose("`seed` is an OpenAI field")) == []
+    assert seeds_in_code('FIELDS = ("seed", "top_p")\nHELP = "set by the seed"') == [
+        "set by the seed"
+    ]
+    assert seeds_in_code('def f():\n    """The seeds\' port."""') == ["The seeds' port."]
 
 
 def test_slugs_follow_githubs_rules() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from proxy_cli_backend.protocol import EventDecoder
 from proxy_cli_backend.translate import TurnTranslator, classify_failure, summarize_input
@@ -235,6 +236,21 @@ def test_overloaded_and_server_errors_are_still_retried_by_the_cli() -> None:
     )
     assert not any(isinstance(e, Failed) for e in events)
     assert isinstance(events[-1], Finished)
+
+
+def test_each_upstream_retry_is_logged_at_info_with_its_status_and_wait() -> None:
+    with capture_logs() as logs:
+        translate(
+            canned.api_retry(529, 591.4, attempt=1),
+            canned.connection_retry(1200, attempt=2),
+            canned.result("fine now"),
+        )
+    retries = [e for e in logs if e["event"] == "upstream_retry"]
+    assert [(e["log_level"], e["status"], e["attempt"], e["wait_ms"]) for e in retries] == [
+        ("info", 529, 1, 591),
+        ("info", None, 2, 1200),
+    ]
+    assert [(e["max_retries"], e["error"]) for e in retries] == [(10, "rate_limit"), (2, "unknown")]
 
 
 def test_an_overloaded_result_carries_the_cli_s_last_back_off_as_retry_after() -> None:

@@ -36,7 +36,12 @@ from proxy_core import (
     invalid_request,
     parse_conversation,
 )
-from proxy_core.openai_wire import convert
+from proxy_core.openai_wire import (
+    IGNORED_REQUEST_FIELDS,
+    UNHONOURED_FIELDS,
+    convert,
+    unhonoured_fields,
+)
 
 from .strategies import conversations, to_openai, to_wire
 
@@ -226,3 +231,42 @@ async def test_an_embedding_app_serves_an_openai_body_without_http() -> None:
     assert completion.text == "echo: hello "  # cut at the stop sequence
     assert completion.session_key == "h:embedded"
     assert runner.plans[0].system == "be brief"
+
+
+def unhonoured(**fields: Any) -> tuple[str, ...]:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields}
+    return unhonoured_fields(msgspec.convert(body, ChatCompletionRequest))
+
+
+def test_fields_that_would_change_the_reply_are_reported_in_the_lists_order() -> None:
+    tool = {"type": "function", "function": {"name": "f"}}
+    assert unhonoured(temperature=0.2, tools=[tool], seed=7, tool_choice="auto") == (
+        "tools",
+        "tool_choice",
+        "temperature",
+        "seed",
+    )
+    assert unhonoured(functions=[{"name": "f"}], function_call="auto") == (
+        "functions",
+        "function_call",
+    )
+    assert unhonoured(max_tokens=5, logit_bias={"50256": -100}) == ("max_tokens", "logit_bias")
+
+
+def test_zero_and_false_are_values_a_client_asked_for() -> None:
+    assert unhonoured(temperature=0, parallel_tool_calls=False) == (
+        "parallel_tool_calls",
+        "temperature",
+    )
+
+
+def test_fields_that_ask_for_nothing_or_change_nothing_are_not_reported() -> None:
+    assert unhonoured() == ()
+    assert unhonoured(tools=[], tool_choice="none", functions=None, logit_bias={}) == ()
+    assert unhonoured(user="u", metadata={"k": "v"}, store=True, n=1, stream=True) == ()
+
+
+def test_every_unhonoured_field_is_a_request_field_and_an_ignored_one() -> None:
+    names = {f.name for f in msgspec.structs.fields(ChatCompletionRequest)}
+    assert set(UNHONOURED_FIELDS) <= names
+    assert set(UNHONOURED_FIELDS) <= set(IGNORED_REQUEST_FIELDS)

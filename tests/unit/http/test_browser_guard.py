@@ -135,6 +135,7 @@ def test_a_listed_origin_reads_responses_and_refusals_with_our_headers_exposed()
         exposed = response.headers["access-control-expose-headers"].lower()
         assert "x-session-id" in exposed
         assert "x-request-id" in exposed
+        assert "x-ignored-fields" in exposed
         assert "origin" in response.headers["vary"].lower()
     assert (ok.status_code, refused.status_code) == (200, 415)
     assert "access-control-allow-origin" not in other.headers

@@ -1,4 +1,5 @@
-"""Chat options the server cannot honour are refused with a 400 naming them."""
+"""Chat options the server cannot honour are refused with a 400 naming them; those it
+ignores that would change the reply are named in `X-Ignored-Fields`."""
 
 from __future__ import annotations
 
@@ -27,3 +28,37 @@ def test_n_of_one_is_served() -> None:
     body = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}], "n": 1}
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.post("/v1/chat/completions", json=body).status_code == 200
+
+
+IGNORED_HEADER = "x-ignored-fields"
+HI = [{"role": "user", "content": "hi"}]
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ignored_fields_that_change_the_reply_are_named_in_a_header(stream: bool) -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {
+        "model": "sonnet",
+        "messages": HI,
+        "stream": stream,
+        "tools": TOOLS,
+        "tool_choice": "auto",
+        "temperature": 0.1,
+        "user": "alice",
+        "metadata": {"k": "v"},
+    }
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert response.headers[IGNORED_HEADER] == "tools,tool_choice,temperature"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_that_sets_no_ignored_field_gets_no_header(stream: bool) -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {"model": "sonnet", "messages": HI, "stream": stream, "user": "alice", "tools": []}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert IGNORED_HEADER not in response.headers

@@ -14,10 +14,20 @@ from structlog.testing import capture_logs
 
 from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
-from proxy_core import ChatService, Event, FakeRunner, InMemorySessionStore, TurnPlan
+from proxy_core import (
+    ChatService,
+    Event,
+    Failed,
+    FailureReason,
+    FakeRunner,
+    InMemorySessionStore,
+    ModelCatalog,
+    TextDelta,
+    TurnPlan,
+)
 from proxy_core.fakes import echo_script
 from proxy_http.app import create_app
-from proxy_http.logging import configure_logging, note, request_scope
+from proxy_http.logging import MESSAGE_LIMIT, configure_logging, note, request_scope
 
 
 @pytest.fixture
@@ -103,6 +113,167 @@ def test_backend_lines_logged_during_a_request_carry_its_request_id(
     backend = [r for r in records if r["event"] == "turn_started"]
     assert [r["request_id"] for r in backend] == ids
     assert all(r["session_key"].startswith("auto:") for r in backend)
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def request_line(logs: list[dict[str, object]]) -> dict[str, object]:
+    (line,) = [e for e in logs if e["event"] == "request"]
+    return line
+
+
+def test_a_refused_request_logs_the_error_code_and_the_message_the_client_got() -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post("/v1/chat/completions", json={"model": "sonnet", "messages": []})
+    assert response.status_code == 400
+    line = request_line(logs)
+    assert (line["status"], line["error"]) == (400, "invalid_request")
+    assert line["message"] == response.json()["error"]["message"]
+    assert "messages" in str(line["message"])
+
+
+def test_an_unknown_model_logs_model_not_found_with_its_message() -> None:
+    service = ChatService(FakeRunner(), InMemorySessionStore(), catalog=ModelCatalog(strict=True))
+    app = http_app(service, Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": HI})
+    assert response.status_code == 404
+    line = request_line(logs)
+    assert (line["error"], line["message"]) == (
+        "model_not_found",
+        response.json()["error"]["message"],
+    )
+    assert "gpt-9" in str(line["message"])
+
+
+def test_a_stream_that_fails_midway_logs_the_error_event_it_sent() -> None:
+    def fails_midway(plan: TurnPlan) -> Sequence[Event]:
+        return [TextDelta("partial "), Failed(FailureReason.UPSTREAM_ERROR, "upstream said 500")]
+
+    app = http_app(ChatService(FakeRunner(fails_midway), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post(
+            "/v1/chat/completions", json={"model": "sonnet", "messages": HI, "stream": True}
+        )
+    assert response.status_code == 200
+    (sent,) = [
+        json.loads(data)["error"]
+        for data in (ln.removeprefix("data: ") for ln in response.text.splitlines())
+        if data.startswith('{"error"')
+    ]
+    line = request_line(logs)
+    assert (line["status"], line["outcome"], line["error"]) == (200, "upstream_error", sent["code"])
+    assert line["message"] == sent["message"]
+    assert "upstream said 500" in str(line["message"])
+
+
+def test_a_refusal_by_an_outer_layer_logs_its_message_too() -> None:
+    settings = Settings.from_values(api_keys="sk-right")
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), settings)
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.get("/v1/models", headers={"Authorization": "Bearer sk-wrong"})
+    assert response.status_code == 401
+    line = request_line(logs)
+    assert (line["error"], line["message"]) == (
+        "invalid_api_key",
+        response.json()["error"]["message"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "content", "status", "code"),
+    [
+        ({"content-type": "text/plain"}, b"{}", 415, "unsupported_media_type"),
+        ({"content-type": "application/json"}, b"x" * 2048, 413, "request_too_large"),
+        ({"content-type": "application/json"}, b'{"model": ', 400, "invalid_request"),
+    ],
+)
+def test_refusals_before_the_handler_log_their_message(
+    headers: dict[str, str], content: bytes, status: int, code: str
+) -> None:
+    settings = Settings.from_values(max_body_bytes=1024)
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), settings)
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post("/v1/chat/completions", content=content, headers=headers)
+    assert response.status_code == status
+    line = request_line(logs)
+    assert (line["error"], line["message"]) == (code, response.json()["error"]["message"])
+
+
+def test_a_long_error_message_is_cut_on_the_line_but_not_in_the_answer() -> None:
+    service = ChatService(FakeRunner(), InMemorySessionStore(), catalog=ModelCatalog(strict=True))
+    model = "m" * 5000
+    app = http_app(service, Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        response = client.post("/v1/chat/completions", json={"model": model, "messages": HI})
+    assert model in response.json()["error"]["message"]
+    message = str(request_line(logs)["message"])
+    assert len(message) == MESSAGE_LIMIT
+    assert message.endswith("…")
+    assert response.json()["error"]["message"].startswith(message[:-1])
+
+
+def test_a_successful_request_logs_no_error() -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        client.post("/v1/chat/completions", json={"model": "sonnet", "messages": HI})
+    line = request_line(logs)
+    assert "error" not in line
+    assert "message" not in line
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_line_reads_status_latency_outcome_tokens_error_first_and_the_ids_last(
+    restore_logging: None, capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    configure_logging(log_format, "info")  # type: ignore[arg-type]
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "sonnet", "messages": HI},
+            headers={"X-Session-Id": "abc"},
+        )
+    (text,) = [ln for ln in capsys.readouterr().err.splitlines() if "latency_ms" in ln]
+    expected = ["status", "latency_ms", "outcome", "prompt_tokens", "completion_tokens"]
+    if log_format == "json":
+        keys = list(json.loads(text))
+        assert keys[: len(expected) + 1] == ["event", *expected]
+        assert keys[-2:] == ["request_id", "session_key"]
+    else:
+        keys = [word.partition("=")[0] for word in text.split() if "=" in word]
+        assert text.index(" request ") < text.index("status=")
+        assert keys[: len(expected)] == expected
+        assert keys[-2:] == ["request_id", "session_key"]
+
+
+def test_an_error_line_puts_the_error_and_message_right_after_the_outcome(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.post("/v1/chat/completions", json={"model": "sonnet", "messages": []})
+    records = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
+    (record,) = [r for r in records if r["event"] == "request"]
+    assert list(record)[:5] == ["event", "status", "latency_ms", "error", "message"]
+    assert list(record)[-1] == "request_id"
+
+
+def test_ignored_fields_get_a_debug_line_that_carries_the_request_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "debug")
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {"model": "sonnet", "messages": HI, "functions": [{"name": "f"}], "seed": 1}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    records = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
+    (line,) = [r for r in records if r["event"] == "request_fields_ignored"]
+    assert (line["level"], line["fields"]) == ("debug", ["functions", "seed"])
+    assert line["request_id"] == response.headers["x-request-id"]
 
 
 async def test_facts_noted_in_tasks_a_request_starts_reach_its_line() -> None:
