@@ -20,5 +20,8 @@ def test_setup_openclaw_finds_a_running_server(
     argv += ["--openclaw-home", str(home), "--port", str(port), "--dry-run"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"proxy: answering at http://127.0.0.1:{port}/health" in done.stdout.splitlines()
+    assert (
+        f"proxy: answering at http://127.0.0.1:{port}/health (status: ok)"
+        in done.stdout.splitlines()
+    ), done.stdout
     assert "nothing answers" not in done.stdout
