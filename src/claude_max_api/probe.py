@@ -12,6 +12,8 @@ BUSY = "busy"
 """`proxy_health`'s answer for a server that only said it is at its connection limit."""
 
 _VERDICTS = ("ok", "degraded")
+# /health lists every live CLI process: read it whole, within a bound for strangers.
+_MAX_BODY = 8 * 1024 * 1024
 
 
 def proxy_health(port: int, *, host: str = "127.0.0.1", timeout: float = 2.0) -> str | None:
@@ -58,10 +60,10 @@ def _ask(url: str, timeout: float) -> str | None:
     """One GET of /health: its verdict, BUSY, or None (no answer, or not ours)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as reply:
-            return _verdict(reply.read(65536))
+            return _verdict(reply.read(_MAX_BODY))
     except urllib.error.HTTPError as error:
         with error:
-            return BUSY if _is_busy(error.code, error.read(65536)) else None
+            return BUSY if _is_busy(error.code, error.read(_MAX_BODY)) else None
     except (OSError, ValueError):
         return None
 
