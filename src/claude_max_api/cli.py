@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import math
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,7 @@ async def _serve(settings: Settings) -> int:
         log_cli_state,
         open_service,
     )
+    from claude_max_api.listen import cannot_listen, listening_sockets
     from proxy_http.app import ACTIVE_TURNS_KEY
     from proxy_http.auth import ApiKeyError, api_keys_of, exposure_refusal, full_tools_warning
     from proxy_http.connections import guarded_protocol
@@ -109,6 +111,14 @@ async def _serve(settings: Settings) -> int:
         print(f"claude-max-api: cannot start: --oauth-token-file: {error}", file=sys.stderr)
         return 2
     host = settings.server.http.host
+    try:
+        # Before anything starts (no CLI process yet): a port in use is one clear line.
+        # Listening at once claims the port; connections wait for the start-up to end.
+        listeners = listening_sockets(host, settings.server.port)
+    except OSError as error:
+        failure = cannot_listen(host, settings.server.port, error)
+        print(f"claude-max-api: cannot start: {failure.line}", file=sys.stderr)
+        return 1
     if warning := full_tools_warning(host, full_tools=settings.backend.cli.full_tools):
         log.warning("full_tools_exposed", host=host, danger=warning)
     files = raise_open_files_limit()  # before the first CLI process, which inherits it
@@ -128,6 +138,7 @@ async def _serve(settings: Settings) -> int:
         service = await open_service(settings)
     except BackendStartupError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
+        _close(listeners)
         return 1
     await log_cli_state(service, settings)
     app = build_app(service, settings, keys=keys)
@@ -163,10 +174,11 @@ async def _serve(settings: Settings) -> int:
     )
     code = 0
     try:
-        await server.serve()
-    except SystemExit as exit_:  # uvicorn exits this way when it cannot bind
+        await server.serve(sockets=listeners)
+    except SystemExit as exit_:  # uvicorn exits this way when the app's start-up fails
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
+        _close(listeners)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         shutdown.stop()
@@ -184,6 +196,11 @@ async def _serve(settings: Settings) -> int:
     if code == 0 and not server.started:
         code = 1
     return code
+
+
+def _close(sockets: Sequence[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 class _Shutdown:

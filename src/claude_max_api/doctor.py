@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from claude_max_api.bootstrap import Finding, backend_findings
-from claude_max_api.probe import proxy_answers
+from claude_max_api.listen import address_of, bind_sockets, cannot_listen, port_holder, spare_port
+from claude_max_api.probe import BUSY
 from claude_max_api.settings import Settings
 from proxy_http.auth import ApiKeyError, api_keys_of, is_loopback
 
@@ -55,30 +56,36 @@ def format_finding(finding: Finding) -> str:
 
 
 def check_port(host: str, port: int) -> Finding:
-    """Whether `serve` could bind host:port now (as uvicorn does, with SO_REUSEADDR)."""
+    """Whether `serve` could listen on host:port now (binding as `serve` does); a
+    claude-max-api server already there is a finding, not a problem."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        for sock in bind_sockets(host, port):
+            sock.close()
     except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            who = "a claude-max-api proxy" if proxy_answers(port) else "another process"
-            return Finding(
-                "port",
-                False,
-                f"{host}:{port} is in use by {who}",
-                f"stop it, or pick a free port: claude-max-api serve --port {port + 1}",
-            )
+        if isinstance(error, socket.gaierror) or error.errno != errno.EADDRINUSE:
+            failure = cannot_listen(host, port, error)
+            return Finding("port", False, failure.problem, failure.remedy)
+        return _port_in_use(host, port)
+    return Finding("port", True, f"{address_of(host, port)} is free")
+
+
+def _port_in_use(host: str, port: int) -> Finding:
+    holder = port_holder(host, port)
+    where = address_of(host, port)
+    if holder is None:
         return Finding(
             "port",
             False,
-            f"cannot bind {host}:{port}: {error.strerror or error}",
-            "choose an address of this machine: claude-max-api serve --host 127.0.0.1",
+            f"{where} is in use by another process",
+            f"stop it, or pick a free port: claude-max-api serve --port {spare_port(port)}",
         )
-    return Finding("port", True, f"{host}:{port} is free")
+    answer = "busy (at its connection limit)" if holder == BUSY else holder
+    return Finding(
+        "port",
+        True,
+        f"a claude-max-api server is already running on {where} (its /health answers: {answer}); "
+        f"to start another, pick a free port: claude-max-api serve --port {spare_port(port)}",
+    )
 
 
 def check_exposure(settings: Settings) -> Finding:

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from claude_max_api.probe import proxy_answers
+from claude_max_api.probe import BUSY, proxy_health
 from proxy_cli_backend.procfs import PROC, command_lines
 from proxy_core import ModelCatalog
 
@@ -340,8 +340,10 @@ def setup_openclaw(
         return 1
 
     if not args.skip_check:
-        if proxy_answers(args.port):
-            say(f"proxy: answering at http://127.0.0.1:{args.port}/health")
+        verdict = proxy_health(args.port)
+        if verdict is not None:
+            shown = "busy: at its connection limit" if verdict == BUSY else f"status: {verdict}"
+            say(f"proxy: answering at http://127.0.0.1:{args.port}/health ({shown})")
         else:
             say(
                 f"proxy: nothing answers at http://127.0.0.1:{args.port}/health; "

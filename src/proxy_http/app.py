@@ -9,8 +9,9 @@ the service and config come in as dependencies, never as module globals.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -40,7 +41,7 @@ from proxy_http.auth import Access, access_for, caller_of, keys_checked
 from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS, handle_validation
 from proxy_http.logging import note
-from proxy_http.readiness import ReadinessProbe
+from proxy_http.readiness import Readiness, ReadinessProbe
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
 from proxy_http.streaming import ActiveTurns, collect_turn, open_stream, until_first
 from proxy_http.wire import (
@@ -254,7 +255,9 @@ async def health(
 ) -> Health | HealthStatus:
     status = service.backend_status()
     probe: ReadinessProbe | None = state.get(READINESS_KEY)
-    problems = list(status.problems) + list(await probe.problems() if probe else ())
+    # Never waits: the last result of the setup checks (none yet just after start-up).
+    readiness = probe.current() if probe else Readiness(checked=True)
+    problems = list(status.problems) + list(readiness.problems)
     verdict: Literal["ok", "degraded"] = "ok" if status.ready and not problems else "degraded"
     if access_of(request) is None:
         return HealthStatus(status=verdict)
@@ -272,6 +275,7 @@ async def health(
             version=status.version,
             problems=problems,
             details=status.details,
+            checks_pending=not readiness.checked,
         ),
         tracked_children=status.details.tracked_children if status.details else 0,
         orphans_killed=status.details.orphans_killed if status.details else 0,
@@ -437,6 +441,17 @@ ROUTES: tuple[ControllerRouterHandler, ...] = (
 )
 
 
+def _readiness_lifespan(probe: ReadinessProbe) -> Lifespan:
+    """The setup checks' first run starts with the app; a run still going ends with it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        async with probe.running():
+            yield
+
+    return lifespan
+
+
 def create_app(
     service: NamedDependency[ChatService],
     config: HttpConfig | None = None,
@@ -451,11 +466,14 @@ def create_app(
 
     `lifespan` context managers wrap the app's life (the composition root closes
     the service there); `guards` and `middleware` are extension points. `readiness`
-    adds the setup checks' problems (login state, ...) to /health. The request log,
+    adds the setup checks' problems (login state, ...) to /health; the app runs them
+    from start-up on, in the background. The request log,
     the browser guard, API keys and the body budget are ASGI layers put around it by
     `proxy_http.layers.protect`: served without them, every caller has open access.
     """
     options = (config or HttpConfig()).http
+    if readiness is not None:
+        lifespan = [*lifespan, _readiness_lifespan(readiness)]
     return Litestar(
         route_handlers=list(ROUTES),
         guards=list(guards),

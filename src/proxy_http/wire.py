@@ -128,7 +128,8 @@ class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     """Backend readiness: whether the CLI was found, its version, what is wrong.
 
     `details` are the backend's own facts (live CLI processes, their memory, the pool),
-    left out when it reports none.
+    left out when it reports none. `checks_pending` is true (else left out) until the
+    setup checks' first run has finished: their problems are not in `problems` yet.
     """
 
     ready: bool
@@ -136,6 +137,7 @@ class BackendHealth(msgspec.Struct, frozen=True, rename="camel", omit_defaults=T
     version: str | None
     problems: list[str]
     details: BackendDetails | None = None
+    checks_pending: bool = False
 
 
 class HealthStatus(msgspec.Struct, frozen=True):

@@ -226,7 +226,12 @@ def test_health_reports_a_cli_that_is_not_logged_in(
         "CLAUDE_PROXY_POOL_SIZE": "0",
     }
     with ServerProcess(env=env, log_path=tmp_path / "server.log") as server:
-        body = httpx.get(server.base_url + "/health", timeout=60).json()
+        # /health answers at once; the login check's result shows once its run ends.
+        for _ in range(600):  # bounded
+            body = httpx.get(server.base_url + "/health", timeout=60).json()
+            if not body["backend"].get("checksPending"):
+                break
+            time.sleep(0.1)
     assert body["status"] == "degraded"
     login = [p for p in body["backend"]["problems"] if p.startswith("login:")]
     assert login, body["backend"]["problems"]

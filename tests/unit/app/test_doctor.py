@@ -19,7 +19,8 @@ from claude_max_api.settings import Settings
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.diagnostics import check_login, diagnose
 from proxy_core import INSTALL_HELP, LOGIN_HELP
-from tests.support.server import free_port
+from proxy_http.app import create_app
+from tests.support.server import fake_service, free_port, live_app
 
 LOGGED_IN = {"loggedIn": True, "authMethod": "claude.ai", "projectsDirectory": "/x"}
 LOGGED_OUT = {"loggedIn": False, "authMethod": "none"}
@@ -168,6 +169,21 @@ def test_a_port_in_use_is_a_problem(healthy: Settings, tmp_path: Path, listener:
     [line] = problems(lines)
     assert line.startswith(f"PROBLEM  port: 127.0.0.1:{listener} is in use by another process")
     assert "--port" in line
+
+
+def test_a_port_held_by_a_claude_max_api_server_is_recognised_and_not_a_problem(
+    healthy: Settings, tmp_path: Path
+) -> None:
+    with live_app(create_app(fake_service())) as server:
+        code, lines = doctor(healthy.with_values(port=server.port), clean_env(tmp_path))
+    assert code == 0
+    assert problems(lines) == []
+    [line] = [line for line in lines if line.startswith("ok       port:")]
+    assert line.startswith(
+        f"ok       port: a claude-max-api server is already running on 127.0.0.1:{server.port} "
+        "(its /health answers: ok)"
+    )
+    assert f"--port {server.port + 1}" in line
 
 
 def test_an_exposed_host_without_api_keys_is_a_problem(healthy: Settings, tmp_path: Path) -> None:

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar, Response, get
 
 from claude_max_api.openclaw import gateway_pids, openclaw_models, setup_openclaw
+from proxy_http.errors import AT_CAPACITY
+from proxy_http.wire import ErrorBody
+from tests.support.server import live_app
 
 EXISTING_MODELS: dict[str, Any] = {
     "providers": {
@@ -226,6 +230,20 @@ def test_without_a_running_proxy_it_says_how_to_start_it(home: Path, proc: Path)
     argv = ["--openclaw-home", str(home), "--port", "9", "--dry-run"]
     assert setup_openclaw(argv, out=out, proc_root=proc) == 0
     assert "start it with `claude-max-api serve --port 9`" in out.getvalue()
+
+
+def test_a_proxy_at_its_connection_limit_is_found_busy(home: Path, proc: Path) -> None:
+    @get("/health")
+    async def full() -> Response[ErrorBody]:
+        return Response(AT_CAPACITY.body("At capacity."), status_code=503)
+
+    out = io.StringIO()
+    with live_app(Litestar([full])) as server:
+        argv = ["--openclaw-home", str(home), "--port", str(server.port), "--dry-run"]
+        assert setup_openclaw(argv, out=out, proc_root=proc) == 0
+    assert (
+        f"proxy: answering at http://127.0.0.1:{server.port}/health (busy: at its connection limit)"
+    ) in out.getvalue().splitlines()
 
 
 def test_without_a_gateway_it_says_none_runs(home: Path, proc: Path) -> None:
