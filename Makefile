@@ -67,7 +67,7 @@ fmt: venv
 
 # docs/configuration.md is generated from the settings' declaration (a test checks it).
 docs: venv
-	$(BIN)/python -m claude_max_api.settings --markdown > docs/configuration.md
+	$(BIN)/python -m claude_max_api.docgen > docs/configuration.md
 
 bench: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run

@@ -10,7 +10,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 
 def test_the_configuration_doc_is_the_generated_one() -> None:
-    # Stale? Regenerate: python -m claude_max_api.settings --markdown > docs/configuration.md
+    # Stale? Regenerate: make docs
     assert DOC.read_text(encoding="utf-8") == markdown()
 
 
