@@ -19,12 +19,13 @@ from litestar import Litestar
 
 from claude_max_api.settings import Settings
 from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.diagnostics import Finding, diagnose, login_finding
+from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.oauth_token import TokenFileError, with_oauth_token
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
 from proxy_core import (
+    BackendStatus,
     ChatService,
     ModelCatalog,
     ServiceLimits,
@@ -52,13 +53,11 @@ __all__ = [
     "load_oauth_token",
     "log_cli_state",
     "open_service",
+    "readiness_checks",
     "runner_config",
 ]
 
 log = structlog.get_logger("claude_max_api.bootstrap")
-
-# How long the start-up's `claude auth status` may take (it reads local files only).
-LOGIN_CHECK_TIMEOUT = 10.0
 
 
 def runner_config(settings: Settings) -> CliRunnerConfig:
@@ -99,17 +98,13 @@ def backend_findings(
     return diagnose(runner_config(settings), environ=environ, euid=euid)
 
 
-async def log_cli_state(service: ChatService, settings: Settings) -> None:
-    """One start-up line with the CLI's path, version and login state: info when it is
-    logged in, else a warning carrying the fix. `claude auth status` (a subprocess)
-    runs off the event loop, bounded by LOGIN_CHECK_TIMEOUT."""
-    status = service.runner.status()
+def log_cli_state(status: BackendStatus, findings: Sequence[Finding]) -> None:
+    """The start-up line: the CLI's path, version and login state, at info when it is
+    logged in, else a warning carrying the fix (nothing without a local CLI)."""
     path = status.details.path if status.details is not None else None
-    if path is None:  # a runner without a local CLI: nothing to report
+    login = next((f for f in findings if f.name == "login"), None)
+    if path is None or login is None:
         return
-    login = await asyncio.to_thread(
-        login_finding, runner_config(settings), path, None, LOGIN_CHECK_TIMEOUT
-    )
     if login.ok:
         log.info("cli_ready", path=path, version=status.version, login=login.detail)
     else:
@@ -120,6 +115,23 @@ async def log_cli_state(service: ChatService, settings: Settings) -> None:
             login=login.detail,
             fix=login.fix,
         )
+
+
+def readiness_checks(service: ChatService, settings: Settings) -> Callable[[], list[Finding]]:
+    """The setup checks /health reports. Their first run, which the app starts with the
+    server, also writes the start-up line (`log_cli_state`): one `claude auth status`
+    serves both, and the start waits for neither."""
+    first = True
+
+    def checks() -> list[Finding]:
+        nonlocal first
+        findings = backend_findings(settings)
+        if first:
+            first = False
+            log_cli_state(service.runner.status(), findings)
+        return findings
+
+    return checks
 
 
 def live_config(settings: Settings, catalog: ModelCatalog) -> LiveConfig:
@@ -319,5 +331,5 @@ def build_app(service: ChatService, settings: Settings, *, keys: ApiKeys) -> Lit
         settings,
         keys=keys,
         lifespan=[service_lifespan(service, settings)],
-        readiness=ReadinessProbe(lambda: backend_findings(settings)),
+        readiness=ReadinessProbe(readiness_checks(service, settings)),
     )

@@ -81,7 +81,6 @@ async def _serve(settings: Settings) -> int:
         build_app,
         kill_leftover_children,
         load_oauth_token,
-        log_cli_state,
         open_service,
     )
     from claude_max_api.listen import cannot_listen, listening_sockets
@@ -140,7 +139,6 @@ async def _serve(settings: Settings) -> int:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         _close(listeners)
         return 1
-    await log_cli_state(service, settings)
     app = build_app(service, settings, keys=keys)
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
     quiet = _QuietWhenForced(app)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,22 @@ def cli_version(claude_bin: str) -> str:
 
 def full_log(tmp_path: Path) -> str:
     return (tmp_path / "server.log").read_text(errors="replace")
+
+
+def await_line(tmp_path: Path, event: str) -> None:
+    """Wait (bounded) until the server logs `event`: the first setup check, which the
+    server starts with itself, writes the CLI's state line when it completes."""
+    for _ in range(300):
+        if event in full_log(tmp_path):
+            return
+        time.sleep(0.1)
+
+
+def logs_its_cli_state(
+    claude_bin: str, tmp_path: Path, cli_env: dict[str, str], event: str
+) -> None:
+    with server_without_credentials(claude_bin, tmp_path, cli_env):
+        await_line(tmp_path, event)
 
 
 def server_without_credentials(
@@ -56,8 +73,7 @@ def server_without_credentials(
 def test_a_cli_without_login_gets_a_start_up_warning_with_the_fix(
     claude_bin: str, tmp_path: Path
 ) -> None:
-    with server_without_credentials(claude_bin, tmp_path, {}):
-        pass
+    logs_its_cli_state(claude_bin, tmp_path, {}, "cli_not_logged_in")
     log = full_log(tmp_path)
     [warning] = [line for line in log.splitlines() if "cli_not_logged_in" in line]
     assert "warn" in warning.lower()
@@ -73,8 +89,7 @@ def test_a_logged_in_cli_gets_an_info_line_with_its_path_and_version(
     claude_bin: str, tmp_path: Path, fake_upstream: FakeAnthropic
 ) -> None:
     cli_env = {"ANTHROPIC_API_KEY": "test-key-not-secret"}
-    with server_without_credentials(claude_bin, tmp_path, cli_env):
-        pass
+    logs_its_cli_state(claude_bin, tmp_path, cli_env, "cli_ready")
     log = full_log(tmp_path)
     assert "cli_not_logged_in" not in log
     [ready] = [line for line in log.splitlines() if "cli_ready" in line]
@@ -94,6 +109,7 @@ def test_a_token_file_logs_the_cli_in_and_reaches_the_upstream_as_its_bearer(
         claude_bin, tmp_path, cli_env, "--oauth-token-file", str(token_file), "--log-level", "debug"
     )
     with server:
+        await_line(tmp_path, "cli_ready")
         response = httpx.post(
             server.base_url + "/v1/chat/completions",
             json={"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from claude_max_api.bootstrap import log_cli_state
+from claude_max_api.bootstrap import readiness_checks
 from claude_max_api.doctor import run_doctor
 from claude_max_api.settings import Settings
 from proxy_cli_backend.binary import CliNotFound, locate_cli
@@ -75,13 +75,15 @@ async def started_service(cli: str, tmp_path: Path) -> ChatService:
     return ChatService(runner, InMemorySessionStore())
 
 
-async def test_the_start_up_warning_says_how_to_log_in(tmp_path: Path) -> None:
+async def test_the_first_readiness_check_warns_how_to_log_in(tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
     cli = fake_cli(tmp_path / "bin", LOGGED_OUT, exit_code=1)
     service = await started_service(cli, tmp_path)
     try:
+        checks = readiness_checks(service, settings_for(cli, tmp_path))
         with capture_logs() as logs:
-            await log_cli_state(service, settings_for(cli, tmp_path))
+            checks()
+            checks()  # later runs (every /health refresh) log nothing
     finally:
         await service.aclose()
     [warning] = [entry for entry in logs if entry["event"] == "cli_not_logged_in"]
@@ -90,13 +92,15 @@ async def test_the_start_up_warning_says_how_to_log_in(tmp_path: Path) -> None:
     assert warning["fix"] == LOGIN_HELP
 
 
-async def test_a_logged_in_cli_gets_one_info_line(tmp_path: Path) -> None:
+async def test_a_logged_in_cli_gets_one_info_line_at_the_first_check(tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
     cli = fake_cli(tmp_path / "bin", LOGGED_IN)
     service = await started_service(cli, tmp_path)
     try:
+        checks = readiness_checks(service, settings_for(cli, tmp_path))
         with capture_logs() as logs:
-            await log_cli_state(service, settings_for(cli, tmp_path))
+            checks()
+            checks()  # later runs (every /health refresh) log nothing
     finally:
         await service.aclose()
     assert [(e["event"], e["log_level"]) for e in logs] == [("cli_ready", "info")]
