@@ -43,6 +43,7 @@ from proxy_core import (
 
 log = structlog.get_logger(__name__)
 
+NOT_LOGGED_IN_MESSAGE = "The Claude CLI is not logged in."
 _SUMMARY_CHARS = 120
 _SUMMARY_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description")
 
@@ -229,6 +230,10 @@ class TurnTranslator:
         text = "\n".join([result.result or "", *(str(e) for e in result.errors), stderr]).strip()
         reason = classify_failure(result.api_error_status, text)
         message = result.result or "; ".join(str(e) for e in result.errors) or _last(stderr)
+        if reason is FailureReason.NOT_LOGGED_IN and result.api_error_status is None:
+            # The CLI's "Please run /login" is for its interactive mode; the caller is
+            # told what to do in the proxy's own words (proxy_core.LOGIN_HELP).
+            message = NOT_LOGGED_IN_MESSAGE
         retry_after = None
         if reason in (FailureReason.RATE_LIMITED, FailureReason.OVERLOADED):
             retry_after = self._retry_delays.get(result.api_error_status or 0)

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from proxy_cli_backend.translate import NOT_LOGGED_IN_MESSAGE
 from proxy_core import (
     ChatRequest,
     ChatService,
@@ -64,6 +65,8 @@ async def test_no_credentials_is_not_logged_in(
     await runner.start()
     events = await run_turn(runner, plan("hello"))
     assert failed(events).reason is FailureReason.NOT_LOGGED_IN
+    # The CLI's own advice (`/login`, for its interactive mode) is not passed on.
+    assert failed(events).message == NOT_LOGGED_IN_MESSAGE
     assert not [e for e in events if isinstance(e, TextDelta)]
 
 
