@@ -30,11 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="Run the HTTP server.",
+        usage="%(prog)s [options]",
         description="Run the HTTP server. Every flag also has a CLAUDE_PROXY_* env var.",
     )
     add_flags(serve)
     doctor = commands.add_parser(
-        "doctor", help="Check the setup and say what to fix.", description="Check the setup."
+        "doctor",
+        help="Check the setup and say what to fix.",
+        usage="%(prog)s [options]",
+        description="Check the setup without spending a request: the CLI, its login, the "
+        "port, the directories. Takes the same flags as `serve`.",
     )
     add_flags(doctor)
     commands.add_parser(

@@ -394,10 +394,16 @@ def help_text(setting: Setting) -> str:
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting; unset flags stay absent so env and defaults apply."""
+    """One flag per setting, grouped by section as in docs/configuration.md; unset flags
+    stay absent so env and defaults apply."""
+    groups = {
+        section: parser.add_argument_group(title, about)
+        for section, (title, about) in SECTIONS.items()
+    }
     for setting in SETTINGS:
+        group = groups[setting.section]
         if setting.type is bool:
-            parser.add_argument(
+            group.add_argument(
                 setting.flag,
                 dest=setting.name,
                 action=argparse.BooleanOptionalAction,
@@ -405,7 +411,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                 help=help_text(setting),
             )
         else:
-            parser.add_argument(
+            group.add_argument(
                 setting.flag, dest=setting.name, default=argparse.SUPPRESS, help=help_text(setting)
             )
 
