@@ -84,18 +84,20 @@ def backend_findings(
     euid: Callable[[], int] = os.geteuid,
 ) -> list[Finding]:
     """The CLI backend's readiness checks (for `doctor`), an unusable token file first."""
+    unusable: list[Finding] = []
     try:
         settings = load_oauth_token(settings)
     except TokenFileError as error:
-        unusable = Finding(
-            "oauth_token_file",
-            False,
-            str(error),
-            "write the token `claude setup-token` printed into it, or unset "
-            "--oauth-token-file / CLAUDE_PROXY_OAUTH_TOKEN_FILE",
+        unusable.append(
+            Finding(
+                "oauth_token_file",
+                False,
+                str(error),
+                "write the token `claude setup-token` printed into it, or unset "
+                "--oauth-token-file / CLAUDE_PROXY_OAUTH_TOKEN_FILE",
+            )
         )
-        return [unusable, *diagnose(runner_config(settings), environ=environ, euid=euid)]
-    return diagnose(runner_config(settings), environ=environ, euid=euid)
+    return [*unusable, *diagnose(runner_config(settings), environ=environ, euid=euid)]
 
 
 def log_cli_state(status: BackendStatus, findings: Sequence[Finding]) -> None:

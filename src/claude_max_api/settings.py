@@ -474,11 +474,7 @@ def _shown_default(setting: Setting) -> str:
         return "(see description)"
     if value is None or value == {}:
         return ""
-    if isinstance(value, bool):
-        return "`true`" if value else "`false`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{int(value)}`"
-    return f"`{value}`"
+    return f"`{help_default(setting)}`"
 
 
 def markdown() -> str:

@@ -39,15 +39,12 @@ class CliNotFound(ChatError):
 
     def __init__(self, looked_at: Sequence[str]) -> None:
         self.looked_at = tuple(looked_at)
-        super().__init__(
-            FailureReason.BACKEND_UNAVAILABLE,
-            f"The Claude Code CLI was not found: {self.where}. {INSTALL_HELP}",
-        )
+        super().__init__(FailureReason.BACKEND_UNAVAILABLE, f"{self.problem}. {INSTALL_HELP}")
 
     @property
-    def where(self) -> str:
-        """Every place looked at, as one clause: `looked for ..., then at ...`."""
-        return "looked " + ", then ".join(self.looked_at)
+    def problem(self) -> str:
+        """What is wrong, naming every place looked at (the message without the fix)."""
+        return "The Claude Code CLI was not found: looked " + ", then ".join(self.looked_at)
 
 
 def pinned_cli(checkout: Path) -> Path | None:

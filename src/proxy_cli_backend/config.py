@@ -11,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from proxy_core import Effort, TurnPlan
+from proxy_core.redact import masked_repr
 
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "WebSearch", "WebFetch")
 
@@ -139,12 +140,7 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # The OAuth token is a credential: a dump of the config (a log line, a traceback)
         # shows a mask instead.
-        shown = [
-            f"{name}={'<hidden>' if name == 'oauth_token' and value else repr(value)}"
-            for name in self.__struct_fields__
-            for value in (getattr(self, name),)
-        ]
-        return f"CliRunnerConfig({', '.join(shown)})"
+        return masked_repr(self, ("oauth_token",))
 
     def effort_for(self, plan: TurnPlan) -> Effort | None:
         """The level a turn runs at: the request's, else this default."""

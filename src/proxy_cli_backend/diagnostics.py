@@ -68,9 +68,7 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
     try:
         binary = find_cli(config.cli_path, version_timeout=config.version_timeout)
     except CliNotFound as missing:
-        return None, Finding(
-            "cli", False, f"The Claude Code CLI was not found: {missing.where}", INSTALL_HELP
-        )
+        return None, Finding("cli", False, missing.problem, INSTALL_HELP)
     if binary.version is None:
         return binary, Finding(
             "cli",
@@ -82,15 +80,11 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
 
 
 def login_finding(
-    config: CliRunnerConfig,
-    cli_path: str,
-    environ: Mapping[str, str] | None = None,
-    timeout: float = AUTH_STATUS_TIMEOUT,
+    config: CliRunnerConfig, cli_path: str, environ: Mapping[str, str], timeout: float
 ) -> Finding:
     """The login state of the CLI at `cli_path` with the environment the runner gives
-    it (`environ` defaults to the process's), naming where an OAuth token came from."""
-    env = os.environ if environ is None else environ
-    login_env = child_env(config, env, is_root=False)
+    it (from `environ`), naming where an OAuth token came from."""
+    login_env = child_env(config, environ, is_root=False)
     source: str | None
     if config.oauth_token:
         source = "--oauth-token-file" if config.oauth_token_file else "the runner's config"

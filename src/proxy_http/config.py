@@ -12,6 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from proxy_core.redact import masked_repr
+
 # Fields whose values are secrets: shown masked wherever a config is printed.
 SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys"})
 
@@ -88,12 +90,7 @@ class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         # API keys are secrets: a dump (a log line, a traceback) shows a mask.
-        shown = [
-            f"{name}={'<hidden>' if name in SECRET_FIELDS and value else repr(value)}"
-            for name in self.__struct_fields__
-            for value in (getattr(self, name),)
-        ]
-        return f"SecurityOptions({', '.join(shown)})"
+        return masked_repr(self, SECRET_FIELDS)
 
 
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
