@@ -34,6 +34,25 @@ def free_port() -> int:
         return port
 
 
+def run_serve(
+    *args: str,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m proxy_http serve --port PORT ARGS...` run to its end, its output captured:
+    for a start-up that must fail (a free port unless `port` is given)."""
+    argv = [sys.executable, "-m", "proxy_http", "serve", "--port", str(port or free_port())]
+    return subprocess.run(
+        [*argv, *args],
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class LiveServer:
     """An app served by uvicorn on 127.0.0.1 in a background thread."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import httpx
 
 from proxy_core import LOGIN_HELP
 from tests.support.fake_upstream import FakeAnthropic
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, run_serve
 
 TOKEN = "sk-ant-oat01-contract-test-token-5d1e9a"
 # Credentials of the environment running the tests must not log this server in.
@@ -129,24 +128,7 @@ def test_an_unreadable_token_file_stops_the_start_in_one_line_with_exit_2(
     tmp_path: Path,
 ) -> None:
     absent = tmp_path / "no-such-token"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "proxy_http",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--oauth-token-file",
-            str(absent),
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_serve("--oauth-token-file", str(absent), "--state-dir", str(tmp_path / "state"))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"claude-max-api: cannot start: --oauth-token-file: cannot read {absent}: "
@@ -157,14 +139,7 @@ def test_an_unreadable_token_file_stops_the_start_in_one_line_with_exit_2(
 def test_an_empty_token_file_stops_the_start_too(tmp_path: Path) -> None:
     empty = tmp_path / "token"
     empty.write_text("\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "proxy_http", "serve", "--port", str(free_port())],
-        env={**os.environ, "CLAUDE_PROXY_OAUTH_TOKEN_FILE": str(empty)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_serve(env={**os.environ, "CLAUDE_PROXY_OAUTH_TOKEN_FILE": str(empty)})
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith(f"claude-max-api: cannot start: --oauth-token-file: {empty} is empty")

@@ -11,29 +11,18 @@ from pathlib import Path
 import httpx
 
 from tests.contract.conftest import processes_in_groups
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, run_serve
 
 
 def test_serve_without_a_cli_exits_non_zero_and_says_why(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-claude"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "proxy_http",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--cli-path",
-            str(missing),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--sessions-db",
-            ":memory:",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_serve(
+        "--cli-path",
+        str(missing),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--sessions-db",
+        ":memory:",
     )
     assert result.returncode != 0
     assert "cannot start" in result.stderr
@@ -92,10 +81,14 @@ def test_serve_on_the_port_of_a_running_server_names_it(
     claude_bin: str, tmp_path: Path, running_server: ServerProcess
 ) -> None:
     port = running_server.port
-    argv = [sys.executable, "-m", "proxy_http", "serve", "--port", str(port)]
-    argv += ["--cli-path", claude_bin, "--state-dir", str(tmp_path / "second")]
-    second = subprocess.run(
-        [*argv, "--sessions-db", ":memory:"], capture_output=True, text=True, timeout=60
+    second = run_serve(
+        "--cli-path",
+        claude_bin,
+        "--state-dir",
+        str(tmp_path / "second"),
+        "--sessions-db",
+        ":memory:",
+        port=port,
     )
     assert second.returncode == 1
     assert second.stderr.splitlines() == [

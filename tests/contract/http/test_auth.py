@@ -3,7 +3,6 @@ refusal to expose an unauthenticated server."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import openai
 import pytest
 
 from claude_max_api.settings import Settings
-from tests.support.server import LiveServer, ServerProcess, free_port, live_fake_server
+from tests.support.server import LiveServer, ServerProcess, live_fake_server, run_serve
 
 KEYS = "first-key-8c1f,second-key-77d0"
 CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
@@ -98,19 +97,12 @@ def test_the_openai_sdk_authenticates_with_its_api_key(guarded: LiveServer) -> N
 
 
 def test_serve_refuses_a_non_loopback_host_without_keys_and_says_why(tmp_path: Path) -> None:
-    port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
         "PYTHONPATH": ":".join(sys.path),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "proxy_http", "serve", "--host", "0.0.0.0", "--port", str(port)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_serve("--host", "0.0.0.0", env=env)
     assert result.returncode != 0
     assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
     assert "--allow-unauthenticated" in result.stderr
@@ -119,21 +111,7 @@ def test_serve_refuses_a_non_loopback_host_without_keys_and_says_why(tmp_path: P
 
 
 def test_serve_refuses_an_unreadable_key_file(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "proxy_http",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--api-key-file",
-            str(tmp_path / "missing"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_serve("--api-key-file", str(tmp_path / "missing"))
     assert result.returncode != 0
     assert "Cannot read the API key file" in result.stderr
 

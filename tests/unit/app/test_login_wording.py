@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -75,9 +76,8 @@ async def started_service(cli: str, tmp_path: Path) -> ChatService:
     return ChatService(runner, InMemorySessionStore())
 
 
-async def test_the_first_readiness_check_warns_how_to_log_in(tmp_path: Path) -> None:
-    (tmp_path / "bin").mkdir()
-    cli = fake_cli(tmp_path / "bin", LOGGED_OUT, exit_code=1)
+async def two_readiness_checks_log(cli: str, tmp_path: Path) -> list[dict[str, Any]]:
+    """What two runs of the readiness checks log, over a service started with `cli`."""
     service = await started_service(cli, tmp_path)
     try:
         checks = readiness_checks(service, settings_for(cli, tmp_path))
@@ -86,6 +86,13 @@ async def test_the_first_readiness_check_warns_how_to_log_in(tmp_path: Path) -> 
             checks()  # later runs (every /health refresh) log nothing
     finally:
         await service.aclose()
+    return logs
+
+
+async def test_the_first_readiness_check_warns_how_to_log_in(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    cli = fake_cli(tmp_path / "bin", LOGGED_OUT, exit_code=1)
+    logs = await two_readiness_checks_log(cli, tmp_path)
     [warning] = [entry for entry in logs if entry["event"] == "cli_not_logged_in"]
     assert warning["log_level"] == "warning"
     assert (warning["path"], warning["version"]) == (cli, "2.1.331")
@@ -95,14 +102,7 @@ async def test_the_first_readiness_check_warns_how_to_log_in(tmp_path: Path) -> 
 async def test_a_logged_in_cli_gets_one_info_line_at_the_first_check(tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
     cli = fake_cli(tmp_path / "bin", LOGGED_IN)
-    service = await started_service(cli, tmp_path)
-    try:
-        checks = readiness_checks(service, settings_for(cli, tmp_path))
-        with capture_logs() as logs:
-            checks()
-            checks()  # later runs (every /health refresh) log nothing
-    finally:
-        await service.aclose()
+    logs = await two_readiness_checks_log(cli, tmp_path)
     assert [(e["event"], e["log_level"]) for e in logs] == [("cli_ready", "info")]
     assert (logs[0]["path"], logs[0]["version"]) == (cli, "2.1.331")
     assert logs[0]["login"] == "logged in (claude.ai)"
