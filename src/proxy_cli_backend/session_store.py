@@ -35,7 +35,8 @@ DATABASE_NAME = "sessions.sqlite3"
 
 # Each entry moves the schema from version i to i + 1; the list index is the source
 # version. Version 1 was the first layout; version 2 added the turn count, the
-# backend's resume point and the recency index that eviction and listing use.
+# backend's resume point and the recency index that eviction and listing use; version 3
+# the backend ids of the client tool calls a reply ended with (NULL: none).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE sessions (
@@ -53,6 +54,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sessions ADD COLUMN turns INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX sessions_by_last_use ON sessions (last_used_at)",
     ),
+    ("ALTER TABLE sessions ADD COLUMN pending_calls BLOB",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -66,8 +68,10 @@ _FIELDS = (
     "last_used_at",
     "resume_point",
     "turns",
+    "pending_calls",
 )
 _COLUMNS = ", ".join(_FIELDS)
+_PLACEHOLDERS = ", ".join("?" for _ in _FIELDS)
 _ENCODER = msgspec.msgpack.Encoder()
 _FINGERPRINTS = msgspec.msgpack.Decoder(tuple[str, ...])
 
@@ -258,6 +262,7 @@ def _row(record: SessionRecord) -> tuple[object, ...]:
         record.last_used_at,
         record.resume_point,
         record.turns,
+        _ENCODER.encode(record.pending_calls) if record.pending_calls else None,
     )
 
 
@@ -266,6 +271,9 @@ def _record(row: tuple[object, ...]) -> SessionRecord:
     packed = fields["fingerprints"]
     assert isinstance(packed, bytes)
     fields["fingerprints"] = _FINGERPRINTS.decode(packed)
+    pending = fields["pending_calls"]
+    assert pending is None or isinstance(pending, bytes)
+    fields["pending_calls"] = () if pending is None else _FINGERPRINTS.decode(pending)
     # convert() checks every column's type, so a damaged row fails loudly here.
     return msgspec.convert(fields, SessionRecord)
 
@@ -277,7 +285,7 @@ def _get(db: sqlite3.Connection, key: str) -> SessionRecord | None:
 
 def _put(db: sqlite3.Connection, record: SessionRecord, cap: int) -> None:
     db.execute(
-        f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",
         _row(record),
     )
     _evict_beyond(db, cap, keep=record.key)

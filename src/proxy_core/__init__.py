@@ -40,6 +40,8 @@ from proxy_core.events import (
     TextRetracted,
     ThinkingDelta,
     ToolActivity,
+    ToolArguments,
+    ToolCallStarted,
     Usage,
 )
 from proxy_core.fakes import FakeRunner, InMemorySessionStore, echo_script
@@ -105,6 +107,13 @@ from proxy_core.sessions import SessionReset, Sessions
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
+from proxy_core.tools import (
+    ChoiceMode,
+    ClientTool,
+    ToolOffer,
+    ToolResult,
+    parse_tool_offer,
+)
 from proxy_core.turn import Turn
 
 __all__ = [
@@ -131,6 +140,8 @@ __all__ = [
     "ChatSystemMessage",
     "ChatToolMessage",
     "ChatUserMessage",
+    "ChoiceMode",
+    "ClientTool",
     "Completion",
     "Content",
     "ContentPart",
@@ -193,9 +204,13 @@ __all__ = [
     "TextRetracted",
     "ThinkingDelta",
     "ToolActivity",
+    "ToolArguments",
     "ToolCall",
+    "ToolCallStarted",
     "ToolChoice",
     "ToolChoiceFunction",
+    "ToolOffer",
+    "ToolResult",
     "Turn",
     "TurnPlan",
     "UrlImage",
@@ -214,6 +229,7 @@ __all__ = [
     "parse_rendering",
     "parse_response_format",
     "parse_stop",
+    "parse_tool_offer",
     "plan_turn",
     "render_messages",
     "reply_fingerprint",

@@ -89,13 +89,17 @@ class ToolCall(msgspec.Struct, frozen=True):
 
 
 class Message(msgspec.Struct, frozen=True):
-    """One normalised message. `parts` is empty for `null` or empty content."""
+    """One normalised message. `parts` is empty for `null` or empty content.
+
+    `is_error` marks a tool message whose result the client reports as a failure.
+    """
 
     role: Role
     parts: tuple[Part, ...] = ()
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    is_error: bool = False
 
     @property
     def text(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from proxy_core.conversation import ToolCall
 from proxy_core.errors import ChatError, FailureReason
 
 
@@ -37,6 +38,24 @@ class ToolActivity(msgspec.Struct, frozen=True, tag="tool"):
     summary: str
 
 
+class ToolCallStarted(msgspec.Struct, frozen=True, tag="tool_call"):
+    """The model began a call of a client tool: the `index`-th call of this reply, its
+    id and the client's own name for the function. Its arguments follow as
+    ToolArguments of the same index; the Finished that ends the reply lists every call
+    whole."""
+
+    index: int
+    id: str
+    name: str
+
+
+class ToolArguments(msgspec.Struct, frozen=True, tag="tool_arguments"):
+    """A fragment of the JSON arguments of call `index`, as the model writes them."""
+
+    index: int
+    text: str
+
+
 class Usage(msgspec.Struct, frozen=True, tag="usage"):
     """Token counts for the turn, as the upstream reported them."""
 
@@ -57,12 +76,17 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     `stop_reason` is the upstream's (`end_turn`, `max_tokens`, ...). `session_id` is
     the backend session that now holds the conversation, when the backend knows it;
     `resume_point` is an opaque backend marker for where the next turn continues.
+    `tool_calls` are the client tool calls the reply ends with (stop_reason
+    `tool_use`): the backend's turn waits for their results, which the next request
+    brings; `pending` are the backend's ids of those calls, in the same order.
     """
 
     stop_reason: str | None = None
     text: str = ""
     session_id: str | None = None
     resume_point: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    pending: tuple[str, ...] = ()
 
 
 class Failed(msgspec.Struct, frozen=True, tag="failed"):
@@ -73,7 +97,17 @@ class Failed(msgspec.Struct, frozen=True, tag="failed"):
     retry_after: float | None = None
 
 
-Event = TextDelta | TextRetracted | ThinkingDelta | ToolActivity | Usage | Finished | Failed
+Event = (
+    TextDelta
+    | TextRetracted
+    | ThinkingDelta
+    | ToolActivity
+    | ToolCallStarted
+    | ToolArguments
+    | Usage
+    | Finished
+    | Failed
+)
 TerminalEvent = Finished | Failed
 
 
@@ -116,3 +150,8 @@ class ReplyCollector:
     @property
     def thinking(self) -> str:
         return "".join(self._thinking)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The client tool calls the reply ended with."""
+        return self.finished.tool_calls if self.finished else ()

@@ -15,7 +15,15 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from proxy_core.conversation import Base64Image, ImagePart, Message, Part, Role, TextPart
+from proxy_core.conversation import (
+    Base64Image,
+    ImagePart,
+    Message,
+    Part,
+    Role,
+    TextPart,
+    ToolCall,
+)
 
 
 class SessionRecord(msgspec.Struct, frozen=True):
@@ -24,6 +32,9 @@ class SessionRecord(msgspec.Struct, frozen=True):
     `fingerprints` covers every message the CLI session has seen, our replies included.
     `system_hash` pins the system prompt the session was started with.
     `resume_point` is an opaque backend marker for where the next turn continues.
+    `pending_calls` are the backend's ids of the client tool calls our last reply
+    ended with, in its order (empty when it called none): the next request's tool
+    messages answer them.
     Times are wall-clock seconds since the epoch.
     """
 
@@ -36,6 +47,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     last_used_at: float
     resume_point: str | None = None
     turns: int = 0
+    pending_calls: tuple[str, ...] = ()
 
     @property
     def message_count(self) -> int:
@@ -94,9 +106,11 @@ def fingerprints(messages: Sequence[Message]) -> tuple[str, ...]:
     return tuple(fingerprint(m) for m in messages)
 
 
-def reply_fingerprint(text: str) -> str:
-    """The fingerprint of our own reply, as the client will send it back."""
-    return fingerprint(Message(role=Role.ASSISTANT, parts=(TextPart(text),) if text else ()))
+def reply_fingerprint(text: str, tool_calls: Sequence[ToolCall] = ()) -> str:
+    """The fingerprint of our own reply (its text and the calls it ended with), as the
+    client will send it back."""
+    parts = (TextPart(text),) if text else ()
+    return fingerprint(Message(role=Role.ASSISTANT, parts=parts, tool_calls=tuple(tool_calls)))
 
 
 def system_hash(system: str | None) -> str:

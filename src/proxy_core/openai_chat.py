@@ -31,4 +31,9 @@ def chat_request(
         response_format=request.response_format,
         stop=request.stop,
         namespace=namespace,
+        tools=request.tools,
+        tool_choice=request.tool_choice,
+        parallel_tool_calls=request.parallel_tool_calls,
+        functions=request.functions,
+        function_call=request.function_call,
     )

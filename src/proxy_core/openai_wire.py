@@ -140,11 +140,13 @@ class ChatAssistantMessage(msgspec.Struct, frozen=True, tag_field="role", tag="a
 
 
 class ChatToolMessage(msgspec.Struct, frozen=True, tag_field="role", tag="tool"):
-    """A tool's result, answering the assistant's call `tool_call_id`."""
+    """A tool's result, answering the assistant's call `tool_call_id`. `is_error` (an
+    extension: OpenAI has no such field) marks a result that reports a failure."""
 
     content: Content
     tool_call_id: str
     name: str | None = None
+    is_error: bool | None = None
 
 
 class ChatFunctionMessage(msgspec.Struct, frozen=True, tag_field="role", tag="function"):
@@ -242,9 +244,10 @@ class StreamOptions(msgspec.Struct, frozen=True):
 
 class ChatCompletionRequest(msgspec.Struct, frozen=True):
     """`POST /v1/chat/completions`. Fields other than model, messages, stream,
-    stream_options, user, n, logprobs, reasoning_effort, response_format and stop
-    are accepted and ignored (`tools` and `tool_choice` are checked for shape); those
-    a client would miss are reported by `unhonoured_fields`."""
+    stream_options, user, n, logprobs, reasoning_effort, response_format, stop and the
+    tool fields (tools, tool_choice, parallel_tool_calls, functions, function_call)
+    are accepted and ignored; those a client would miss are reported by
+    `unhonoured_fields`."""
 
     model: Annotated[str, msgspec.Meta(min_length=1, description="A model id (GET /v1/models).")]
     messages: Annotated[
@@ -277,10 +280,13 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
             "content then follows (as JSON)."
         ),
     ] = None
-    tools: list[FunctionTool] | None = None
+    tools: Annotated[
+        list[FunctionTool] | None,
+        msgspec.Meta(description="Functions the model may call (see docs/tools.md)."),
+    ] = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    # The legacy forms of `tools` and `tool_choice`: decoded only to be reported.
+    # The legacy forms of `tools` and `tool_choice`, checked by `parse_tool_offer`.
     functions: Any = None
     function_call: Any = None
     metadata: dict[str, Any] | None = None
@@ -295,11 +301,6 @@ class ChatCompletionRequest(msgspec.Struct, frozen=True):
 
 
 UNHONOURED_FIELDS: tuple[str, ...] = (
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "functions",
-    "function_call",
     "max_tokens",
     "max_completion_tokens",
     "temperature",

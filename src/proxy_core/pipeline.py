@@ -26,6 +26,7 @@ from proxy_core.events import (
     TextRetracted,
     ThinkingDelta,
     ToolActivity,
+    ToolCallStarted,
 )
 from proxy_core.ledger import SessionRecord, reply_fingerprint, system_hash
 from proxy_core.planning import PlanKind, TurnPlan
@@ -134,7 +135,8 @@ async def structured_output(attempt: Attempt, events: Events) -> Events:
         async for event in events:
             if isinstance(event, TextDelta | TextRetracted):
                 continue
-            if isinstance(event, Finished) and event.text:
+            # A reply that ends in tool calls has no structured result yet.
+            if isinstance(event, Finished) and event.text and not event.tool_calls:
                 yield TextDelta(event.text)
             yield event
             if isinstance(event, Finished | Failed):
@@ -183,11 +185,12 @@ class Recording:
             cli_session_id=finished.session_id or plan.cli_session_id,
             model=plan.model,
             system_hash=system_hash(plan.system),
-            fingerprints=(*plan.seen, reply_fingerprint(reply)),
+            fingerprints=(*plan.seen, reply_fingerprint(reply, finished.tool_calls)),
             created_at=previous.created_at if previous else now,
             last_used_at=now,
             resume_point=finished.resume_point,
             turns=(previous.turns if previous else 0) + 1,
+            pending_calls=finished.pending,
         )
         await self._store.put(record)
         if self._previous is not None and self._previous.cli_session_id != record.cli_session_id:
@@ -236,4 +239,4 @@ def _shows(event: Event) -> bool:
     """Whether the caller has seen something of the reply (so it cannot be redone)."""
     if isinstance(event, TextDelta):
         return bool(event.text)
-    return isinstance(event, ThinkingDelta | ToolActivity)
+    return isinstance(event, ThinkingDelta | ToolActivity | ToolCallStarted)

@@ -6,10 +6,11 @@ import enum
 
 import msgspec
 
-from proxy_core.conversation import Conversation, Message
+from proxy_core.conversation import Conversation, Message, Role
 from proxy_core.effort import Effort
 from proxy_core.ledger import SessionRecord, fingerprints, system_hash
 from proxy_core.rendering import Block, render_messages
+from proxy_core.tools import ToolOffer, ToolResult
 
 
 class PlanKind(enum.StrEnum):
@@ -24,6 +25,9 @@ class RestartReason(enum.StrEnum):
     REGENERATED = "regenerated"
     SESSION_MISSING = "session_missing"
     RESET = "reset"
+    # The session's last reply called client tools, and the request goes on without
+    # answering exactly those calls first: the suspended turn cannot take it.
+    TOOL_TURN_ABANDONED = "tool_turn_abandoned"
 
 
 class TurnPlan(msgspec.Struct, frozen=True):
@@ -34,7 +38,10 @@ class TurnPlan(msgspec.Struct, frozen=True):
     once this turn succeeds, before our reply is appended. `effort` is the reasoning
     level the request asked for (None: the backend's default) and `json_schema` the
     schema its reply must follow (JSON text; None for free text): planning leaves
-    both to the service, which sets them from the request.
+    both to the service, which sets them from the request, as it does `tools` (the
+    client tools offered; None for none). `tool_results` are set when the new
+    messages answer the calls the session's last reply ended with: the backend
+    resumes that suspended turn with them instead of sending `prompt`.
     """
 
     kind: PlanKind
@@ -49,6 +56,8 @@ class TurnPlan(msgspec.Struct, frozen=True):
     resume_point: str | None = None
     effort: Effort | None = None
     json_schema: str | None = None
+    tools: ToolOffer | None = None
+    tool_results: tuple[ToolResult, ...] = ()
 
 
 def plan_turn(
@@ -63,7 +72,9 @@ def plan_turn(
 
     CONTINUE needs the same system prompt and a request whose messages extend what
     the session has seen by at least one message; anything else starts over, so two
-    conversations can never mix.
+    conversations can never mix. When the session's last reply called client tools,
+    a CONTINUE must bring exactly the results of those calls (`tool_results`), which
+    resume the backend's suspended turn.
     """
     seen = fingerprints(conversation.messages)
     if record is None:
@@ -74,6 +85,20 @@ def plan_turn(
             PlanKind.RESTART, reason, conversation, session_key, model, new_session_id, seen
         )
     new = conversation.messages[len(record.fingerprints) :]
+    results: tuple[ToolResult, ...] = ()
+    if record.pending_calls:
+        answered = _tool_results(record, conversation.messages, new)
+        if answered is None:
+            return _fresh(
+                PlanKind.RESTART,
+                RestartReason.TOOL_TURN_ABANDONED,
+                conversation,
+                session_key,
+                model,
+                new_session_id,
+                seen,
+            )
+        results = answered
     return TurnPlan(
         kind=PlanKind.CONTINUE,
         session_key=session_key,
@@ -84,7 +109,28 @@ def plan_turn(
         messages=new,
         seen=seen,
         resume_point=record.resume_point,
+        tool_results=results,
     )
+
+
+def _tool_results(
+    record: SessionRecord, messages: tuple[Message, ...], new: tuple[Message, ...]
+) -> tuple[ToolResult, ...] | None:
+    """The results the new messages bring for the calls the session's last reply made
+    (our reply is the last message the record has seen), in the backend's ids; None
+    unless the new messages are tool messages answering exactly those calls."""
+    reply = messages[len(record.fingerprints) - 1]
+    if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
+        return None
+    pairs = zip(reply.tool_calls, record.pending_calls, strict=True)
+    backend = {call.id: pending for call, pending in pairs}
+    results: list[ToolResult] = []
+    for message in new:
+        if message.role is not Role.TOOL or message.tool_call_id not in backend:
+            return None
+        call_id = backend.pop(message.tool_call_id)
+        results.append(ToolResult(call_id, message.text, is_error=message.is_error))
+    return None if backend else tuple(results)
 
 
 def restart_plan(
@@ -100,7 +146,9 @@ def restart_plan(
         new_session_id,
         plan.seen,
     )
-    return msgspec.structs.replace(fresh, effort=plan.effort, json_schema=plan.json_schema)
+    return msgspec.structs.replace(
+        fresh, effort=plan.effort, json_schema=plan.json_schema, tools=plan.tools
+    )
 
 
 def _divergence(

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from proxy_core.conversation import ToolCall
 from proxy_core.events import Usage
-from proxy_core.openai_wire import ChatMessage, ResponseFormat
+from proxy_core.openai_wire import ChatMessage, FunctionTool, ResponseFormat, ToolChoice
 
 
 class ChatRequest(msgspec.Struct, frozen=True):
@@ -20,7 +21,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     too, typed or plain (see `parse_response_format`, `parse_stop`). `namespace` says
     whose conversations these are (the HTTP server uses one per API key): the same
     session id, user or opening under two namespaces is two conversations; "" is the
-    namespace every caller shares. `chat_request` builds one from a whole
+    namespace every caller shares. `tools`, `tool_choice`, `parallel_tool_calls`
+    and the legacy `functions` / `function_call` are OpenAI's, typed or plain (see
+    `parse_tool_offer`). `chat_request` builds one from a whole
     `ChatCompletionRequest`.
     """
 
@@ -32,10 +35,16 @@ class ChatRequest(msgspec.Struct, frozen=True):
     response_format: ResponseFormat | Mapping[str, object] | None = None
     stop: str | Sequence[str] | None = None
     namespace: str = ""
+    tools: Sequence[FunctionTool] | Sequence[Mapping[str, object]] | None = None
+    tool_choice: ToolChoice | Mapping[str, object] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: Sequence[object] | None = None
+    function_call: str | Mapping[str, object] | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):
-    """The collected outcome of a finished turn."""
+    """The collected outcome of a finished turn. `tool_calls` are the client tool calls
+    it ended with (stop_reason `tool_use`); send their results in the next request."""
 
     text: str
     thinking: str
@@ -43,3 +52,4 @@ class Completion(msgspec.Struct, frozen=True):
     usage: Usage
     model: str
     session_key: str
+    tool_calls: tuple[ToolCall, ...] = ()

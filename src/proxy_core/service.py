@@ -25,6 +25,7 @@ from proxy_core.sessions import SessionReset, Sessions
 from proxy_core.stats import ServiceStats, StatsRecorder
 from proxy_core.stops import parse_stop
 from proxy_core.structured import parse_response_format
+from proxy_core.tools import parse_tool_offer
 from proxy_core.turn import Discards, Turn, TurnEnv
 
 __all__ = ["ChatRequest", "ChatService", "Completion", "ServiceLimits", "SessionReset", "Turn"]
@@ -93,6 +94,13 @@ class ChatService:
             effort = parse_effort(request.reasoning_effort)
             json_schema = parse_response_format(request.response_format)
             stops = parse_stop(request.stop)
+            tools = parse_tool_offer(
+                request.tools,
+                request.tool_choice,
+                request.parallel_tool_calls,
+                functions=request.functions,
+                function_call=request.function_call,
+            )
             key = derive_session_key(
                 conversation,
                 header=request.session_id,
@@ -102,7 +110,9 @@ class ChatService:
         except ChatError:
             self._stats.errors += 1
             raise
-        return Turn(self._env, conversation, model, key, effort, json_schema, stops, whole=whole)
+        return Turn(
+            self._env, conversation, model, key, effort, json_schema, stops, tools, whole=whole
+        )
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Run a request to the end and collect it; raises ChatError on failure."""
@@ -117,6 +127,7 @@ class ChatService:
                         usage=reply.usage,
                         model=turn.model.response_id,
                         session_key=turn.key.value,
+                        tool_calls=finished.tool_calls,
                     )
         raise no_result()
 

@@ -43,6 +43,7 @@ from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, re
 from proxy_core.ports import Runner, SessionStore
 from proxy_core.session_key import SessionKey
 from proxy_core.stats import StatsRecorder
+from proxy_core.tools import ToolOffer
 
 
 class Discards:
@@ -107,6 +108,7 @@ class Turn:
         effort: Effort | None = None,
         json_schema: str | None = None,
         stops: tuple[str, ...] = (),
+        tools: ToolOffer | None = None,
         *,
         whole: bool = False,
     ) -> None:
@@ -117,6 +119,7 @@ class Turn:
         self.effort = effort
         self.json_schema = json_schema
         self.stops = stops
+        self.tools = tools
         self.whole = whole
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
@@ -220,7 +223,9 @@ class Turn:
             model=self.model.cli_model,
             new_session_id=env.new_session_id(),
         )
-        return msgspec.structs.replace(plan, effort=self.effort, json_schema=self.json_schema)
+        return msgspec.structs.replace(
+            plan, effort=self.effort, json_schema=self.json_schema, tools=self.tools
+        )
 
     def _restarted(self, plan: TurnPlan) -> TurnPlan:
         session_id = self._env.new_session_id()
