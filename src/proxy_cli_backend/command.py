@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from proxy_cli_backend.client_tools import CALL_TIMEOUT_MS, mcp_config, upstream_name
 from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig, Tools, ToolsProfile
 from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
 from proxy_core import PlanKind, TurnPlan
@@ -172,7 +173,8 @@ def build_command(
     base_env: Mapping[str, str],
     is_root: bool,
 ) -> CliCommand:
-    """The command for a turn: a new session for NEW/RESTART, `--resume` for CONTINUE.
+    """The command for a turn: a new session for NEW/RESTART, `--resume` for CONTINUE;
+    with client tools offered, the MCP server that serves them (`client_tools`).
 
     A CONTINUE with a resume point also passes `--resume-session-at`, so a failed turn
     left in the transcript is not replayed to the model (see the README).
@@ -197,6 +199,11 @@ def build_command(
         argv += ["--effort", effort.value]
     if plan.json_schema is not None:
         argv += ["--json-schema", plan.json_schema]
+    offered = plan.tools.offered if plan.tools is not None else ()
+    if offered:
+        # The client's tools, served by us as the CLI's in-process MCP server.
+        allowed = ",".join(upstream_name(tool.name) for tool in offered)
+        argv += ["--mcp-config", mcp_config(CALL_TIMEOUT_MS), "--allowedTools", allowed]
     env = child_env(config, base_env, is_root=is_root)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)
 

@@ -5,6 +5,10 @@ user line and reads stdout until that turn's `result`; control requests
 (`initialize`, `set_model`, `apply_flag_settings`, `interrupt`) are read until their
 `control_response`.
 
+A turn that ends in client tool calls is suspended: the process waits, SUSPENDED, with
+the CLI's `tools/call` requests held, until `resume` brings the client's results and
+the same CLI turn goes on.
+
 Turn isolation rests on one rule: a process takes another turn only after the
 previous one was read through its successful `result`. A turn that failed, timed
 out or was abandoned leaves the CLI's conversation holding things the ledger does
@@ -24,10 +28,19 @@ from typing import Any
 
 import structlog
 
+from proxy_cli_backend.client_tools import (
+    ToolBridge,
+    announce,
+    announce_line,
+    instruction,
+    tools_key,
+)
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.process import CliProcess
 from proxy_cli_backend.protocol import (
+    ControlCancel,
+    ControlRequest,
     ControlResponse,
     EventDecoder,
     ResultEvent,
@@ -35,9 +48,18 @@ from proxy_cli_backend.protocol import (
     encode_user_message,
 )
 from proxy_cli_backend.translate import TurnTranslator, crashed
-from proxy_cli_backend.turn_reader import read_turn
+from proxy_cli_backend.turn_reader import answer_control, drive_turn
 from proxy_cli_backend.watchdog import ChildWatchdog
-from proxy_core import Block, Effort, Event, Failed, LiveProcessInfo
+from proxy_core import (
+    Block,
+    Effort,
+    Event,
+    Failed,
+    LiveProcessInfo,
+    TextBlock,
+    ToolOffer,
+    ToolResult,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +72,12 @@ class LiveProcessError(RuntimeError):
 
 
 class LiveState(enum.Enum):
-    """IDLE takes turns; BUSY runs one; SPENT must be ended; CLOSED is ended."""
+    """IDLE takes turns; BUSY runs one; SUSPENDED waits for client tool results (only
+    `resume` goes on); SPENT must be ended; CLOSED is ended."""
 
     IDLE = "idle"
     BUSY = "busy"
+    SUSPENDED = "suspended"
     SPENT = "spent"
     CLOSED = "closed"
 
@@ -65,7 +89,8 @@ class LiveProcess:
     the process's conversation ends with (None before the first turn of a new session): a
     CONTINUE plan may use this process only if its ledger says the same. `effort`
     is the reasoning level its next turn runs at (None: the CLI's default);
-    `json_schema` the schema it was started with (`--json-schema`), fixed for its life.
+    `json_schema` the schema it was started with (`--json-schema`), fixed for its life,
+    as are the client tools it serves (`tools`, whose digest is `tools_key`).
     """
 
     def __init__(
@@ -79,6 +104,7 @@ class LiveProcess:
         resume_point: str | None = None,
         effort: Effort | None = None,
         json_schema: str | None = None,
+        client_tools: ToolOffer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._process = process
@@ -92,6 +118,12 @@ class LiveProcess:
         self.resume_point = resume_point
         self.effort = effort
         self.json_schema = json_schema
+        offered = client_tools.offered if client_tools else ()
+        self.tools_key = tools_key(offered)
+        self.bridge = ToolBridge(offered) if offered else None
+        self._announced = False  # `initialize` told the CLI we serve its tools
+        self._suspended: TurnTranslator | None = None  # the suspended turn's state
+        self.suspended_at = 0.0
         self.state = LiveState.IDLE
         self.turns = 0
         self.unfinished = False  # a turn was abandoned before its result was read
@@ -110,6 +142,7 @@ class LiveProcess:
         resume_point: str | None = None,
         effort: Effort | None = None,
         json_schema: str | None = None,
+        client_tools: ToolOffer | None = None,
         watchdog: ChildWatchdog | None = None,
         owner: str = "live",
         clock: Callable[[], float] = time.monotonic,
@@ -131,6 +164,7 @@ class LiveProcess:
             resume_point=resume_point,
             effort=effort,
             json_schema=json_schema,
+            client_tools=client_tools,
             clock=clock,
         )
 
@@ -179,6 +213,9 @@ class LiveProcess:
             if line is None:
                 raise LiveProcessError("the CLI exited while answering a control request")
             event = self._decoder.decode(line)
+            if isinstance(event, ControlRequest | ControlCancel):
+                await answer_control(self._process, event, self.bridge)
+                continue
             # set_model also reports a `user` line (`/model` output): not ours to relay.
             if (
                 isinstance(event, ControlResponse)
@@ -188,7 +225,11 @@ class LiveProcess:
 
     async def wait_ready(self, within: float) -> None:
         """Probe readiness with `initialize` (answered once the CLI has loaded)."""
-        await self.control("initialize", within, hooks=None)
+        if self.bridge is None:
+            await self.control("initialize", within, hooks=None)
+            return
+        await self.control("initialize", within, hooks=None, sdkMcpServers=announce())
+        self._announced = True
 
     async def set_model(self, model: str, within: float) -> None:
         """Switch the model for the following turns of this process."""
@@ -208,46 +249,101 @@ class LiveProcess:
     # -- turns ---------------------------------------------------------------
 
     async def turn(
-        self, prompt: Sequence[Block], config: CliRunnerConfig
+        self, prompt: Sequence[Block], config: CliRunnerConfig, tools: ToolOffer | None = None
     ) -> AsyncGenerator[Event, None]:
         """Run one turn: write the user line, yield its events through Finished or Failed.
 
-        The process stays IDLE after a successful result; anything else spends it.
+        The process stays IDLE after a successful result, and is SUSPENDED when the
+        reply ends in client tool calls (`tools` is the request's offer: its rules for
+        calling); anything else spends it.
         """
         if not self.usable:
             raise LiveProcessError(f"a {self.state.value} process takes no turn")
         self.state = LiveState.BUSY
         self.turns += 1
-        translator = TurnTranslator()
+        reminder = instruction(tools) if tools is not None and self.bridge else None
+        translator = _translator(tools, reminder)
+        blocks = (*prompt, TextBlock(reminder)) if reminder else tuple(prompt)
         try:
-            await self._process.send(encode_user_message(prompt))
-            async for event in read_turn(self._process, config, translator, self._decoder):
-                # A time limit or a 429 cut short: the turn is still running in the CLI.
-                if isinstance(event, Failed):
-                    self.state = LiveState.SPENT
-                    self.unfinished = True
-                    yield event
-                    return
-                yield event
-            result = translator.result
-            if result is None:
-                self.state = LiveState.SPENT
-                yield await self._crash_report()
-                return
-            # Set before yielding the outcome: a caller may stop right after Finished.
-            if result.is_error:
-                self.state = LiveState.SPENT
-                await self._process.stderr.finish(0.2)
-            else:
-                self.state = LiveState.IDLE
-                self.resume_point = translator.resume_point
-            for event in translator.outcome(self._process.stderr.text()):
+            if self.bridge is not None and not self._announced:
+                # Not awaited: the CLI answers once it has served its MCP handshake,
+                # which `drive_turn` answers as it reads.
+                self._requests += 1
+                await self._process.send(announce_line(f"proxy-{self._requests}"))
+                self._announced = True
+            await self._process.send(encode_user_message(blocks))
+            async for event in self._segment(translator, config, reminder):
                 yield event
         finally:
-            if self.state is LiveState.BUSY:  # abandoned before the result
+            self._left_turn()
+
+    async def resume(
+        self,
+        results: Sequence[ToolResult],
+        config: CliRunnerConfig,
+        tools: ToolOffer | None = None,
+    ) -> AsyncGenerator[Event, None]:
+        """Go on with the suspended turn: answer its tool calls with the client's
+        `results`, then yield the rest of the turn as `turn` does."""
+        translator = self._suspended
+        if self.state is not LiveState.SUSPENDED or translator is None or self.bridge is None:
+            raise LiveProcessError(f"a {self.state.value} process has no suspended turn")
+        self.state = LiveState.BUSY
+        self._suspended = None
+        reminder = instruction(tools) if tools is not None else None
+        translator.resume(max_calls=_max_calls(tools), hold_text=reminder is not None)
+        try:
+            for line in self.bridge.supply(results):
+                await self._process.send(line)
+            async for event in self._segment(translator, config, reminder):
+                yield event
+        finally:
+            self._left_turn()
+
+    async def _segment(
+        self, translator: TurnTranslator, config: CliRunnerConfig, reminder: str | None
+    ) -> AsyncGenerator[Event, None]:
+        """Read the turn to its result, a failure or a suspension at client calls."""
+        events = drive_turn(self._process, config, translator, self._decoder, self.bridge, reminder)
+        async for event in events:
+            # A time limit or a 429 cut short: the turn is still running in the CLI.
+            if isinstance(event, Failed):
                 self.state = LiveState.SPENT
                 self.unfinished = True
-            self.last_used = self._clock()
+                yield event
+                return
+            yield event
+        if translator.suspended and self.bridge is not None:
+            # Calls beyond the reply's limit are answered now, as not run.
+            for line in self.bridge.refuse(translator.refused):
+                await self._process.send(line)
+            self.state = LiveState.SUSPENDED
+            self._suspended = translator
+            self.suspended_at = self._clock()
+            self.resume_point = translator.resume_point
+            for event in translator.suspension():
+                yield event
+            return
+        result = translator.result
+        if result is None:
+            self.state = LiveState.SPENT
+            yield await self._crash_report()
+            return
+        # Set before yielding the outcome: a caller may stop right after Finished.
+        if result.is_error:
+            self.state = LiveState.SPENT
+            await self._process.stderr.finish(0.2)
+        else:
+            self.state = LiveState.IDLE
+            self.resume_point = translator.resume_point
+        for event in translator.outcome(self._process.stderr.text()):
+            yield event
+
+    def _left_turn(self) -> None:
+        if self.state is LiveState.BUSY:  # abandoned before the result
+            self.state = LiveState.SPENT
+            self.unfinished = True
+        self.last_used = self._clock()
 
     async def _crash_report(self) -> Failed:
         code: int | None = None
@@ -276,7 +372,10 @@ class LiveProcess:
 
     async def _drain_to_result(self) -> None:
         while (line := await self._process.readline()) is not None:
-            if isinstance(self._decoder.decode(line), ResultEvent):
+            event = self._decoder.decode(line)
+            if isinstance(event, ControlRequest | ControlCancel):
+                await answer_control(self._process, event, self.bridge)
+            elif isinstance(event, ResultEvent):
                 return
 
     async def close(self, *, flush_wait: float, kill_grace: float) -> None:
@@ -290,8 +389,11 @@ class LiveProcess:
         if self.state is LiveState.CLOSED:
             return
         unfinished = self.unfinished
+        # A suspended turn is never resumed from its transcript (a lost one starts a
+        # fresh session), so nothing is worth the wait of a flush.
+        suspended = self.state is LiveState.SUSPENDED
         self.state = LiveState.CLOSED
-        settle = 0.0 if self.unresponsive else flush_wait
+        settle = 0.0 if self.unresponsive or suspended else flush_wait
         try:
             if unfinished and not await self.interrupt(kill_grace):
                 log.info("live_cli_turn_not_stopped_killing", pid=self.pid)
@@ -311,3 +413,12 @@ class LiveProcess:
             idle_s=round(now - self.last_used, 1),
             rss_bytes=rss,
         )
+
+
+def _max_calls(tools: ToolOffer | None) -> int | None:
+    return None if tools is None else tools.max_calls
+
+
+def _translator(tools: ToolOffer | None, reminder: str | None) -> TurnTranslator:
+    """A turn's translator: the offer's call limit; text held while a call is required."""
+    return TurnTranslator(max_calls=_max_calls(tools), hold_text=reminder is not None)

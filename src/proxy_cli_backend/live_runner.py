@@ -34,6 +34,7 @@ import structlog
 from msgspec import Meta
 
 from proxy_cli_backend.background import detached_task
+from proxy_cli_backend.client_tools import tools_key
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
@@ -74,6 +75,8 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     `probe_timeout` bounds the `initialize` probe that an idle or pooled process must
     answer before it takes a turn (a live CLI answers in a few milliseconds; one
     that does not, stopped or hung, is replaced); 0 turns the probe off.
+    `suspended_timeout` is how long a turn suspended at client tool calls keeps its
+    process while the client runs them.
     """
 
     max_live: Annotated[
@@ -97,6 +100,16 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Meta(description="Seconds a reused CLI process has to answer a probe (0: no probe)."),
     ] = 2.0
+    suspended_timeout: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=86_000,
+            description="Seconds a turn that ended in client tool calls waits for their "
+            "results before its CLI process is ended (a later result then starts a fresh "
+            "CLI session with the whole history).",
+        ),
+    ] = 600.0
     # The fields below carry no description: they are tuning and wiring, not settings
     # an operator sets (the composition root fills `pool_model` from the catalog).
     pool_model: str = "sonnet"
@@ -162,6 +175,7 @@ class LiveCliRunner:
         details = LiveDetails(
             **msgspec.structs.asdict(base.details),
             live_processes=len(live),
+            suspended_turns=sum(1 for p in live if p.state is LiveState.SUSPENDED),
             live_limit=self._slots.limit,
             processes=self._slots.held,
             waiting_for_process=self._slots.waiting,
@@ -264,12 +278,16 @@ class LiveCliRunner:
                 self._note_unrecorded(plan.cli_session_id, sessions)
 
     async def _turn(self, plan: TurnPlan, sessions: list[str]) -> AsyncGenerator[Event, None]:
+        if plan.tool_results:
+            async for event in self._resume(plan):
+                yield event
+            return
         live, reused = await self._acquire(plan)
         sessions.append(live.session_id)
         retry = False
         try:
             yielded = False
-            async with aclosing(live.turn(plan.prompt, self.config)) as events:
+            async with aclosing(live.turn(plan.prompt, self.config, plan.tools)) as events:
                 async for event in events:
                     if reused and not yielded and _crashed(event):
                         # It died between turns (killed, OOM): nothing was shown, so
@@ -287,11 +305,40 @@ class LiveCliRunner:
         fresh = await self._spawn(plan)
         sessions.append(fresh.session_id)
         try:
-            async with aclosing(fresh.turn(plan.prompt, self.config)) as events:
+            async with aclosing(fresh.turn(plan.prompt, self.config, plan.tools)) as events:
                 async for event in events:
                     yield event
         finally:
             self._release(fresh)
+
+    async def _resume(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        """Answer the suspended turn's tool calls and go on with it; a turn that is gone
+        (expired, evicted, crashed, a restarted server) is reported as a missing
+        session, which the service answers with a fresh CLI session and the history."""
+        live = self._live.get(plan.cli_session_id)
+        if live is None or live.state is not LiveState.SUSPENDED:
+            yield _suspended_gone()
+            return
+        if live.resume_point != plan.resume_point:
+            self._end(live)
+            yield _suspended_gone()
+            return
+        self._live.move_to_end(plan.cli_session_id)
+        self.reused += 1
+        yielded = False
+        try:
+            events = live.resume(plan.tool_results, self.config, plan.tools)
+            async with aclosing(events) as events:
+                async for event in events:
+                    if not yielded and _crashed(event):
+                        # It died while waiting: nothing shown, so start afresh instead.
+                        log.info("suspended_cli_gone", pid=live.pid, session=live.session_id)
+                        yield _suspended_gone()
+                        return
+                    yielded = True
+                    yield event
+        finally:
+            self._release(live)
 
     def _note_unrecorded(self, plan_session: str, sessions: list[str]) -> None:
         """Remember where an unfinished new session's turn ran, for `discard`."""
@@ -316,9 +363,11 @@ class LiveCliRunner:
             await self._ended(plan.cli_session_id)
             return await self._spawn(plan), False
         self._pool.note(plan.model, plan.system)
-        # Pooled processes run without a reply schema (it is fixed at the start).
+        # Pooled processes run without a reply schema or client tools (both are fixed
+        # at the start).
         key = pool_key(plan.model, plan.system, self.config.tools)
-        pooled = self._pool.take(key) if plan.json_schema is None else None
+        plain = plan.json_schema is None and _tools_key(plan) is None
+        pooled = self._pool.take(key) if plain else None
         if pooled is not None:
             self._admit(pooled)
             if await self._prepare(pooled, plan):
@@ -328,13 +377,14 @@ class LiveCliRunner:
 
     def _fits(self, live: LiveProcess, plan: TurnPlan) -> bool:
         """Same session state as the ledger expects: idle, same system, tools, resume point,
-        and the same reply schema (a process's `--json-schema` cannot change)."""
+        and the same reply schema and client tools (fixed for a process's life)."""
         return (
             live.usable
             and live.system == plan.system
             and live.tools == self.config.tools
             and live.resume_point == plan.resume_point
             and live.json_schema == plan.json_schema
+            and live.tools_key == _tools_key(plan)
         )
 
     async def _prepare(self, live: LiveProcess, plan: TurnPlan) -> bool:
@@ -437,6 +487,7 @@ class LiveCliRunner:
             resume_point=plan.resume_point if plan.kind is PlanKind.CONTINUE else None,
             effort=self.config.effort_for(plan),
             json_schema=plan.json_schema,
+            client_tools=plan.tools,
             watchdog=self._base.watchdog,
             owner=owner,
             clock=self._clock,
@@ -449,9 +500,10 @@ class LiveCliRunner:
         self._live.move_to_end(live.session_id)
 
     def _release(self, live: LiveProcess) -> None:
-        """After a turn: keep a clean process (most recently used), end any other."""
+        """After a turn: keep a clean or suspended process (most recently used), end any
+        other."""
         live.last_used = self._clock()
-        if live.state is LiveState.IDLE and not self._closed:
+        if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
             self._make_room()
         else:
             self._end(live)
@@ -460,14 +512,18 @@ class LiveCliRunner:
     def _make_room(self) -> None:
         """Evict idle processes while more turns wait for a slot than endings will free.
 
-        Spare pooled processes go first, then the least recently used idle live ones.
-        Busy ones are left alone: their turn's end keeps them (and calls this again)
+        Spare pooled processes go first, then the least recently used idle live ones,
+        then suspended ones (their client's results will start afresh). Busy ones are
+        left alone: their turn's end keeps them (and calls this again)
         or ends them (which frees their slot).
         """
         while self._slots.waiting > len(self._endings):
             before = len(self._endings)
             if not self._pool.evict():
                 idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
+                idle = idle or next(
+                    (p for p in self._live.values() if p.state is LiveState.SUSPENDED), None
+                )
                 if idle is None:
                     return
                 self.evicted += 1
@@ -503,15 +559,31 @@ class LiveCliRunner:
     async def _reap_idle(self) -> None:
         """End processes idle for longer than the idle timeout, or found dead."""
         timeout = self.live_config.live_idle_timeout
-        period = max(0.05, min(timeout / 4, 30.0))
+        suspended = self.live_config.suspended_timeout
+        period = max(0.05, min(timeout / 4, suspended / 4, 30.0))
         while True:
             await asyncio.sleep(period)
             now = self._clock()
             for live in list(self._live.values()):
                 if live.state is LiveState.BUSY:
                     continue
-                if not live.usable or now - live.last_used >= timeout:
+                if live.state is LiveState.SUSPENDED:
+                    if now - live.suspended_at >= suspended:
+                        log.info("suspended_turn_expired", pid=live.pid, session=live.session_id)
+                        self._end(live)
+                elif not live.usable or now - live.last_used >= timeout:
                     self._end(live)
+
+
+def _tools_key(plan: TurnPlan) -> str | None:
+    return tools_key(plan.tools.offered if plan.tools is not None else ())
+
+
+def _suspended_gone() -> Failed:
+    return Failed(
+        FailureReason.SESSION_MISSING,
+        "The turn that waited for these tool results is gone (expired, evicted or ended).",
+    )
 
 
 def _crashed(event: Event) -> bool:

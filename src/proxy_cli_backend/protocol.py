@@ -25,6 +25,7 @@ class ContentBlock(msgspec.Struct, frozen=True):
     type: str
     text: str = ""
     thinking: str = ""
+    id: str = ""
     name: str = ""
     input: Any = None
 
@@ -39,16 +40,35 @@ class BlockDelta(msgspec.Struct, frozen=True):
     type: str = ""
     text: str = ""
     thinking: str = ""
+    partial_json: str = ""
     stop_reason: str | None = None
 
 
+class ResultUsage(msgspec.Struct, frozen=True):
+    input_tokens: int | None = 0
+    output_tokens: int | None = 0
+    cache_read_input_tokens: int | None = 0
+    cache_creation_input_tokens: int | None = 0
+
+
+class StartedMessage(msgspec.Struct, frozen=True):
+    """The message a `message_start` opens (only its usage so far is read)."""
+
+    usage: ResultUsage | None = None
+
+
 class RawStreamEvent(msgspec.Struct, frozen=True):
-    """An Anthropic streaming event as the CLI relays it (only what we read)."""
+    """An Anthropic streaming event as the CLI relays it (only what we read).
+
+    `message` is a message_start's; `usage` a message_delta's (its output tokens).
+    """
 
     type: str
     index: int = 0
     delta: BlockDelta | None = None
     content_block: ContentBlock | None = None
+    message: StartedMessage | None = None
+    usage: ResultUsage | None = None
 
 
 class StreamEvent(msgspec.Struct, frozen=True, tag="stream_event", tag_field="type"):
@@ -116,13 +136,6 @@ class SystemEvent(msgspec.Struct, frozen=True, tag="system", tag_field="type"):
     error: str | None = None  # the CLI's category: overloaded, rate_limit, server_error...
 
 
-class ResultUsage(msgspec.Struct, frozen=True):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-
-
 class ResultEvent(msgspec.Struct, frozen=True, tag="result", tag_field="type"):
     """The end of a turn. Errors may still say `subtype: success`: check `is_error`."""
 
@@ -144,14 +157,48 @@ class ControlResponse(msgspec.Struct, frozen=True, tag="control_response", tag_f
     response: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-CliEvent = StreamEvent | AssistantEvent | UserEvent | SystemEvent | ResultEvent | ControlResponse
+class ControlRequest(msgspec.Struct, frozen=True, tag="control_request", tag_field="type"):
+    """A request the CLI makes of us (`mcp_message` for the client tools' MCP server);
+    it waits for our `control_response` with the same `request_id`."""
+
+    request_id: str
+    request: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ControlCancel(msgspec.Struct, frozen=True, tag="control_cancel_request", tag_field="type"):
+    """The CLI no longer waits for the answer to its request `request_id`."""
+
+    request_id: str = ""
+
+
+CliEvent = (
+    StreamEvent
+    | AssistantEvent
+    | UserEvent
+    | SystemEvent
+    | ResultEvent
+    | ControlResponse
+    | ControlRequest
+    | ControlCancel
+)
 
 
 class _Envelope(msgspec.Struct):
     type: str = ""
 
 
-_KNOWN = frozenset({"stream_event", "assistant", "user", "system", "result", "control_response"})
+_KNOWN = frozenset(
+    {
+        "stream_event",
+        "assistant",
+        "user",
+        "system",
+        "result",
+        "control_response",
+        "control_request",
+        "control_cancel_request",
+    }
+)
 
 
 class EventDecoder:
@@ -206,3 +253,19 @@ def encode_user_message(blocks: Sequence[Block]) -> bytes:
 def encode_control_request(request_id: str, subtype: str, **fields: Any) -> bytes:
     """One stdin control line, e.g. `initialize`, `set_model` (model=...), `interrupt`."""
     return _encoder.encode(_ControlLine(request_id, {"subtype": subtype, **fields})) + b"\n"
+
+
+class _ControlAnswer(msgspec.Struct, frozen=True, tag="control_response", tag_field="type"):
+    response: dict[str, Any]
+
+
+def encode_control_response(request_id: str, response: dict[str, Any]) -> bytes:
+    """One stdin line answering the CLI's control request `request_id` successfully."""
+    answer = {"subtype": "success", "request_id": request_id, "response": response}
+    return _encoder.encode(_ControlAnswer(answer)) + b"\n"
+
+
+def encode_control_error(request_id: str, error: str) -> bytes:
+    """One stdin line refusing the CLI's control request `request_id`."""
+    answer = {"subtype": "error", "request_id": request_id, "error": error}
+    return _encoder.encode(_ControlAnswer(answer)) + b"\n"

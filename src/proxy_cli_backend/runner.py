@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from proxy_cli_backend.binary import CliBinary, find_cli
+from proxy_cli_backend.client_tools import ToolBridge, announce_line, instruction
 from proxy_cli_backend.command import (
     CliCommand,
     RootToolsRefused,
@@ -36,7 +37,7 @@ from proxy_cli_backend.transcripts import (
     sweep_project,
 )
 from proxy_cli_backend.translate import TurnTranslator, crashed
-from proxy_cli_backend.turn_reader import read_turn, timed_out
+from proxy_cli_backend.turn_reader import drive_turn, timed_out
 from proxy_cli_backend.watchdog import ChildWatchdog
 from proxy_core import (
     BackendDetails,
@@ -46,6 +47,7 @@ from proxy_core import (
     Failed,
     FailureReason,
     PlanKind,
+    TextBlock,
     TurnPlan,
 )
 
@@ -222,6 +224,12 @@ class ClaudeCliRunner:
         """Run one turn in a fresh process; yields deltas, then Usage + Finished, or Failed."""
         if self._binary is None or self._closed:
             raise not_started()
+        if plan.tool_results:
+            yield Failed(
+                FailureReason.SESSION_MISSING,
+                "Tool results arrived, but a process per turn keeps no turn waiting for them.",
+            )
+            return
         try:
             process = await CliProcess.spawn(
                 self.command_for(plan),
@@ -250,17 +258,30 @@ class ClaudeCliRunner:
 
     async def _turn(self, process: CliProcess, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         config = self.config
+        offered = plan.tools.offered if plan.tools is not None else ()
+        bridge = ToolBridge(offered) if offered else None
+        reminder = instruction(plan.tools) if plan.tools is not None and bridge else None
         try:
             # A child that never reads its stdin must not hang the turn either.
-            await asyncio.wait_for(_send_prompt(process, plan), config.first_event_timeout)
+            await asyncio.wait_for(
+                _send_prompt(process, plan, bridge, reminder), config.first_event_timeout
+            )
         except TimeoutError:
             yield timed_out("first-event", config)
             return
-        translator = TurnTranslator()
-        async for event in read_turn(process, config, translator, EventDecoder()):
+        max_calls = plan.tools.max_calls if plan.tools is not None else None
+        translator = TurnTranslator(max_calls=max_calls, hold_text=reminder is not None)
+        events = drive_turn(process, config, translator, EventDecoder(), bridge, reminder)
+        async for event in events:
             yield event
             if isinstance(event, Failed):
                 return  # a time limit or a 429 cut short: the cleanup ends the process
+        if translator.suspended:
+            # No process outlives its turn here, so none waits for the client's results:
+            # they will start a fresh CLI session with the history (the cleanup ends it).
+            for event in translator.suspension():
+                yield event
+            return
         if translator.result is not None:
             self._answered.add(process)
         else:
@@ -324,9 +345,18 @@ def _make_dirs(*paths: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
 
 
-async def _send_prompt(process: CliProcess, plan: TurnPlan) -> None:
-    await process.send(encode_user_message(plan.prompt))
-    await process.close_stdin()
+async def _send_prompt(
+    process: CliProcess, plan: TurnPlan, bridge: ToolBridge | None, reminder: str | None
+) -> None:
+    """Write the turn. Stdin stays open while client tools are served: the CLI's MCP
+    requests are answered on it."""
+    if bridge is None:
+        await process.send(encode_user_message(plan.prompt))
+        await process.close_stdin()
+        return
+    blocks = (*plan.prompt, TextBlock(reminder)) if reminder else plan.prompt
+    await process.send(announce_line("proxy-1"))
+    await process.send(encode_user_message(blocks))
 
 
 async def _bounded_wait(process: CliProcess, limit: float) -> int | None:

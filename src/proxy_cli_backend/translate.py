@@ -10,6 +10,11 @@ forwarded, and a retry that contradicts it withdraws it (`TextRetracted`, see
 with the CLI's back-off as `retry_after`: the client decides whether to wait.
 Messages from the CLI itself (`<synthetic>`, such as API error text) never become
 reply text: the result event says what went wrong.
+
+Calls of client tools (`mcp__client__<name>`) are the client's to run: they are
+forwarded as ToolCallStarted / ToolArguments as the model writes them, and a message
+that ends with them (stop reason `tool_use`) suspends the turn (`suspended`): the CLI
+waits for their results, which a later request brings.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import structlog
 
 from proxy_cli_backend.attempts import Change, MessageText
+from proxy_cli_backend.client_tools import client_name
 from proxy_cli_backend.protocol import (
     AssistantEvent,
     CliEvent,
+    ContentBlock,
     ResultEvent,
+    ResultUsage,
     StreamEvent,
     SystemEvent,
     UserEvent,
@@ -38,12 +47,20 @@ from proxy_core import (
     TextRetracted,
     ThinkingDelta,
     ToolActivity,
+    ToolArguments,
+    ToolCall,
+    ToolCallStarted,
     Usage,
 )
 
 log = structlog.get_logger(__name__)
 
 NOT_LOGGED_IN_MESSAGE = "The Claude CLI is not logged in."
+CALLS_CONTRADICTED = (
+    "The upstream connection dropped while the model was writing tool calls, and its "
+    "retried reply does not continue them, so the reply cannot be completed. Send the "
+    "request again."
+)
 _SUMMARY_CHARS = 120
 _SUMMARY_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description")
 
@@ -90,10 +107,41 @@ def _clip(text: str) -> str:
     return flat if len(flat) <= _SUMMARY_CHARS else flat[: _SUMMARY_CHARS - 1] + "…"
 
 
-class TurnTranslator:
-    """Turns one turn's CLI events into core events. One instance per turn."""
+class _Call:
+    """A client tool call the model is writing: its place in the reply and its input."""
 
-    def __init__(self) -> None:
+    def __init__(self, ordinal: int, tool_use_id: str, name: str, shown: bool) -> None:
+        self.ordinal = ordinal
+        self.id = tool_use_id
+        self.name = name
+        self.shown = shown  # handed to the client (else beyond the reply's limit)
+        self.json: list[str] = []
+        self.input: str | None = None  # the complete input, once the CLI reports it
+
+    def call(self) -> ToolCall:
+        arguments = self.input if self.input is not None else "".join(self.json) or "{}"
+        return ToolCall(id=self.id, name=self.name, arguments=arguments)
+
+
+class TurnTranslator:
+    """Turns one turn's CLI events into core events. One instance per CLI turn.
+
+    `max_calls` bounds the client tool calls one reply hands over (the rest are
+    refused, see `refused`); `hold_text` keeps a message's text back until it calls a
+    client tool, and drops it if it does not (a reply that must call a tool).
+    """
+
+    def __init__(self, *, max_calls: int | None = None, hold_text: bool = False) -> None:
+        self._max_calls = max_calls
+        self._hold_text = hold_text
+        self._held: list[Event] = []
+        self._withheld: list[Event] = []
+        self._calls: dict[int, _Call] = {}  # block index -> client call, this message
+        self.suspended = False  # the message ended with client calls: the turn waits
+        self.called = False  # some message of this CLI turn called a client tool
+        self._usage = Usage()  # what the messages streamed since the last report used
+        self._reported = Usage()  # usage already reported by suspensions of this CLI turn
+        self._carried = Usage()  # usage of earlier CLI turns of this reply, not reported
         self._text = MessageText(withdraws=True)
         self._thinking = MessageText(withdraws=False)  # a contradicting retry is withheld
         self._open = False  # an upstream message is streaming (message_start, no stop yet)
@@ -165,34 +213,159 @@ class TurnTranslator:
         raw = event.event
         delta = raw.delta
         if raw.type == "message_start":
-            self._message_start()
-        elif raw.type == "message_delta" and delta is not None and delta.stop_reason:
+            if raw.message is not None and raw.message.usage is not None:
+                self._count(raw.message.usage, output=False)
+            return self._message_start()
+        if raw.type == "message_delta" and delta is not None and delta.stop_reason:
             self._open = False  # the upstream finished this message
-            return _text_events(self._text.leftover())
-        elif raw.type == "message_stop":
-            self._message_cut()
-        elif raw.type == "content_block_delta" and delta is not None:
+            if raw.usage is not None:
+                self._count(raw.usage, output=True)
+            out = self._text_out(_text_events(self._text.leftover()))
+            return out + self._message_end(delta.stop_reason)
+        if raw.type == "message_stop":
+            return self._message_cut()
+        if raw.type == "content_block_start" and raw.content_block is not None:
+            return self._block_start(raw.index, raw.content_block)
+        if raw.type == "content_block_delta" and delta is not None:
             if delta.type == "text_delta" and delta.text:
-                return _text_events(self._text.delta(delta.text))
+                return self._text_out(_text_events(self._text.delta(delta.text)))
             if delta.type == "thinking_delta" and delta.thinking:
                 return _thinking_events(self._thinking.delta(delta.thinking))
+            if delta.type == "input_json_delta" and delta.partial_json:
+                return self._arguments(raw.index, delta.partial_json)
         return []
 
-    def _message_start(self) -> None:
-        self._message_cut()  # a start while one is open: the open one was cut off
+    def _message_start(self) -> list[Event]:
+        out = self._message_cut()  # a start while one is open: the open one was cut off
         if not self._cut:
             self._text.new_message()
             self._thinking.new_message()
+        self._calls = {}
+        self._held = []
         self._cut = False
         self._open = True
+        return out
 
-    def _message_cut(self) -> None:
+    def _message_cut(self) -> list[Event]:
         """An open message ends without its stop reason: the CLI will try it again."""
-        if self._open:
-            self._open = False
-            self._cut = True
-            self._text.retry()
-            self._thinking.retry()
+        if not self._open:
+            return []
+        self._open = False
+        self._cut = True
+        self._text.retry()
+        self._thinking.retry()
+        if any(call.shown for call in self._calls.values()):
+            # The retry writes its calls afresh (new ids): those shown cannot be withdrawn.
+            return [Failed(FailureReason.UPSTREAM_ERROR, CALLS_CONTRADICTED)]
+        return []
+
+    def _message_end(self, stop_reason: str) -> list[Event]:
+        """The model finished a message: with client calls, the turn now waits for them."""
+        held, self._held = self._held, []
+        if stop_reason == "tool_use" and self._calls:
+            self.suspended = True
+            self.called = True
+            return held
+        # Text held for a call that never came waits: a reminder drops it, giving up on
+        # the call shows it (`withheld`).
+        self._withheld = held
+        return []
+
+    def _text_out(self, events: list[Event]) -> list[Event]:
+        """Text as it may go out now: held back while a reply must still call a tool."""
+        if not self._hold_text or any(c.shown for c in self._calls.values()):
+            return events
+        self._held += events
+        return []
+
+    def _block_start(self, index: int, block: ContentBlock) -> list[Event]:
+        name = client_name(block.name) if block.type == "tool_use" else None
+        if name is None:
+            return []
+        ordinal = len(self._calls)
+        shown = self._max_calls is None or ordinal < self._max_calls
+        self._calls[index] = _Call(ordinal, block.id, name, shown)
+        if not shown:
+            return []
+        # Text the message wrote before its first call goes out ahead of the call.
+        held, self._held = self._held, []
+        return [*held, ToolCallStarted(index=ordinal, id=block.id, name=name)]
+
+    def _arguments(self, index: int, fragment: str) -> list[Event]:
+        call = self._calls.get(index)
+        if call is None:
+            return []
+        call.json.append(fragment)
+        return [ToolArguments(index=call.ordinal, text=fragment)] if call.shown else []
+
+    def _count(self, usage: ResultUsage, *, output: bool) -> None:
+        """Add an upstream message's usage (its start's input, its end's output)."""
+        now = self._usage
+        if output:
+            self._usage = msgspec.structs.replace(
+                now, output_tokens=now.output_tokens + (usage.output_tokens or 0)
+            )
+            return
+        self._usage = Usage(
+            input_tokens=now.input_tokens + (usage.input_tokens or 0),
+            output_tokens=now.output_tokens,
+            cache_read_tokens=now.cache_read_tokens + (usage.cache_read_input_tokens or 0),
+            cache_creation_tokens=now.cache_creation_tokens
+            + (usage.cache_creation_input_tokens or 0),
+        )
+
+    # -- suspension ----------------------------------------------------------
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        """The client calls the suspending message hands over, in order."""
+        return [c.call() for c in sorted(self._calls.values(), key=_order) if c.shown]
+
+    @property
+    def refused(self) -> list[str]:
+        """The ids of the suspending message's calls beyond the reply's limit."""
+        return [c.id for c in self._calls.values() if not c.shown]
+
+    def suspension(self) -> list[Event]:
+        """Usage so far and the Finished that hands the client its calls."""
+        usage = _plus(self._usage, self._carried)
+        self._reported = _plus(self._reported, self._usage)
+        self._usage, self._carried = Usage(), Usage()
+        calls = self.calls
+        finished = Finished(
+            stop_reason="tool_use",
+            session_id=self.session_id,
+            resume_point=self.resume_point,
+            tool_calls=tuple(calls),
+            pending=tuple(call.id for call in calls),
+        )
+        return [usage, finished]
+
+    def resume(self, *, max_calls: int | None, hold_text: bool) -> None:
+        """The client's results arrive: the suspended turn goes on, timed afresh, under
+        the rules of the request that brought them."""
+        self.suspended = False
+        self.progressed = False
+        self.called = False
+        self._calls = {}
+        self._max_calls = max_calls
+        self._hold_text = hold_text
+
+    def withheld(self) -> list[Event]:
+        """The last message's text, held for a call that did not come (now given up)."""
+        out, self._withheld = self._withheld, []
+        return out
+
+    def next_turn(self) -> None:
+        """A follow-up CLI turn in the same process (a reminder to call a tool) begins;
+        the usage of the one that ended is kept."""
+        if self.result is not None:
+            spent = _minus(_result_usage(self.result), self._reported)
+            self._carried = _plus(self._carried, spent)
+        self._reported, self._usage = Usage(), Usage()
+        self._withheld = []
+        self.result = None
+        self.progressed = False
 
     def _assistant(self, event: AssistantEvent) -> list[Event]:
         if event.synthetic or event.parent_tool_use_id is not None:
@@ -201,24 +374,28 @@ class TurnTranslator:
         out: list[Event] = []
         for block in event.message.content:
             if block.type == "text":
-                out += _text_events(self._text.complete(block.text))
+                out += self._text_out(_text_events(self._text.complete(block.text)))
             elif block.type == "thinking":
                 out += _thinking_events(self._thinking.complete(block.thinking))
+            elif block.type == "tool_use" and client_name(block.name) is not None:
+                self._complete_call(block)
             elif block.type == "tool_use":
                 out.append(ToolActivity(block.name, summarize_input(block.input)))
         return out
+
+    def _complete_call(self, block: ContentBlock) -> None:
+        """The CLI's complete copy of a client call: its input is the call's arguments."""
+        for call in self._calls.values():
+            if call.id == block.id:
+                call.input = json.dumps(block.input, ensure_ascii=False, separators=(",", ":"))
 
     def outcome(self, stderr: str) -> list[Event]:
         """Usage and the end event, once the result has arrived (else a crash)."""
         result = self.result
         if result is None:
             return [crashed(stderr)]
-        usage = Usage(
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cache_read_tokens=result.usage.cache_read_input_tokens,
-            cache_creation_tokens=result.usage.cache_creation_input_tokens,
-        )
+        # What suspensions of this turn reported already is not counted twice.
+        usage = _plus(_minus(_result_usage(result), self._reported), self._carried)
         if not result.is_error:
             finished = Finished(
                 stop_reason=result.stop_reason,
@@ -244,6 +421,39 @@ class TurnTranslator:
                 retry_after=retry_after,
             )
         ]
+
+
+def _order(call: _Call) -> int:
+    return call.ordinal
+
+
+def _result_usage(result: ResultEvent) -> Usage:
+    usage = result.usage
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        cache_creation_tokens=usage.cache_creation_input_tokens or 0,
+    )
+
+
+def _plus(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cache_read_tokens=a.cache_read_tokens + b.cache_read_tokens,
+        cache_creation_tokens=a.cache_creation_tokens + b.cache_creation_tokens,
+    )
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    """`a` less `b`, never below zero (a total can only include what was reported)."""
+    return Usage(
+        input_tokens=max(0, a.input_tokens - b.input_tokens),
+        output_tokens=max(0, a.output_tokens - b.output_tokens),
+        cache_read_tokens=max(0, a.cache_read_tokens - b.cache_read_tokens),
+        cache_creation_tokens=max(0, a.cache_creation_tokens - b.cache_creation_tokens),
+    )
 
 
 def crashed(stderr: str, returncode: int | None = None) -> Failed:

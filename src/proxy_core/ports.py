@@ -44,6 +44,7 @@ class LiveDetails(BackendDetails, frozen=True, kw_only=True):
 
     mode: Literal["live"] = "live"
     live_processes: int = 0
+    suspended_turns: int = 0  # live processes waiting for client tool results
     live_limit: int = 0
     processes: int = 0  # process slots held (live, pooled and starting)
     waiting_for_process: int = 0

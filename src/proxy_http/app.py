@@ -175,6 +175,7 @@ async def chat_completions(
     show_thinking = options.reasoning or effort not in ("", "none")
     completion_id = new_completion_id()
     created = int(time.time())
+    legacy = turn.tools is not None and turn.tools.legacy
 
     async def disconnected() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -183,7 +184,11 @@ async def chat_completions(
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         renderer = ChunkRenderer(
-            completion_id, created, turn.model.response_id, include_usage=include_usage
+            completion_id,
+            created,
+            turn.model.response_id,
+            include_usage=include_usage,
+            legacy=legacy,
         )
         # Headers wait (briefly) for the turn's first content, so a turn that fails
         # before showing anything is answered with its own status, not a 200.
@@ -212,6 +217,8 @@ async def chat_completions(
             thinking=collected.thinking if show_thinking else None,
             stop_reason=collected.stop_reason,
             usage=collected.usage,
+            tool_calls=collected.tool_calls,
+            legacy=legacy,
         ),
         headers=headers,
     )
@@ -333,6 +340,7 @@ def _process_stats(details: BackendDetails | None) -> ProcessStats | None:
         live=details.live_processes,
         live_rss_bytes=details.live_rss_bytes,
         pool_ready=details.pool_ready,
+        suspended_turns=details.suspended_turns,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Final
 
 import msgspec
 
-from proxy_core import FailureReason, Usage
+from proxy_core import FailureReason, ToolCall, Usage
 from proxy_http.errors import answered, chat_error_body
 from proxy_http.wire import (
     AssistantMessage,
@@ -18,7 +18,11 @@ from proxy_http.wire import (
     CompletionUsage,
     Delta,
     FinishReason,
+    FunctionCallOut,
+    FunctionDelta,
     PromptTokensDetails,
+    ToolCallDelta,
+    ToolCallOut,
 )
 
 KEEPALIVE: Final = b": keep-alive\n\n"
@@ -41,8 +45,11 @@ def new_completion_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
-def finish_reason(stop_reason: str | None) -> FinishReason:
-    """OpenAI's finish_reason for the upstream's stop_reason."""
+def finish_reason(stop_reason: str | None, *, legacy: bool = False) -> FinishReason:
+    """OpenAI's finish_reason for the upstream's stop_reason (`legacy`: the request used
+    `functions`, whose calls end as `function_call`)."""
+    if stop_reason == "tool_use":
+        return "function_call" if legacy else "tool_calls"
     return "length" if stop_reason == "max_tokens" else "stop"
 
 
@@ -70,16 +77,24 @@ class ChunkRenderer:
     """Builds the chunks of one streamed completion: same id, created and model in each.
 
     With `include_usage` (the request's `stream_options.include_usage`), every chunk
-    carries `"usage": null` and `usage()` gives the extra, final usage chunk.
+    carries `"usage": null` and `usage()` gives the extra, final usage chunk. With
+    `legacy` (the request used `functions`), a call streams as `function_call`.
     """
 
     def __init__(
-        self, completion_id: str, created: int, model: str, *, include_usage: bool = False
+        self,
+        completion_id: str,
+        created: int,
+        model: str,
+        *,
+        include_usage: bool = False,
+        legacy: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.created = created
         self.model = model
         self.include_usage = include_usage
+        self.legacy = legacy
         self._no_usage: msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
 
     def _chunk(
@@ -108,8 +123,24 @@ class ChunkRenderer:
     def reasoning(self, text: str) -> bytes:
         return self._chunk(Delta(reasoning_content=text))
 
+    def tool_call(self, index: int, call_id: str, name: str) -> bytes:
+        """The first chunk of call `index`: its id, type and function name."""
+        function = FunctionDelta(name=name, arguments="")
+        if self.legacy:
+            return self._chunk(Delta(function_call=function))
+        return self._chunk(
+            Delta(tool_calls=[ToolCallDelta(index, function, id=call_id, type="function")])
+        )
+
+    def tool_arguments(self, index: int, text: str) -> bytes:
+        """A fragment of call `index`'s arguments."""
+        function = FunctionDelta(arguments=text)
+        if self.legacy:
+            return self._chunk(Delta(function_call=function))
+        return self._chunk(Delta(tool_calls=[ToolCallDelta(index, function)]))
+
     def finish(self, stop_reason: str | None) -> bytes:
-        return self._chunk(Delta(), finish_reason(stop_reason))
+        return self._chunk(Delta(), finish_reason(stop_reason, legacy=self.legacy))
 
     def usage(self, usage: Usage) -> bytes:
         chunk = ChatCompletionChunk(
@@ -137,13 +168,25 @@ def completion(
     thinking: str | None,
     stop_reason: str | None,
     usage: Usage,
+    tool_calls: tuple[ToolCall, ...] = (),
+    legacy: bool = False,
 ) -> ChatCompletion:
-    """A non-streamed completion; `thinking` is None when it must not be shown."""
-    message = AssistantMessage(role="assistant", content=text, reasoning_content=thinking or None)
+    """A non-streamed completion; `thinking` is None when it must not be shown. A reply
+    with `tool_calls` lists them (as `function_call` when `legacy`), and its content is
+    null when it wrote no text."""
+    calls = [ToolCallOut(c.id, FunctionCallOut(c.name, c.arguments)) for c in tool_calls]
+    message = AssistantMessage(
+        role="assistant",
+        content=text or (None if calls else ""),
+        reasoning_content=thinking or None,
+        tool_calls=calls if calls and not legacy else None,
+        function_call=calls[0].function if calls and legacy else None,
+    )
+    reason = finish_reason(stop_reason, legacy=legacy)
     return ChatCompletion(
         id=completion_id,
         created=created,
         model=model,
-        choices=[Choice(index=0, message=message, finish_reason=finish_reason(stop_reason))],
+        choices=[Choice(index=0, message=message, finish_reason=reason)],
         usage=completion_usage(usage),
     )

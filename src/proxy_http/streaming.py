@@ -33,6 +33,9 @@ from proxy_core import (
     ReplyCollector,
     TextDelta,
     ThinkingDelta,
+    ToolArguments,
+    ToolCall,
+    ToolCallStarted,
     Turn,
     Usage,
     no_result,
@@ -184,7 +187,7 @@ def shows(event: Event, *, show_thinking: bool) -> bool:
         return bool(event.text)
     if isinstance(event, ThinkingDelta):
         return show_thinking and bool(event.text)
-    return isinstance(event, Finished)
+    return isinstance(event, Finished | ToolCallStarted)
 
 
 async def hold_first(pump: TurnPump, hold: float, *, show_thinking: bool) -> list[Event]:
@@ -290,6 +293,11 @@ async def stream_turn(
             elif isinstance(event, ThinkingDelta):
                 if show_thinking and event.text:
                     yield renderer.reasoning(event.text)
+            elif isinstance(event, ToolCallStarted):
+                yield renderer.tool_call(event.index, event.id, event.name)
+            elif isinstance(event, ToolArguments):
+                if event.text:
+                    yield renderer.tool_arguments(event.index, event.text)
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finished):
@@ -317,6 +325,7 @@ class Collected(msgspec.Struct, frozen=True):
     thinking: str
     stop_reason: str | None
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collected:
@@ -331,7 +340,13 @@ async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collect
             finished = reply.add(event) if event is not None else None
             if finished is not None:
                 note(outcome="ok")
-                return Collected(reply.text, reply.thinking, finished.stop_reason, reply.usage)
+                return Collected(
+                    reply.text,
+                    reply.thinking,
+                    finished.stop_reason,
+                    reply.usage,
+                    finished.tool_calls,
+                )
     except StopAsyncIteration:
         raise no_result() from None
     finally:

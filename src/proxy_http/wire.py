@@ -18,7 +18,7 @@ from proxy_core.ports import BackendDetails
 
 # -- chat completions ----------------------------------------------------------
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls", "function_call"]
 
 
 class PromptTokensDetails(msgspec.Struct, frozen=True):
@@ -32,12 +32,31 @@ class CompletionUsage(msgspec.Struct, frozen=True):
     prompt_tokens_details: PromptTokensDetails = msgspec.field(default_factory=PromptTokensDetails)
 
 
+class FunctionCallOut(msgspec.Struct, frozen=True):
+    """The function a tool call names, with its arguments as JSON text."""
+
+    name: str
+    arguments: str
+
+
+class ToolCallOut(msgspec.Struct, frozen=True):
+    """One call of a client tool in a reply."""
+
+    id: str
+    function: FunctionCallOut
+    type: Literal["function"] = "function"
+
+
 class AssistantMessage(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The reply; `reasoning_content` only appears when thinking was asked for."""
+    """The reply; `reasoning_content` only appears when thinking was asked for. A reply
+    that calls tools has `tool_calls` (or the legacy `function_call`), and its content
+    is null when it wrote no text."""
 
     role: Literal["assistant"]
-    content: str
+    content: str | None
     reasoning_content: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+    function_call: FunctionCallOut | None = None
 
 
 class Choice(msgspec.Struct, frozen=True):
@@ -59,12 +78,31 @@ class ChatCompletion(msgspec.Struct, frozen=True):
     system_fingerprint: str | None = None
 
 
+class FunctionDelta(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A streamed call's function: its name in the call's first chunk, then fragments
+    of its arguments."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A piece of call `index`: its first chunk has `id`, `type` and the name."""
+
+    index: int
+    function: FunctionDelta
+    id: str | None = None
+    type: Literal["function"] | None = None
+
+
 class Delta(msgspec.Struct, frozen=True, omit_defaults=True):
     """What one chunk adds; absent fields are left out of the JSON."""
 
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    function_call: FunctionDelta | None = None
 
 
 class ChunkChoice(msgspec.Struct, frozen=True):
@@ -196,11 +234,13 @@ class Performance(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class ProcessStats(msgspec.Struct, frozen=True):
-    """Live CLI processes kept between turns, and their resident memory (0 per turn)."""
+    """Live CLI processes kept between turns, and their resident memory (0 per turn);
+    `suspended_turns` are those waiting for a client's tool results."""
 
     live: int = 0
     live_rss_bytes: int = 0
     pool_ready: int = 0
+    suspended_turns: int = 0
 
 
 class Stats(msgspec.Struct, frozen=True, omit_defaults=True):

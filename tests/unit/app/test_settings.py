@@ -153,6 +153,7 @@ PUBLIC_NAMES = (
     "live_max",
     "live_idle_timeout",
     "live_probe_timeout",
+    "suspended_timeout",
     "pool_size",
 )
 
