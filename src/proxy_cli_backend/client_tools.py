@@ -38,6 +38,10 @@ CALL_TIMEOUT_MS = 24 * 3600 * 1000
 """How long the CLI waits for a client tool's result: longer than a suspended turn may
 wait, so the proxy's own expiry (which ends the process) always comes first."""
 _META_ID = "claudecode/toolUseId"
+TOOL_ENV = {"ENABLE_TOOL_SEARCH": "false"}
+"""The CLI's environment when it serves client tools: every definition is sent to the
+model whole, never deferred behind a tool-search step (agents offer 30 tools and more,
+and expect each to be callable at once)."""
 NOT_RUN = (
     "Not run: only one tool call per reply is allowed here (parallel_tool_calls is false). "
     "Call it again in a later reply if it is still needed."
@@ -120,6 +124,8 @@ class ToolBridge:
             return _rpc(request_id, _error(message.get("id"), -32601, "unknown server"))
         method, rpc_id = message.get("method"), message.get("id")
         if rpc_id is None:  # a notification: nothing to answer but the control request
+            if method == "notifications/cancelled":
+                self._cancelled(message.get("params"))
             return _rpc(request_id, {"jsonrpc": "2.0", "result": {}})
         if method == "initialize":
             return _rpc(request_id, _result(rpc_id, self._initialize(message)))
@@ -132,9 +138,16 @@ class ToolBridge:
         return _rpc(request_id, _error(rpc_id, -32601, f"method not found: {method}"))
 
     def cancel(self, request_id: str) -> None:
-        """The CLI gave up on a request: forget the call it held."""
+        """The CLI gave up on a control request: forget the call it held."""
         for tool_use_id, (held, _) in list(self._held.items()):
             if held == request_id:
+                del self._held[tool_use_id]
+
+    def _cancelled(self, params: Any) -> None:
+        """The CLI gave up on a tools/call (its time limit, an interrupt): forget it."""
+        rpc_id = params.get("requestId") if isinstance(params, dict) else None
+        for tool_use_id, (_, held) in list(self._held.items()):
+            if held == rpc_id:
                 del self._held[tool_use_id]
 
     def supply(self, results: Iterable[ToolResult]) -> list[bytes]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from proxy_cli_backend.client_tools import CALL_TIMEOUT_MS, mcp_config, upstream_name
+from proxy_cli_backend.client_tools import CALL_TIMEOUT_MS, TOOL_ENV, mcp_config, upstream_name
 from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig, Tools, ToolsProfile
 from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
 from proxy_core import PlanKind, TurnPlan
@@ -205,6 +205,8 @@ def build_command(
         allowed = ",".join(upstream_name(tool.name) for tool in offered)
         argv += ["--mcp-config", mcp_config(CALL_TIMEOUT_MS), "--allowedTools", allowed]
     env = child_env(config, base_env, is_root=is_root)
+    if offered:
+        env.update(TOOL_ENV)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)
 
 
