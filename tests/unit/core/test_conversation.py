@@ -64,9 +64,7 @@ def test_legacy_function_messages_become_tool_messages() -> None:
             {"role": "function", "name": "f", "content": "42"},
         ]
     )
-    assert parsed.messages[1].tool_calls == (
-        ToolCall(id="function_call", name="f", arguments="{}"),
-    )
+    assert parsed.messages[1].tool_calls == (ToolCall(id="f", name="f", arguments="{}"),)
     assert parsed.messages[2].role is Role.TOOL
     assert parsed.messages[2].tool_call_id == "f"
 
