@@ -171,7 +171,6 @@ class _Parser:
         assert isinstance(first, TextBlock)
         end = first.text.find(" ", len(_LEAD))
         self.nonce = first.text[len(_LEAD) : end]
-        header = _HEADER.format(nonce=self.nonce)
         self.images: list[ImageSource] = []
         text: list[str] = []
         for block in blocks:
@@ -181,12 +180,13 @@ class _Parser:
                 text.append(f"<img-{self.nonce} {len(self.images)}>")
                 self.images.append(block.source)
         self.text = "".join(text)
-        headers = [h.format(nonce=self.nonce) for h in (_HEADER, _TOOLS_HEADER)]
-        header = next((h for h in headers if self.text.startswith(h)), None)
-        if header is None:
+        plain, tools = (h.format(nonce=self.nonce) for h in (_HEADER, _TOOLS_HEADER))
+        # Whether the header is the one for a transcript with tool calls; checked
+        # against the calls once they are parsed.
+        self.tools_header = self.text.startswith(tools)
+        if not (self.tools_header or self.text.startswith(plain)):
             raise RenderingError("transcript header mismatch")
-        self.tools_header = header == headers[1]
-        self.pos = len(header)
+        self.pos = len(tools if self.tools_header else plain)
 
     def messages(self) -> tuple[Message, ...]:
         out: list[Message] = []
