@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,6 @@ def function_tool(name: str, description: str, **properties: str) -> dict[str, A
 
 WEATHER = function_tool("get_weather", "The weather in a city.", city="string")
 TIME = function_tool("get_time", "The local time in a city.", city="string")
-
-
-def tool_use(name: str, arguments: dict[str, Any]) -> str:
-    """The fake upstream's marker that makes the model call client tool `name`."""
-    return f"[[tool-use:{CLIENT_PREFIX}{name}:{json.dumps(arguments)}]]"
 
 
 def call(name: str, arguments: dict[str, Any] | None = None) -> str:
@@ -94,43 +89,12 @@ def backend_details(server: ServerProcess) -> dict[str, Any]:
     return details
 
 
-def live_pids(server: ServerProcess) -> dict[str, int]:
-    """The live CLI processes the server holds: CLI session id -> pid."""
-    return {p["session_id"]: p["pid"] for p in backend_details(server)["live"]}
-
-
-def offered_tools(request: RecordedRequest) -> list[str]:
-    """The names of the tools one upstream request offered the model."""
-    return [tool["name"] for tool in request.body.get("tools", [])]
-
-
 def client_tools_offered(request: RecordedRequest) -> list[str]:
     """The client's own names of the client tools one upstream request offered."""
-    return [n[len(CLIENT_PREFIX) :] for n in offered_tools(request) if n.startswith(CLIENT_PREFIX)]
+    names = FakeAnthropic.offered_tools(request)
+    return [n[len(CLIENT_PREFIX) :] for n in names if n.startswith(CLIENT_PREFIX)]
 
 
 def tool_results_in(request: RecordedRequest) -> dict[str, str]:
     """The tool_result blocks of a request's last user message: tool_use id -> text."""
-    messages = request.body.get("messages", [])
-    content = messages[-1].get("content") if messages else None
-    found: dict[str, str] = {}
-    for block in content if isinstance(content, list) else []:
-        if block.get("type") != "tool_result":
-            continue
-        inner = block.get("content")
-        if isinstance(inner, list):
-            inner = "".join(part.get("text", "") for part in inner if isinstance(part, dict))
-        found[block["tool_use_id"]] = str(inner)
-    return found
-
-
-def tool_uses_in(requests: Iterable[RecordedRequest]) -> list[str]:
-    """The ids of every tool_use the model's messages in these requests' histories hold."""
-    ids: list[str] = []
-    for request in requests:
-        for message in request.body.get("messages", []):
-            content = message.get("content")
-            for block in content if isinstance(content, list) else []:
-                if block.get("type") == "tool_use" and block["id"] not in ids:
-                    ids.append(block["id"])
-    return ids
+    return {r["tool_use_id"]: r["text"] for r in FakeAnthropic.tool_results(request)}

@@ -10,7 +10,7 @@ import openai
 import pytest
 from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
 
-from tests.support.client_tools import backend_details, tool_results_in, tool_use, tools_server
+from tests.support.client_tools import backend_details, call, tool_results_in, tools_server
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -50,7 +50,7 @@ def test_agent_runs_its_function_tool_and_answers_from_the_result(
     )
     spawned = backend_details(server)["spawned"]
     CALLS.clear()
-    prompt = "Agents: Reykjavik? " + tool_use("get_weather", {"city": "Reykjavik"})
+    prompt = "Agents: Reykjavik? " + call("get_weather", {"city": "Reykjavik"})
     result = asyncio.run(asyncio.wait_for(Runner.run(agent, prompt), timeout=90))
     assert CALLS == ["Reykjavik"]
     assert result.final_output == "tool result seen: gusty in Reykjavik"

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from tests.support.client_tools import backend_details, client_tools_offered, tool_use, tools_server
+from tests.support.client_tools import backend_details, call, client_tools_offered, tools_server
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -47,7 +47,7 @@ def test_bind_tools_and_a_tool_loop(server: ServerProcess, fake_upstream: FakeAn
     llm = chat(server).bind_tools([get_weather])
     spawned = backend_details(server)["spawned"]
     history: list[BaseMessage] = [
-        HumanMessage("LangChain: Bergen? " + tool_use("get_weather", {"city": "Bergen"}))
+        HumanMessage("LangChain: Bergen? " + call("get_weather", {"city": "Bergen"}))
     ]
     reply = llm.invoke(history)
     assert isinstance(reply, AIMessage)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.conftest import ROOT
-from tests.support.client_tools import WEATHER, tool_use, tools_server
+from tests.support.client_tools import WEATHER, call, tools_server
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -72,7 +72,7 @@ def test_node_sdk_assembles_a_streamed_tool_call(
     body = {
         "model": "sonnet",
         "messages": [
-            {"role": "user", "content": "Node: Lima? " + tool_use("get_weather", {"city": "Lima"})}
+            {"role": "user", "content": "Node: Lima? " + call("get_weather", {"city": "Lima"})}
         ],
         "tools": [WEATHER],
     }
@@ -82,6 +82,7 @@ def test_node_sdk_assembles_a_streamed_tool_call(
     assert assembled["id"].startswith("toolu_")
     assert assembled["type"] == "function"
     assert assembled["name"] == "get_weather"
+    assert seen["fragments"] > 1  # the arguments streamed in pieces, as the model wrote them
     assert json.loads(assembled["arguments"]) == {"city": "Lima"}
     assert seen["text"] == ""
     assert seen["finishReasons"] == ["tool_calls"]

@@ -27,7 +27,6 @@ from tests.support.client_tools import (
     function_tool,
     plan_of,
     tool_results_in,
-    tool_use,
     tools_server,
 )
 from tests.support.fake_upstream import FakeAnthropic
@@ -67,7 +66,7 @@ def test_round_trip_resumes_the_same_cli_turn(
     client = sdk(server)
     spawned = backend_details(server)["spawned"]
     messages: list[Any] = [
-        {"role": "user", "content": "Paris? " + tool_use("get_weather", {"city": "Paris"})}
+        {"role": "user", "content": "Paris? " + call("get_weather", {"city": "Paris"})}
     ]
     raw = client.chat.completions.with_raw_response.create(
         model="sonnet", messages=messages, tools=[WEATHER]
@@ -109,7 +108,7 @@ def test_streamed_round_trip(server: ServerProcess, fake_upstream: FakeAnthropic
     client = sdk(server)
     spawned = backend_details(server)["spawned"]
     messages: list[Any] = [
-        {"role": "user", "content": "Streamed: Rome? " + tool_use("get_weather", {"city": "Rome"})}
+        {"role": "user", "content": "Streamed: Rome? " + call("get_weather", {"city": "Rome"})}
     ]
     chunks = collect(
         client.chat.completions.create(
@@ -352,7 +351,7 @@ def test_invalid_definitions_get_a_400_naming_the_field(
 def test_a_result_for_no_call_gets_a_400(server: ServerProcess) -> None:
     client = sdk(server)
     messages: list[Any] = [
-        {"role": "user", "content": "Stray: " + tool_use("get_weather", {"city": "Lyon"})}
+        {"role": "user", "content": "Stray: " + call("get_weather", {"city": "Lyon"})}
     ]
     first = client.chat.completions.create(model="sonnet", messages=messages, tools=[WEATHER])
     reply = first.choices[0]

@@ -1,6 +1,6 @@
 // Streams one chat completion with tools through the Node openai SDK and prints, as
 // one JSON line, what a Node client assembles from the chunks: each tool call (id,
-// name, arguments joined from their fragments), the text, the finish reasons and
+// name, arguments joined from their fragments, counted), the text, the finish reasons and
 // whether usage came. Arguments: BASE_URL, then the request body as JSON (without
 // `stream`). Node finds the `openai` package through NODE_PATH.
 import { createRequire } from "node:module";
@@ -21,6 +21,7 @@ const finishReasons = [];
 let text = "";
 let usage = null;
 let heads = 0;
+let fragments = 0;
 for await (const chunk of stream) {
   if (chunk.usage) usage = chunk.usage;
   for (const choice of chunk.choices) {
@@ -31,8 +32,9 @@ for await (const chunk of stream) {
         heads += 1;
         calls[piece.index] = { id: piece.id, type: piece.type, name: piece.function?.name, arguments: "" };
       }
+      if (piece.function?.arguments) fragments += 1;
       calls[piece.index].arguments += piece.function?.arguments ?? "";
     }
   }
 }
-console.log(JSON.stringify({ calls, heads, text, finishReasons, usage }));
+console.log(JSON.stringify({ calls, heads, fragments, text, finishReasons, usage }));
