@@ -26,8 +26,9 @@ Behaviour is chosen per request by markers in the last user message's own text
 
 Client tools (a model that calls the tools a request offers in its `tools`; the CLI
 offers a client's tools as `mcp__<server>__NAME`). Call markers are read from the last
-user message's own text or, when it has none and that message carries tool_result
-blocks, from the text of those results (so a tool result can script the next call):
+user message's own text or, when that text has no call marker and the message carries
+tool_result blocks, from the text of those results (so a tool result can script the
+next call):
 
 - `[[call:NAME]]` / `[[call:NAME:JSON]]`: a `tool_use` block calling the offered tool
   named NAME or ending with `__NAME`, with input JSON, or without JSON a small valid
