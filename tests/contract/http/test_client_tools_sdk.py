@@ -170,7 +170,7 @@ def test_parallel_calls_take_two_results(
     messages: list[Any] = [
         {
             "role": "user",
-            "content": "Both, please. "
+            "content": "Both, please. [[say:Checking both.]]"
             + call("get_weather", {"city": "Oslo"})
             + call("get_time", {"city": "Oslo"}),
         }
@@ -179,6 +179,7 @@ def test_parallel_calls_take_two_results(
         model="sonnet", messages=messages, tools=[WEATHER, TIME]
     ).choices[0]
     assert first.finish_reason == "tool_calls"
+    assert first.message.content == "Checking both."  # the text written before the calls
     calls = first.message.tool_calls or []
     assert [c.function.name for c in calls] == ["get_weather", "get_time"]
     assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Oslo"}] * 2
@@ -193,11 +194,68 @@ def test_parallel_calls_take_two_results(
     ).choices[0]
     assert final.finish_reason == "stop"
     assert final.message.tool_calls is None
-    assert final.message.content
-    assert "cold" in final.message.content
+    assert final.message.content == "tool result seen: cold | noon"
     # Both results reached the model, each as the answer to its own call.
     last = fake_upstream.message_requests[-1]
     assert tool_results_in(last) == {calls[0].id: "cold", calls[1].id: "noon"}
+
+
+def test_parallel_tool_calls_false_hands_one_call_per_reply(
+    server: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    client = sdk(server)
+    messages: list[Any] = [
+        {
+            "role": "user",
+            "content": "One at a time. "
+            + call("get_weather", {"city": "Riga"})
+            + call("get_time", {"city": "Riga"}),
+        }
+    ]
+    reply = client.chat.completions.create(
+        model="sonnet", messages=messages, tools=[WEATHER, TIME], parallel_tool_calls=False
+    ).choices[0]
+    assert reply.finish_reason == "tool_calls"
+    [only] = reply.message.tool_calls or []
+    assert only.function.name == "get_weather"
+    messages += [assistant(reply.message), result(only.id, "breezy")]
+    final = client.chat.completions.create(
+        model="sonnet", messages=messages, tools=[WEATHER, TIME], parallel_tool_calls=False
+    ).choices[0]
+    assert final.finish_reason == "stop"
+    # The model learns that its second call was not run (and may make it again later).
+    results = FakeAnthropic.tool_results(fake_upstream.message_requests[-1])
+    assert results[0]["text"] == "breezy"
+    assert len(results) == 2
+    assert results[1]["is_error"]
+    assert "parallel_tool_calls" in results[1]["text"]
+
+
+def test_legacy_functions_round_trip(server: ServerProcess, fake_upstream: FakeAnthropic) -> None:
+    client = sdk(server)
+    functions = [WEATHER["function"]]
+    messages: list[Any] = [
+        {"role": "user", "content": "Legacy: Kyiv? " + call("get_weather", {"city": "Kyiv"})}
+    ]
+    reply = client.chat.completions.create(
+        model="sonnet", messages=messages, functions=functions
+    ).choices[0]
+    assert reply.finish_reason == "function_call"
+    assert reply.message.tool_calls is None
+    assert reply.message.function_call is not None
+    assert reply.message.function_call.name == "get_weather"
+    assert json.loads(reply.message.function_call.arguments) == {"city": "Kyiv"}
+    messages += [
+        assistant(reply.message),
+        {"role": "function", "name": "get_weather", "content": "snow"},
+    ]
+    raw = client.chat.completions.with_raw_response.create(
+        model="sonnet", messages=messages, functions=functions
+    )
+    final = raw.parse().choices[0]
+    assert final.finish_reason == "stop"
+    assert final.message.content == "tool result seen: snow"
+    assert plan_of(server, raw.headers["x-request-id"]) == "CONTINUE"
 
 
 def test_tool_choice_required_makes_the_reply_call(
@@ -294,8 +352,7 @@ def test_agent_loop_of_three_tool_rounds(
     final = raw.parse().choices[0]
     assert names == ["get_weather", "get_weather", "get_time"]
     assert final.finish_reason == "stop"
-    assert final.message.content is not None
-    assert "final facts" in final.message.content
+    assert final.message.content == "tool result seen: ok. final facts"
     assert plan_of(server, raw.headers["x-request-id"]) == "CONTINUE"
     assert backend_details(server)["spawned"] == spawned + 1  # one CLI turn throughout
 
@@ -426,7 +483,7 @@ def test_restart_between_call_and_result_falls_back_to_the_history(
     assert final.message.tool_calls is None
     assert final.message.content is not None
     assert "foggy, 14C" in final.message.content
-    assert plan != "CONTINUE"
+    assert plan == "RESTART"
     # The fresh session's prompt is the transcript: the question, the call and its result.
     prompt = fake_upstream.message_requests[-1].user_text
     assert prompt.startswith("Conversation transcript.")
