@@ -8,11 +8,23 @@ from collections.abc import Iterator
 
 import pydantic
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from tests.support.client_tools import backend_details, call, client_tools_offered, tools_server
+from tests.support.client_tools import (
+    backend_details,
+    call,
+    client_tools_offered,
+    tool_results_in,
+    tools_server,
+)
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -63,6 +75,32 @@ def test_bind_tools_and_a_tool_loop(server: ServerProcess, fake_upstream: FakeAn
     assert isinstance(final, AIMessage)
     assert final.tool_calls == []
     assert final.content == "tool result seen: drizzle in Bergen"
+    assert backend_details(server)["spawned"] == spawned + 1  # the same CLI turn resumed
+
+
+def test_streamed_tool_call_and_its_result(
+    server: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
+    """Streaming: LangChain assembles the call from its chunks and sends it back as it
+    assembled it (its own spelling of the arguments)."""
+    llm = chat(server).bind_tools([get_weather])
+    spawned = backend_details(server)["spawned"]
+    history: list[BaseMessage] = [
+        HumanMessage("LangChain streamed: Turku? " + call("get_weather", {"city": "Turku"}))
+    ]
+    chunks = list(llm.stream(history))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert isinstance(whole, AIMessageChunk)
+    [tool_call] = whole.tool_calls
+    assert tool_call["name"] == "get_weather"
+    assert tool_call["args"] == {"city": "Turku"}
+    assert whole.response_metadata["finish_reason"] == "tool_calls"
+    history += [whole, get_weather.invoke(tool_call)]
+    text = "".join(str(chunk.content) for chunk in llm.stream(history))
+    assert text == "tool result seen: drizzle in Turku"
+    assert list(tool_results_in(fake_upstream.message_requests[-1])) == [tool_call["id"]]
     assert backend_details(server)["spawned"] == spawned + 1  # the same CLI turn resumed
 
 

@@ -81,7 +81,9 @@ def test_round_trip_resumes_the_same_cli_turn(
     assert tool_call.function.name == "get_weather"
     assert json.loads(tool_call.function.arguments) == {"city": "Paris"}
     assert plan_of(server, raw.headers["x-request-id"]) == "NEW"
-    assert backend_details(server)["suspended_turns"] == 1
+    details = backend_details(server)
+    assert details["suspended_turns"] == 1
+    [suspended] = [p for p in details["live"] if p["state"] == "suspended"]
 
     messages += [assistant(first.message), result(tool_call.id, "18C and sunny")]
     raw = client.chat.completions.with_raw_response.create(
@@ -95,6 +97,9 @@ def test_round_trip_resumes_the_same_cli_turn(
     details = backend_details(server)
     assert details["spawned"] == spawned + 1  # one process for both requests
     assert details["suspended_turns"] == 0
+    [resumed] = [p for p in details["live"] if p["session_id"] == suspended["session_id"]]
+    assert resumed["pid"] == suspended["pid"]
+    assert resumed["state"] != "suspended"
     # The model got the result as a tool_result of its own call, in the same session.
     last = fake_upstream.message_requests[-1]
     assert tool_results_in(last) == {tool_call.id: "18C and sunny"}
