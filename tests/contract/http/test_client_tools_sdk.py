@@ -362,7 +362,9 @@ def test_agent_loop_of_three_tool_rounds(
     assert backend_details(server)["spawned"] == spawned + 1  # one CLI turn throughout
 
 
-def test_tool_fields_are_not_named_ignored(server: ServerProcess) -> None:
+def test_tool_fields_are_not_named_ignored(
+    server: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
     raw = sdk(server).chat.completions.with_raw_response.create(
         model="sonnet",
         messages=[{"role": "user", "content": "Ignored fields check."}],
@@ -410,7 +412,9 @@ def test_invalid_definitions_get_a_400_naming_the_field(
     assert not fake_upstream.message_requests  # refused before any model call
 
 
-def test_a_result_for_no_call_gets_a_400(server: ServerProcess) -> None:
+def test_a_result_for_no_call_gets_a_400(
+    server: ServerProcess, fake_upstream: FakeAnthropic
+) -> None:
     client = sdk(server)
     messages: list[Any] = [
         {"role": "user", "content": "Stray: " + call("get_weather", {"city": "Lyon"})}
@@ -430,7 +434,7 @@ def test_a_result_for_no_call_gets_a_400(server: ServerProcess) -> None:
 
 
 def test_answering_only_some_calls_gets_a_400_naming_the_missing(
-    server: ServerProcess,
+    server: ServerProcess, fake_upstream: FakeAnthropic
 ) -> None:
     client = sdk(server)
     messages: list[Any] = [
@@ -490,7 +494,10 @@ def test_restart_between_call_and_result_falls_back_to_the_history(
     assert "foggy, 14C" in final.message.content
     assert plan == "RESTART"
     # The fresh session's prompt is the transcript: the question, the call and its result.
-    prompt = fake_upstream.message_requests[-1].user_text
+    last = fake_upstream.message_requests[-1]
+    assert tool_results_in(last) == {}  # not a resumed call: a new session's first prompt
+    assert client_tools_offered(last) == ["get_weather"]  # the tools go on being offered
+    prompt = last.user_text
     assert prompt.startswith("Conversation transcript.")
     for piece in ("Restart: the weather in Porto?", tool_call.id, "get_weather", "foggy, 14C"):
         assert piece in prompt
