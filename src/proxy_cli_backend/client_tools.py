@@ -38,6 +38,11 @@ CALL_TIMEOUT_MS = 24 * 3600 * 1000
 """How long the CLI waits for a client tool's result: longer than a suspended turn may
 wait, so the proxy's own expiry (which ends the process) always comes first."""
 _META_ID = "claudecode/toolUseId"
+# The CLI cuts a tool result over 50,000 characters to a preview (and a file on its own
+# disk): a client's result is the client's data, so each tool asks for the most room the
+# CLI grants (the core refuses longer results: ParseLimits.max_tool_result_chars).
+_MAX_RESULT_META = "anthropic/maxResultSizeChars"
+MAX_RESULT_CHARS = 500_000  # the CLI does not go higher (a larger ask is cut to it)
 TOOL_ENV = {"ENABLE_TOOL_SEARCH": "false"}
 """The CLI's environment when it serves client tools: every definition is sent to the
 model whole, never deferred behind a tool-search step (agents offer 30 tools and more,
@@ -176,7 +181,12 @@ class ToolBridge:
 
     def _listing(self) -> list[dict[str, Any]]:
         return [
-            {"name": tool.name, "description": tool.description, "inputSchema": tool.parameters}
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "inputSchema": tool.parameters,
+                "_meta": {_MAX_RESULT_META: MAX_RESULT_CHARS},
+            }
             for tool in self.tools
         ]
 

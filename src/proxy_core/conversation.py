@@ -135,6 +135,12 @@ class ParseLimits(msgspec.Struct, frozen=True):
     max_image_bytes: Annotated[int, Meta(description="Largest decoded image, in bytes.")] = (
         20 * 1024 * 1024
     )
+    # The CLI passes a tool result on whole only up to 500,000 characters (beyond, the
+    # model gets a preview and a path on the CLI's disk): a longer one is refused
+    # rather than cut where the client cannot see it.
+    max_tool_result_chars: Annotated[
+        int, Meta(description="Most text characters in one tool result (the CLI's limit).")
+    ] = 500_000
 
 
 def normalize_parts(parts: Sequence[Part]) -> tuple[Part, ...]:
@@ -223,6 +229,13 @@ class _Reader:
         else:
             message = Message(Role.SYSTEM, self.parts(raw.content, Role.SYSTEM, content), raw.name)
         text_chars = sum(len(p.text) for p in message.parts if isinstance(p, TextPart))
+        if message.role is Role.TOOL and text_chars > self.limits.max_tool_result_chars:
+            raise invalid(
+                f"Tool result too long: {text_chars} characters > max_tool_result_chars "
+                f"{self.limits.max_tool_result_chars} (the CLI would pass the model only a "
+                "preview of it).",
+                content,
+            )
         if text_chars > self.limits.max_message_chars:
             raise invalid(
                 f"Message text too long: {text_chars} characters > max_message_chars "

@@ -49,7 +49,11 @@ next call):
 - a last user message carrying tool_result blocks and no call marker: the reply is
   `tool result seen: <text of each result, joined by " | ">`, each result that has
   `is_error: true` prefixed with `error: `;
-- a call or args marker whose JSON does not parse: the reply is `bad marker: ...`.
+- a call or args marker whose JSON does not parse: the reply is `bad marker: ...`;
+- a last user message that is the proxy's transcript of a whole conversation (a fresh
+  CLI session after its suspended turn was lost) is read as the model would: call
+  markers and instructions only from its last message (a user's), and the tool
+  messages it ends with as the tool results they report.
 
 `FakeAnthropic.offered_tools(request)` and `FakeAnthropic.tool_results(request)` read a
 recorded request's offered tool names and its last user message's tool results.
