@@ -399,7 +399,8 @@ class LiveProcess:
                 log.info("live_cli_turn_not_stopped_killing", pid=self.pid)
                 settle = 0.0
         finally:
-            await asyncio.shield(self._process.terminate(kill_grace, settle=settle))
+            ending = self._process.terminate(kill_grace, settle=settle, stop_first=suspended)
+            await asyncio.shield(ending)
 
     def describe(self, now: float, rss: int | None) -> LiveProcessInfo:
         """This process as /health lists it."""

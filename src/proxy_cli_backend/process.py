@@ -188,8 +188,15 @@ class CliProcess:
         """Wait for the child to exit by itself; returns its exit code."""
         return await self._proc.wait()
 
-    async def terminate(self, grace: float, *, settle: float = 0.0) -> int:
+    async def terminate(
+        self, grace: float, *, settle: float = 0.0, stop_first: bool = False
+    ) -> int:
         """Close stdin, SIGTERM the group, SIGKILL it after `grace`; always reaps.
+
+        With `stop_first`, SIGTERM comes before stdin is closed: a CLI in the middle of
+        a turn (one waiting for a client tool's result above all) takes a closed stdin
+        as the end of that call and would go on with the turn, sending the upstream a
+        request nobody will read.
 
         With `settle`, the child first gets that long to exit by itself (after a
         closed stdin the CLI ends on its own). The CLI runs tool commands in sessions
@@ -203,6 +210,8 @@ class CliProcess:
         """
         if self._proc.returncode is None:
             self._signal_group(signal.SIGCONT)
+            if stop_first:
+                self._signal_group(signal.SIGTERM)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_stdin(), 0.5)
         if settle > 0 and self._proc.returncode is None:

@@ -304,9 +304,12 @@ class ClaudeCliRunner:
         task = self._cleanups.get(process)
         if task is not None:
             return task
-        settle = self.config.exit_wait if process in self._answered else 0.0
+        answered = process in self._answered
+        settle = self.config.exit_wait if answered else 0.0
         task = asyncio.create_task(
-            process.terminate(self.config.kill_grace, settle=settle),
+            # A turn without its result (cut short, or waiting for a client tool) is
+            # stopped before its stdin closes, so it cannot go on with the turn.
+            process.terminate(self.config.kill_grace, settle=settle, stop_first=not answered),
             name=f"cli-cleanup-{process.pid}",
         )
         self._cleanups[process] = task
