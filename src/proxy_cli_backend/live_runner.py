@@ -571,6 +571,9 @@ class LiveCliRunner:
                     if now - live.suspended_at >= suspended:
                         log.info("suspended_turn_expired", pid=live.pid, session=live.session_id)
                         self._end(live)
+                    elif not live.alive:
+                        log.info("suspended_cli_gone", pid=live.pid, session=live.session_id)
+                        self._end(live)
                 elif not live.usable or now - live.last_used >= timeout:
                     self._end(live)
 

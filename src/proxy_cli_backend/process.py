@@ -189,14 +189,14 @@ class CliProcess:
         return await self._proc.wait()
 
     async def terminate(
-        self, grace: float, *, settle: float = 0.0, stop_first: bool = False
+        self, grace: float, *, settle: float = 0.0, kill_first: bool = False
     ) -> int:
         """Close stdin, SIGTERM the group, SIGKILL it after `grace`; always reaps.
 
-        With `stop_first`, SIGTERM comes before stdin is closed: a CLI in the middle of
-        a turn (one waiting for a client tool's result above all) takes a closed stdin
-        as the end of that call and would go on with the turn, sending the upstream a
-        request nobody will read.
+        With `kill_first`, the group is killed (SIGKILL) before anything else: a CLI
+        waiting for a client tool's result takes a closed stdin, or a SIGTERM, as the
+        end of that call and goes on with the turn, sending the upstream a paid request
+        nobody will read. (Such a turn's transcript is never resumed.)
 
         With `settle`, the child first gets that long to exit by itself (after a
         closed stdin the CLI ends on its own). The CLI runs tool commands in sessions
@@ -209,9 +209,7 @@ class CliProcess:
         one would, instead of waiting for SIGKILL.
         """
         if self._proc.returncode is None:
-            self._signal_group(signal.SIGCONT)
-            if stop_first:
-                self._signal_group(signal.SIGTERM)
+            self._signal_group(signal.SIGKILL if kill_first else signal.SIGCONT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_stdin(), 0.5)
         if settle > 0 and self._proc.returncode is None:
