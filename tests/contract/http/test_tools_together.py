@@ -47,7 +47,9 @@ def sdk(proxy: ServerProcess) -> openai.OpenAI:
 def test_a_client_tool_named_like_a_built_in_one_is_offered_beside_it_and_called_back(
     proxy: ServerProcess, fake_upstream: FakeAnthropic
 ) -> None:
-    asked = [{"role": "user", "content": 'read it [[call:mcp__client__Read:{"path": "/etc/hostname"}]]'}]
+    asked = [
+        {"role": "user", "content": 'read it [[call:mcp__client__Read:{"path": "/etc/hostname"}]]'}
+    ]
     reply = sdk(proxy).chat.completions.create(model="sonnet", messages=asked, tools=[tool("Read")])
 
     offered = fake_upstream.offered_tools(fake_upstream.message_requests[-1])
@@ -65,7 +67,10 @@ def test_tools_work_with_an_image_reasoning_effort_a_stop_sequence_and_streaming
     proxy: ServerProcess, fake_upstream: FakeAnthropic
 ) -> None:
     content = [
-        {"type": "text", "text": 'look [[say:Checking.]] [[call:mcp__client__Read:{"path": "a.png"}]]'},
+        {
+            "type": "text",
+            "text": 'look [[say:Checking.]] [[call:mcp__client__Read:{"path": "a.png"}]]',
+        },
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
     ]
     chunks = list(
@@ -103,7 +108,9 @@ def test_with_response_format_the_calls_come_first_and_the_final_reply_follows_t
     }
     response_format: Any = {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}
     client = sdk(proxy)
-    history: list[Any] = [{"role": "user", "content": 'weather? [[call:mcp__client__Read:{"path": "paris"}]]'}]
+    history: list[Any] = [
+        {"role": "user", "content": 'weather? [[call:mcp__client__Read:{"path": "paris"}]]'}
+    ]
     first = client.chat.completions.create(
         model="sonnet", messages=history, tools=[tool("Read")], response_format=response_format
     )
