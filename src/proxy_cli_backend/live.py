@@ -173,9 +173,14 @@ class LiveProcess:
         return self._process.pid
 
     @property
+    def running(self) -> bool:
+        """The CLI has not exited (a suspended one may die while its client works)."""
+        return self._process.returncode is None
+
+    @property
     def usable(self) -> bool:
         """Idle and still running: it can take a turn."""
-        return self.state is LiveState.IDLE and self._process.returncode is None
+        return self.state is LiveState.IDLE and self.running
 
     # -- control requests --------------------------------------------------
 

@@ -1,0 +1,336 @@
+"""Client tools with the real CLI: a turn suspends at the model's calls of client tools
+(served by our SDK MCP server) and the client's results resume the same CLI turn."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
+from proxy_cli_backend.runner import ClaudeCliRunner
+from proxy_core import (
+    ClientTool,
+    Event,
+    FailureReason,
+    Finished,
+    LiveDetails,
+    PlanKind,
+    ToolArguments,
+    ToolCallStarted,
+    ToolOffer,
+    ToolResult,
+    TurnPlan,
+    Usage,
+)
+from tests.contract.cli_backend.conftest import wait_for
+from tests.contract.cli_backend.helpers import failed, finished, plan, text_of
+from tests.contract.conftest import RunnerFactory, cli_processes
+from tests.support.fake_upstream import FakeAnthropic
+
+WEATHER = ClientTool(
+    "get_weather",
+    "The weather of a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+CALL_WEATHER = '[[tool-use:mcp__client__get_weather:{"city":"Paris"}]]'
+
+LiveFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_live(
+    claude_bin: str, cli_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[LiveFactory]:
+    """Build and start LiveCliRunners (no pool) on the fake upstream; closed after."""
+    runners: list[LiveCliRunner] = []
+
+    async def factory(**live: Any) -> LiveCliRunner:
+        config = CliRunnerConfig(
+            cli_path=claude_bin,
+            state_dir=str(tmp_path / "state"),
+            extra_env=cli_env,
+            first_event_timeout=30.0,
+            idle_timeout=30.0,
+            total_timeout=60.0,
+            kill_grace=2.0,
+        )
+        runner = LiveCliRunner(config, LiveConfig(**{"pool_size": 0, **live}))
+        await runner.start()
+        runners.append(runner)
+        return runner
+
+    yield factory
+    for runner in runners:
+        await runner.aclose()
+
+
+def offer(*tools: ClientTool, **rules: Any) -> ToolOffer:
+    return ToolOffer(tools or (WEATHER,), **rules)
+
+
+def tool_plan(text: str, tools: ToolOffer | None = None, **fields: Any) -> TurnPlan:
+    return msgspec.structs.replace(plan(text, **fields), tools=tools or offer())
+
+
+def results_plan(
+    first: TurnPlan, done: Finished, *results: ToolResult, tools: ToolOffer | None = None
+) -> TurnPlan:
+    """The CONTINUE that brings the client's results for a suspended turn."""
+    return TurnPlan(
+        kind=PlanKind.CONTINUE,
+        session_key=first.session_key,
+        cli_session_id=first.cli_session_id,
+        model=first.model,
+        system=first.system,
+        prompt=(),
+        messages=(),
+        seen=(),
+        resume_point=done.resume_point,
+        tools=tools or first.tools,
+        tool_results=results,
+    )
+
+
+async def run(runner: LiveCliRunner | ClaudeCliRunner, turn: TurnPlan) -> list[Event]:
+    return [event async for event in runner.run(turn)]
+
+
+def details(runner: LiveCliRunner) -> LiveDetails:
+    status = runner.status().details
+    assert isinstance(status, LiveDetails)
+    return status
+
+
+def live_pid(runner: LiveCliRunner, session: str) -> int:
+    return next(p.pid for p in details(runner).live if p.session_id == session)
+
+
+def sent_results(fake: FakeAnthropic) -> list[dict[str, Any]]:
+    """The tool_result blocks of the last Messages call's last user message."""
+    last = fake.message_requests[-1].body["messages"][-1]
+    assert last["role"] == "user"
+    return [b for b in last["content"] if b.get("type") == "tool_result"]
+
+
+async def test_a_turn_that_calls_a_client_tool_suspends_its_process(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    events = await run(runner, turn)
+    done = finished(events)
+    assert done.stop_reason == "tool_use"
+    assert [(c.name, msgspec.json.decode(c.arguments)) for c in done.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    assert done.pending == (done.tool_calls[0].id,)
+    assert done.pending[0].startswith("toolu_")
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    assert started == [ToolCallStarted(index=0, id=done.pending[0], name="get_weather")]
+    arguments = "".join(e.text for e in events if isinstance(e, ToolArguments))
+    assert msgspec.json.decode(arguments) == {"city": "Paris"}
+    assert details(runner).suspended_turns == 1
+    assert [p.state for p in details(runner).live] == ["suspended"]
+
+
+async def test_the_clients_result_resumes_the_same_process_and_turn(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    pid = live_pid(runner, turn.cli_session_id)
+    answer = ToolResult(done.pending[0], "sunny, 21C")
+    events = await run(runner, results_plan(turn, done, answer))
+    end = finished(events)
+    assert end.stop_reason == "end_turn"
+    assert text_of(events) == "tool result seen: sunny, 21C"
+    assert live_pid(runner, turn.cli_session_id) == pid
+    assert details(runner).suspended_turns == 0
+    assert runner.spawned == 1
+    (block,) = sent_results(fake_upstream)
+    assert block["tool_use_id"] == done.pending[0]
+    assert not block.get("is_error")
+
+
+async def test_an_error_result_reaches_the_upstream_as_an_error(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    failure = ToolResult(done.pending[0], "city not found", is_error=True)
+    events = await run(runner, results_plan(turn, done, failure))
+    assert text_of(events) == "tool result seen: city not found"
+    (block,) = sent_results(fake_upstream)
+    assert block["tool_use_id"] == done.pending[0]
+    assert block["is_error"] is True
+
+
+async def test_an_expired_suspended_turn_ends_its_process_and_results_find_it_gone(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live(suspended_timeout=0.5)
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    pid = live_pid(runner, turn.cli_session_id)
+    await wait_for(lambda: details(runner).live == ())
+    await wait_for(lambda: pid not in cli_processes())
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "late")))
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+    assert cli_processes() == []
+
+
+async def test_a_suspended_process_killed_meanwhile_is_a_missing_session(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    os.kill(live_pid(runner, turn.cli_session_id), signal.SIGKILL)
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "x")))
+    assert [type(e).__name__ for e in events] == ["Failed"]
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+    await wait_for(lambda: cli_processes() == [])
+    assert details(runner).live == ()
+
+
+async def test_a_suspended_process_is_evicted_when_a_new_turn_needs_its_slot(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live(max_live=1)
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    other = plan("another conversation")
+    assert text_of(await run(runner, other)) == "echo: another conversation"
+    assert [p.session_id for p in details(runner).live] == [other.cli_session_id]
+    assert runner.evicted == 1
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "x")))
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+
+
+async def test_closing_the_runner_ends_a_suspended_process(make_live: LiveFactory) -> None:
+    runner = await make_live()
+    finished(await run(runner, tool_plan(f"weather? {CALL_WEATHER}")))
+    assert len(cli_processes()) == 1
+    await runner.aclose()
+    assert cli_processes() == []
+
+
+async def test_a_process_per_turn_suspends_by_ending_and_results_find_no_turn(
+    make_runner: RunnerFactory,
+) -> None:
+    runner = make_runner()
+    await runner.start()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    assert done.stop_reason == "tool_use"
+    assert [c.name for c in done.tool_calls] == ["get_weather"]
+    assert done.pending == (done.tool_calls[0].id,)
+    await wait_for(lambda: cli_processes() == [])
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "x")))
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+    assert cli_processes() == []
+
+
+def usages(events: Sequence[Event]) -> list[Usage]:
+    return [e for e in events if isinstance(e, Usage)]
+
+
+async def test_a_suspended_turns_usage_counts_each_upstream_message_once(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    first = await run(runner, turn)
+    done = finished(first)
+    rest = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "sunny")))
+    # The fake reports 100 cached tokens read and 10 written for each message it answers.
+    answered = len(fake_upstream.message_requests)
+    assert answered == 2
+    (before,), (after,) = usages(first), usages(rest)
+    assert before.cache_read_tokens == 100
+    assert before.cache_creation_tokens == 10
+    assert after.cache_read_tokens == 100
+    assert after.cache_creation_tokens == 10
+    assert before.output_tokens > 0
+    assert after.output_tokens > 0
+
+
+async def test_tools_offered_but_not_called_leave_the_process_idle_for_the_next_turn(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan("just chat")
+    events = await run(runner, turn)
+    done = finished(events)
+    assert (done.stop_reason, done.tool_calls, done.pending) == ("end_turn", (), ())
+    assert text_of(events) == "echo: just chat"
+    assert [p.state for p in details(runner).live] == ["idle"]
+    # The upstream was offered the client's tool under the CLI's name for it.
+    offered = [t["name"] for t in fake_upstream.message_requests[-1].body["tools"]]
+    assert "mcp__client__get_weather" in offered
+    follow = msgspec.structs.replace(
+        tool_plan(f"now call {CALL_WEATHER}"),
+        kind=PlanKind.CONTINUE,
+        cli_session_id=turn.cli_session_id,
+        resume_point=done.resume_point,
+    )
+    assert finished(await run(runner, follow)).stop_reason == "tool_use"
+    assert runner.spawned == 1
+
+
+async def test_results_for_another_point_of_the_session_end_the_suspended_turn(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    stale = msgspec.structs.replace(done, resume_point="not-this-one")
+    events = await run(runner, results_plan(turn, stale, ToolResult(done.pending[0], "x")))
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+    await wait_for(lambda: cli_processes() == [])
+
+
+async def test_a_suspended_process_outlives_the_idle_timeout_but_not_its_own_death(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live(live_idle_timeout=0.3)
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    pid = live_pid(runner, turn.cli_session_id)
+    # Another conversation's idle process is reaped: the reaper ran past the idle timeout.
+    other = plan("meanwhile")
+    await run(runner, other)
+    await wait_for(lambda: [p.session_id for p in details(runner).live] == [turn.cli_session_id])
+    assert details(runner).suspended_turns == 1
+    # Killed while it waits: the reaper ends it without waiting for its expiry.
+    os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: details(runner).live == ())
+    assert details(runner).suspended_turns == 0
+    await wait_for(lambda: cli_processes() == [])
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "x")))
+    assert failed(events).reason is FailureReason.SESSION_MISSING
+
+
+async def test_an_idle_process_is_evicted_before_a_suspended_one(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live(max_live=2)
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    idle = plan("an idle conversation")
+    await run(runner, idle)  # used after the suspended one: the most recent
+    third = plan("a third conversation")
+    await run(runner, third)
+    live = {p.session_id: p.state for p in details(runner).live}
+    assert live == {turn.cli_session_id: "suspended", third.cli_session_id: "idle"}
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "sunny")))
+    assert text_of(events) == "tool result seen: sunny"
