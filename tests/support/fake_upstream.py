@@ -21,9 +21,37 @@ Behaviour is chosen per request by markers in the last user message's own text
 - `[[thinking]]`: a thinking block, then the echo text;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
-  read-only profile); when the CLI sends the tool result back, the reply is
-  `tool result seen: <result>`. With `--tools ""` the CLI has no tool to run, so use
-  a profile that includes the tool.
+  read-only profile), its input sent as one `input_json_delta`. With `--tools ""` the
+  CLI has no built-in tool to run, so use a profile that includes the tool.
+
+Client tools (a model that calls the tools a request offers in its `tools`; the CLI
+offers a client's tools as `mcp__<server>__NAME`). Call markers are read from the last
+user message's own text or, when it has none and that message carries tool_result
+blocks, from the text of those results (so a tool result can script the next call):
+
+- `[[call:NAME]]` / `[[call:NAME:JSON]]`: a `tool_use` block calling the offered tool
+  named NAME or ending with `__NAME`, with input JSON, or without JSON a small valid
+  input generated from the tool's `input_schema` (every property; string "example",
+  integer 1, number 1.5, boolean true, one array item, first enum value or
+  anyOf/oneOf branch, `$ref`s into `$defs`/`definitions` resolved). Several call
+  markers give several tool_use blocks in ONE message (parallel calls), in order. Each
+  input is streamed as 3 `input_json_delta` fragments; `stop_reason` is `tool_use`.
+  A NAME the request does not offer: the reply is the text `tool NAME is not offered`;
+- `[[say:TEXT]]`: with call markers, a text block TEXT before the tool_use blocks;
+- instruction following, when there is no call marker and the last user message
+  carries no tool_result: a text (the last user message's own text, else the system
+  prompt) containing "Call the `NAME` tool" calls NAME; one containing "Call one of
+  these tools:" followed by backticked names calls the first of them that is offered
+  (none offered: `tool A or B is not offered`). The input is the first `[[args:JSON]]`
+  found in any user message's text, else generated from the schema. Without a marker
+  or an instruction, a request that offers tools gets the echo (a lazy model);
+- a last user message carrying tool_result blocks and no call marker: the reply is
+  `tool result seen: <text of each result, joined by " | ">`, each result that has
+  `is_error: true` prefixed with `error: `;
+- a call or args marker whose JSON does not parse: the reply is `bad marker: ...`.
+
+`FakeAnthropic.offered_tools(request)` and `FakeAnthropic.tool_results(request)` read a
+recorded request's offered tool names and its last user message's tool results.
 
 Every request is recorded (path, headers, JSON body). Latency knobs for benchmarks:
 `first_token_delay` (seconds before the first event) and `tokens_per_second`
@@ -42,6 +70,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+from tests.support.fake_tools import Block, offered_tools, text_block, tool_reply, tool_results
 
 _MARKER = re.compile(r"\[\[([a-z-]+)(?::([^\]]*))?\]\]")
 _ERROR_TYPES = {
@@ -94,22 +124,6 @@ def own_text(body: Any) -> str:
         ]
         return "\n".join(texts)
     return ""
-
-
-def tool_result_of(body: Any) -> str | None:
-    """The text of a tool_result block in the last user message, if there is one."""
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    users = [m for m in messages if m.get("role") == "user"]
-    if not users:
-        return None
-    content = users[-1].get("content")
-    for block in content if isinstance(content, list) else []:
-        if block.get("type") == "tool_result":
-            inner = block.get("content")
-            if isinstance(inner, list):
-                return "".join(b.get("text", "") for b in inner if isinstance(b, dict))
-            return str(inner)
-    return None
 
 
 @dataclass
@@ -166,6 +180,17 @@ class FakeAnthropic:
         with self._lock:
             self._attempts[text] = self._attempts.get(text, 0) + 1
             return self._attempts[text]
+
+    @staticmethod
+    def offered_tools(request: RecordedRequest) -> list[str]:
+        """Names of the tools a recorded request offered the model, in order."""
+        return offered_tools(request.body)
+
+    @staticmethod
+    def tool_results(request: RecordedRequest) -> list[dict[str, Any]]:
+        """The tool_result blocks of a recorded request's last user message
+        (`tool_use_id`, `text`, `is_error`)."""
+        return tool_results(request.body)
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -233,7 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         if once and attempt == 1:
             markers["disconnect"] = None
         retried = "disconnect-vary" in markers and attempt > 1
-        reply = f"echo (retried): {text}" if retried else f"echo: {text}"
+        echo = f"echo (retried): {text}" if retried else f"echo: {text}"
+        blocks = _reply_blocks(body, text, echo, markers)
         delay = float(markers.get("slow-first") or 0) + fake.first_token_delay
         if delay:
             time.sleep(delay)
@@ -248,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return
         if not body.get("stream"):
-            self._json(200, _message_json(body, reply))
+            self._json(200, _message_json(body, blocks))
             return
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -257,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         chunk_delay = float(markers.get("slow-stream") or 0)
         try:
-            for event in _script(body, reply, markers):
+            for event in _script(body, blocks, markers):
                 if event is None:  # the disconnect point
                     self.connection.shutdown(2)
                     return
@@ -292,26 +318,56 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, payload, headers)
 
 
-def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
+def _reply_blocks(
+    body: dict[str, Any], text: str, echo: str, markers: dict[str, str | None]
+) -> list[Block]:
+    """The content of the reply: a `tool-use` marker's call, else the client-tool
+    behaviour (calls, tool results), else the echo."""
+    if "tool-use" in markers:
+        name, _, arguments = (markers["tool-use"] or 'Glob:{"pattern": "*"}').partition(":")
+        # Sent as written (one delta), so a test may pass input the CLI must reject.
+        return [_raw_tool_use(name, arguments or "{}")]
+    return tool_reply(body, text) or [text_block(echo)]
+
+
+def _raw_tool_use(name: str, arguments: str) -> Block:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        parsed = {}
+    block: Block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": name}
+    return {**block, "input": parsed, "_partial_json": arguments}
+
+
+def _public(block: Block) -> Block:
+    return {k: v for k, v in block.items() if not k.startswith("_")}
+
+
+def _stop_reason(blocks: list[Block]) -> str:
+    return "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+
+
+def _usage(body: dict[str, Any], blocks: list[Block]) -> dict[str, int]:
     size = len(json.dumps(body.get("messages", [])))
+    written = sum(len(b.get("text", "")) + len(json.dumps(b.get("input", ""))) for b in blocks)
     return {
         "input_tokens": max(1, size // 40),
-        "output_tokens": max(1, len(reply) // 4),
+        "output_tokens": max(1, written // 4),
         "cache_read_input_tokens": 100,
         "cache_creation_input_tokens": 10,
     }
 
 
-def _message_json(body: dict[str, Any], reply: str) -> dict[str, Any]:
+def _message_json(body: dict[str, Any], blocks: list[Block]) -> dict[str, Any]:
     return {
         "id": f"msg_{uuid.uuid4().hex[:20]}",
         "type": "message",
         "role": "assistant",
         "model": body.get("model", "claude-fake"),
-        "content": [{"type": "text", "text": reply}],
-        "stop_reason": "end_turn",
+        "content": [_public(b) for b in blocks],
+        "stop_reason": _stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(body, reply),
+        "usage": _usage(body, blocks),
     }
 
 
@@ -323,16 +379,15 @@ def _chunks(text: str, parts: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _script(body: dict[str, Any], echo: str, markers: dict[str, str | None]) -> Iterator[Event]:
+def _delta(index: int, delta: dict[str, Any]) -> Event:
+    return "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _script(
+    body: dict[str, Any], blocks: list[Block], markers: dict[str, str | None]
+) -> Iterator[Event]:
     """The SSE events of one streamed response (None marks a disconnect)."""
-    result = tool_result_of(body)
-    # Markers come from the last user message's own text, so a tool_result message
-    # (no text) never asks again; one that also carries a new prompt (the CLI merges
-    # the previous turn's last tool_result into it) may.
-    wants_tool = "tool-use" in markers
-    tool = markers.get("tool-use") or "" if wants_tool else None
-    reply = f"tool result seen: {result}" if result is not None else echo
-    usage = _usage(body, reply)
+    usage = _usage(body, blocks)
     start = dict(usage)
     start["output_tokens"] = 1
     message = {
@@ -350,39 +405,27 @@ def _script(body: dict[str, Any], echo: str, markers: dict[str, str | None]) -> 
     if "thinking" in markers:
         yield from _block(index, {"type": "thinking", "thinking": "", "signature": ""}, [])
         for piece in _chunks("Let me think about this.", 2):
-            delta = {"type": "thinking_delta", "thinking": piece}
-            yield (
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        sig = {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}
-        yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": sig}
+            yield _delta(index, {"type": "thinking_delta", "thinking": piece})
+        yield _delta(index, {"type": "signature_delta", "signature": "c2lnbmF0dXJl"})
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
         index += 1
-    stop_reason = "end_turn"
-    if tool is not None:
-        name, _, arguments = (tool or 'Glob:{"pattern": "*"}').partition(":")
-        tool_id = f"toolu_{uuid.uuid4().hex[:20]}"
-        block: dict[str, Any] = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
-        yield from _block(index, block, [])
-        delta = {"type": "input_json_delta", "partial_json": arguments or "{}"}
-        yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    for number, block in enumerate(blocks):
+        if block["type"] == "tool_use":
+            yield from _block(index, {**_public(block), "input": {}}, [])
+            partial = block.get("_partial_json")
+            pieces = [partial] if partial is not None else _chunks(json.dumps(block["input"]))
+            for piece in pieces:
+                yield _delta(index, {"type": "input_json_delta", "partial_json": piece})
+        else:
+            yield from _block(index, {"type": "text", "text": ""}, [])
+            for n, piece in enumerate(_chunks(block["text"])):
+                if "disconnect" in markers and number == 0 and n == 1:
+                    yield None
+                    return
+                yield _delta(index, {"type": "text_delta", "text": piece})
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-        stop_reason = "tool_use"
-    else:
-        chunks = _chunks(reply)
-        yield from _block(index, {"type": "text", "text": ""}, [])
-        for n, piece in enumerate(chunks):
-            if "disconnect" in markers and n == 1:
-                yield None
-                return
-            delta = {"type": "text_delta", "text": piece}
-            yield (
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    end = {"stop_reason": stop_reason, "stop_sequence": None}
+        index += 1
+    end = {"stop_reason": _stop_reason(blocks), "stop_sequence": None}
     yield "message_delta", {"type": "message_delta", "delta": end, "usage": usage}
     yield "message_stop", {"type": "message_stop"}
 
