@@ -42,6 +42,12 @@ TOOL_ENV = {"ENABLE_TOOL_SEARCH": "false"}
 """The CLI's environment when it serves client tools: every definition is sent to the
 model whole, never deferred behind a tool-search step (agents offer 30 tools and more,
 and expect each to be callable at once)."""
+RESULT_CHARS = 500_000
+"""The longest client tool result the model gets whole, declared per tool in `tools/list`
+(`_meta["anthropic/maxResultSizeChars"]`; 500,000 is the CLI's ceiling for it, observed
+with 2.1.331). Without it the CLI keeps a result over about 50 KB out of the conversation:
+the model gets a 2 KB preview and the path of a file it has no tool to read."""
+_RESULT_CHARS_META = "anthropic/maxResultSizeChars"
 NOT_RUN = (
     "Not run: only one tool call per reply is allowed here (parallel_tool_calls is false). "
     "Call it again in a later reply if it is still needed."
@@ -176,7 +182,12 @@ class ToolBridge:
 
     def _listing(self) -> list[dict[str, Any]]:
         return [
-            {"name": tool.name, "description": tool.description, "inputSchema": tool.parameters}
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "inputSchema": tool.parameters,
+                "_meta": {_RESULT_CHARS_META: RESULT_CHARS},
+            }
             for tool in self.tools
         ]
 

@@ -12,10 +12,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from proxy_cli_backend.client_tools import NOT_RUN
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import ClaudeCliRunner
 from proxy_core import (
+    ChoiceMode,
     ClientTool,
     Event,
     FailureReason,
@@ -112,13 +114,6 @@ def live_pid(runner: LiveCliRunner, session: str) -> int:
     return next(p.pid for p in details(runner).live if p.session_id == session)
 
 
-def sent_results(fake: FakeAnthropic) -> list[dict[str, Any]]:
-    """The tool_result blocks of the last Messages call's last user message."""
-    last = fake.message_requests[-1].body["messages"][-1]
-    assert last["role"] == "user"
-    return [b for b in last["content"] if b.get("type") == "tool_result"]
-
-
 async def test_a_turn_that_calls_a_client_tool_suspends_its_process(
     make_live: LiveFactory,
 ) -> None:
@@ -155,9 +150,9 @@ async def test_the_clients_result_resumes_the_same_process_and_turn(
     assert live_pid(runner, turn.cli_session_id) == pid
     assert details(runner).suspended_turns == 0
     assert runner.spawned == 1
-    (block,) = sent_results(fake_upstream)
-    assert block["tool_use_id"] == done.pending[0]
-    assert not block.get("is_error")
+    assert fake_upstream.tool_results(fake_upstream.message_requests[-1]) == [
+        {"tool_use_id": done.pending[0], "text": "sunny, 21C", "is_error": False}
+    ]
 
 
 async def test_an_error_result_reaches_the_upstream_as_an_error(
@@ -168,10 +163,11 @@ async def test_an_error_result_reaches_the_upstream_as_an_error(
     done = finished(await run(runner, turn))
     failure = ToolResult(done.pending[0], "city not found", is_error=True)
     events = await run(runner, results_plan(turn, done, failure))
-    assert text_of(events) == "tool result seen: city not found"
-    (block,) = sent_results(fake_upstream)
-    assert block["tool_use_id"] == done.pending[0]
-    assert block["is_error"] is True
+    # The fake marks a result it got with is_error as "error: ".
+    assert text_of(events) == "tool result seen: error: city not found"
+    assert fake_upstream.tool_results(fake_upstream.message_requests[-1]) == [
+        {"tool_use_id": done.pending[0], "text": "city not found", "is_error": True}
+    ]
 
 
 async def test_an_expired_suspended_turn_ends_its_process_and_results_find_it_gone(
@@ -334,3 +330,159 @@ async def test_an_idle_process_is_evicted_before_a_suspended_one(
     assert live == {turn.cli_session_id: "suspended", third.cli_session_id: "idle"}
     events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "sunny")))
     assert text_of(events) == "tool result seen: sunny"
+
+
+TIME = ClientTool(
+    "get_time",
+    "The local time in a city.",
+    {"type": "object", "properties": {"city": {"type": "string"}}},
+)
+CALL_BOTH = '[[call:get_weather:{"city":"Paris"}]] [[call:get_time:{"city":"Rome"}]]'
+
+
+async def test_parallel_calls_are_handed_over_together_and_both_answered_on_resume(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather and time? {CALL_BOTH}", offer(WEATHER, TIME))
+    events = await run(runner, turn)
+    done = finished(events)
+    assert [(c.name, msgspec.json.decode(c.arguments)) for c in done.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {"city": "Rome"}),
+    ]
+    assert done.pending == tuple(c.id for c in done.tool_calls)
+    started = [(e.index, e.id, e.name) for e in events if isinstance(e, ToolCallStarted)]
+    assert started == [(0, done.pending[0], "get_weather"), (1, done.pending[1], "get_time")]
+    for index in (0, 1):
+        fragments = [e.text for e in events if isinstance(e, ToolArguments) and e.index == index]
+        whole = done.tool_calls[index].arguments
+        assert msgspec.json.decode("".join(fragments)) == msgspec.json.decode(whole)
+    # The CLI asks the second call only once the first is answered: both come from here.
+    answers = (ToolResult(done.pending[0], "sunny"), ToolResult(done.pending[1], "noon"))
+    rest = await run(runner, results_plan(turn, done, *answers))
+    assert text_of(rest) == "tool result seen: sunny | noon"
+    assert finished(rest).stop_reason == "end_turn"
+    assert fake_upstream.tool_results(fake_upstream.message_requests[-1]) == [
+        {"tool_use_id": done.pending[0], "text": "sunny", "is_error": False},
+        {"tool_use_id": done.pending[1], "text": "noon", "is_error": False},
+    ]
+
+
+async def test_one_call_per_reply_hands_over_the_first_and_answers_the_rest_not_run(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    single = offer(WEATHER, TIME, parallel=False)
+    turn = tool_plan(f"weather and time? {CALL_BOTH}", single)
+    events = await run(runner, turn)
+    done = finished(events)
+    assert [c.name for c in done.tool_calls] == ["get_weather"]
+    assert [e.name for e in events if isinstance(e, ToolCallStarted)] == ["get_weather"]
+    assert {e.index for e in events if isinstance(e, ToolArguments)} == {0}
+    rest = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], "sunny")))
+    assert finished(rest).stop_reason == "end_turn"
+    sent = fake_upstream.tool_results(fake_upstream.message_requests[-1])
+    assert [(r["text"], r["is_error"]) for r in sent] == [
+        ("sunny", False),
+        (NOT_RUN, True),
+    ]
+    assert sent[0]["tool_use_id"] == done.pending[0]
+
+
+async def test_a_named_tool_choice_makes_a_lazy_model_call_it(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    forced = offer(WEATHER, TIME, choice=ChoiceMode.FUNCTION, forced="get_time")
+    # No call marker: the fake calls a tool only when the prompt's words say so.
+    events = await run(runner, tool_plan('what time is it? [[args:{"city":"Oslo"}]]', forced))
+    done = finished(events)
+    assert [(c.name, msgspec.json.decode(c.arguments)) for c in done.tool_calls] == [
+        ("get_time", {"city": "Oslo"})
+    ]
+    # Only the named tool is offered to the model.
+    tools = fake_upstream.offered_tools(fake_upstream.message_requests[-1])
+    assert [t for t in tools if t.startswith("mcp__")] == ["mcp__client__get_time"]
+
+
+async def test_without_a_required_choice_a_lazy_model_just_answers(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live()
+    events = await run(runner, tool_plan("what time is it?", offer(WEATHER, TIME)))
+    done = finished(events)
+    assert done.tool_calls == ()
+    assert text_of(events) == "echo: what time is it?"
+
+
+async def test_a_reply_that_must_call_and_did_not_is_reminded_and_only_the_call_shown(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    required = offer(WEATHER, TIME, choice=ChoiceMode.REQUIRED)
+    # The first reply calls a tool that is not offered, so it is text: "tool nope is ...".
+    events = await run(runner, tool_plan("[[call:nope]]", required))
+    done = finished(events)
+    assert [c.name for c in done.tool_calls] == ["get_weather"]  # the first one listed
+    assert text_of(events) == ""
+    replies = fake_upstream.message_requests
+    assert len(replies) == 2
+    assert "Call one of these tools" in replies[-1].user_text
+    assert details(runner).suspended_turns == 1
+    # Both upstream messages are counted (the fake reads 100 cached tokens for each).
+    (usage,) = usages(events)
+    assert usage.cache_read_tokens == 100 * len(replies)
+
+
+async def test_a_process_per_turn_hands_over_parallel_calls_and_ends(
+    make_runner: RunnerFactory,
+) -> None:
+    runner = make_runner()
+    await runner.start()
+    events = await run(runner, tool_plan(f"both {CALL_BOTH}", offer(WEATHER, TIME)))
+    done = finished(events)
+    assert [c.name for c in done.tool_calls] == ["get_weather", "get_time"]
+    assert len(done.pending) == 2
+    await wait_for(lambda: cli_processes() == [])
+
+
+async def test_a_resumed_turn_that_calls_again_suspends_again_in_the_same_process(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}", offer(WEATHER, TIME))
+    first = await run(runner, turn)
+    done = finished(first)
+    pid = live_pid(runner, turn.cli_session_id)
+    # The fake reads call markers from a tool result: the model calls again.
+    scripted = ToolResult(done.pending[0], 'sunny [[call:get_time:{"city":"Paris"}]]')
+    second = await run(runner, results_plan(turn, done, scripted))
+    again = finished(second)
+    assert [c.name for c in again.tool_calls] == ["get_time"]
+    assert again.pending != done.pending
+    assert [(e.index, e.name) for e in second if isinstance(e, ToolCallStarted)] == [
+        (0, "get_time")
+    ]
+    assert details(runner).suspended_turns == 1
+    third = await run(runner, results_plan(turn, again, ToolResult(again.pending[0], "noon")))
+    assert text_of(third) == "tool result seen: noon"
+    assert live_pid(runner, turn.cli_session_id) == pid
+    # Each upstream message is counted once over the three parts of the turn.
+    total = sum(u.cache_read_tokens for u in usages([*first, *second, *third]))
+    assert total == 100 * len(fake_upstream.message_requests)
+
+
+async def test_a_long_tool_result_reaches_the_model_whole(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    done = finished(await run(runner, turn))
+    # Far above the ~50 KB the CLI keeps in the conversation by default.
+    long = "".join(f"line {n}: {'x' * 40}\n" for n in range(4000))
+    assert len(long) > 150_000
+    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], long)))
+    assert finished(events).stop_reason == "end_turn"
+    (sent,) = fake_upstream.tool_results(fake_upstream.message_requests[-1])
+    assert sent["text"] == long

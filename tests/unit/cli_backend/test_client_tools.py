@@ -8,6 +8,7 @@ from typing import Any
 
 from proxy_cli_backend.client_tools import (
     NOT_RUN,
+    RESULT_CHARS,
     ToolBridge,
     announce_line,
     client_name,
@@ -82,14 +83,13 @@ def test_tools_list_serves_the_definitions_with_their_schemas_unchanged() -> Non
     bridge = ToolBridge([WEATHER, TIME])
     reply = rpc(bridge.handle("r2", mcp({"method": "tools/list", "jsonrpc": "2.0", "id": 1})), "r2")
     assert reply["id"] == 1
-    assert reply["result"]["tools"] == [
-        {"name": "get_weather", "description": "The weather of a city.", "inputSchema": SCHEMA},
-        {
-            "name": "get_time",
-            "description": "The time in a city.",
-            "inputSchema": {"type": "object", "properties": {}},
-        },
+    listed = reply["result"]["tools"]
+    assert [(t["name"], t["description"], t["inputSchema"]) for t in listed] == [
+        ("get_weather", "The weather of a city.", SCHEMA),
+        ("get_time", "The time in a city.", {"type": "object", "properties": {}}),
     ]
+    # Each declares the longest result the model must get whole (the CLI's ceiling).
+    assert [t["_meta"] for t in listed] == [{"anthropic/maxResultSizeChars": RESULT_CHARS}] * 2
 
 
 def test_a_call_is_held_until_its_result_is_supplied() -> None:
