@@ -241,7 +241,7 @@ class TurnTranslator:
             self._text.new_message()
             self._thinking.new_message()
         self._calls = {}
-        self._held = []
+        # `_held` stays: a retry continues the cut message, whose text counts as written.
         self._cut = False
         self._open = True
         return out
@@ -267,8 +267,9 @@ class TurnTranslator:
             self.called = True
             return held
         # Text held for a call that never came waits: a reminder drops it, giving up on
-        # the call shows it (`withheld`).
-        self._withheld = held
+        # the call shows it (`withheld`). A turn that runs built-in tools writes several
+        # messages: all of their text is the reply's.
+        self._withheld += held
         return []
 
     def _text_out(self, events: list[Event]) -> list[Event]:
@@ -287,8 +288,10 @@ class TurnTranslator:
         self._calls[index] = _Call(ordinal, block.id, name, shown)
         if not shown:
             return []
-        # Text the message wrote before its first call goes out ahead of the call.
-        held, self._held = self._held, []
+        # The reply calls: the text it wrote before its first call (this message's, and
+        # earlier messages' of the same turn) goes out ahead of the call.
+        held = [*self._withheld, *self._held]
+        self._withheld, self._held = [], []
         return [*held, ToolCallStarted(index=ordinal, id=block.id, name=name)]
 
     def _arguments(self, index: int, fragment: str) -> list[Event]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -486,3 +487,17 @@ async def test_a_long_tool_result_reaches_the_model_whole(
     assert finished(events).stop_reason == "end_turn"
     (sent,) = fake_upstream.tool_results(fake_upstream.message_requests[-1])
     assert sent["text"] == long
+
+
+async def test_a_client_gone_while_calls_are_written_ends_the_process(
+    make_live: LiveFactory,
+) -> None:
+    runner = await make_live()
+    turn = tool_plan(f"weather? {CALL_WEATHER}")
+    async with contextlib.aclosing(runner.run(turn)) as events:
+        async for event in events:
+            if isinstance(event, ToolCallStarted):
+                break  # the client disconnects as the call starts
+    await wait_for(lambda: details(runner).live == ())
+    await wait_for(lambda: cli_processes() == [])
+    assert details(runner).suspended_turns == 0

@@ -13,6 +13,7 @@ from proxy_core import (
     FailureReason,
     Finished,
     TextDelta,
+    TextRetracted,
     ThinkingDelta,
     ToolActivity,
     ToolArguments,
@@ -547,4 +548,70 @@ def test_a_message_cut_before_any_call_is_retried_quietly() -> None:
         canned.message_end("tool_use", 9),
     )
     assert not any(isinstance(e, Failed) for e in events)
+    assert translator.suspended
+
+
+def built_in_round(message_id: str, text: str) -> list[bytes]:
+    """A message that writes `text` and runs a built-in tool, and that tool's result."""
+    read = canned.tool_use(f"toolu_{message_id}", "Read", {"file_path": "/w/a.txt"})
+    return [
+        canned.usage_start(message_id),
+        canned.text_at(0, text),
+        canned.tool_start(1, f"toolu_{message_id}", "Read"),
+        canned.assistant(canned.text(text), read, uuid=f"a-{message_id}"),
+        canned.message_end("tool_use", 9),
+        canned.message_stop(),
+        canned.tool_results(f"u-{message_id}", f"toolu_{message_id}"),
+    ]
+
+
+def test_held_text_of_every_message_of_a_reply_is_shown_when_given_up() -> None:
+    translator = TurnTranslator(hold_text=True)
+    feed(
+        translator,
+        *built_in_round("m1", "Looking."),
+        canned.usage_start("m2"),
+        canned.text_at(0, "Found nothing to call."),
+        canned.message_end("end_turn", 5),
+        canned.result("Found nothing to call."),
+    )
+    withheld = [e.text for e in translator.withheld() if isinstance(e, TextDelta)]
+    assert withheld == ["Looking.", "Found nothing to call."]
+
+
+def test_held_text_of_earlier_messages_goes_out_when_a_later_one_calls() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        *built_in_round("m1", "Looking."),
+        canned.usage_start("m2"),
+        canned.text_at(0, "Now the weather."),
+        *one_call("toolu_1", index=1),
+        canned.message_end("tool_use", 9),
+    )
+    shown = [e for e in events if isinstance(e, TextDelta | ToolCallStarted)]
+    assert shown == [
+        TextDelta("Looking."),
+        TextDelta("Now the weather."),
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+    ]
+    assert translator.suspended
+
+
+def test_held_text_survives_a_dropped_connection_that_the_retry_continues() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_at(0, "Let me "),
+        canned.connection_retry(),  # the message was cut; the CLI asks again
+        canned.usage_start("msg_2"),
+        canned.text_at(0, "Let me check."),
+        canned.assistant(canned.text("Let me check."), uuid="a-0"),
+        *one_call("toolu_1", index=1),
+        canned.message_end("tool_use", 9),
+    )
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert shown == "Let me check."
+    assert not any(isinstance(e, TextRetracted) for e in events)
     assert translator.suspended
