@@ -115,12 +115,12 @@ class _Call:
         self.id = tool_use_id
         self.name = name
         self.shown = shown  # handed to the client (else beyond the reply's limit)
-        self.json: list[str] = []
-        self.input: str | None = None  # the complete input, once the CLI reports it
+        self.json: list[str] = []  # the input's fragments as streamed (the client's copy)
 
     def call(self) -> ToolCall:
-        arguments = self.input if self.input is not None else "".join(self.json) or "{}"
-        return ToolCall(id=self.id, name=self.name, arguments=arguments)
+        # Exactly what was streamed: a client sends its copy back in the next request's
+        # history, where any other spacing would not match the ledger's copy.
+        return ToolCall(id=self.id, name=self.name, arguments="".join(self.json) or "{}")
 
 
 class TurnTranslator:
@@ -381,16 +381,20 @@ class TurnTranslator:
             elif block.type == "thinking":
                 out += _thinking_events(self._thinking.complete(block.thinking))
             elif block.type == "tool_use" and client_name(block.name) is not None:
-                self._complete_call(block)
+                out += self._complete_call(block)
             elif block.type == "tool_use":
                 out.append(ToolActivity(block.name, summarize_input(block.input)))
         return out
 
-    def _complete_call(self, block: ContentBlock) -> None:
-        """The CLI's complete copy of a client call: its input is the call's arguments."""
+    def _complete_call(self, block: ContentBlock) -> list[Event]:
+        """The CLI's complete copy of a client call: its input becomes the arguments of a
+        call that streamed none (an empty input may come without a fragment)."""
         for call in self._calls.values():
-            if call.id == block.id:
-                call.input = json.dumps(block.input, ensure_ascii=False, separators=(",", ":"))
+            if call.id == block.id and not call.json:
+                whole = json.dumps(block.input or {}, ensure_ascii=False, separators=(",", ":"))
+                call.json.append(whole)
+                return [ToolArguments(index=call.ordinal, text=whole)] if call.shown else []
+        return []
 
     def outcome(self, stderr: str) -> list[Event]:
         """Usage and the end event, once the result has arrived (else a crash)."""

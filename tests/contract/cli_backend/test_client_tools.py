@@ -357,8 +357,8 @@ async def test_parallel_calls_are_handed_over_together_and_both_answered_on_resu
     assert started == [(0, done.pending[0], "get_weather"), (1, done.pending[1], "get_time")]
     for index in (0, 1):
         fragments = [e.text for e in events if isinstance(e, ToolArguments) and e.index == index]
-        whole = done.tool_calls[index].arguments
-        assert msgspec.json.decode("".join(fragments)) == msgspec.json.decode(whole)
+        # Exactly: the client sends its copy (the fragments joined) back in its history.
+        assert "".join(fragments) == done.tool_calls[index].arguments
     # The CLI asks the second call only once the first is answered: both come from here.
     answers = (ToolResult(done.pending[0], "sunny"), ToolResult(done.pending[1], "noon"))
     rest = await run(runner, results_plan(turn, done, *answers))
@@ -501,3 +501,15 @@ async def test_a_client_gone_while_calls_are_written_ends_the_process(
     await wait_for(lambda: details(runner).live == ())
     await wait_for(lambda: cli_processes() == [])
     assert details(runner).suspended_turns == 0
+
+
+async def test_a_process_per_turn_with_tools_not_called_answers_and_ends(
+    make_runner: RunnerFactory,
+) -> None:
+    runner = make_runner()
+    await runner.start()
+    events = await run(runner, tool_plan("no tools needed"))
+    assert text_of(events) == "echo: no tools needed"
+    assert finished(events).tool_calls == ()
+    await wait_for(lambda: cli_processes() == [])
+    assert runner.status().active_processes == 0

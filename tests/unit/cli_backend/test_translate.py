@@ -615,3 +615,39 @@ def test_held_text_survives_a_dropped_connection_that_the_retry_continues() -> N
     assert shown == "Let me check."
     assert not any(isinstance(e, TextRetracted) for e in events)
     assert translator.suspended
+
+
+def test_a_calls_arguments_are_exactly_what_was_streamed() -> None:
+    # The client's copy of a streamed call is its fragments joined; the CLI's complete
+    # copy is re-encoded (other spacing). Both must agree: the client sends it back.
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_1", WEATHER),
+        canned.input_delta(0, '{"city": '),
+        canned.input_delta(0, '"Paris"}'),
+        canned.assistant(canned.tool_use("toolu_1", WEATHER, {"city": "Paris"}), uuid="a-1"),
+        canned.block_stop(0),
+        canned.message_end("tool_use", 9),
+    )
+    streamed = "".join(e.text for e in events if isinstance(e, ToolArguments))
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert finished.tool_calls[0].arguments == streamed == '{"city": "Paris"}'
+
+
+def test_a_call_streamed_without_fragments_streams_its_complete_input() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_1", WEATHER),
+        canned.assistant(canned.tool_use("toolu_1", WEATHER, {}), uuid="a-1"),
+        canned.block_stop(0),
+        canned.message_end("tool_use", 9),
+    )
+    assert events[1:] == [ToolArguments(index=0, text="{}")]
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert finished.tool_calls[0].arguments == "{}"
