@@ -18,6 +18,7 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import ClaudeCliRunner
 from proxy_core import (
+    ChatRequest,
     ChoiceMode,
     ClientTool,
     Event,
@@ -25,6 +26,7 @@ from proxy_core import (
     Finished,
     LiveDetails,
     PlanKind,
+    TextDelta,
     ToolArguments,
     ToolCallStarted,
     ToolOffer,
@@ -32,7 +34,7 @@ from proxy_core import (
     TurnPlan,
     Usage,
 )
-from tests.contract.cli_backend.conftest import wait_for
+from tests.contract.cli_backend.conftest import live_runner, wait_for
 from tests.contract.cli_backend.helpers import failed, finished, plan, text_of
 from tests.contract.conftest import RunnerFactory, cli_processes
 from tests.support.fake_upstream import FakeAnthropic
@@ -513,3 +515,45 @@ async def test_a_process_per_turn_with_tools_not_called_answers_and_ends(
     assert finished(events).tool_calls == ()
     await wait_for(lambda: cli_processes() == [])
     assert runner.status().active_processes == 0
+
+
+TOOLS_JSON = [
+    {
+        "type": "function",
+        "function": {
+            "name": WEATHER.name,
+            "description": WEATHER.description,
+            "parameters": WEATHER.parameters,
+        },
+    }
+]
+
+
+async def test_a_streaming_clients_tool_round_resumes_the_same_process(
+    make_live_service: LiveFactory,
+) -> None:
+    service = await make_live_service()
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": 'weather? [[call:get_weather:{"city":"Paris"}]]'}
+    ]
+    calls: dict[int, dict[str, Any]] = {}
+    request = ChatRequest(model="sonnet", messages=messages, session_id="k", tools=TOOLS_JSON)
+    async for event in service.stream(request):
+        if isinstance(event, ToolCallStarted):
+            function = {"name": event.name, "arguments": ""}
+            calls[event.index] = {"id": event.id, "type": "function", "function": function}
+        elif isinstance(event, ToolArguments):
+            calls[event.index]["function"]["arguments"] += event.text
+    (call,) = calls.values()
+    runner = live_runner(service)
+    pids = [p.pid for p in details(runner).live]
+    # The client sends back its copy of the call (the streamed fragments joined).
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+    ]
+    request = ChatRequest(model="sonnet", messages=messages, session_id="k", tools=TOOLS_JSON)
+    text = "".join([e.text async for e in service.stream(request) if isinstance(e, TextDelta)])
+    assert text == "tool result seen: sunny"
+    assert [p.pid for p in details(runner).live] == pids
+    assert runner.spawned == 1
