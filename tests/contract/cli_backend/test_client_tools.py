@@ -557,3 +557,25 @@ async def test_a_streaming_clients_tool_round_resumes_the_same_process(
     assert text == "tool result seen: sunny"
     assert [p.pid for p in details(runner).live] == pids
     assert runner.spawned == 1
+
+
+async def test_calls_of_a_reply_the_cli_fetched_without_streaming_are_handed_over(
+    make_live: LiveFactory, fake_upstream: FakeAnthropic
+) -> None:
+    runner = await make_live()
+    # Every streamed attempt is cut: the CLI asks once more without streaming, and prints
+    # the reply whole (its calls were never streamed).
+    prompt = f"[[say:Looking it up.]] {CALL_BOTH} [[disconnect]]"
+    turn = tool_plan(prompt, offer(WEATHER, TIME))
+    events = await run(runner, turn)
+    assert [r.body.get("stream") for r in fake_upstream.message_requests][-1] is False
+    done = finished(events)
+    assert [c.name for c in done.tool_calls] == ["get_weather", "get_time"]
+    assert [(e.index, e.name) for e in events if isinstance(e, ToolCallStarted)] == [
+        (0, "get_weather"),
+        (1, "get_time"),
+    ]
+    assert text_of(events) == "Looking it up."
+    answers = (ToolResult(done.pending[0], "sunny"), ToolResult(done.pending[1], "noon"))
+    rest = await run(runner, results_plan(turn, done, *answers))
+    assert text_of(rest) == "tool result seen: sunny | noon"

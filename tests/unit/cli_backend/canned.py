@@ -41,10 +41,15 @@ def thinking_delta(text: str) -> bytes:
 
 
 def assistant(
-    *blocks: dict[str, Any], uuid: str = "a-1", model: str = "claude-sonnet-5-5"
+    *blocks: dict[str, Any],
+    uuid: str = "a-1",
+    model: str = "claude-sonnet-5-5",
+    stop_reason: str | None = None,
 ) -> bytes:
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model}
-    message["content"] = list(blocks)
+    """A complete assistant message; `stop_reason` is only set on one that was not
+    streamed (the CLI's non-streaming fallback), as the CLI prints it."""
+    message: dict[str, Any] = {"id": "msg_1", "type": "message", "role": "assistant"}
+    message |= {"model": model, "content": list(blocks), "stop_reason": stop_reason}
     return line({"type": "assistant", "message": message, "parent_tool_use_id": None, "uuid": uuid})
 
 

@@ -651,3 +651,30 @@ def test_a_call_streamed_without_fragments_streams_its_complete_input() -> None:
     finished = translator.suspension()[-1]
     assert isinstance(finished, Finished)
     assert finished.tool_calls[0].arguments == "{}"
+
+
+def test_the_message_after_one_printed_whole_is_a_new_message() -> None:
+    # A cut attempt, the non-streaming fallback printed whole, then (after its tool ran)
+    # the next message: streamed from its start, not a retry of the cut one.
+    read = canned.tool_use("toolu_r", "Read", {"file_path": "/w/a.txt"})
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_at(0, "Let"),
+        canned.message_stop(),
+        canned.connection_retry(),
+        canned.assistant(canned.text("Let me look."), uuid="a-1", stop_reason="tool_use"),
+        canned.assistant(read, uuid="a-2", stop_reason="tool_use"),
+        canned.tool_results("u-1", "toolu_r"),
+        canned.usage_start("msg_2"),
+        canned.text_at(0, "It says hi."),
+        canned.assistant(canned.text("It says hi."), uuid="a-3"),
+        canned.message_end("end_turn", 4),
+        canned.result("It says hi."),
+    )
+    assert [e for e in events if isinstance(e, TextDelta | TextRetracted)] == [
+        TextDelta("Let"),
+        TextDelta(" me look."),
+        TextDelta("It says hi."),
+    ]

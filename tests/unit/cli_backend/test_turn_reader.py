@@ -13,7 +13,17 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.protocol import EventDecoder
 from proxy_cli_backend.translate import TurnTranslator
 from proxy_cli_backend.turn_reader import REMINDERS, drive_turn, read_turn
-from proxy_core import ClientTool, Event, Failed, FailureReason, TextDelta, ToolResult
+from proxy_core import (
+    ClientTool,
+    Event,
+    Failed,
+    FailureReason,
+    Finished,
+    TextDelta,
+    ToolArguments,
+    ToolCallStarted,
+    ToolResult,
+)
 from tests.unit.cli_backend import canned
 
 
@@ -204,3 +214,54 @@ async def test_a_reply_free_to_call_is_never_reminded() -> None:
     events = await _driven(process, None)
     assert events == [TextDelta("No tool needed.")]
     assert process.sent == []
+
+
+def fallback_calls() -> list[bytes]:
+    """What the CLI prints when its streamed attempts were cut and it asked again without
+    streaming (observed with 2.1.331): a cut attempt, then one complete assistant event
+    per block, each with stop_reason tool_use, then the first call's tools/call."""
+    weather = canned.tool_use("toolu_1", "mcp__client__get_weather", {"city": "Paris"})
+    time = canned.tool_use("toolu_2", "mcp__client__get_time", {"city": "Rome"})
+    return [
+        canned.tools_list("list-1"),
+        canned.usage_start(),
+        canned.text_start(0),
+        canned.text_at(0, "Look"),
+        canned.block_stop(0),
+        canned.message_stop(),
+        canned.connection_retry(),
+        canned.assistant(canned.text("Looking it up."), uuid="a-1", stop_reason="tool_use"),
+        canned.assistant(weather, uuid="a-2", stop_reason="tool_use"),
+        canned.assistant(time, uuid="a-3", stop_reason="tool_use"),
+        canned.tools_call("call-1", 2, "toolu_1", "get_weather", {"city": "Paris"}),
+    ]
+
+
+async def test_calls_of_a_message_that_was_not_streamed_suspend_at_the_first_tools_call() -> None:
+    process = RecordingProcess(fallback_calls())
+    translator = TurnTranslator()
+    bridge = ToolBridge([WEATHER, ClientTool("get_time")])
+    events = await _tool_events(process, translator, bridge)
+    assert translator.suspended
+    assert bridge.held == 1
+    shown = [e for e in events if not isinstance(e, TextDelta)]
+    assert shown == [
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+        ToolArguments(index=0, text='{"city":"Paris"}'),
+        ToolCallStarted(index=1, id="toolu_2", name="get_time"),
+        ToolArguments(index=1, text='{"city":"Rome"}'),
+    ]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Looking it up."
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert finished.pending == ("toolu_1", "toolu_2")
+    assert finished.resume_point == "a-3"
+
+
+async def test_only_the_first_call_of_a_message_not_streamed_is_shown_when_one_is_allowed() -> None:
+    process = RecordingProcess(fallback_calls())
+    translator = TurnTranslator(max_calls=1)
+    events = await _tool_events(process, translator, ToolBridge([WEATHER]))
+    assert translator.suspended
+    assert [e.id for e in events if isinstance(e, ToolCallStarted)] == ["toolu_1"]
+    assert translator.refused == ["toolu_2"]
