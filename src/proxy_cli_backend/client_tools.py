@@ -46,8 +46,7 @@ RESULT_CHARS = 500_000
 """The longest client tool result the model gets whole, declared per tool in `tools/list`
 (`_meta["anthropic/maxResultSizeChars"]`; 500,000 is the CLI's ceiling for it, observed
 with 2.1.331). Without it the CLI keeps a result over about 50 KB out of the conversation:
-the model gets a 2 KB preview and the path of a file it has no tool to read. A longer
-result is cut to it, with a note saying so."""
+the model gets a 2 KB preview and the path of a file it has no tool to read."""
 _RESULT_CHARS_META = "anthropic/maxResultSizeChars"
 NOT_RUN = (
     "Not run: only one tool call per reply is allowed here (parallel_tool_calls is false). "
@@ -206,22 +205,8 @@ class ToolBridge:
 
 
 def _content(result: ToolResult) -> dict[str, Any]:
-    text = _within_limit(result.text)
-    content = [{"type": "text", "text": text}] if text else []
+    content = [{"type": "text", "text": result.text}] if result.text else []
     return {"content": content, "isError": result.is_error}
-
-
-def _within_limit(text: str) -> str:
-    """A result the CLI would replace by a 2 KB preview (over RESULT_CHARS) is cut here
-    instead, keeping as much as fits, with a note the model sees."""
-    if len(text) <= RESULT_CHARS:
-        return text
-    note = (
-        f"\n[The tool result was cut: its first {{kept:,}} of {len(text):,} characters "
-        "are shown; the rest is over the size a tool result may have.]"
-    )
-    kept = RESULT_CHARS - len(note.format(kept=RESULT_CHARS))
-    return text[:kept] + note.format(kept=kept)
 
 
 def _result(rpc_id: Any, result: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from proxy_cli_backend.client_tools import NOT_RUN, RESULT_CHARS
+from proxy_cli_backend.client_tools import NOT_RUN
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.runner import ClaudeCliRunner
@@ -579,19 +579,3 @@ async def test_calls_of_a_reply_the_cli_fetched_without_streaming_are_handed_ove
     answers = (ToolResult(done.pending[0], "sunny"), ToolResult(done.pending[1], "noon"))
     rest = await run(runner, results_plan(turn, done, *answers))
     assert text_of(rest) == "tool result seen: sunny | noon"
-
-
-async def test_a_tool_result_over_the_limit_reaches_the_model_cut_with_a_note(
-    make_live: LiveFactory, fake_upstream: FakeAnthropic
-) -> None:
-    runner = await make_live()
-    turn = tool_plan(f"weather? {CALL_WEATHER}")
-    done = finished(await run(runner, turn))
-    huge = "z" * (RESULT_CHARS + 100_000)
-    events = await run(runner, results_plan(turn, done, ToolResult(done.pending[0], huge)))
-    assert finished(events).stop_reason == "end_turn"
-    (sent,) = fake_upstream.tool_results(fake_upstream.message_requests[-1])
-    # Not the CLI's 2 KB preview: all that fits, and a note the model can read.
-    assert sent["text"].startswith("z" * (RESULT_CHARS - 1000))
-    assert "[The tool result was cut: " in sent["text"]
-    assert len(sent["text"]) <= RESULT_CHARS

@@ -248,20 +248,3 @@ def test_only_a_required_or_named_choice_has_an_instruction() -> None:
     assert named is not None
     assert "`mcp__client__get_time`" in named
     assert "get_weather" not in named
-
-
-def test_a_result_over_the_limit_is_cut_to_it_with_a_note_and_a_shorter_one_is_whole() -> None:
-    bridge = ToolBridge([WEATHER])
-    bridge.handle("r1", call(2, "toolu_a"))
-    bridge.handle("r2", call(3, "toolu_b"))
-    exact = "x" * RESULT_CHARS
-    over = "y" * (RESULT_CHARS + 1)
-    first, second = bridge.supply([ToolResult("toolu_a", exact), ToolResult("toolu_b", over)])
-    assert rpc(first, "r1")["result"]["content"] == [{"type": "text", "text": exact}]
-    (block,) = rpc(second, "r2")["result"]["content"]
-    text = block["text"]
-    assert len(text) == RESULT_CHARS
-    kept = len(text) - len(text.lstrip("y"))
-    assert kept > RESULT_CHARS - 1000
-    assert text[kept:].startswith("\n[The tool result was cut: ")
-    assert f"its first {kept:,} of {RESULT_CHARS + 1:,} characters" in text
