@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run login doctor example test unit contract lint fmt docs bench cli clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench cli clients clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Client libraries the contract tests drive that '.[dev]' cannot hold. instructor pins
+# jiter<0.15 and rich<15, below what openai and others here need, so no version of it
+# resolves beside them: it goes in without its pins, with the two packages it imports
+# that nothing else brings. The Node openai SDK goes in project-local, pinned.
+INSTRUCTOR := instructor==1.17.0 docstring-parser==0.18.0 jinja2==3.1.6
+INSTRUCTOR_STAMP := $(VENV)/.instructor
+NODE_OPENAI_VERSION := $(shell cat .node-openai-version)
+NODE_OPENAI_DIR := .tools/node-openai-$(NODE_OPENAI_VERSION)
+NODE_OPENAI := $(NODE_OPENAI_DIR)/node_modules/openai/package.json
+
+clients: $(INSTRUCTOR_STAMP) $(NODE_OPENAI)
+
+$(INSTRUCTOR_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(INSTRUCTOR)
+	touch $(INSTRUCTOR_STAMP)
+
+$(NODE_OPENAI):
+	@command -v npm >/dev/null || { echo "npm is required to install the Node openai SDK (apt-get install npm)" >&2; exit 1; }
+	mkdir -p $(NODE_OPENAI_DIR)
+	npm install --prefix $(NODE_OPENAI_DIR) --no-audit --no-fund --loglevel=error --save-exact openai@$(NODE_OPENAI_VERSION)
 
 # The real CLI, project-local and git-ignored, for the contract tests and the benchmark.
 cli: $(CLAUDE_BIN)
@@ -46,13 +67,13 @@ doctor: venv cli
 example: venv cli
 	$(BIN)/python examples/embed.py
 
-test: venv cli
+test: venv cli clients
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-contract: venv cli
+contract: venv cli clients
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/contract $(PYTEST_ARGS)
 
 lint: venv

@@ -38,6 +38,10 @@ class Conversation(Protocol):
     async def close(self) -> None: ...
 
 
+class ToolConversation(Protocol):
+    async def tool_round_trip(self) -> float: ...
+
+
 class Driver(Protocol):
     def conversation(self) -> Conversation: ...
 
@@ -80,8 +84,53 @@ class ProxyConversation:
         self.messages = [*messages, {"role": "assistant", "content": reply}]
         return Timing(latency, first)
 
+    async def tool_round_trip(self) -> float:
+        """Seconds for a client tool round trip: the request whose reply calls the tool,
+        then the one that brings its result and gets the final answer."""
+        headers = {"X-Session-Id": self.key}
+        ask: Any = [
+            *self.messages,
+            {"role": "user", "content": f"call it {CALL_MARKER}"},
+        ]
+        started = time.perf_counter()
+        called = await self.client.chat.completions.create(
+            model=MODEL, messages=ask, tools=BENCH_TOOLS, extra_headers=headers
+        )
+        calls = called.choices[0].message.tool_calls or []
+        if called.choices[0].finish_reason != "tool_calls" or len(calls) != 1:
+            raise RuntimeError(f"expected one tool call, got {called.choices[0]!r}")
+        answered: Any = [
+            *ask,
+            called.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": calls[0].id, "content": "42"},
+        ]
+        final = await self.client.chat.completions.create(
+            model=MODEL, messages=answered, tools=BENCH_TOOLS, extra_headers=headers
+        )
+        latency = time.perf_counter() - started
+        reply = final.choices[0].message.content or ""
+        if reply != "tool result seen: 42":
+            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
+        self.messages = [*answered, {"role": "assistant", "content": reply}]
+        return latency
+
     async def close(self) -> None:
         return None
+
+
+# The fake upstream calls the tool its marker names; the CLI offers client tools as
+# `mcp__client__<name>`.
+CALL_MARKER = '[[tool-use:mcp__client__lookup:{"key": "answer"}]]'
+BENCH_TOOLS: Any = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look a key up.",
+            "parameters": {"type": "object", "properties": {"key": {"type": "string"}}},
+        },
+    }
+]
 
 
 @dataclass

@@ -48,6 +48,7 @@ def _rows(sample: Sample) -> list[str]:
         "-"
         if sample.rss_per_conversation is None
         else f"{sample.rss_per_conversation / 2**20:.0f} MiB",
+        _ms(sample.tool_round_trip),
     ]
 
 
@@ -61,6 +62,7 @@ METRICS = (
     "p95 latency, 8 conversations x 10 turns",
     "proxy CPU per request (floor: its script's)",
     "RSS per live conversation",
+    "client tool round trip (call, result, answer)",
 )
 
 
@@ -112,6 +114,15 @@ def ratios(results: dict[str, dict[str, Sample]]) -> list[Ratio]:
                     profile,
                     live.first_turn / spawn.first_turn,
                     0.5,
+                )
+            )
+        if live and live.tool_round_trip is not None:
+            found.append(
+                Ratio(
+                    "client tool round trip / two follow-up turns, live",
+                    profile,
+                    live.tool_round_trip / (2 * live.follow_p50),
+                    1.5,
                 )
             )
         if live:
@@ -172,8 +183,12 @@ pool has refilled after the conversation's first turn took its process;
 {counts.first_turns} new conversations (first-turn latency; in live mode each takes a
 ready process from the warm pool, the harness waits for the pool to refill in
 between); {counts.conversations} conversations x {counts.turns_each} turns at once
-(throughput and p95); and, against the same server, {counts.follow_ups} follow-up
-turns sent with a bare httpx client (the SDK's own cost left out).
+(throughput and p95); against the same server, {counts.follow_ups} follow-up
+turns sent with a bare httpx client (the SDK's own cost left out); and
+{counts.tool_round_trips} client tool round trips on one conversation (a request whose
+reply calls a tool, then the request with its result and the final answer: the
+suspended CLI turn resumed on its live process), timed from the first request to the
+final answer.
 
 Proxy CPU is the server process's own user+system time (from /proc/<pid>/stat, its
 CLI children excluded) over the follow-up, streamed and concurrent turns, divided by

@@ -125,6 +125,10 @@ async def measure_proxy(
         *("--cli-path", setup.cli, "--state-dir", str(work / "state")),
         *("--max-concurrent", str(counts.conversations)),
         *("--max-queued", str(counts.conversations * 2)),
+        # Room for every conversation the scenarios open plus the warm pool: with every
+        # slot held by an idle conversation the pool cannot refill, and the scenarios
+        # after it wait for a ready process in vain.
+        *("--live-max", str(counts.conversations + counts.first_turns + 4)),
         *("--log-level", "warning"),
     ]
     if config == "spawn-per-turn":
@@ -153,6 +157,7 @@ async def measure_proxy(
             lambda: cpu_seconds(server.pid),
             live_rss,
             plain=PlainHttpDriver(plain),
+            tools=ProxyDriver(client).conversation,
         )
         try:
             samples = [await sample(target, counts) for _ in range(repeats)]
@@ -197,7 +202,9 @@ async def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     counts = (
-        Counts(follow_ups=4, first_turns=2, streamed=2, turns_each=3) if args.quick else Counts()
+        Counts(follow_ups=4, first_turns=2, streamed=2, turns_each=3, tool_round_trips=2)
+        if args.quick
+        else Counts()
     )
     repeats = 1 if args.quick else args.repeats
     configs = [c for c in CONFIGS if c in args.configs.split(",")]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bench.drivers import Conversation, Driver
+from bench.drivers import Conversation, Driver, ToolConversation
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Counts:
     streamed: int = 5
     conversations: int = 8
     turns_each: int = 10
+    tool_round_trips: int = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Sample:
     cpu_per_request: float | None
     rss_per_conversation: float | None
     follow_plain_p50: float | None = None  # through the proxy with a bare HTTP client
+    tool_round_trip: float | None = None  # call, result, final answer (proxy only)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Target:
     cpu_seconds: Callable[[], float] | None  # the proxy's own CPU so far (None: no proxy)
     rss_per_conversation: Callable[[], Awaitable[float | None]]
     plain: Driver | None = None  # the same server with a bare HTTP client, if any
+    tools: Callable[[], ToolConversation] | None = None  # client tool conversations, if any
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -123,6 +126,14 @@ async def sample(target: Target, counts: Counts) -> Sample:
         await other.turn("hello")
         await target.before_new()
         plain = await follow_ups(other, counts.follow_ups)
+    tool_trips: list[float] = []
+    if target.tools is not None:
+        tooling = target.tools()
+        # The first starts the conversation's process (one that serves the tools): a
+        # first turn, not a round trip on a live process.
+        await tooling.tool_round_trip()
+        for _ in range(counts.tool_round_trips):
+            tool_trips.append(await tooling.tool_round_trip())
     return Sample(
         follow_p50=statistics.median(follow),
         follow_p95=percentile(follow, 0.95),
@@ -133,6 +144,7 @@ async def sample(target: Target, counts: Counts) -> Sample:
         cpu_per_request=meter.per(len(follow) + len(streamed) + len(latencies)),
         rss_per_conversation=rss,
         follow_plain_p50=statistics.median(plain) if plain else None,
+        tool_round_trip=statistics.median(tool_trips) if tool_trips else None,
     )
 
 
@@ -175,4 +187,5 @@ def median_sample(samples: list[Sample]) -> Sample:
         cpu_per_request=med([s.cpu_per_request for s in samples]),
         rss_per_conversation=med([s.rss_per_conversation for s in samples]),
         follow_plain_p50=med([s.follow_plain_p50 for s in samples]),
+        tool_round_trip=med([s.tool_round_trip for s in samples]),
     )

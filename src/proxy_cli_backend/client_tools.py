@@ -38,16 +38,15 @@ CALL_TIMEOUT_MS = 24 * 3600 * 1000
 """How long the CLI waits for a client tool's result: longer than a suspended turn may
 wait, so the proxy's own expiry (which ends the process) always comes first."""
 _META_ID = "claudecode/toolUseId"
+# The CLI cuts a tool result over 50,000 characters to a preview (and a file on its own
+# disk): a client's result is the client's data, so each tool asks for the most room the
+# CLI grants (the core refuses longer results: ParseLimits.max_tool_result_chars).
+_MAX_RESULT_META = "anthropic/maxResultSizeChars"
+MAX_RESULT_CHARS = 500_000  # the CLI does not go higher (a larger ask is cut to it)
 TOOL_ENV = {"ENABLE_TOOL_SEARCH": "false"}
 """The CLI's environment when it serves client tools: every definition is sent to the
 model whole, never deferred behind a tool-search step (agents offer 30 tools and more,
 and expect each to be callable at once)."""
-RESULT_CHARS = 500_000
-"""The longest client tool result the model gets whole, declared per tool in `tools/list`
-(`_meta["anthropic/maxResultSizeChars"]`; 500,000 is the CLI's ceiling for it, observed
-with 2.1.331). Without it the CLI keeps a result over about 50 KB out of the conversation:
-the model gets a 2 KB preview and the path of a file it has no tool to read."""
-_RESULT_CHARS_META = "anthropic/maxResultSizeChars"
 NOT_RUN = (
     "Not run: only one tool call per reply is allowed here (parallel_tool_calls is false). "
     "Call it again in a later reply if it is still needed."
@@ -186,7 +185,7 @@ class ToolBridge:
                 "name": tool.name,
                 "description": tool.description,
                 "inputSchema": tool.parameters,
-                "_meta": {_RESULT_CHARS_META: RESULT_CHARS},
+                "_meta": {_MAX_RESULT_META: MAX_RESULT_CHARS},
             }
             for tool in self.tools
         ]

@@ -173,14 +173,14 @@ class LiveProcess:
         return self._process.pid
 
     @property
-    def running(self) -> bool:
-        """The CLI has not exited (a suspended one may die while its client works)."""
+    def alive(self) -> bool:
+        """The CLI process has not exited."""
         return self._process.returncode is None
 
     @property
     def usable(self) -> bool:
         """Idle and still running: it can take a turn."""
-        return self.state is LiveState.IDLE and self.running
+        return self.state is LiveState.IDLE and self.alive
 
     # -- control requests --------------------------------------------------
 
@@ -404,7 +404,8 @@ class LiveProcess:
                 log.info("live_cli_turn_not_stopped_killing", pid=self.pid)
                 settle = 0.0
         finally:
-            await asyncio.shield(self._process.terminate(kill_grace, settle=settle))
+            ending = self._process.terminate(kill_grace, settle=settle, kill_first=suspended)
+            await asyncio.shield(ending)
 
     def describe(self, now: float, rss: int | None) -> LiveProcessInfo:
         """This process as /health lists it."""

@@ -557,8 +557,7 @@ class LiveCliRunner:
             await asyncio.gather(*(asyncio.shield(t) for t in waiting), return_exceptions=True)
 
     async def _reap_idle(self) -> None:
-        """End processes idle for longer than the idle timeout, suspended for longer than
-        the suspended timeout, or found dead."""
+        """End processes idle for longer than the idle timeout, or found dead."""
         timeout = self.live_config.live_idle_timeout
         suspended = self.live_config.suspended_timeout
         period = max(0.05, min(timeout / 4, suspended / 4, 30.0))
@@ -572,9 +571,7 @@ class LiveCliRunner:
                     if now - live.suspended_at >= suspended:
                         log.info("suspended_turn_expired", pid=live.pid, session=live.session_id)
                         self._end(live)
-                    elif not live.running:
-                        # Died while its client runs the tools (killed, OOM): free its slot
-                        # now; the results will find the turn gone and start afresh.
+                    elif not live.alive:
                         log.info("suspended_cli_gone", pid=live.pid, session=live.session_id)
                         self._end(live)
                 elif not live.usable or now - live.last_used >= timeout:

@@ -188,8 +188,15 @@ class CliProcess:
         """Wait for the child to exit by itself; returns its exit code."""
         return await self._proc.wait()
 
-    async def terminate(self, grace: float, *, settle: float = 0.0) -> int:
+    async def terminate(
+        self, grace: float, *, settle: float = 0.0, kill_first: bool = False
+    ) -> int:
         """Close stdin, SIGTERM the group, SIGKILL it after `grace`; always reaps.
+
+        With `kill_first`, the group is killed (SIGKILL) before anything else: a CLI
+        waiting for a client tool's result takes a closed stdin, or a SIGTERM, as the
+        end of that call and goes on with the turn, sending the upstream a paid request
+        nobody will read. (Such a turn's transcript is never resumed.)
 
         With `settle`, the child first gets that long to exit by itself (after a
         closed stdin the CLI ends on its own). The CLI runs tool commands in sessions
@@ -202,7 +209,7 @@ class CliProcess:
         one would, instead of waiting for SIGKILL.
         """
         if self._proc.returncode is None:
-            self._signal_group(signal.SIGCONT)
+            self._signal_group(signal.SIGKILL if kill_first else signal.SIGCONT)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.close_stdin(), 0.5)
         if settle > 0 and self._proc.returncode is None:

@@ -80,6 +80,7 @@ class ClaudeCliRunner:
         self._problems: tuple[str, ...] = ()
         self._processes: dict[CliProcess, str] = {}  # running process -> its CLI session
         self._answered: set[CliProcess] = set()  # processes whose turn got its result
+        self._suspended: set[CliProcess] = set()  # processes waiting for tool results
         self._cleanups: dict[CliProcess, asyncio.Task[int]] = {}
         self._is_root = os.geteuid() == 0 if is_root is None else is_root
         self._closed = False
@@ -279,6 +280,7 @@ class ClaudeCliRunner:
         if translator.suspended:
             # No process outlives its turn here, so none waits for the client's results:
             # they will start a fresh CLI session with the history (the cleanup ends it).
+            self._suspended.add(process)
             for event in translator.suspension():
                 yield event
             return
@@ -306,7 +308,10 @@ class ClaudeCliRunner:
             return task
         settle = self.config.exit_wait if process in self._answered else 0.0
         task = asyncio.create_task(
-            process.terminate(self.config.kill_grace, settle=settle),
+            # A turn waiting for a client tool's result must not go on with the turn.
+            process.terminate(
+                self.config.kill_grace, settle=settle, kill_first=process in self._suspended
+            ),
             name=f"cli-cleanup-{process.pid}",
         )
         self._cleanups[process] = task
@@ -315,6 +320,7 @@ class ClaudeCliRunner:
             self._cleanups.pop(process, None)
             self._processes.pop(process, None)
             self._answered.discard(process)
+            self._suspended.discard(process)
 
         task.add_done_callback(done)
         return task

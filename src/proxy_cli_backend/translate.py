@@ -186,9 +186,9 @@ class TurnTranslator:
             wait_ms=None if event.retry_delay_ms is None else round(event.retry_delay_ms),
             error=event.error,
         )
-        self._message_cut()
-        if event.error_status is None or event.retry_delay_ms is None:
-            return []
+        cut = self._message_cut()
+        if cut or event.error_status is None or event.retry_delay_ms is None:
+            return cut
         # The CLI backs off as the upstream's retry-after says, plus up to 25% jitter.
         delay = max(0.0, event.retry_delay_ms / 1000)
         self._retry_delays[event.error_status] = delay

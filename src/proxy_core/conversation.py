@@ -4,7 +4,9 @@ The wire types check each field's shape; parsing adds the limits and checks a ty
 cannot state (counts, sizes, image URLs, images only from users) and normalises as it
 goes, so that equal conversations have equal values: adjacent text parts are joined
 with a newline, empty texts dropped, `developer` becomes system and the legacy
-`function` role becomes `tool`.
+`function` role becomes `tool`. It also checks that tool calls and their results
+pair up, as the upstream does: every result answers a call of the assistant message
+before it, once, and every call is answered before the conversation goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from proxy_core.errors import invalid
+from proxy_core.errors import ChatError, invalid
 from proxy_core.openai_wire import (
     ChatAssistantMessage,
     ChatFunctionMessage,
@@ -133,6 +135,12 @@ class ParseLimits(msgspec.Struct, frozen=True):
     max_image_bytes: Annotated[int, Meta(description="Largest decoded image, in bytes.")] = (
         20 * 1024 * 1024
     )
+    # The CLI passes a tool result on whole only up to 500,000 characters (beyond, the
+    # model gets a preview and a path on the CLI's disk): a longer one is refused
+    # rather than cut where the client cannot see it.
+    max_tool_result_chars: Annotated[
+        int, Meta(description="Most text characters in one tool result (the CLI's limit).")
+    ] = 500_000
 
 
 def normalize_parts(parts: Sequence[Part]) -> tuple[Part, ...]:
@@ -175,16 +183,20 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
         )
     reader = _Reader(limits)
     system: list[str] = []
-    parsed: list[Message] = []
+    parsed: list[tuple[int, Message]] = []
     for index, raw in enumerate(typed):
         message = reader.message(raw, f"messages[{index}]")
         if message.role is Role.SYSTEM:
             system.append(message.text)
         else:
-            parsed.append(message)
+            parsed.append((index, message))
     if not parsed:
         raise invalid("'messages' must contain at least one non-system message.", "messages")
-    return Conversation(system="\n\n".join(system) if system else None, messages=tuple(parsed))
+    _check_tool_results(typed, parsed)
+    return Conversation(
+        system="\n\n".join(system) if system else None,
+        messages=tuple(message for _, message in parsed),
+    )
 
 
 class _Reader:
@@ -206,11 +218,24 @@ class _Reader:
             call_id = raw.tool_call_id
             if isinstance(raw, ChatFunctionMessage) and call_id is None:
                 call_id = raw.name
+            if call_id is None:
+                raise invalid(
+                    "A function message must have a 'name': the function call it answers.",
+                    f"{path}.name",
+                )
             parts = self.parts(raw.content, Role.TOOL, content)
-            message = Message(Role.TOOL, parts, raw.name, tool_call_id=call_id)
+            is_error = isinstance(raw, ChatToolMessage) and bool(raw.is_error)
+            message = Message(Role.TOOL, parts, raw.name, tool_call_id=call_id, is_error=is_error)
         else:
             message = Message(Role.SYSTEM, self.parts(raw.content, Role.SYSTEM, content), raw.name)
         text_chars = sum(len(p.text) for p in message.parts if isinstance(p, TextPart))
+        if message.role is Role.TOOL and text_chars > self.limits.max_tool_result_chars:
+            raise invalid(
+                f"Tool result too long: {text_chars} characters > max_tool_result_chars "
+                f"{self.limits.max_tool_result_chars} (the CLI would pass the model only a "
+                "preview of it).",
+                content,
+            )
         if text_chars > self.limits.max_message_chars:
             raise invalid(
                 f"Message text too long: {text_chars} characters > max_message_chars "
@@ -283,10 +308,11 @@ def _parse_data_url(url: str, path: str, limits: ParseLimits) -> Base64Image:
 
 
 def _tool_calls(message: ChatAssistantMessage) -> tuple[ToolCall, ...]:
-    """The calls an assistant message made; the legacy `function_call` when it has none."""
+    """The calls an assistant message made; the legacy `function_call` when it has none,
+    whose id is the function's name (the legacy function message answers by name)."""
     calls = tuple(_tool_call(call.id, call.function) for call in message.tool_calls or ())
     if not calls and message.function_call is not None:
-        return (_tool_call("function_call", message.function_call),)
+        return (_tool_call(message.function_call.name, message.function_call),)
     return calls
 
 
@@ -295,3 +321,74 @@ def _tool_call(call_id: str, function: FunctionCall) -> ToolCall:
     if not isinstance(arguments, str):
         arguments = msgspec.json.encode(arguments).decode()
     return ToolCall(id=call_id, name=function.name, arguments=arguments)
+
+
+def _check_tool_results(
+    typed: Sequence[ChatMessage], messages: Sequence[tuple[int, Message]]
+) -> None:
+    """Raise unless the tool messages answer the calls as the upstream requires: each
+    answers a call of the last assistant message before it, no call is answered twice,
+    and every call of an assistant message is answered before the next user or
+    assistant message (or the end). `messages` are the non-system messages with their
+    index in `typed`, which says which wire field each came from."""
+    calls_at = 0  # the index of the last assistant message that made calls
+    unanswered: list[str] = []
+    answered: set[str] = set()
+    for index, message in messages:
+        if message.role is Role.TOOL:
+            call_id = message.tool_call_id or ""
+            if call_id in unanswered:
+                unanswered.remove(call_id)
+                answered.add(call_id)
+                continue
+            field = f"messages[{index}].{_answer_field(typed[index])}"
+            if call_id in answered:
+                raise invalid(
+                    f"The tool call {call_id!r} is answered twice: a call takes exactly one "
+                    "tool message.",
+                    field,
+                )
+            raise invalid(
+                f"The tool message's tool_call_id {call_id!r} matches no call: a tool message "
+                "must respond to one of the 'tool_calls' of the assistant message before it.",
+                field,
+            )
+        if unanswered:
+            raise _unanswered(typed, calls_at, unanswered)
+        if message.role is Role.ASSISTANT and message.tool_calls:
+            calls_at = index
+            unanswered = _call_ids(typed[index], message, index)
+    if unanswered:
+        raise _unanswered(typed, calls_at, unanswered)
+
+
+def _call_ids(raw: ChatMessage, message: Message, index: int) -> list[str]:
+    ids: list[str] = []
+    for position, call in enumerate(message.tool_calls):
+        if call.id in ids:
+            raise invalid(
+                f"The tool call id {call.id!r} occurs twice in one message; each call needs "
+                "its own id.",
+                f"messages[{index}].tool_calls[{position}].id",
+            )
+        ids.append(call.id)
+    return ids
+
+
+def _unanswered(typed: Sequence[ChatMessage], index: int, ids: Sequence[str]) -> ChatError:
+    raw = typed[index]
+    legacy = isinstance(raw, ChatAssistantMessage) and not raw.tool_calls
+    return invalid(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        + ", ".join(ids)
+        + ".",
+        f"messages[{index}].{'function_call' if legacy else 'tool_calls'}",
+    )
+
+
+def _answer_field(raw: ChatMessage) -> str:
+    """The field of a tool (or legacy function) message that names the call it answers."""
+    if isinstance(raw, ChatFunctionMessage) and raw.tool_call_id is None:
+        return "name"
+    return "tool_call_id"

@@ -1,11 +1,13 @@
 """The ledger: what a CLI session has already seen, as message fingerprints.
 
 A fingerprint covers everything of a message that reaches the CLI's rendering: its
-role, `name`, `tool_call_id`, its text and images in order, and its tool calls.
-Equal fingerprints mean the model saw the same thing, so a request can continue a
-CLI session only if it says exactly what that session was told. The one deliberate
-loss is whitespace (see `as_seen`): clients often trim or pad our replies, and
-CRLF line ends become LF on the way.
+role, `name`, `tool_call_id`, whether it reports an error, its text and images in
+order, and its tool calls. Equal fingerprints mean the model saw the same thing, so a
+request can continue a CLI session only if it says exactly what that session was
+told. The deliberate losses (see `as_seen`) are whitespace, because clients often
+trim or pad our replies and CRLF line ends become LF on the way, and the spelling of
+a tool call's JSON arguments, because clients re-serialise them (`{"a": 1}` comes
+back as `{"a":1}`).
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def fingerprint(message: Message) -> str:
 
 
 def as_seen(message: Message) -> Message:
-    """The message as the ledger compares it: CRLF read as LF, and the whitespace
-    around the whole message (the start of its first part, the end of its last, when
-    they are text) dropped. Nothing else of it is changed."""
+    """The message as the ledger compares it: CRLF read as LF, the whitespace around
+    the whole message (the start of its first part, the end of its last, when they are
+    text) dropped, and tool call arguments that are JSON in canonical form (see
+    `canonical_arguments`). Nothing else of it is changed."""
     parts: list[Part] = [
         TextPart(p.text.replace("\r\n", "\n")) if isinstance(p, TextPart) else p
         for p in message.parts
@@ -77,7 +80,21 @@ def as_seen(message: Message) -> Message:
     if parts and isinstance(parts[-1], TextPart):
         parts[-1] = TextPart(parts[-1].text.rstrip())
     kept = tuple(p for p in parts if not (isinstance(p, TextPart) and not p.text))
-    return msgspec.structs.replace(message, parts=kept)
+    calls = tuple(
+        msgspec.structs.replace(call, arguments=canonical_arguments(call.arguments))
+        for call in message.tool_calls
+    )
+    return msgspec.structs.replace(message, parts=kept, tool_calls=calls)
+
+
+def canonical_arguments(arguments: str) -> str:
+    """JSON arguments re-encoded with sorted keys and no spaces, so that two spellings
+    of the same value compare equal; text that is not JSON is kept as it is."""
+    try:
+        value = msgspec.json.decode(arguments.encode("utf-8", "surrogatepass"))
+        return msgspec.json.encode(value, order="sorted").decode()
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError):
+        return arguments
 
 
 def _pieces(message: Message) -> Iterable[str]:
@@ -86,6 +103,9 @@ def _pieces(message: Message) -> Iterable[str]:
     yield "r" + message.role.value
     yield "-" if message.name is None else "n" + message.name
     yield "-" if message.tool_call_id is None else "i" + message.tool_call_id
+    if message.is_error:
+        # Only when set, so the fingerprints of every other message stay as they were.
+        yield "e"
     for part in message.parts:
         yield _part_piece(part)
     for call in message.tool_calls:

@@ -17,6 +17,9 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
+import msgspec
+
+from proxy_core.conversation import ToolCall
 from proxy_core.errors import NO_RESULT, ChatError, FailureReason
 from proxy_core.events import (
     Event,
@@ -185,7 +188,7 @@ class Recording:
             cli_session_id=finished.session_id or plan.cli_session_id,
             model=plan.model,
             system_hash=system_hash(plan.system),
-            fingerprints=(*plan.seen, reply_fingerprint(reply, finished.tool_calls)),
+            fingerprints=(*plan.seen, reply_fingerprint(reply, _as_echoed(plan, finished))),
             created_at=previous.created_at if previous else now,
             last_used_at=now,
             resume_point=finished.resume_point,
@@ -195,6 +198,14 @@ class Recording:
         await self._store.put(record)
         if self._previous is not None and self._previous.cli_session_id != record.cli_session_id:
             await self._runner.forget(self._previous.cli_session_id)
+
+
+def _as_echoed(plan: TurnPlan, finished: Finished) -> tuple[ToolCall, ...]:
+    """The reply's calls as its client will send them back: a legacy client echoes its
+    one call as `function_call`, which has no id, so the call is known by its name."""
+    if plan.tools is not None and plan.tools.legacy:
+        return tuple(msgspec.structs.replace(c, id=c.name) for c in finished.tool_calls)
+    return finished.tool_calls
 
 
 async def restart_once(

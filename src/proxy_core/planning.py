@@ -117,20 +117,23 @@ def _tool_results(
     record: SessionRecord, messages: tuple[Message, ...], new: tuple[Message, ...]
 ) -> tuple[ToolResult, ...] | None:
     """The results the new messages bring for the calls the session's last reply made
-    (our reply is the last message the record has seen), in the backend's ids; None
-    unless the new messages are tool messages answering exactly those calls."""
+    (our reply is the last message the record has seen), in the backend's ids and its
+    order of the calls, whatever order the client sent them in; None unless the new
+    messages are tool messages answering exactly those calls, each once."""
     reply = messages[len(record.fingerprints) - 1]
     if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
         return None
     pairs = zip(reply.tool_calls, record.pending_calls, strict=True)
     backend = {call.id: pending for call, pending in pairs}
-    results: list[ToolResult] = []
+    answers: dict[str, ToolResult] = {}
     for message in new:
-        if message.role is not Role.TOOL or message.tool_call_id not in backend:
+        call_id = backend.get(message.tool_call_id or "")
+        if message.role is not Role.TOOL or call_id is None or call_id in answers:
             return None
-        call_id = backend.pop(message.tool_call_id)
-        results.append(ToolResult(call_id, message.text, is_error=message.is_error))
-    return None if backend else tuple(results)
+        answers[call_id] = ToolResult(call_id, message.text, is_error=message.is_error)
+    if len(answers) != len(record.pending_calls):
+        return None
+    return tuple(answers[call_id] for call_id in record.pending_calls)
 
 
 def restart_plan(

@@ -4,7 +4,11 @@ A lone user message is sent as itself (its text and images), as the API would.
 Anything else is a transcript: a fixed first line that names a tag, then each
 message wrapped in that tag with its role. The tag carries a nonce chosen so that
 it occurs in no message, so no text can close its own slot or forge another
-message; `parse_rendering` recovers the messages exactly.
+message; `parse_rendering` recovers the messages exactly. An assistant message's
+tool calls follow its text as `<call-NONCE id=".." name="..">arguments</call-NONCE>`,
+and a tool result that reports a failure carries `is_error="true"`. A transcript
+with tool calls says in its first line that those tags are a record: a fresh CLI
+session that continues a tool conversation must call tools for real, not write tags.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ _HEADER = (
     _LEAD + '{nonce} role="..."> and </m-{nonce}> tags; '
     "reply to the last message as the assistant.\n\n"
 )
+_TOOLS_HEADER = (
+    _LEAD + '{nonce} role="..."> and </m-{nonce}> tags; '
+    "reply to the last message as the assistant. Earlier tool calls are shown as "
+    '<call-{nonce}> tags and their results as role="tool" messages, only as a record: '
+    "to call a tool now, use the tool itself, never write such a tag.\n\n"
+)
 
 
 def render_messages(messages: Sequence[Message]) -> tuple[Block, ...]:
@@ -50,7 +60,8 @@ def render_messages(messages: Sequence[Message]) -> tuple[Block, ...]:
     if len(messages) == 1 and _plain_user(messages[0]):
         return _merge(messages[0].parts)
     nonce = choose_nonce(messages)
-    segments: list[str | ImageSource] = [_HEADER.format(nonce=nonce)]
+    header = _TOOLS_HEADER if _has_calls(messages) else _HEADER
+    segments: list[str | ImageSource] = [header.format(nonce=nonce)]
     for message in messages:
         segments.append(_open_tag(message, nonce) + "\n")
         for part in message.parts:
@@ -60,6 +71,10 @@ def render_messages(messages: Sequence[Message]) -> tuple[Block, ...]:
             segments.append(f"\n<call-{nonce}{attrs}>{call.arguments}</call-{nonce}>")
         segments.append(f"\n</m-{nonce}>\n\n")
     return _blocks(segments)
+
+
+def _has_calls(messages: Sequence[Message]) -> bool:
+    return any(message.tool_calls for message in messages)
 
 
 def _plain_user(message: Message) -> bool:
@@ -99,6 +114,8 @@ def _open_tag(message: Message, nonce: str) -> str:
         attrs += f" name={_attr(message.name)}"
     if message.tool_call_id is not None:
         attrs += f" tool_call_id={_attr(message.tool_call_id)}"
+    if message.is_error:
+        attrs += f" is_error={_attr('true')}"
     return f"<m-{nonce}{attrs}>"
 
 
@@ -130,6 +147,13 @@ class RenderingError(ValueError):
     """A rendering that this module could not have produced."""
 
 
+def _flag(attrs: dict[str, str], name: str) -> bool:
+    value = attrs.get(name)
+    if value not in (None, "true"):
+        raise RenderingError(f"unexpected {name}={value!r}")
+    return value == "true"
+
+
 def parse_rendering(blocks: Sequence[Block]) -> tuple[Message, ...]:
     """Recover the messages from `render_messages` output."""
     first = blocks[0] if blocks else None
@@ -147,7 +171,6 @@ class _Parser:
         assert isinstance(first, TextBlock)
         end = first.text.find(" ", len(_LEAD))
         self.nonce = first.text[len(_LEAD) : end]
-        header = _HEADER.format(nonce=self.nonce)
         self.images: list[ImageSource] = []
         text: list[str] = []
         for block in blocks:
@@ -157,9 +180,13 @@ class _Parser:
                 text.append(f"<img-{self.nonce} {len(self.images)}>")
                 self.images.append(block.source)
         self.text = "".join(text)
-        if not self.text.startswith(header):
+        plain, tools = (h.format(nonce=self.nonce) for h in (_HEADER, _TOOLS_HEADER))
+        # Whether the header is the one for a transcript with tool calls; checked
+        # against the calls once they are parsed.
+        self.tools_header = self.text.startswith(tools)
+        if not (self.tools_header or self.text.startswith(plain)):
             raise RenderingError("transcript header mismatch")
-        self.pos = len(header)
+        self.pos = len(tools if self.tools_header else plain)
 
     def messages(self) -> tuple[Message, ...]:
         out: list[Message] = []
@@ -173,6 +200,8 @@ class _Parser:
             body = self.text[self.pos : close]
             self.pos = close + len(f"\n</m-{nonce}>\n\n")
             out.append(self._message(attrs, body))
+        if self.tools_header != _has_calls(out):
+            raise RenderingError("the header does not match the transcript's tool calls")
         return tuple(out)
 
     def _message(self, attrs: dict[str, str], body: str) -> Message:
@@ -195,6 +224,7 @@ class _Parser:
             name=attrs.get("name"),
             tool_calls=tuple(calls),
             tool_call_id=attrs.get("tool_call_id"),
+            is_error=_flag(attrs, "is_error"),
         )
 
     def _parts(self, content: str) -> tuple[Part, ...]:

@@ -27,7 +27,8 @@ from proxy_core.openai_wire import (
     convert,
 )
 
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# fullmatch, not `$`: `$` also matches before a trailing newline.
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MAX_TOOLS = 128
 # One definition's description and schema travel to the CLI in an MCP answer; real ones
 # are a few KiB.
@@ -111,11 +112,16 @@ def parse_tool_offer(
     the legacy `functions` / `function_call` stand in for them when `tools` is absent.
     Raises an invalid-request ChatError naming the field: a name outside
     `^[a-zA-Z0-9_-]{1,64}$`, parameters that are not an object schema, a duplicate
-    name, an unknown type, a choice naming a function not offered.
+    name, an unknown type, a choice naming a function not offered, a choice that asks
+    for a call when no tools are given.
     """
-    legacy = not tools and functions is not None
+    # A lone `function_call` is legacy too, so that forcing a call without functions is
+    # refused rather than ignored.
+    legacy = not tools and (
+        functions is not None or (function_call is not None and tool_choice is None)
+    )
     if legacy:
-        definitions = convert(functions, list[FunctionDefinition], "functions")
+        definitions = convert(functions, list[FunctionDefinition] | None, "functions") or []
         root, choice_root = "functions", "function_call"
         choice = _legacy_choice(function_call)
         parallel = False
@@ -127,7 +133,9 @@ def parse_tool_offer(
         parallel = parallel_tool_calls is not False
     if not definitions:
         if choice in ("required",) or isinstance(choice, NamedToolChoice):
-            raise invalid(f"'{choice_root}' asks for a tool call but no tools are given.", root)
+            raise invalid(
+                f"'{choice_root}' asks for a tool call but no '{root}' are given.", choice_root
+            )
         return None
     if len(definitions) > MAX_TOOLS:
         raise invalid(f"Too many tools: {len(definitions)} > {MAX_TOOLS}.", root)
@@ -148,7 +156,7 @@ def parse_tool_offer(
 
 
 def _tool(definition: FunctionDefinition, path: str) -> ClientTool:
-    if not TOOL_NAME.match(definition.name):
+    if not TOOL_NAME.fullmatch(definition.name):
         raise invalid(
             f"Invalid tool name {definition.name!r}: it must match ^[a-zA-Z0-9_-]{{1,64}}$.",
             f"{path}.name",

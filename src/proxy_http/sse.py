@@ -45,10 +45,14 @@ def new_completion_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
-def finish_reason(stop_reason: str | None, *, legacy: bool = False) -> FinishReason:
-    """OpenAI's finish_reason for the upstream's stop_reason (`legacy`: the request used
-    `functions`, whose calls end as `function_call`)."""
-    if stop_reason == "tool_use":
+def finish_reason(
+    stop_reason: str | None, *, calls: bool = False, legacy: bool = False
+) -> FinishReason:
+    """OpenAI's finish_reason for the upstream's stop_reason: a reply that ends with
+    client tool `calls` ends as `tool_calls` (`function_call` when `legacy`: the request
+    used `functions`). The CLI's own tools (its StructuredOutput among them) are not
+    the client's calls."""
+    if calls:
         return "function_call" if legacy else "tool_calls"
     return "length" if stop_reason == "max_tokens" else "stop"
 
@@ -139,8 +143,9 @@ class ChunkRenderer:
             return self._chunk(Delta(function_call=function))
         return self._chunk(Delta(tool_calls=[ToolCallDelta(index, function)]))
 
-    def finish(self, stop_reason: str | None) -> bytes:
-        return self._chunk(Delta(), finish_reason(stop_reason, legacy=self.legacy))
+    def finish(self, stop_reason: str | None, *, calls: bool = False) -> bytes:
+        reason = finish_reason(stop_reason, calls=calls, legacy=self.legacy)
+        return self._chunk(Delta(), reason)
 
     def usage(self, usage: Usage) -> bytes:
         chunk = ChatCompletionChunk(
@@ -182,7 +187,7 @@ def completion(
         tool_calls=calls if calls and not legacy else None,
         function_call=calls[0].function if calls and legacy else None,
     )
-    reason = finish_reason(stop_reason, legacy=legacy)
+    reason = finish_reason(stop_reason, calls=bool(calls), legacy=legacy)
     return ChatCompletion(
         id=completion_id,
         created=created,

@@ -301,7 +301,7 @@ async def stream_turn(
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finished):
-                yield renderer.finish(event.stop_reason)
+                yield renderer.finish(event.stop_reason, calls=bool(event.tool_calls))
                 if renderer.include_usage:
                     yield renderer.usage(usage)
                 outcome = "ok"

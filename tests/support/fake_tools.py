@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from proxy_core import Role, TextBlock, parse_rendering
+from proxy_core.rendering import RenderingError
+
 Block = dict[str, Any]
 
 _CALL = re.compile(r"\[\[call:([^:\]\s]+)")
@@ -154,9 +157,17 @@ def tool_reply(body: dict[str, Any], own: str) -> list[Block] | None:
     """The reply's content blocks when the request calls tools or reports tool results.
 
     `own` is the last user message's own text. None means: nothing to do with tools here
-    (the fake answers as it otherwise would, e.g. the echo).
+    (the fake answers as it otherwise would, e.g. the echo). A last user message that is
+    the proxy's transcript of a whole conversation (a fresh CLI session) is read as a
+    model reads it: only its last message asks something now, and tool messages at its
+    end are the results it reports.
     """
     results = tool_results(body)
+    tail = transcript_tail(body)
+    if tail is not None:
+        said, results, transcript = tail
+        # An instruction the proxy appends after the transcript still counts.
+        own = said + own.removeprefix(transcript)
     try:
         source = own if _CALL.search(own) or not results else _joined(results, plain=True)
         calls = _calls(source)
@@ -171,6 +182,39 @@ def tool_reply(body: dict[str, Any], own: str) -> list[Block] | None:
     if results:
         return [text_block(f"tool result seen: {_joined(results, plain=False)}")]
     return None
+
+
+def transcript_tail(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str] | None:
+    """When the last user message starts with a rendered transcript: the text of its last
+    message if a user wrote it, the results of the tool messages it ends with, and the
+    transcript's own text."""
+    messages = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    content = messages[-1].get("content") if messages else None
+    first = content[0] if isinstance(content, list) and content else None
+    if not (isinstance(first, dict) and first.get("type") == "text"):
+        return None
+    transcript = first.get("text", "")
+    try:
+        parsed = parse_rendering((TextBlock(transcript),))
+    except (RenderingError, ValueError, KeyError, IndexError):
+        return None
+    if len(parsed) < 2 and parsed and parsed[0].role is Role.USER:
+        return None  # a plain user message, not a transcript
+    results: list[dict[str, Any]] = []
+    for message in reversed(parsed):
+        if message.role is not Role.TOOL:
+            break
+        results.insert(
+            0,
+            {
+                "tool_use_id": message.tool_call_id,
+                "text": message.text,
+                "is_error": message.is_error,
+            },
+        )
+    last = parsed[-1] if parsed else None
+    said = last.text if last is not None and last.role is Role.USER else ""
+    return said, results, transcript
 
 
 def _joined(results: list[dict[str, Any]], *, plain: bool) -> str:

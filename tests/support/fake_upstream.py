@@ -26,8 +26,9 @@ Behaviour is chosen per request by markers in the last user message's own text
 
 Client tools (a model that calls the tools a request offers in its `tools`; the CLI
 offers a client's tools as `mcp__<server>__NAME`). Call markers are read from the last
-user message's own text or, when it has none and that message carries tool_result
-blocks, from the text of those results (so a tool result can script the next call):
+user message's own text or, when that text has no call marker and the message carries
+tool_result blocks, from the text of those results (so a tool result can script the
+next call):
 
 - `[[call:NAME]]` / `[[call:NAME:JSON]]`: a `tool_use` block calling the offered tool
   named NAME or ending with `__NAME`, with input JSON, or without JSON a small valid
@@ -48,7 +49,11 @@ blocks, from the text of those results (so a tool result can script the next cal
 - a last user message carrying tool_result blocks and no call marker: the reply is
   `tool result seen: <text of each result, joined by " | ">`, each result that has
   `is_error: true` prefixed with `error: `;
-- a call or args marker whose JSON does not parse: the reply is `bad marker: ...`.
+- a call or args marker whose JSON does not parse: the reply is `bad marker: ...`;
+- a last user message that is the proxy's transcript of a whole conversation (a fresh
+  CLI session after its suspended turn was lost) is read as the model would: call
+  markers and instructions only from its last message (a user's), and the tool
+  messages it ends with as the tool results they report.
 
 `FakeAnthropic.offered_tools(request)` and `FakeAnthropic.tool_results(request)` read a
 recorded request's offered tool names and its last user message's tool results.

@@ -124,6 +124,7 @@ PUBLIC_NAMES = (
     "max_message_chars",
     "max_images",
     "max_image_bytes",
+    "max_tool_result_chars",
     "default_model",
     "strict_models",
     "model_overrides",

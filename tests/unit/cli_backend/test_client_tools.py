@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from proxy_cli_backend.client_tools import (
+    MAX_RESULT_CHARS,
     NOT_RUN,
-    RESULT_CHARS,
     ToolBridge,
     announce_line,
     client_name,
@@ -89,7 +89,7 @@ def test_tools_list_serves_the_definitions_with_their_schemas_unchanged() -> Non
         ("get_time", "The time in a city.", {"type": "object", "properties": {}}),
     ]
     # Each declares the longest result the model must get whole (the CLI's ceiling).
-    assert [t["_meta"] for t in listed] == [{"anthropic/maxResultSizeChars": RESULT_CHARS}] * 2
+    assert [t["_meta"] for t in listed] == [{"anthropic/maxResultSizeChars": MAX_RESULT_CHARS}] * 2
 
 
 def test_a_call_is_held_until_its_result_is_supplied() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 from hypothesis import strategies as st
 
@@ -63,8 +65,36 @@ images = st.one_of(
 ).map(ImagePart)
 
 
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _json_arguments(draw: st.DrawFn) -> str:
+    """A JSON object as a client or a model might spell it: compact, spaced or indented."""
+    value = draw(st.dictionaries(st.one_of(st.text(max_size=8), _TRICKY), json_values, max_size=4))
+    style = draw(st.sampled_from([{}, {"separators": (",", ":")}, {"indent": 1}]))
+    return json.dumps(value, ensure_ascii=draw(st.booleans()), **style)
+
+
+arguments = st.one_of(_json_arguments(), texts)
+"""A tool call's arguments: usually a JSON object, but any text must survive too."""
+any_tool_call = st.builds(ToolCall, id=identifiers, name=identifiers, arguments=arguments)
+
+
 @st.composite
 def messages(draw: st.DrawFn, role: Role | None = None) -> Message:
+    """One message of any role, not necessarily part of a valid history (a tool
+    message's id need answer nothing)."""
     role = role or draw(st.sampled_from([Role.USER, Role.ASSISTANT, Role.TOOL]))
     part_strategy = (
         st.one_of(texts.map(TextPart), images) if role is Role.USER else texts.map(TextPart)
@@ -72,33 +102,52 @@ def messages(draw: st.DrawFn, role: Role | None = None) -> Message:
     parts: list[Part] = draw(st.lists(part_strategy, max_size=4))
     # OpenAI lets any message carry a `name`; the rendering shows it, whatever the role.
     name = draw(st.one_of(st.none(), identifiers))
-    tool_calls: tuple[ToolCall, ...] = ()
+    calls: tuple[ToolCall, ...] = ()
     if role is Role.ASSISTANT:
-        tool_calls = tuple(
-            draw(
-                st.lists(
-                    st.builds(ToolCall, id=identifiers, name=identifiers, arguments=texts),
-                    max_size=3,
-                )
-            )
-        )
+        calls = tuple(draw(st.lists(any_tool_call, max_size=3, unique_by=lambda c: c.id)))
     tool_call_id = draw(identifiers) if role is Role.TOOL else None
     return Message(
         role=role,
         parts=normalize_parts(parts),
         name=name,
-        tool_calls=tool_calls,
+        tool_calls=calls,
         tool_call_id=tool_call_id,
+        is_error=role is Role.TOOL and draw(st.booleans()),
     )
 
 
 @st.composite
-def conversations(draw: st.DrawFn, min_size: int = 1, max_size: int = 8) -> Conversation:
-    """A conversation that opens with a user message, as real ones do."""
-    first = draw(messages(Role.USER))
-    rest = draw(st.lists(messages(), min_size=min_size - 1, max_size=max_size - 1))
+def tool_results(draw: st.DrawFn, calls: tuple[ToolCall, ...]) -> list[Message]:
+    """Tool messages answering each of `calls` once, in any order, some as errors."""
+    results = []
+    for call in draw(st.permutations(calls)):
+        result = draw(messages(Role.TOOL))
+        results.append(msgspec.structs.replace(result, tool_call_id=call.id))
+    return results
+
+
+@st.composite
+def conversations(
+    draw: st.DrawFn, min_size: int = 1, max_size: int = 8, with_calls: bool = False
+) -> Conversation:
+    """A valid conversation that opens with a user message, as real ones do: each
+    assistant message's tool calls are followed by one result for each (so a
+    conversation may run a few messages over `max_size`). `with_calls`: at least one
+    assistant message calls tools."""
+    history = [draw(messages(Role.USER))]
+    size = draw(st.integers(min_size, max_size))
+    while len(history) < size:
+        message = draw(messages(draw(st.sampled_from([Role.USER, Role.ASSISTANT]))))
+        history.append(message)
+        history += draw(tool_results(message.tool_calls))
+    if with_calls and not any(m.tool_calls for m in history):
+        calls = tuple(
+            draw(st.lists(any_tool_call, min_size=1, max_size=3, unique_by=lambda c: c.id))
+        )
+        history.append(msgspec.structs.replace(draw(messages(Role.ASSISTANT)), tool_calls=calls))
+        history += draw(tool_results(calls))
     system = draw(st.one_of(st.none(), texts))
-    return Conversation(system=system, messages=(first, *rest))
+    return Conversation(system=system, messages=tuple(history))
 
 
 def to_openai(message: Message) -> dict[str, object]:
@@ -117,6 +166,8 @@ def to_openai(message: Message) -> dict[str, object]:
         out["name"] = message.name
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
+    if message.is_error:
+        out["is_error"] = True
     if message.tool_calls:
         out["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -142,7 +193,8 @@ def to_wire(message: Message) -> ChatMessage:
         ]
         return ChatAssistantMessage(content, message.name, tool_calls=calls or None)
     if message.role is Role.TOOL:
-        return ChatToolMessage(content, message.tool_call_id or "", message.name)
+        is_error = True if message.is_error else None
+        return ChatToolMessage(content, message.tool_call_id or "", message.name, is_error)
     if message.role is Role.USER:
         return ChatUserMessage(content, message.name)
     return ChatSystemMessage(content, message.name)
@@ -151,28 +203,31 @@ def to_wire(message: Message) -> ChatMessage:
 @st.composite
 def variants(draw: st.DrawFn, message: Message) -> Message:
     """`message` with one thing changed that the CLI would be shown: its name, tool
-    call id, a tool call's id, name or arguments, a tool call more or less, its text,
-    an image, or the whole message. The result may still render the same (e.g. a
-    change of whitespace only); callers check that themselves."""
+    call id, its error mark, a tool call's id, name or arguments, a tool call more or
+    less, its text, an image, or the whole message. The result may still render the
+    same (e.g. a change of whitespace only, or of a JSON argument's spelling); callers
+    check that themselves."""
     replace = msgspec.structs.replace
     kind = draw(
-        st.sampled_from(["name", "tool_call_id", "call", "calls", "text", "image", "other"])
+        st.sampled_from(
+            ["name", "tool_call_id", "is_error", "call", "calls", "text", "image", "other"]
+        )
     )
     if kind == "name":
         return replace(message, name=draw(st.one_of(st.none(), identifiers)))
     if kind == "tool_call_id":
         return replace(message, tool_call_id=draw(st.one_of(st.none(), identifiers)))
+    if kind == "is_error":
+        return replace(message, is_error=not message.is_error)
     if kind == "call" and message.tool_calls:
         index = draw(st.integers(0, len(message.tool_calls) - 1))
         call = message.tool_calls[index]
         field = draw(st.sampled_from(["id", "name", "arguments"]))
-        changed = replace(call, **{field: draw(texts if field == "arguments" else identifiers)})
+        changed = replace(call, **{field: draw(arguments if field == "arguments" else identifiers)})
         calls = (*message.tool_calls[:index], changed, *message.tool_calls[index + 1 :])
         return replace(message, tool_calls=calls)
     if kind == "calls":
-        calls = draw(
-            st.lists(st.builds(ToolCall, id=identifiers, name=identifiers, arguments=texts))
-        )
+        calls = draw(st.lists(any_tool_call, unique_by=lambda c: c.id))
         return replace(message, tool_calls=tuple(calls))
     if kind == "text":
         extra = draw(st.one_of(texts, _TRICKY))

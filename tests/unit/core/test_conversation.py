@@ -64,9 +64,7 @@ def test_legacy_function_messages_become_tool_messages() -> None:
             {"role": "function", "name": "f", "content": "42"},
         ]
     )
-    assert parsed.messages[1].tool_calls == (
-        ToolCall(id="function_call", name="f", arguments="{}"),
-    )
+    assert parsed.messages[1].tool_calls == (ToolCall(id="f", name="f", arguments="{}"),)
     assert parsed.messages[2].role is Role.TOOL
     assert parsed.messages[2].tool_call_id == "f"
 
@@ -248,3 +246,186 @@ def test_too_many_images_names_the_limit() -> None:
 def test_an_oversized_message_names_the_limit() -> None:
     error = error_of([{"role": "user", "content": "x" * 101}], ParseLimits(max_message_chars=100))
     assert "max_message_chars" in error.message
+
+
+# -- tool calls and their results --------------------------------------------------
+
+
+def asks(*ids: str, content: object = None) -> dict[str, object]:
+    return {
+        "role": "assistant",
+        "content": content,
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids
+        ],
+    }
+
+
+def answers(call_id: str, content: object = "ok", **extra: object) -> dict[str, object]:
+    return {"role": "tool", "tool_call_id": call_id, "content": content, **extra}
+
+
+USER = {"role": "user", "content": "go"}
+
+
+def test_results_may_come_in_any_order_and_after_system_messages() -> None:
+    parsed = parse_conversation(
+        [
+            USER,
+            asks("a", "b", "c"),
+            answers("c"),
+            {"role": "system", "content": "note"},
+            answers("a"),
+            answers("b"),
+            USER,
+        ]
+    )
+    assert [m.tool_call_id for m in parsed.messages[2:5]] == ["c", "a", "b"]
+    assert parsed.system == "note"
+
+
+def test_call_ids_may_repeat_across_turns() -> None:
+    parsed = parse_conversation(
+        [USER, asks("call_0"), answers("call_0"), USER, asks("call_0"), answers("call_0")]
+    )
+    assert len(parsed.messages) == 6
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "missing"),
+    [
+        ([USER, asks("a")], "messages[1].tool_calls", "a"),
+        ([USER, asks("a", "b"), answers("b")], "messages[1].tool_calls", "a"),
+        ([USER, asks("a", "b", "c"), answers("b"), USER], "messages[1].tool_calls", "a, c"),
+        ([USER, asks("a"), {"role": "assistant", "content": "x"}], "messages[1].tool_calls", "a"),
+        (
+            [{"role": "system", "content": "s"}, USER, asks("a"), answers("a"), asks("b"), USER],
+            "messages[4].tool_calls",
+            "b",
+        ),
+    ],
+)
+def test_calls_left_unanswered_are_a_400_naming_the_missing_ids(
+    messages: list[object], param: str, missing: str
+) -> None:
+    error = error_of(messages)
+    assert error.param == param
+    assert error.message == (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        f"{missing}."
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([USER, answers("a")], "messages[1].tool_call_id"),
+        ([USER, asks("a"), answers("b"), answers("a")], "messages[2].tool_call_id"),
+        ([answers("a"), USER], "messages[0].tool_call_id"),
+        (
+            [USER, {"role": "assistant", "content": "no calls"}, answers("a")],
+            "messages[2].tool_call_id",
+        ),
+    ],
+)
+def test_a_result_for_no_call_is_a_400_naming_its_tool_call_id(
+    messages: list[object], param: str
+) -> None:
+    error = error_of(messages)
+    assert error.param == param
+    assert "matches no call" in error.message
+
+
+def test_a_result_for_a_call_of_an_earlier_turn_is_a_400() -> None:
+    # The user moved on after "a" was answered; a later result for it answers nothing.
+    error = error_of([USER, asks("a"), answers("a"), USER, asks("b"), answers("b"), answers("a")])
+    assert error.param == "messages[6].tool_call_id"
+
+
+def test_two_results_for_one_call_are_a_400() -> None:
+    error = error_of([USER, asks("a", "b"), answers("a"), answers("a"), answers("b")])
+    assert error.param == "messages[3].tool_call_id"
+    assert "answered twice" in error.message
+
+
+def test_one_id_for_two_calls_of_one_message_is_a_400() -> None:
+    error = error_of([USER, asks("a", "a"), answers("a")])
+    assert error.param == "messages[1].tool_calls[1].id"
+
+
+def test_a_tool_message_keeps_its_error_mark() -> None:
+    parsed = parse_conversation(
+        [
+            USER,
+            asks("a", "b", "c"),
+            answers("a", is_error=True),
+            answers("b", is_error=False),
+            answers("c"),
+        ]
+    )
+    assert [m.is_error for m in parsed.messages[2:]] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "line one\nline two",
+        [{"type": "text", "text": "line one"}, {"type": "text", "text": "line two"}],
+        [{"type": "text", "text": "line one\nline two"}],
+    ],
+)
+def test_a_result_is_a_string_or_text_parts(content: object) -> None:
+    parsed = parse_conversation([USER, asks("a"), answers("a", content)])
+    assert parsed.messages[2].text == "line one\nline two"
+
+
+def test_a_result_with_an_image_is_refused() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}
+    assert error_of([USER, asks("a"), answers("a", [image])]).param == (
+        "messages[2].content[0].type"
+    )
+
+
+# -- the legacy function_call / function messages --
+
+
+def legacy_call(name: str) -> dict[str, object]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "function_call": {"name": name, "arguments": "{}"},
+    }
+
+
+def test_a_legacy_history_validates_with_the_function_name_as_the_call_id() -> None:
+    parsed = parse_conversation(
+        [
+            USER,
+            legacy_call("lookup"),
+            {"role": "function", "name": "lookup", "content": "found"},
+            USER,
+            legacy_call("lookup"),
+            {"role": "function", "name": "lookup", "content": "again"},
+        ]
+    )
+    assert parsed.messages[1].tool_calls == (ToolCall("lookup", "lookup", "{}"),)
+    assert [m.tool_call_id for m in parsed.messages[2::3]] == ["lookup", "lookup"]
+
+
+def test_a_legacy_call_left_unanswered_is_a_400_naming_function_call() -> None:
+    error = error_of([USER, legacy_call("lookup"), USER])
+    assert error.param == "messages[1].function_call"
+    assert "lookup" in error.message
+
+
+def test_a_function_message_for_another_function_is_a_400_naming_its_name() -> None:
+    error = error_of(
+        [USER, legacy_call("lookup"), {"role": "function", "name": "other", "content": "x"}]
+    )
+    assert error.param == "messages[2].name"
+
+
+def test_a_function_message_without_a_name_is_a_400() -> None:
+    error = error_of([USER, legacy_call("f"), {"role": "function", "content": "x"}])
+    assert error.param == "messages[2].name"

@@ -1,9 +1,15 @@
 """The ledger's fingerprints follow the rendering: whatever the CLI would be shown
-differently (a name, a tool call id, a tool call, text, an image, the system prompt)
-keeps a request from continuing a CLI session that was shown something else."""
+differently (a name, a tool call id, a tool call, an error mark, text, an image, the
+system prompt) keeps a request from continuing a CLI session that was shown something
+else. The deliberate losses are whitespace and the spelling of JSON arguments."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import msgspec
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -14,14 +20,16 @@ from proxy_core import (
     Role,
     SessionRecord,
     TextPart,
+    ToolCall,
     parse_conversation,
     plan_turn,
     render_messages,
+    reply_fingerprint,
     system_hash,
 )
-from proxy_core.ledger import as_seen, fingerprint, fingerprints
+from proxy_core.ledger import as_seen, canonical_arguments, fingerprint, fingerprints
 
-from .strategies import conversations, messages, texts, variants
+from .strategies import conversations, json_values, messages, texts, variants
 
 
 def recorded(conversation: Conversation) -> SessionRecord:
@@ -84,9 +92,7 @@ def test_extending_the_seen_conversation_continues_even_with_whitespace_changed(
             parts = (TextPart(data.draw(padding) + parts[0].text), *parts[1:])
         if parts and isinstance(parts[-1], TextPart):
             parts = (*parts[:-1], TextPart(parts[-1].text + data.draw(padding)))
-        resent.append(
-            Message(message.role, parts, message.name, message.tool_calls, message.tool_call_id)
-        )
+        resent.append(msgspec.structs.replace(message, parts=parts))
     request = Conversation(system=conversation.system, messages=(*resent, *extension))
     assert plan(record, request) is PlanKind.CONTINUE
 
@@ -94,12 +100,15 @@ def test_extending_the_seen_conversation_continues_even_with_whitespace_changed(
 @given(messages())
 def test_the_ledger_ignores_only_whitespace(message: Message) -> None:
     seen = as_seen(message)
-    assert (seen.role, seen.name, seen.tool_call_id, seen.tool_calls) == (
+    assert (seen.role, seen.name, seen.tool_call_id, seen.is_error) == (
         message.role,
         message.name,
         message.tool_call_id,
-        message.tool_calls,
+        message.is_error,
     )
+    assert [(c.id, c.name, c.arguments) for c in seen.tool_calls] == [
+        (c.id, c.name, canonical_arguments(c.arguments)) for c in message.tool_calls
+    ]
     assert seen.images == message.images
     original = "".join(p.text if isinstance(p, TextPart) else "\x00" for p in message.parts)
     kept = "".join(p.text if isinstance(p, TextPart) else "\x00" for p in seen.parts)
@@ -116,3 +125,150 @@ def test_a_name_is_part_of_the_fingerprint() -> None:
     assert fingerprint(alice) != fingerprint(mallory)
     unnamed = Message(Role.USER, (TextPart("hi"),))
     assert fingerprint(Message(Role.USER, (TextPart("hi"),), name="")) != fingerprint(unnamed)
+
+
+# -- tool calls and results ---------------------------------------------------------
+
+
+def call(arguments: str, call_id: str = "call_1", name: str = "lookup") -> ToolCall:
+    return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
+def asked(*calls: ToolCall, text: str = "") -> Message:
+    return Message(Role.ASSISTANT, (TextPart(text),) if text else (), tool_calls=calls)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ('{"a":1}', '{"a": 1}'),
+        ('{"a":1,"b":[1,2]}', '{\n  "b": [1, 2],\n  "a": 1\n}'),
+        ('{"city":"Zürich"}', '{"city": "Z\\u00fcrich"}'),
+        ("{}", " { } "),
+    ],
+)
+def test_arguments_match_however_the_client_spells_the_same_json(ours: str, theirs: str) -> None:
+    assert fingerprint(asked(call(ours))) == fingerprint(asked(call(theirs)))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ('{"a":1}', '{"a":2}'),
+        ('{"a":1}', '{"A":1}'),
+        ('{"a":[1,2]}', '{"a":[2,1]}'),
+        ('{"a":"1"}', '{"a":1}'),
+        ("not json", "not  json"),
+        ("not json", " not json"),
+        ("{broken", "{ broken"),
+    ],
+)
+def test_arguments_that_say_something_else_do_not_match(ours: str, theirs: str) -> None:
+    assert fingerprint(asked(call(ours))) != fingerprint(asked(call(theirs)))
+
+
+def test_text_that_is_not_json_is_compared_as_it_is() -> None:
+    for text in ("not json", "{broken", "", "  padded  ", "\ud800"):
+        assert canonical_arguments(text) == text
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5), st.data())
+def test_any_reserialisation_of_json_arguments_matches(
+    value: dict[str, Any], data: st.DataObject
+) -> None:
+    ours = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    keys = data.draw(st.permutations(list(value)))
+    style: dict[str, Any] = data.draw(
+        st.sampled_from([{}, {"indent": 2}, {"separators": (", ", ": ")}])
+    )
+    theirs = json.dumps({k: value[k] for k in keys}, ensure_ascii=data.draw(st.booleans()), **style)
+    assert fingerprint(asked(call(ours))) == fingerprint(asked(call(theirs)))
+
+
+def test_an_error_result_is_told_apart_from_a_plain_one() -> None:
+    plain = Message(Role.TOOL, (TextPart("no such city"),), tool_call_id="call_1")
+    failed = msgspec.structs.replace(plain, is_error=True)
+    assert fingerprint(plain) != fingerprint(failed)
+
+
+def test_fingerprints_without_an_error_mark_are_what_they_were_before_it() -> None:
+    # Records on disk hold fingerprints; these digests were computed by the ledger
+    # before results could be marked as errors, so stored sessions still continue.
+    assert fingerprint(Message(Role.TOOL, (TextPart("sunny"),), tool_call_id="call_1")) == (
+        "533df649ecfd015843ebacbb9f697d28"
+    )
+    assert fingerprint(asked(call('{"a":1}', name="w"), text="Hi")) == (
+        "df1ecfa57a00930e41bfe9950744d965"
+    )
+    assert fingerprint(Message(Role.USER, (TextPart("hi"),), name="alice")) == (
+        "f820bcd9cd6306a9a75581a56ce422ae"
+    )
+
+
+@pytest.mark.parametrize("content", [None, "", [], [{"type": "text", "text": ""}]])
+def test_our_reply_with_calls_matches_the_clients_echo_of_it(content: object) -> None:
+    calls = [call('{"city":"Paris","days":2}'), call('{"city":"Rome"}', "call_2", "weather")]
+    echo: dict[str, Any] = {
+        "role": "assistant",
+        "content": content,
+        "tool_calls": [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(json.loads(c.arguments))},
+            }
+            for c in calls
+        ],
+    }
+    parsed = parse_conversation(
+        [
+            {"role": "user", "content": "weather?"},
+            echo,
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
+        ]
+    )
+    assert fingerprint(parsed.messages[1]) == reply_fingerprint("", calls)
+
+
+def test_our_reply_with_text_before_its_calls_matches_the_echo() -> None:
+    calls = [call('{"q":"x"}')]
+    echo = {
+        "role": "assistant",
+        "content": "Let me look that up.\n",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+            }
+        ],
+    }
+    parsed = parse_conversation(
+        [
+            {"role": "user", "content": "find x"},
+            echo,
+            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+        ]
+    )
+    assert fingerprint(parsed.messages[1]) == reply_fingerprint("Let me look that up.", calls)
+    assert fingerprint(parsed.messages[1]) != reply_fingerprint("", calls)
+    assert fingerprint(parsed.messages[1]) != reply_fingerprint("Let me look that up.")
+
+
+def test_a_legacy_reply_matches_its_echo_when_the_call_is_named_by_its_function() -> None:
+    # The legacy reply has no call id: the client echoes `function_call`, which parses
+    # to a call whose id is the function's name, so that is the id our reply is
+    # fingerprinted with.
+    parsed = parse_conversation(
+        [
+            {"role": "user", "content": "find x"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "lookup", "arguments": '{"q": "x"}'},
+            },
+            {"role": "function", "name": "lookup", "content": "found"},
+        ]
+    )
+    assert fingerprint(parsed.messages[1]) == reply_fingerprint("", [call('{"q":"x"}', "lookup")])

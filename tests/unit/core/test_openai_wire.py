@@ -239,25 +239,25 @@ def unhonoured(**fields: Any) -> tuple[str, ...]:
 
 
 def test_fields_that_would_change_the_reply_are_reported_in_the_lists_order() -> None:
-    tool = {"type": "function", "function": {"name": "f"}}
-    assert unhonoured(temperature=0.2, tools=[tool], seed=7, tool_choice="auto") == (
-        "tools",
-        "tool_choice",
-        "temperature",
-        "seed",
-    )
-    assert unhonoured(functions=[{"name": "f"}], function_call="auto") == (
-        "functions",
-        "function_call",
-    )
+    assert unhonoured(seed=7, top_p=0.5, temperature=0.2) == ("temperature", "top_p", "seed")
     assert unhonoured(max_tokens=5, logit_bias={"50256": -100}) == ("max_tokens", "logit_bias")
 
 
 def test_zero_and_false_are_values_a_client_asked_for() -> None:
-    assert unhonoured(temperature=0, parallel_tool_calls=False) == (
-        "parallel_tool_calls",
-        "temperature",
-    )
+    assert unhonoured(seed=0, temperature=0) == ("temperature", "seed")
+
+
+def test_the_tool_fields_are_honoured_so_never_reported() -> None:
+    tool = {"type": "function", "function": {"name": "f"}}
+    fields: dict[str, Any] = {
+        "tools": [tool],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "functions": [{"name": "f"}],
+        "function_call": "auto",
+    }
+    assert unhonoured(**fields) == ()
+    assert unhonoured(**fields, seed=1) == ("seed",)
 
 
 def test_fields_that_ask_for_nothing_or_change_nothing_are_not_reported() -> None:

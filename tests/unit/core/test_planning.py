@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -14,10 +17,14 @@ from proxy_core import (
     SessionRecord,
     TextBlock,
     TextPart,
+    ToolCall,
+    ToolResult,
     parse_conversation,
     parse_rendering,
+    parse_tool_offer,
     plan_turn,
     reply_fingerprint,
+    restart_plan,
     system_hash,
 )
 from proxy_core.ledger import fingerprints
@@ -200,3 +207,204 @@ def test_the_ledger_after_the_turn_covers_every_request_message() -> None:
     follow_up = convo(("user", "hi"), ("assistant", "a1"), ("user", "q2"))
     result = plan(record_for(convo(("user", "hi")), reply="a1"), follow_up)
     assert result.seen == fingerprints(follow_up.messages)
+
+
+# -- the results of a suspended turn's tool calls -------------------------------------
+
+QUESTION: dict[str, Any] = {"role": "user", "content": "Weather in Paris and Rome?"}
+CALLS = (
+    ToolCall("call_p", "weather", '{"city":"Paris"}'),
+    ToolCall("call_r", "weather", '{"city":"Rome"}'),
+)
+BACKEND_IDS = ("toolu_01", "toolu_02")
+
+
+def suspended(
+    history: list[dict[str, Any]], calls: tuple[ToolCall, ...], pending: tuple[str, ...]
+) -> SessionRecord:
+    """The ledger after a turn over `history` whose reply called `calls`, which the
+    backend knows as `pending` and holds suspended."""
+    conversation = parse_conversation(history)
+    return msgspec.structs.replace(
+        record_for(conversation),
+        fingerprints=(*fingerprints(conversation.messages), reply_fingerprint("", calls)),
+        pending_calls=pending,
+    )
+
+
+def echo(calls: tuple[ToolCall, ...], content: object = None) -> dict[str, Any]:
+    """Our reply as a client sends it back: arguments re-serialised with spaces."""
+    return {
+        "role": "assistant",
+        "content": content,
+        "tool_calls": [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments.replace(":", ": ")},
+            }
+            for c in calls
+        ],
+    }
+
+
+def result(call_id: str, content: object, **extra: object) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": content, **extra}
+
+
+def test_results_for_exactly_the_pending_calls_resume_the_suspended_turn() -> None:
+    record = suspended([QUESTION], CALLS, BACKEND_IDS)
+    request = parse_conversation(
+        [
+            QUESTION,
+            echo(CALLS),
+            result("call_p", [{"type": "text", "text": "sunny"}, {"type": "text", "text": "21C"}]),
+            result("call_r", "no such city", is_error=True),
+        ]
+    )
+    plan_ = plan(record, request)
+    assert plan_.kind is PlanKind.CONTINUE
+    assert plan_.cli_session_id == record.cli_session_id
+    assert plan_.tool_results == (
+        ToolResult("toolu_01", "sunny\n21C"),
+        ToolResult("toolu_02", "no such city", is_error=True),
+    )
+    assert plan_.messages == request.messages[2:]
+    assert plan_.seen == fingerprints(request.messages)
+
+
+def test_results_sent_in_another_order_are_given_in_the_backends_order() -> None:
+    record = suspended([QUESTION], CALLS, BACKEND_IDS)
+    request = parse_conversation(
+        [QUESTION, echo(CALLS), result("call_r", "rain"), result("call_p", "sun")]
+    )
+    plan_ = plan(record, request)
+    assert plan_.kind is PlanKind.CONTINUE
+    assert plan_.tool_results == (ToolResult("toolu_01", "sun"), ToolResult("toolu_02", "rain"))
+
+
+def test_results_after_text_our_reply_wrote_before_its_calls_resume_the_turn() -> None:
+    conversation = parse_conversation([QUESTION])
+    record = msgspec.structs.replace(
+        record_for(conversation),
+        fingerprints=(
+            *fingerprints(conversation.messages),
+            reply_fingerprint("Checking both.", CALLS),
+        ),
+        pending_calls=BACKEND_IDS,
+    )
+    request = parse_conversation(
+        [
+            QUESTION,
+            echo(CALLS, content="Checking both.\n"),
+            result("call_p", "sun"),
+            result("call_r", "rain"),
+        ]
+    )
+    assert [r.call_id for r in plan(record, request).tool_results] == list(BACKEND_IDS)
+
+
+def test_a_legacy_call_is_resumed_by_its_function_message() -> None:
+    call = ToolCall("lookup", "lookup", '{"q":"x"}')
+    record = suspended([QUESTION], (call,), ("toolu_09",))
+    request = parse_conversation(
+        [
+            QUESTION,
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "lookup", "arguments": '{"q": "x"}'},
+            },
+            {"role": "function", "name": "lookup", "content": "found it"},
+        ]
+    )
+    plan_ = plan(record, request)
+    assert plan_.kind is PlanKind.CONTINUE
+    assert plan_.tool_results == (ToolResult("toolu_09", "found it"),)
+
+
+def test_results_followed_by_a_new_user_message_abandon_the_suspended_turn() -> None:
+    record = suspended([QUESTION], CALLS, BACKEND_IDS)
+    request = parse_conversation(
+        [
+            QUESTION,
+            echo(CALLS),
+            result("call_p", "sun"),
+            result("call_r", "rain"),
+            {"role": "user", "content": "never mind, what about Oslo?"},
+        ]
+    )
+    plan_ = plan(record, request)
+    assert plan_.kind is PlanKind.RESTART
+    assert plan_.restart_reason is RestartReason.TOOL_TURN_ABANDONED
+    assert plan_.tool_results == ()
+    assert plan_.cli_session_id == "cli-new"
+    assert plan_.messages == request.messages
+    assert parse_rendering(plan_.prompt) == request.messages
+
+
+def test_a_reply_whose_calls_the_record_does_not_match_abandons_the_turn() -> None:
+    # The ledger saw our reply with two calls but the backend holds one: the results
+    # cannot be delivered one to one, so the turn starts over rather than guess.
+    record = suspended([QUESTION], CALLS, BACKEND_IDS[:1])
+    request = parse_conversation(
+        [QUESTION, echo(CALLS), result("call_p", "sun"), result("call_r", "rain")]
+    )
+    assert plan(record, request).restart_reason is RestartReason.TOOL_TURN_ABANDONED
+
+
+def test_a_regenerated_or_edited_request_with_calls_pending_restarts_as_before() -> None:
+    record = suspended([QUESTION], CALLS, BACKEND_IDS)
+    regenerated = plan(record, parse_conversation([QUESTION]))
+    assert regenerated.kind is PlanKind.RESTART
+    assert regenerated.restart_reason is RestartReason.REGENERATED
+    edited = parse_conversation(
+        [
+            {"role": "user", "content": "Weather in Paris and Oslo?"},
+            echo(CALLS),
+            result("call_p", "sun"),
+            result("call_r", "rain"),
+        ]
+    )
+    diverged = plan(record, edited)
+    assert diverged.restart_reason is RestartReason.HISTORY_DIVERGED
+    assert diverged.tool_results == ()
+    other_args = (CALLS[0], ToolCall("call_r", "weather", '{"city":"Oslo"}'))
+    changed_call = parse_conversation(
+        [QUESTION, echo(other_args), result("call_p", "sun"), result("call_r", "rain")]
+    )
+    assert plan(record, changed_call).restart_reason is RestartReason.HISTORY_DIVERGED
+
+
+def test_tool_messages_continue_without_results_when_no_call_is_pending() -> None:
+    # The suspended turn is gone (its record kept no pending calls): the results are
+    # sent as a transcript to the session instead.
+    conversation = parse_conversation([QUESTION])
+    record = msgspec.structs.replace(
+        record_for(conversation),
+        fingerprints=(*fingerprints(conversation.messages), reply_fingerprint("", CALLS)),
+    )
+    request = parse_conversation(
+        [QUESTION, echo(CALLS), result("call_p", "sun"), result("call_r", "rain", is_error=True)]
+    )
+    plan_ = plan(record, request)
+    assert plan_.kind is PlanKind.CONTINUE
+    assert plan_.tool_results == ()
+    assert parse_rendering(plan_.prompt) == request.messages[2:]
+
+
+def test_a_restart_keeps_the_tools_and_drops_the_results() -> None:
+    record = suspended([QUESTION], CALLS, BACKEND_IDS)
+    request = parse_conversation(
+        [QUESTION, echo(CALLS), result("call_p", "sun"), result("call_r", "rain")]
+    )
+    tools = parse_tool_offer([{"type": "function", "function": {"name": "weather"}}], "required")
+    resumed = msgspec.structs.replace(plan(record, request), tools=tools, json_schema="{}")
+    assert resumed.tool_results
+    fresh = restart_plan(resumed, request, RestartReason.SESSION_MISSING, "cli-fresh")
+    assert (fresh.kind, fresh.restart_reason) == (PlanKind.RESTART, RestartReason.SESSION_MISSING)
+    assert fresh.tools == tools
+    assert fresh.json_schema == "{}"
+    assert fresh.tool_results == ()
+    assert fresh.cli_session_id == "cli-fresh"
+    assert parse_rendering(fresh.prompt) == request.messages

@@ -42,16 +42,50 @@ def test_ignored_fields_that_change_the_reply_are_named_in_a_header(stream: bool
         "model": "sonnet",
         "messages": HI,
         "stream": stream,
-        "tools": TOOLS,
-        "tool_choice": "auto",
+        "seed": 3,
         "temperature": 0.1,
+        "logit_bias": {"50256": -100},
         "user": "alice",
         "metadata": {"k": "v"},
     }
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == 200
-    assert response.headers[IGNORED_HEADER] == "tools,tool_choice,temperature"
+    assert response.headers[IGNORED_HEADER] == "temperature,seed,logit_bias"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_tool_fields_are_not_named_in_the_header(stream: bool) -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {
+        "model": "sonnet",
+        "messages": HI,
+        "stream": stream,
+        "tools": TOOLS,
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "temperature": 0.1,
+    }
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert response.headers[IGNORED_HEADER] == "temperature"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_legacy_function_fields_are_not_named_in_the_header(stream: bool) -> None:
+    app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
+    body = {
+        "model": "sonnet",
+        "messages": HI,
+        "stream": stream,
+        "functions": [{"name": "lookup", "parameters": {"type": "object"}}],
+        "function_call": "auto",
+    }
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert IGNORED_HEADER not in response.headers
 
 
 @pytest.mark.parametrize("stream", [False, True])

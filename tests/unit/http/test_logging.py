@@ -267,12 +267,12 @@ def test_ignored_fields_get_a_debug_line_that_carries_the_request_id(
 ) -> None:
     configure_logging("json", "debug")
     app = http_app(ChatService(FakeRunner(), InMemorySessionStore()), Settings())
-    body = {"model": "sonnet", "messages": HI, "functions": [{"name": "f"}], "seed": 1}
+    body = {"model": "sonnet", "messages": HI, "temperature": 0, "seed": 1}
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.post("/v1/chat/completions", json=body)
     records = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
     (line,) = [r for r in records if r["event"] == "request_fields_ignored"]
-    assert (line["level"], line["fields"]) == ("debug", ["functions", "seed"])
+    assert (line["level"], line["fields"]) == ("debug", ["temperature", "seed"])
     assert line["request_id"] == response.headers["x-request-id"]
 
 

@@ -53,6 +53,13 @@ def test_max_tokens_finishes_with_length() -> None:
     assert finish_reason("stop_sequence") == "stop"
 
 
+def test_only_the_clients_own_calls_finish_as_tool_calls() -> None:
+    assert finish_reason("tool_use", calls=True) == "tool_calls"
+    assert finish_reason("tool_use", calls=True, legacy=True) == "function_call"
+    # The CLI's own tools (StructuredOutput, a built-in) end a reply with `tool_use` too.
+    assert finish_reason("tool_use") == "stop"
+
+
 def test_usage_chunk_has_no_choices() -> None:
     chunk = decode(renderer.usage(Usage(input_tokens=2, output_tokens=3, cache_read_tokens=4)))
     assert chunk["choices"] == []
