@@ -80,9 +80,13 @@ class StreamEvent(msgspec.Struct, frozen=True, tag="stream_event", tag_field="ty
 
 
 class AssistantMessage(msgspec.Struct, frozen=True):
+    """`stop_reason` is only set on a message that was not streamed (the CLI's
+    non-streaming fallback prints it whole): a streamed one is printed before it ends."""
+
     id: str = ""
     model: str = ""
     content: list[ContentBlock] = msgspec.field(default_factory=list)
+    stop_reason: str | None = None
 
 
 class AssistantEvent(msgspec.Struct, frozen=True, tag="assistant", tag_field="type"):

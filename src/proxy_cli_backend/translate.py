@@ -115,12 +115,12 @@ class _Call:
         self.id = tool_use_id
         self.name = name
         self.shown = shown  # handed to the client (else beyond the reply's limit)
-        self.json: list[str] = []
-        self.input: str | None = None  # the complete input, once the CLI reports it
+        self.json: list[str] = []  # the input's fragments as streamed (the client's copy)
 
     def call(self) -> ToolCall:
-        arguments = self.input if self.input is not None else "".join(self.json) or "{}"
-        return ToolCall(id=self.id, name=self.name, arguments=arguments)
+        # Exactly what was streamed: a client sends its copy back in the next request's
+        # history, where any other spacing would not match the ledger's copy.
+        return ToolCall(id=self.id, name=self.name, arguments="".join(self.json) or "{}")
 
 
 class TurnTranslator:
@@ -137,6 +137,7 @@ class TurnTranslator:
         self._held: list[Event] = []
         self._withheld: list[Event] = []
         self._calls: dict[int, _Call] = {}  # block index -> client call, this message
+        self._whole = False  # a message printed whole (not streamed) ended in client calls
         self.suspended = False  # the message ended with client calls: the turn waits
         self.called = False  # some message of this CLI turn called a client tool
         self._usage = Usage()  # what the messages streamed since the last report used
@@ -241,7 +242,8 @@ class TurnTranslator:
             self._text.new_message()
             self._thinking.new_message()
         self._calls = {}
-        self._held = []
+        self._whole = False
+        # `_held` stays: a retry continues the cut message, whose text counts as written.
         self._cut = False
         self._open = True
         return out
@@ -267,8 +269,9 @@ class TurnTranslator:
             self.called = True
             return held
         # Text held for a call that never came waits: a reminder drops it, giving up on
-        # the call shows it (`withheld`).
-        self._withheld = held
+        # the call shows it (`withheld`). A turn that runs built-in tools writes several
+        # messages: all of their text is the reply's.
+        self._withheld += held
         return []
 
     def _text_out(self, events: list[Event]) -> list[Event]:
@@ -282,14 +285,20 @@ class TurnTranslator:
         name = client_name(block.name) if block.type == "tool_use" else None
         if name is None:
             return []
+        return self._new_call(index, block.id, name)
+
+    def _new_call(self, key: int, tool_use_id: str, name: str) -> list[Event]:
+        """A client call begins: the next of this reply, shown unless beyond the limit."""
         ordinal = len(self._calls)
         shown = self._max_calls is None or ordinal < self._max_calls
-        self._calls[index] = _Call(ordinal, block.id, name, shown)
+        self._calls[key] = _Call(ordinal, tool_use_id, name, shown)
         if not shown:
             return []
-        # Text the message wrote before its first call goes out ahead of the call.
-        held, self._held = self._held, []
-        return [*held, ToolCallStarted(index=ordinal, id=block.id, name=name)]
+        # The reply calls: the text it wrote before its first call (this message's, and
+        # earlier messages' of the same turn) goes out ahead of the call.
+        held = [*self._withheld, *self._held]
+        self._withheld, self._held = [], []
+        return [*held, ToolCallStarted(index=ordinal, id=tool_use_id, name=name)]
 
     def _arguments(self, index: int, fragment: str) -> list[Event]:
         call = self._calls.get(index)
@@ -348,12 +357,22 @@ class TurnTranslator:
         self.progressed = False
         self.called = False
         self._calls = {}
+        self._whole = False
         self._max_calls = max_calls
         self._hold_text = hold_text
 
+    def call_asked(self) -> list[Event]:
+        """The CLI asks for a client call's result. A message printed whole ends in its
+        calls here: the CLI prints all of its blocks before it runs any."""
+        if not self._whole:
+            return []
+        self._whole = False
+        return self._message_end("tool_use")
+
     def withheld(self) -> list[Event]:
-        """The last message's text, held for a call that did not come (now given up)."""
-        out, self._withheld = self._withheld, []
+        """The reply's text, held for a call that did not come (now given up)."""
+        out = [*self._withheld, *self._held]
+        self._withheld, self._held = [], []
         return out
 
     def next_turn(self) -> None:
@@ -363,7 +382,7 @@ class TurnTranslator:
             spent = _minus(_result_usage(self.result), self._reported)
             self._carried = _plus(self._carried, spent)
         self._reported, self._usage = Usage(), Usage()
-        self._withheld = []
+        self._withheld, self._held = [], []
         self.result = None
         self.progressed = False
 
@@ -378,16 +397,35 @@ class TurnTranslator:
             elif block.type == "thinking":
                 out += _thinking_events(self._thinking.complete(block.thinking))
             elif block.type == "tool_use" and client_name(block.name) is not None:
-                self._complete_call(block)
+                out += self._complete_call(block)
             elif block.type == "tool_use":
                 out.append(ToolActivity(block.name, summarize_input(block.input)))
+        if event.message.stop_reason is not None and not self._open:
+            # Printed whole (the non-streaming fallback of a cut message): that message is
+            # complete, so the next message_start begins a new one, not another retry.
+            self._cut = False
+            self._whole = event.message.stop_reason == "tool_use" and bool(self._calls)
         return out
 
-    def _complete_call(self, block: ContentBlock) -> None:
-        """The CLI's complete copy of a client call: its input is the call's arguments."""
-        for call in self._calls.values():
-            if call.id == block.id:
-                call.input = json.dumps(block.input, ensure_ascii=False, separators=(",", ":"))
+    def _complete_call(self, block: ContentBlock) -> list[Event]:
+        """The CLI's complete copy of a client call: its input becomes the arguments of a
+        call that streamed none (an empty input may come without a fragment), or of a
+        call of a message that was not streamed at all (the CLI's non-streaming fallback)."""
+        call = next((c for c in self._calls.values() if c.id == block.id), None)
+        out: list[Event] = []
+        if call is None and not self._open:
+            name = client_name(block.name)
+            assert name is not None
+            if not self._whole:
+                self._calls = {}  # what a cut attempt began is not this message's
+            key = -1 - len(self._calls)  # apart from streamed blocks' indexes
+            out = self._new_call(key, block.id, name)
+            call = self._calls[key]
+        if call is None or call.json:
+            return out
+        whole = json.dumps(block.input or {}, ensure_ascii=False, separators=(",", ":"))
+        call.json.append(whole)
+        return [*out, ToolArguments(index=call.ordinal, text=whole)] if call.shown else out
 
     def outcome(self, stderr: str) -> list[Event]:
         """Usage and the end event, once the result has arrived (else a crash)."""

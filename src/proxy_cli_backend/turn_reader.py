@@ -82,6 +82,12 @@ async def read_turn(
             continue
         if isinstance(event, ControlRequest | ControlCancel):
             await answer_control(process, event, bridge)
+            if bridge is not None and bridge.held:
+                # A call waits for the client: a message printed whole may end here.
+                for out in translator.call_asked():
+                    yield out
+                if translator.suspended:
+                    return
             continue
         for out in translator.feed(event):
             yield out

@@ -41,10 +41,15 @@ def thinking_delta(text: str) -> bytes:
 
 
 def assistant(
-    *blocks: dict[str, Any], uuid: str = "a-1", model: str = "claude-sonnet-5-5"
+    *blocks: dict[str, Any],
+    uuid: str = "a-1",
+    model: str = "claude-sonnet-5-5",
+    stop_reason: str | None = None,
 ) -> bytes:
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model}
-    message["content"] = list(blocks)
+    """A complete assistant message; `stop_reason` is only set on one that was not
+    streamed (the CLI's non-streaming fallback), as the CLI prints it."""
+    message: dict[str, Any] = {"id": "msg_1", "type": "message", "role": "assistant"}
+    message |= {"model": model, "content": list(blocks), "stop_reason": stop_reason}
     return line({"type": "assistant", "message": message, "parent_tool_use_id": None, "uuid": uuid})
 
 
@@ -142,3 +147,105 @@ def api_retry(status: int, delay_ms: float, attempt: int = 1) -> bytes:
             "session_id": SESSION,
         }
     )
+
+
+# -- client tools: lines in the order claude 2.1.331 prints them (probe-findings 8a/8b) --
+
+
+def usage_start(
+    message_id: str = "msg_1", *, input_tokens: int = 27, cache_read: int = 100
+) -> bytes:
+    """A message_start carrying the message's input usage (as the upstream sends it)."""
+    usage = {
+        "input_tokens": input_tokens,
+        "output_tokens": 1,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": 10,
+    }
+    message = {"id": message_id, "type": "message", "role": "assistant", "content": []}
+    return stream({"type": "message_start", "message": {**message, "usage": usage}})
+
+
+def message_end(stop_reason: str, output_tokens: int) -> bytes:
+    """A message_delta with its stop reason and the message's output usage."""
+    delta = {"stop_reason": stop_reason, "stop_sequence": None}
+    usage = {"output_tokens": output_tokens}
+    return stream({"type": "message_delta", "delta": delta, "usage": usage})
+
+
+def tool_start(index: int, tool_use_id: str, name: str) -> bytes:
+    block = {"type": "tool_use", "id": tool_use_id, "name": name, "input": {}}
+    return stream({"type": "content_block_start", "index": index, "content_block": block})
+
+
+def text_start(index: int) -> bytes:
+    block = {"type": "text", "text": ""}
+    return stream({"type": "content_block_start", "index": index, "content_block": block})
+
+
+def text_at(index: int, value: str) -> bytes:
+    delta = {"type": "text_delta", "text": value}
+    return stream({"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def input_delta(index: int, fragment: str) -> bytes:
+    delta = {"type": "input_json_delta", "partial_json": fragment}
+    return stream({"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def block_stop(index: int) -> bytes:
+    return stream({"type": "content_block_stop", "index": index})
+
+
+def tool_use(tool_use_id: str, name: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_use", "id": tool_use_id, "name": name, "input": value}
+
+
+def tools_call(request_id: str, rpc_id: int, tool_use_id: str, name: str, args: Any) -> bytes:
+    """The CLI's tools/call of a client tool (`name` without the server's prefix)."""
+    meta = {"claudecode/toolUseId": tool_use_id, "progressToken": rpc_id}
+    message = {
+        "method": "tools/call",
+        "params": {"name": name, "arguments": args, "_meta": meta},
+        "jsonrpc": "2.0",
+        "id": rpc_id,
+    }
+    request = {"subtype": "mcp_message", "server_name": "client", "message": message}
+    return line({"type": "control_request", "request_id": request_id, "request": request})
+
+
+def tool_results(uuid: str, *tool_use_ids: str) -> bytes:
+    """The user line with the results of the given calls."""
+    blocks = [{"type": "tool_result", "tool_use_id": i, "content": "r"} for i in tool_use_ids]
+    message = {"role": "user", "content": blocks}
+    return line({"type": "user", "message": message, "parent_tool_use_id": None, "uuid": uuid})
+
+
+def result_usage(
+    *, input_tokens: int, output_tokens: int, cache_read: int, cache_creation: int
+) -> bytes:
+    """A successful result with the turn's whole usage."""
+    usage = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_creation,
+    }
+    return line(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": False,
+            "result": "done",
+            "session_id": SESSION,
+            "stop_reason": "end_turn",
+            "usage": usage,
+        }
+    )
+
+
+def tools_list(request_id: str, rpc_id: int = 1) -> bytes:
+    """The CLI asking our MCP server for its tools."""
+    message = {"method": "tools/list", "jsonrpc": "2.0", "id": rpc_id}
+    request = {"subtype": "mcp_message", "server_name": "client", "message": message}
+    return line({"type": "control_request", "request_id": request_id, "request": request})

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
-from proxy_cli_backend.command import RootToolsRefused, build_command, child_env, tool_args
+from proxy_cli_backend.command import (
+    CliCommand,
+    RootToolsRefused,
+    build_command,
+    child_env,
+    tool_args,
+)
 from proxy_cli_backend.config import CliRunnerConfig, parse_tools
-from proxy_core import Effort, PlanKind, TextBlock, TurnPlan
+from proxy_cli_backend.live_runner import LiveConfig
+from proxy_core import ChoiceMode, ClientTool, Effort, PlanKind, TextBlock, ToolOffer, TurnPlan
 
 SID = "11111111-2222-3333-4444-555555555555"
 
@@ -250,3 +260,56 @@ def test_a_system_prompt_too_long_for_argv_goes_through_a_file() -> None:
     assert path.startswith("/state/prompts/")
     assert command.files == {path: long}
     assert build_command("c", plan(system="short"), config, base_env={}, is_root=False).files == {}
+
+
+WEATHER = ClientTool("get_weather", "The weather of a city.")
+TIME = ClientTool("get_time")
+
+
+def command(turn: TurnPlan) -> CliCommand:
+    config = CliRunnerConfig(state_dir="/state")
+    return build_command("/bin/claude", turn, config, base_env={"PATH": "/bin"}, is_root=False)
+
+
+def flag(args: list[str] | tuple[str, ...], name: str) -> str:
+    assert args.count(name) == 1, f"{name} once in {args}"
+    return args[args.index(name) + 1]
+
+
+def longest_suspension() -> float:
+    """The highest `suspended_timeout` the settings accept (seconds)."""
+    info = msgspec.inspect.type_info(LiveConfig)
+    assert isinstance(info, msgspec.inspect.StructType)
+    (field,) = [f for f in info.fields if f.name == "suspended_timeout"]
+    kind = field.type.type if isinstance(field.type, msgspec.inspect.Metadata) else field.type
+    assert isinstance(kind, msgspec.inspect.FloatType)
+    assert kind.le is not None
+    return kind.le
+
+
+def test_offered_client_tools_are_served_by_an_sdk_server_and_allowed_by_name() -> None:
+    built = command(plan(tools=ToolOffer((WEATHER, TIME))))
+    config = json.loads(flag(built.argv, "--mcp-config"))
+    (server,) = config["mcpServers"].values()
+    assert server["type"] == "sdk"
+    assert server["name"] == "client"
+    # The CLI waits longer for a call than a suspended turn may be kept.
+    assert server["timeout"] > longest_suspension() * 1000
+    assert flag(built.argv, "--allowedTools") == "mcp__client__get_weather,mcp__client__get_time"
+    # The built-in tools stay as the profile says.
+    assert flag(built.argv, "--tools") == ""
+    assert built.env["ENABLE_TOOL_SEARCH"] == "false"
+
+
+def test_a_named_choice_offers_only_that_tool() -> None:
+    offer = ToolOffer((WEATHER, TIME), ChoiceMode.FUNCTION, "get_time")
+    assert flag(command(plan(tools=offer)).argv, "--allowedTools") == "mcp__client__get_time"
+
+
+@pytest.mark.parametrize(
+    "tools", [None, ToolOffer((WEATHER,), ChoiceMode.NONE)], ids=["no tools", "choice none"]
+)
+def test_without_tools_to_offer_there_are_no_mcp_flags(tools: ToolOffer | None) -> None:
+    built = command(plan(tools=tools))
+    assert not {"--mcp-config", "--allowedTools"} & set(built.argv)
+    assert "ENABLE_TOOL_SEARCH" not in built.env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from proxy_cli_backend.protocol import EventDecoder
+from proxy_cli_backend.protocol import ControlRequest, EventDecoder
 from proxy_cli_backend.translate import TurnTranslator, classify_failure, summarize_input
 from proxy_core import (
     Event,
@@ -13,8 +13,12 @@ from proxy_core import (
     FailureReason,
     Finished,
     TextDelta,
+    TextRetracted,
     ThinkingDelta,
     ToolActivity,
+    ToolArguments,
+    ToolCall,
+    ToolCallStarted,
     Usage,
 )
 from tests.unit.cli_backend import canned
@@ -288,3 +292,389 @@ def test_tool_input_summary_prefers_the_telling_field_and_stays_short() -> None:
     long = summarize_input({"data": "x" * 500})
     assert len(long) <= 120
     assert long.endswith("…")
+
+
+# -- client tools ----------------------------------------------------------------
+
+WEATHER = "mcp__client__get_weather"
+TIME = "mcp__client__get_time"
+
+
+def feed(translator: TurnTranslator, *lines: bytes) -> list[Event]:
+    """The events of `lines` (control requests are the bridge's, as in read_turn)."""
+    decoder = EventDecoder()
+    out: list[Event] = []
+    for raw in lines:
+        event = decoder.decode(raw)
+        if event is not None and not isinstance(event, ControlRequest):
+            out += translator.feed(event)
+    return out
+
+
+def one_call(tool_use_id: str = "toolu_1", index: int = 0, rpc_id: int = 2) -> list[bytes]:
+    """A complete call block of get_weather, its assistant event and its tools/call, in
+    the CLI's order (the tools/call comes before the message's end)."""
+    return [
+        canned.tool_start(index, tool_use_id, WEATHER),
+        canned.input_delta(index, '{"city":'),
+        canned.input_delta(index, '"Paris"}'),
+        canned.assistant(canned.tool_use(tool_use_id, WEATHER, {"city": "Paris"}), uuid="a-1"),
+        canned.block_stop(index),
+        canned.tools_call(f"req-{rpc_id}", rpc_id, tool_use_id, "get_weather", {"city": "Paris"}),
+    ]
+
+
+def test_a_client_call_streams_and_its_messages_end_suspends_the_turn() -> None:
+    translator = TurnTranslator()
+    events = feed(translator, canned.usage_start(), *one_call())
+    assert events == [
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+        ToolArguments(index=0, text='{"city":'),
+        ToolArguments(index=0, text='"Paris"}'),
+    ]
+    assert not translator.suspended  # the message is not over: more calls may follow
+    assert feed(translator, canned.message_end("tool_use", 9)) == []
+    assert translator.suspended
+    usage, finished = translator.suspension()
+    assert isinstance(usage, Usage)
+    assert finished == Finished(
+        stop_reason="tool_use",
+        resume_point="a-1",
+        tool_calls=(ToolCall(id="toolu_1", name="get_weather", arguments='{"city":"Paris"}'),),
+        pending=("toolu_1",),
+    )
+
+
+def test_parallel_calls_are_numbered_in_reply_order_with_their_own_fragments() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        *one_call("toolu_1", 0),
+        canned.tool_start(1, "toolu_2", TIME),
+        canned.input_delta(1, '{"city":"Rome"}'),
+        canned.assistant(canned.tool_use("toolu_2", TIME, {"city": "Rome"}), uuid="a-2"),
+        canned.block_stop(1),
+        canned.message_end("tool_use", 20),
+    )
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    assert started == [
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+        ToolCallStarted(index=1, id="toolu_2", name="get_time"),
+    ]
+    arguments = [(e.index, e.text) for e in events if isinstance(e, ToolArguments)]
+    assert arguments == [(0, '{"city":'), (0, '"Paris"}'), (1, '{"city":"Rome"}')]
+    assert translator.suspended
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert [(c.id, c.name, c.arguments) for c in finished.tool_calls] == [
+        ("toolu_1", "get_weather", '{"city":"Paris"}'),
+        ("toolu_2", "get_time", '{"city":"Rome"}'),
+    ]
+    assert finished.pending == ("toolu_1", "toolu_2")
+    assert finished.resume_point == "a-2"
+    assert translator.refused == []
+
+
+def test_text_before_the_calls_comes_first_and_the_first_call_is_index_zero() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_start(0),
+        canned.text_at(0, "Let me check."),
+        canned.assistant(canned.text("Let me check."), uuid="a-0"),
+        canned.block_stop(0),
+        *one_call("toolu_1", index=1),
+        canned.message_end("tool_use", 9),
+    )
+    assert events[:2] == [
+        TextDelta("Let me check."),
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+    ]
+    assert translator.suspended
+
+
+def test_a_built_in_tool_call_is_activity_and_the_turn_goes_on() -> None:
+    read = canned.tool_use("toolu_r", "Read", {"file_path": "/w/a.txt"})
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_r", "Read"),
+        canned.input_delta(0, '{"file_path":"/w/a.txt"}'),
+        canned.assistant(read, uuid="a-1"),
+        canned.block_stop(0),
+        canned.message_end("tool_use", 9),
+    )
+    assert events == [ToolActivity("Read", "/w/a.txt")]
+    assert not translator.suspended
+    events = feed(
+        translator,
+        canned.tool_results("u-1", "toolu_r"),
+        canned.usage_start("msg_2"),
+        canned.text_at(0, "It says hi."),
+        canned.message_end("end_turn", 4),
+        canned.result("It says hi."),
+    )
+    assert events == [TextDelta("It says hi.")]
+    assert isinstance(translator.outcome("")[-1], Finished)
+
+
+def test_calls_beyond_the_limit_are_refused_and_not_shown() -> None:
+    translator = TurnTranslator(max_calls=1)
+    events = feed(
+        translator,
+        canned.usage_start(),
+        *one_call("toolu_1", 0),
+        canned.tool_start(1, "toolu_2", TIME),
+        canned.input_delta(1, '{"city":"Rome"}'),
+        canned.assistant(canned.tool_use("toolu_2", TIME, {"city": "Rome"}), uuid="a-2"),
+        canned.block_stop(1),
+        canned.message_end("tool_use", 20),
+    )
+    assert [e for e in events if isinstance(e, ToolCallStarted)] == [
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather")
+    ]
+    assert all(e.index == 0 for e in events if isinstance(e, ToolArguments))
+    assert translator.suspended
+    assert translator.refused == ["toolu_2"]
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert [c.id for c in finished.tool_calls] == ["toolu_1"]
+    assert finished.pending == ("toolu_1",)
+
+
+def test_held_text_goes_out_ahead_of_the_first_call() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_start(0),
+        canned.text_at(0, "Checking."),
+    )
+    assert events == []
+    events = feed(translator, canned.block_stop(0), *one_call("toolu_1", index=1))
+    assert events[:2] == [
+        TextDelta("Checking."),
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+    ]
+
+
+def test_held_text_of_a_reply_without_a_call_is_withheld_and_dropped_by_a_reminder() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_start(0),
+        canned.text_at(0, "I'd rather not."),
+        canned.assistant(canned.text("I'd rather not."), uuid="a-1"),
+        canned.message_end("end_turn", 5),
+        canned.message_stop(),
+        canned.result("I'd rather not."),
+    )
+    assert events == []
+    assert not translator.suspended
+    assert not translator.called
+    translator.next_turn()  # reminded: the text that did not call is not the reply
+    assert translator.withheld() == []
+
+
+def test_held_text_of_a_reply_that_never_calls_is_shown_when_given_up() -> None:
+    translator = TurnTranslator(hold_text=True)
+    feed(
+        translator,
+        canned.usage_start(),
+        canned.text_at(0, "No tool needed."),
+        canned.message_end("end_turn", 5),
+        canned.result("No tool needed."),
+    )
+    assert translator.withheld() == [TextDelta("No tool needed.")]
+    assert translator.withheld() == []
+
+
+def test_a_suspension_and_the_resumed_result_count_each_message_once() -> None:
+    translator = TurnTranslator()
+    feed(
+        translator,
+        canned.usage_start(input_tokens=30, cache_read=100),
+        *one_call(),
+        canned.message_end("tool_use", 9),
+    )
+    assert translator.suspension()[0] == Usage(
+        input_tokens=30, output_tokens=9, cache_read_tokens=100, cache_creation_tokens=10
+    )
+    translator.resume(max_calls=None, hold_text=False)
+    # The CLI's result totals the whole turn: both upstream messages.
+    feed(
+        translator,
+        canned.tool_results("u-1", "toolu_1"),
+        canned.usage_start("msg_2", input_tokens=50, cache_read=200),
+        canned.text_at(0, "Sunny."),
+        canned.message_end("end_turn", 3),
+        canned.result_usage(input_tokens=80, output_tokens=12, cache_read=300, cache_creation=20),
+    )
+    usage, finished = translator.outcome("")
+    assert usage == Usage(
+        input_tokens=50, output_tokens=3, cache_read_tokens=200, cache_creation_tokens=10
+    )
+    assert isinstance(finished, Finished)
+    assert finished.resume_point == "u-1"
+    assert finished.tool_calls == ()
+
+
+def test_a_message_cut_after_a_shown_call_fails_the_turn() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_1", WEATHER),
+        canned.input_delta(0, '{"ci'),
+        canned.message_stop(),  # the connection dropped: no message_delta
+    )
+    assert isinstance(events[-1], Failed)
+    assert events[-1].reason is FailureReason.UPSTREAM_ERROR
+    assert not translator.suspended
+
+
+def test_a_message_cut_before_any_call_is_retried_quietly() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.connection_retry(),
+        canned.usage_start("msg_2"),
+        *one_call(),
+        canned.message_end("tool_use", 9),
+    )
+    assert not any(isinstance(e, Failed) for e in events)
+    assert translator.suspended
+
+
+def built_in_round(message_id: str, text: str) -> list[bytes]:
+    """A message that writes `text` and runs a built-in tool, and that tool's result."""
+    read = canned.tool_use(f"toolu_{message_id}", "Read", {"file_path": "/w/a.txt"})
+    return [
+        canned.usage_start(message_id),
+        canned.text_at(0, text),
+        canned.tool_start(1, f"toolu_{message_id}", "Read"),
+        canned.assistant(canned.text(text), read, uuid=f"a-{message_id}"),
+        canned.message_end("tool_use", 9),
+        canned.message_stop(),
+        canned.tool_results(f"u-{message_id}", f"toolu_{message_id}"),
+    ]
+
+
+def test_held_text_of_every_message_of_a_reply_is_shown_when_given_up() -> None:
+    translator = TurnTranslator(hold_text=True)
+    feed(
+        translator,
+        *built_in_round("m1", "Looking."),
+        canned.usage_start("m2"),
+        canned.text_at(0, "Found nothing to call."),
+        canned.message_end("end_turn", 5),
+        canned.result("Found nothing to call."),
+    )
+    withheld = [e.text for e in translator.withheld() if isinstance(e, TextDelta)]
+    assert withheld == ["Looking.", "Found nothing to call."]
+
+
+def test_held_text_of_earlier_messages_goes_out_when_a_later_one_calls() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        *built_in_round("m1", "Looking."),
+        canned.usage_start("m2"),
+        canned.text_at(0, "Now the weather."),
+        *one_call("toolu_1", index=1),
+        canned.message_end("tool_use", 9),
+    )
+    shown = [e for e in events if isinstance(e, TextDelta | ToolCallStarted)]
+    assert shown == [
+        TextDelta("Looking."),
+        TextDelta("Now the weather."),
+        ToolCallStarted(index=0, id="toolu_1", name="get_weather"),
+    ]
+    assert translator.suspended
+
+
+def test_held_text_survives_a_dropped_connection_that_the_retry_continues() -> None:
+    translator = TurnTranslator(hold_text=True)
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_at(0, "Let me "),
+        canned.connection_retry(),  # the message was cut; the CLI asks again
+        canned.usage_start("msg_2"),
+        canned.text_at(0, "Let me check."),
+        canned.assistant(canned.text("Let me check."), uuid="a-0"),
+        *one_call("toolu_1", index=1),
+        canned.message_end("tool_use", 9),
+    )
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert shown == "Let me check."
+    assert not any(isinstance(e, TextRetracted) for e in events)
+    assert translator.suspended
+
+
+def test_a_calls_arguments_are_exactly_what_was_streamed() -> None:
+    # The client's copy of a streamed call is its fragments joined; the CLI's complete
+    # copy is re-encoded (other spacing). Both must agree: the client sends it back.
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_1", WEATHER),
+        canned.input_delta(0, '{"city": '),
+        canned.input_delta(0, '"Paris"}'),
+        canned.assistant(canned.tool_use("toolu_1", WEATHER, {"city": "Paris"}), uuid="a-1"),
+        canned.block_stop(0),
+        canned.message_end("tool_use", 9),
+    )
+    streamed = "".join(e.text for e in events if isinstance(e, ToolArguments))
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert finished.tool_calls[0].arguments == streamed == '{"city": "Paris"}'
+
+
+def test_a_call_streamed_without_fragments_streams_its_complete_input() -> None:
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.tool_start(0, "toolu_1", WEATHER),
+        canned.assistant(canned.tool_use("toolu_1", WEATHER, {}), uuid="a-1"),
+        canned.block_stop(0),
+        canned.message_end("tool_use", 9),
+    )
+    assert events[1:] == [ToolArguments(index=0, text="{}")]
+    finished = translator.suspension()[-1]
+    assert isinstance(finished, Finished)
+    assert finished.tool_calls[0].arguments == "{}"
+
+
+def test_the_message_after_one_printed_whole_is_a_new_message() -> None:
+    # A cut attempt, the non-streaming fallback printed whole, then (after its tool ran)
+    # the next message: streamed from its start, not a retry of the cut one.
+    read = canned.tool_use("toolu_r", "Read", {"file_path": "/w/a.txt"})
+    translator = TurnTranslator()
+    events = feed(
+        translator,
+        canned.usage_start(),
+        canned.text_at(0, "Let"),
+        canned.message_stop(),
+        canned.connection_retry(),
+        canned.assistant(canned.text("Let me look."), uuid="a-1", stop_reason="tool_use"),
+        canned.assistant(read, uuid="a-2", stop_reason="tool_use"),
+        canned.tool_results("u-1", "toolu_r"),
+        canned.usage_start("msg_2"),
+        canned.text_at(0, "It says hi."),
+        canned.assistant(canned.text("It says hi."), uuid="a-3"),
+        canned.message_end("end_turn", 4),
+        canned.result("It says hi."),
+    )
+    assert [e for e in events if isinstance(e, TextDelta | TextRetracted)] == [
+        TextDelta("Let"),
+        TextDelta(" me look."),
+        TextDelta("It says hi."),
+    ]
