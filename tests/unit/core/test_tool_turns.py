@@ -130,8 +130,10 @@ async def test_the_echo_and_results_resume_the_suspended_turn_with_exactly_the_r
     assert plan.kind is PlanKind.CONTINUE
     assert plan.tool_results == (ToolResult(call.id, "sunny"),)
     assert plan.messages == parse_conversation(history).messages[2:]
-    assert runner.resumed == [plan] and runner.missing == []
-    assert second.text == "results: sunny" and second.tool_calls == ()
+    assert runner.resumed == [plan]
+    assert runner.missing == []
+    assert second.text == "results: sunny"
+    assert second.tool_calls == ()
     record = await record_of(svc)
     assert record.pending_calls == ()
     assert record.fingerprints == ledger_of(history, echo(second))
@@ -174,11 +176,13 @@ async def test_a_lost_suspended_turn_falls_back_to_a_fresh_session_given_the_who
     runner.reply(Reply("It is sunny at noon."))
     second = await svc.complete(ask(history, tool_choice="auto"))
     resumed, restarted = runner.plans[-2:]
-    assert runner.missing == [resumed] and resumed.tool_results
+    assert runner.missing == [resumed]
+    assert resumed.tool_results
     assert restarted.kind is PlanKind.RESTART
     assert restarted.restart_reason is RestartReason.SESSION_MISSING
     assert restarted.tool_results == ()
-    assert restarted.tools is not None and restarted.tools == resumed.tools
+    assert restarted.tools is not None
+    assert restarted.tools == resumed.tools
     # The fresh session is told everything: the question, the calls and their results.
     told = parse_rendering(restarted.prompt)
     assert told == parse_conversation(history).messages
@@ -237,7 +241,8 @@ async def test_results_followed_by_a_user_message_abandon_the_suspended_turn() -
     assert plan.tool_results == ()
     assert parse_rendering(plan.prompt) == parse_conversation(history).messages
     # The abandoned session is forgotten, and its suspended turn with it.
-    assert old in runner.forgotten and old not in runner.suspended
+    assert old in runner.forgotten
+    assert old not in runner.suspended
     assert runner.violations == []
 
 
@@ -281,9 +286,11 @@ async def test_a_streamed_reply_with_calls_yields_each_call_then_its_arguments()
     ]
     for index, expected in enumerate(arguments):
         fragments = [e.text for e in events if isinstance(e, ToolArguments) and e.index == index]
-        assert len(fragments) > 1 and "".join(fragments) == expected
+        assert len(fragments) > 1
+        assert "".join(fragments) == expected
     finished = events[-1]
-    assert isinstance(finished, Finished) and finished.stop_reason == "tool_use"
+    assert isinstance(finished, Finished)
+    assert finished.stop_reason == "tool_use"
     assert [c.arguments for c in finished.tool_calls] == list(arguments)
 
 
