@@ -7,9 +7,14 @@ Finished("tool_use", tool_calls=..., pending=ids) and leaves its session *suspen
 waiting for exactly those ids. A plan with `tool_results` is answered only when its
 session is suspended with exactly those ids (in that order) at the same resume point;
 anything else is Failed(SESSION_MISSING), as the real runner reports a suspended turn
-that is gone. `lose()` drops every suspended turn (expiry, a server restart, an
-eviction). Every check the backend could not make of itself (a plain prompt sent into
-a suspended turn) is kept in `violations`, for tests to assert empty.
+that is gone. A turn is suspended once its Finished is handed on (a caller that closes
+the turn before that leaves nothing waiting). `lose()` drops every suspended turn
+(expiry, a server restart, an eviction).
+
+`violations` lists what the core should never ask: a plain prompt sent into a
+suspended turn (the real runner would end that turn and resume the session from its
+transcript, so it means the core lost track of the pending calls), or results resumed
+at another resume point.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from proxy_core import (
@@ -93,6 +99,15 @@ class ToolRunner(FakeRunner):
         self.suspended.pop(cli_session_id, None)
         return await super().forget(cli_session_id, purge=purge)
 
+    async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        async with aclosing(super().run(plan)) as events:
+            async for event in events:
+                if isinstance(event, Finished) and event.pending:
+                    resume_point = event.resume_point or ""
+                    waiting = Suspended(event.pending, resume_point, event.tool_calls)
+                    self.suspended[plan.cli_session_id] = waiting
+                yield event
+
     def _script(self, plan: TurnPlan) -> Sequence[Event]:
         session = plan.cli_session_id
         if plan.tool_results:
@@ -127,11 +142,7 @@ class ToolRunner(FakeRunner):
         events.append(Usage(input_tokens=10, output_tokens=1 + len(reply.text) // 4))
         resume_point = f"rp-{next(self._ids)}"
         pending = tuple(call.id for call in calls)
-        if pending:
-            self.suspended[plan.cli_session_id] = Suspended(pending, resume_point, tuple(calls))
-            stop = "tool_use"
-        else:
-            stop = "end_turn"
+        stop = "tool_use" if pending else "end_turn"
         events.append(
             Finished(
                 stop,
