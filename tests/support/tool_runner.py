@@ -146,7 +146,9 @@ class ToolRunner(FakeRunner):
         events.append(
             Finished(
                 stop,
-                reply.text,
+                # As the CLI backend's: a reply that suspends at calls has streamed its
+                # text and has no final result of its own.
+                "" if pending else reply.text,
                 plan.cli_session_id,
                 resume_point=resume_point,
                 tool_calls=tuple(calls),

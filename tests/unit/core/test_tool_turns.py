@@ -24,6 +24,7 @@ from proxy_core import (
     RestartReason,
     ServiceLimits,
     SessionRecord,
+    TextDelta,
     ToolArguments,
     ToolCall,
     ToolCallStarted,
@@ -102,9 +103,7 @@ def ledger_of(messages: list[dict[str, Any]], reply: dict[str, Any]) -> tuple[st
     return fingerprints(parsed[: len(parsed) - len(answers)])
 
 
-async def test_a_reply_with_calls_is_recorded_with_its_pending_calls_and_echoed_fingerprint() -> (
-    None
-):
+async def test_a_reply_with_calls_is_recorded_with_its_pending_calls_as_echoed() -> None:
     runner = ToolRunner()
     svc = service(runner)
     runner.reply(Reply("Let me look.", (Call("weather", args(city="Paris")),)))
@@ -157,9 +156,7 @@ async def test_parallel_results_in_any_order_reach_the_backend_in_its_order_of_t
     assert runner.resumed == [plan]
 
 
-async def test_a_lost_suspended_turn_falls_back_to_a_fresh_session_given_the_whole_history() -> (
-    None
-):
+async def test_a_lost_suspended_turn_falls_back_to_a_fresh_session_given_everything() -> None:
     runner = ToolRunner()
     svc = service(runner)
     runner.reply(Reply("Checking.", (Call("weather", args(city="Paris")), Call("time"))))
@@ -303,3 +300,90 @@ async def test_the_recorded_reply_fingerprint_ignores_the_spelling_of_the_argume
     reordered["tool_calls"][0]["function"]["arguments"] = '{ "units" : "C", "city" : "Paris" }'
     client = parse_conversation([QUESTION, reordered, result(first.tool_calls[0], "sunny")])
     assert (await record_of(svc)).fingerprints[-1] == fingerprint(client.messages[1])
+
+
+WEATHER_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "weather",
+        "schema": {"type": "object", "properties": {"temp": {"type": "number"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_with_a_response_format_a_reply_with_calls_has_no_content_and_resumes(
+    streamed: bool,
+) -> None:
+    runner = ToolRunner()
+    svc = service(runner)
+    runner.reply(
+        Reply("Let me check first.", (Call("weather", args(city="Paris")),)),
+        Reply('{"temp": 21}'),
+    )
+    request = ask([QUESTION], response_format=WEATHER_SCHEMA)
+    if streamed:
+        events = [event async for event in svc.stream(request)]
+        # The text written before the calls is not the structured reply: none is shown.
+        assert not [e for e in events if isinstance(e, TextDelta)]
+        finished = events[-1]
+        assert isinstance(finished, Finished)
+        made = finished.tool_calls
+    else:
+        first = await svc.complete(request)
+        assert first.text == ""
+        made = first.tool_calls
+    (call,) = made
+    echoed = {"role": "assistant", "content": None, "tool_calls": [_wire(call)]}
+    assert (await record_of(svc)).fingerprints == ledger_of([QUESTION], echoed)
+    history = [QUESTION, echoed, result(call, "21 degrees")]
+    second = await svc.complete(ask(history, response_format=WEATHER_SCHEMA))
+    assert runner.plans[-1].tool_results == (ToolResult(call.id, "21 degrees"),)
+    assert second.text == '{"temp": 21}'
+
+
+def _wire(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_stop_sequence_before_the_calls_cuts_the_reply_without_them(
+    streamed: bool,
+) -> None:
+    runner = ToolRunner()
+    svc = service(runner)
+    hello = [{"role": "user", "content": "hello"}]
+    first = await svc.complete(ask(hello))
+    history = [*hello, {"role": "assistant", "content": first.text}, QUESTION]
+    before = await record_of(svc)
+    runner.reply(Reply("Sure. STOP here", (Call("weather", args(city="Paris")),)))
+    request = ask(history, stop=["STOP"])
+    if streamed:
+        events = [event async for event in svc.stream(request)]
+        assert not [e for e in events if isinstance(e, ToolCallStarted)]
+        finished = events[-1]
+        assert isinstance(finished, Finished)
+        stop_reason, made = finished.stop_reason, finished.tool_calls
+    else:
+        cut = await svc.complete(request)
+        assert cut.text == "Sure. "
+        stop_reason, made = cut.stop_reason, cut.tool_calls
+    assert stop_reason == "stop_sequence"
+    assert made == ()
+    # The cut reply is not remembered and leaves no turn waiting for results.
+    assert await record_of(svc) == before
+    assert runner.suspended == {}
+    going_on = [
+        *history,
+        {"role": "assistant", "content": "Sure. "},
+        {"role": "user", "content": "And?"},
+    ]
+    await svc.complete(ask(going_on))
+    plan = runner.plans[-1]
+    assert plan.kind is PlanKind.CONTINUE
+    assert plan.messages == parse_conversation(going_on).messages[2:]
+    assert runner.violations == []
