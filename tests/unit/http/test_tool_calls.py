@@ -9,12 +9,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 from litestar.testing import TestClient
 
 from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
-from proxy_core import ChatService, InMemorySessionStore
+from proxy_core import ChatService, InMemorySessionStore, RestartReason, parse_rendering
+from tests.support.server import live_fake_server
 from tests.support.tool_runner import Call, Reply, ToolRunner, args
 
 QUESTION = {"role": "user", "content": "Weather in Paris and Rome?"}
@@ -259,3 +261,55 @@ def test_a_result_for_no_call_and_missing_results_are_400s(
         paris,
         rome,
     )
+
+
+def test_the_openai_sdk_accumulates_streamed_parallel_calls_and_goes_on_after_a_loss() -> None:
+    """The official client against the live server: its stream helper rebuilds both
+    calls from the chunks, and after the suspended turn is lost the results still get
+    an answer (the fallback), with no error."""
+    runner = ToolRunner(fragment=3)
+    runner.reply(
+        Reply("Both.", (Call("weather", PARIS), Call("weather", ROME))),
+        Reply("Sunny in Paris, rain in Rome."),
+    )
+    with live_fake_server(runner) as (server, _):
+        sdk = openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0)
+        messages: list[Any] = [QUESTION]
+        with sdk.chat.completions.stream(
+            model="sonnet",
+            messages=messages,
+            tools=TOOLS,
+            extra_headers={"X-Session-Id": "sdk"},
+        ) as stream:
+            final = stream.get_final_completion()
+        choice = final.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.content == "Both."
+        calls = choice.message.tool_calls or []
+        assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+            ("toolu_0001", "weather", PARIS),
+            ("toolu_0002", "weather", ROME),
+        ]
+        runner.lose()
+        messages += [
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": calls[0].id, "content": "sun"},
+            {"role": "tool", "tool_call_id": calls[1].id, "content": "rain"},
+        ]
+        answer = sdk.chat.completions.create(
+            model="sonnet",
+            messages=messages,
+            tools=TOOLS,
+            extra_headers={"X-Session-Id": "sdk"},
+        )
+    assert answer.choices[0].message.content == "Sunny in Paris, rain in Rome."
+    assert answer.choices[0].finish_reason == "stop"
+    assert len(runner.missing) == 1
+    fresh = runner.plans[-1]
+    assert fresh.restart_reason is RestartReason.SESSION_MISSING
+    assert [m.role.value for m in parse_rendering(fresh.prompt)] == [
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+    ]
