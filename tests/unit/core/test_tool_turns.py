@@ -387,3 +387,54 @@ async def test_a_stop_sequence_before_the_calls_cuts_the_reply_without_them(
     assert plan.kind is PlanKind.CONTINUE
     assert plan.messages == parse_conversation(going_on).messages[2:]
     assert runner.violations == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_stop_sequence_settled_only_when_the_calls_start_cuts_before_them(
+    streamed: bool,
+) -> None:
+    # "ab" ends the text, but "xabq" might still have begun earlier: the cut is known
+    # only once the model turns to its calls, and it comes before them.
+    runner = ToolRunner()
+    svc = service(runner)
+    hello = [{"role": "user", "content": "hello"}]
+    first = await svc.complete(ask(hello))
+    history = [*hello, {"role": "assistant", "content": first.text}, QUESTION]
+    runner.reply(Reply("xab", (Call("weather", args(city="Paris")),)))
+    request = ask(history, stop=["xabq", "ab"])
+    if streamed:
+        events = [event async for event in svc.stream(request)]
+        assert events[0] == TextDelta("x")
+        assert not [e for e in events if isinstance(e, ToolCallStarted | ToolArguments)]
+        finished = events[-1]
+        assert isinstance(finished, Finished)
+        assert (finished.stop_reason, finished.text, finished.tool_calls) == (
+            "stop_sequence",
+            "x",
+            (),
+        )
+    else:
+        cut = await svc.complete(request)
+        assert (cut.stop_reason, cut.text, cut.tool_calls) == ("stop_sequence", "x", ())
+    # The backend's turn was closed before it suspended at the calls.
+    assert runner.suspended == {}
+    going_on = [*history, {"role": "assistant", "content": "x"}, {"role": "user", "content": "?"}]
+    await svc.complete(ask(going_on))
+    assert runner.plans[-1].kind is PlanKind.CONTINUE
+    assert runner.violations == []
+
+
+async def test_text_held_back_for_a_stop_sequence_streams_before_the_calls() -> None:
+    runner = ToolRunner()
+    svc = service(runner)
+    runner.reply(Reply("Sure, ST", (Call("weather", args(city="Paris")),)))
+    events = [event async for event in svc.stream(ask([QUESTION], stop=["STOP"]))]
+    first_call = next(i for i, e in enumerate(events) if isinstance(e, ToolCallStarted))
+    texts = [i for i, e in enumerate(events) if isinstance(e, TextDelta)]
+    assert texts
+    assert max(texts) < first_call
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Sure, ST"
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    assert finished.stop_reason == "tool_use"
+    assert len(finished.tool_calls) == 1
