@@ -5,11 +5,12 @@ The model is the conversation the client holds; the fake model's replies (text, 
 text and 1-3 calls) are chosen by the test. The client speaks `tools` (calls answered
 by tool messages) or, in the second machine, the legacy `functions` (one call, its
 `function_call` echoed without an id and answered by name); every other turn is
-streamed. After every step: the ledger equals the client's history plus our last
-reply as the client echoes it; its pending calls are that reply's calls; the only
-suspended turn is the conversation's own; nothing is left running and the backend was
-never sent a prompt into a suspended turn. Each request is checked as it runs: a
-CONTINUE sends exactly the new messages; a plan resumes a suspended turn
+streamed, and some are cut by a stop sequence (the client keeps the cut reply, the
+ledger does not). After every step: the ledger equals the client's history up to our
+last remembered reply, as the client echoes it; its pending calls are that reply's
+calls; the only suspended turn is the conversation's own; nothing is left running and
+the backend was never sent a prompt into a suspended turn. Each request is checked as
+it runs: a CONTINUE sends exactly the new messages; a plan resumes a suspended turn
 (`tool_results`) only when the request answers exactly its pending calls, in the
 backend's order; a NEW or RESTART prompt parses back to the client's whole history.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from hypothesis import event, settings
@@ -72,6 +73,14 @@ replies = st.one_of(
 )
 
 
+class Outcome(NamedTuple):
+    """What the client got of a turn."""
+
+    text: str
+    calls: tuple[ToolCall, ...]
+    stop_reason: str | None
+
+
 class ToolConversationMachine(RuleBasedStateMachine):
     legacy: ClassVar[bool] = False
 
@@ -97,25 +106,29 @@ class ToolConversationMachine(RuleBasedStateMachine):
         by, the function's name): those of its last message, when that is our reply."""
         return _calls_of(self.history[-1]) if self.history else []
 
-    def _request(self, messages: list[Message]) -> ChatRequest:
+    def _request(self, messages: list[Message], stop: str | None = None) -> ChatRequest:
         offer: dict[str, Any] = {"functions": FUNCTIONS} if self.legacy else {"tools": TOOLS}
-        return ChatRequest(model="sonnet", messages=messages, session_id="conversation", **offer)
+        return ChatRequest(
+            model="sonnet", messages=messages, session_id="conversation", stop=stop, **offer
+        )
 
-    async def _run(self, request: ChatRequest) -> tuple[str, tuple[ToolCall, ...]]:
-        """The turn's reply text and calls, taken whole or streamed (every other one)."""
+    async def _run(self, request: ChatRequest) -> Outcome:
+        """The turn's reply, taken whole or streamed (every other one)."""
         self.sent += 1
         if self.sent % 2:
             completion = await self.service.complete(request)
-            return completion.text, completion.tool_calls
+            return Outcome(completion.text, completion.tool_calls, completion.stop_reason)
         collected = ReplyCollector()
         async for item in self.service.stream(request):
             collected.add(item)
-        return collected.text, collected.tool_calls
+        assert collected.finished is not None
+        return Outcome(collected.text, collected.tool_calls, collected.finished.stop_reason)
 
     def _send(
-        self, messages: list[Message], reply: Reply
-    ) -> tuple[str, tuple[ToolCall, ...]] | None:
-        """Send `messages` with the model answering `reply`; check the plans it ran."""
+        self, messages: list[Message], reply: Reply, stop: str | None = None
+    ) -> Outcome | None:
+        """Send `messages` with the model answering `reply`; check the plans it ran and
+        keep the reply (a reply cut by `stop` is the client's, not the ledger's)."""
         if self.legacy:  # a legacy reply makes one call at most
             reply = Reply(reply.text, reply.calls[:1], reply.fail)
         before = len(self.runner.plans)
@@ -123,21 +136,22 @@ class ToolConversationMachine(RuleBasedStateMachine):
         self.runner.reply(reply)
         expected = self._expected(messages)
         failure: ChatError | None = None
-        collected: tuple[str, tuple[ToolCall, ...]] | None = None
+        outcome: Outcome | None = None
         try:
-            collected = self.loop.run_until_complete(self._run(self._request(messages)))
+            outcome = self.loop.run_until_complete(self._run(self._request(messages, stop)))
         except ChatError as error:
             failure = error
         # Only the model's own failure fails a turn: a lost suspended turn never does.
         assert failure is None or reply.fail is not None, failure
         self._check_plans(messages, self.runner.plans[before:], expected)
-        if collected is None:
+        if outcome is None:
             return None
-        text, made = collected
-        self.confirmed = [*messages, self._echo(text, made)]
-        self.history = list(self.confirmed)
-        self.calls = made
-        return collected
+        echoed = self._echo(outcome.text, outcome.calls)
+        self.history = [*messages, echoed]
+        if outcome.stop_reason != "stop_sequence":
+            self.confirmed = list(self.history)
+            self.calls = outcome.calls
+        return outcome
 
     def _echo(self, text: str, made: tuple[ToolCall, ...]) -> Message:
         """Our reply as the client keeps it: content null when it wrote nothing and
@@ -217,6 +231,19 @@ class ToolConversationMachine(RuleBasedStateMachine):
     @rule(text=texts, reply=replies)
     def a_user_turn(self, text: str, reply: Reply) -> None:
         self._send([*self.history, {"role": "user", "content": text}], reply)
+
+    @precondition(lambda self: not self.pending)
+    @rule(text=texts, reply=replies, before=texts)
+    def a_turn_cut_by_a_stop_sequence(self, text: str, reply: Reply, before: str) -> None:
+        # The model writes the stop sequence before its calls (if any): the reply ends
+        # there, without them, and is not remembered; the client keeps what it got.
+        cut = Reply(before + "STOP" + reply.text, reply.calls)
+        ledger = self._record()
+        outcome = self._send([*self.history, {"role": "user", "content": text}], cut, "STOP")
+        assert outcome is not None
+        assert (outcome.stop_reason, outcome.calls) == ("stop_sequence", ())
+        assert outcome.text == before.split("STOP")[0]
+        assert self._record() == ledger
 
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data(), reply=replies, respell=st.booleans())
