@@ -91,6 +91,9 @@ def reply_text(stops: Sequence[str], *, whole: bool) -> Step:
     abandoned (closing the events ends it) and the reply is not remembered, so the
     next turn resumes before this one with the cut reply as history. Text the backend
     withdraws is dropped, or the turn fails when the caller was already given it.
+    The text before a client tool call is settled when the call starts: a stop
+    sequence in it cuts the reply there, without its calls and before the backend's
+    turn is suspended at them; otherwise the caller gets all of it before the call.
     """
 
     async def step(attempt: Attempt, events: Events) -> Events:
@@ -104,16 +107,19 @@ def reply_text(stops: Sequence[str], *, whole: bool) -> Step:
                         yield Failed(FailureReason.UPSTREAM_ERROR, _CONTRADICTED)
                         return
                     continue
-                if isinstance(event, TextDelta):
-                    if passed := reply.add(event.text):
+                if isinstance(event, TextDelta | ToolCallStarted):
+                    # A call ends the text before it: what was held back is decided.
+                    passed = (
+                        reply.add(event.text) if isinstance(event, TextDelta) else reply.settle()
+                    )
+                    if passed:
                         yield TextDelta(passed)
                     if reply.stopped:
-                        if rest := reply.finish():
-                            yield TextDelta(rest)
-                        attempt.cut = True
-                        yield Finished("stop_sequence", reply.text)
+                        for end in _cut(attempt, reply):
+                            yield end
                         return
-                    continue
+                    if isinstance(event, TextDelta):
+                        continue
                 if isinstance(event, Finished):
                     if rest := reply.finish():
                         yield TextDelta(rest)
@@ -129,6 +135,14 @@ def reply_text(stops: Sequence[str], *, whole: bool) -> Step:
                     return
 
     return step
+
+
+def _cut(attempt: Attempt, reply: ReplyText) -> list[Event]:
+    """The end of a reply cut at a stop sequence: the rest of its text (all of it when
+    held whole) and Finished("stop_sequence"); the reply is not remembered."""
+    attempt.cut = True
+    rest = reply.finish()
+    return [*([TextDelta(rest)] if rest else []), Finished("stop_sequence", reply.text)]
 
 
 async def structured_output(attempt: Attempt, events: Events) -> Events:

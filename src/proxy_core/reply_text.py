@@ -53,6 +53,18 @@ class ReplyText:
         self._given += len(passed)
         return passed
 
+    def settle(self) -> str:
+        """The text pauses (the model turned to tool calls): text held back because it
+        might begin a stop sequence is decided now, as at the end. Returns what to pass
+        on (nothing when held whole); `stopped` tells whether a sequence was found."""
+        if self._scanner is None:
+            return ""
+        passed = self._scanner.flush()
+        if self._whole:
+            return ""
+        self._given += len(passed)
+        return passed
+
     def retract(self, chars: int) -> bool:
         """Withdraw the backend's last `chars` characters.
 

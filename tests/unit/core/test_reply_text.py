@@ -61,3 +61,32 @@ def test_a_whole_reply_is_its_text_without_the_withdrawn_part(
         reply.add(after)
     assert plain.finish() == kept + after
     assert cut.finish() == (kept + after).split("STOP")[0]
+
+
+def test_settling_passes_on_what_was_held_back_for_a_stop_sequence() -> None:
+    # The model turned to tool calls: "ST" will not grow into "STOP" any more.
+    reply = ReplyText(("STOP",))
+    assert reply.add("Sure, ST") == "Sure,"
+    assert reply.settle() == " ST"
+    assert not reply.stopped
+    assert reply.add("ill here") == "ill h"
+    assert reply.finish() == "ere"
+    assert reply.text == "Sure, STill here"
+
+
+def test_settling_finds_a_stop_sequence_whose_cut_waited_for_a_longer_one() -> None:
+    for whole in (False, True):
+        reply = ReplyText(("xabq", "ab"), whole=whole)
+        assert reply.add("xab") == ""
+        assert reply.settle() == ("" if whole else "x")
+        assert reply.stopped
+        assert reply.finish() == ("x" if whole else "")
+        assert reply.text == "x"
+
+
+def test_settling_a_reply_without_stop_sequences_changes_nothing() -> None:
+    reply = ReplyText()
+    assert reply.add("text") == "text"
+    assert reply.settle() == ""
+    assert reply.finish() == ""
+    assert reply.text == "text"
