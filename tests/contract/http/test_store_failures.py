@@ -105,17 +105,20 @@ def test_a_store_full_mid_conversation_answers_503_store_unavailable(
     server, store = proxy
     first_turn(server)
     assert server.run_coroutine(fill_up(store), timeout=60)
-    with capture_logs() as logs, pytest.raises(openai.InternalServerError) as caught:
-        sdk(server).chat.completions.create(
-            model="sonnet",
-            messages=SECOND,  # type: ignore[arg-type]
-            extra_headers=SESSION,
-        )
+    with capture_logs() as logs:
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk(server).chat.completions.create(
+                model="sonnet",
+                messages=SECOND,  # type: ignore[arg-type]
+                extra_headers=SESSION,
+            )
+        # Waited for while still capturing: the line is written after the response.
+        line = request_line(logs, 503)
     assert caught.value.status_code == 503
     assert caught.value.code == "store_unavailable"
     assert "database or disk is full" in caught.value.message
     assert "free disk space" in caught.value.message
-    assert request_line(logs, 503)["outcome"] == "store_unavailable"
+    assert line["outcome"] == "store_unavailable"
     # The upstream answered, but the ledger did not move: the conversation is at turn one.
     assert [r.user_text for r in fake_upstream.message_requests] == ["alpha", "beta"]
     assert message_count(server) == 2
