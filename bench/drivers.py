@@ -110,7 +110,7 @@ class ProxyConversation:
         latency = time.perf_counter() - started
         reply = final.choices[0].message.content or ""
         if reply != "tool result seen: 42":
-            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
+            raise RuntimeError(f"unexpected reply {final.choices[0]!r}")
         self.messages = [*answered, {"role": "assistant", "content": reply}]
         return latency
 
@@ -120,7 +120,10 @@ class ProxyConversation:
 
 # The fake upstream calls the tool its marker names; the CLI offers client tools as
 # `mcp__client__<name>`.
-CALL_MARKER = '[[tool-use:mcp__client__lookup:{"key": "answer"}]]'
+# In spawn-per-turn mode no turn waits for its result: the round trip's second request
+# starts a fresh CLI session with the whole history, which the fake reads as a model
+# would (the marker in the history's first message does not call again).
+CALL_MARKER = '[[call:lookup:{"key": "answer"}]]'
 BENCH_TOOLS: Any = [
     {
         "type": "function",

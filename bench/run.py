@@ -102,6 +102,12 @@ async def nothing() -> None:
     return None
 
 
+async def forget_all(client: httpx.AsyncClient) -> None:
+    """Forget every conversation of the server (their live processes end)."""
+    answer = await client.delete("/v1/sessions")
+    answer.raise_for_status()
+
+
 async def measure_floor(setup: CliSetup, repeats: int, counts: Counts) -> Sample:
     samples = []
     for _ in range(repeats):
@@ -158,9 +164,14 @@ async def measure_proxy(
             live_rss,
             plain=PlainHttpDriver(plain),
             tools=ProxyDriver(client).conversation,
+            reset=lambda: forget_all(plain),
         )
         try:
             samples = [await sample(target, counts) for _ in range(repeats)]
+        except Exception:
+            # The temporary directory goes with the run: show what the server said.
+            print(server.log_tail(), file=sys.stderr)
+            raise
         finally:
             await client.close()
             await plain.aclose()

@@ -50,6 +50,7 @@ class Target:
     rss_per_conversation: Callable[[], Awaitable[float | None]]
     plain: Driver | None = None  # the same server with a bare HTTP client, if any
     tools: Callable[[], ToolConversation] | None = None  # client tool conversations, if any
+    reset: Callable[[], Awaitable[None]] | None = None  # forget every conversation, if any
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -106,6 +107,10 @@ async def sample(target: Target, counts: Counts) -> Sample:
     harness's load, not a request's.
     """
     meter = CpuMeter(target.cpu_seconds)
+    if target.reset is not None:
+        # A repeat starts from an empty server: the last one's idle conversations would
+        # hold every process slot, and the warm pool could not refill.
+        await target.reset()
     conversation = target.driver.conversation()
     await conversation.turn("hello")
     # Steady state: a first turn that took the pooled process starts a refill, whose

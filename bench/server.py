@@ -73,6 +73,12 @@ class ProxyServer:
                 start_new_session=True,
             )
 
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the server's log."""
+        path = self.workdir / f"server-{self.port}.log"
+        text = path.read_text(errors="replace") if path.exists() else "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
     async def _wait_healthy(self, within: float) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:

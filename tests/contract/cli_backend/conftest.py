@@ -16,13 +16,14 @@ from proxy_core import ChatRequest, ChatService, Effort, InMemorySessionStore, L
 
 
 @pytest.fixture
-async def make_live_service(
+async def make_live(
     claude_bin: str, cli_env: dict[str, str], tmp_path: Path
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Build and start services over a LiveCliRunner (pool off unless asked); all closed after."""
-    services: list[ChatService] = []
+    """Build and start LiveCliRunners on the fake upstream (pool off unless asked); all
+    closed after."""
+    runners: list[LiveCliRunner] = []
 
-    async def factory(effort: Effort | None = None, **live: Any) -> ChatService:
+    async def factory(effort: Effort | None = None, **live: Any) -> LiveCliRunner:
         config = CliRunnerConfig(
             effort=effort,
             cli_path=claude_bin,
@@ -35,7 +36,23 @@ async def make_live_service(
         )
         runner = LiveCliRunner(config, LiveConfig(**{"pool_size": 0, **live}))
         await runner.start()
-        service = ChatService(runner, InMemorySessionStore())
+        runners.append(runner)
+        return runner
+
+    yield factory
+    for runner in runners:
+        await runner.aclose()
+
+
+@pytest.fixture
+async def make_live_service(
+    make_live: Callable[..., Any],
+) -> AsyncIterator[Callable[..., Any]]:
+    """Build and start services over a LiveCliRunner (pool off unless asked); all closed after."""
+    services: list[ChatService] = []
+
+    async def factory(effort: Effort | None = None, **live: Any) -> ChatService:
+        service = ChatService(await make_live(effort, **live), InMemorySessionStore())
         services.append(service)
         return service
 

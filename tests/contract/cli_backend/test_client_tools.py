@@ -6,16 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-import pytest
 
 from proxy_cli_backend.client_tools import NOT_RUN
-from proxy_cli_backend.config import CliRunnerConfig
-from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
+from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.runner import ClaudeCliRunner
 from proxy_core import (
     ChatRequest,
@@ -47,33 +44,6 @@ WEATHER = ClientTool(
 CALL_WEATHER = '[[tool-use:mcp__client__get_weather:{"city":"Paris"}]]'
 
 LiveFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_live(
-    claude_bin: str, cli_env: dict[str, str], tmp_path: Path
-) -> AsyncIterator[LiveFactory]:
-    """Build and start LiveCliRunners (no pool) on the fake upstream; closed after."""
-    runners: list[LiveCliRunner] = []
-
-    async def factory(**live: Any) -> LiveCliRunner:
-        config = CliRunnerConfig(
-            cli_path=claude_bin,
-            state_dir=str(tmp_path / "state"),
-            extra_env=cli_env,
-            first_event_timeout=30.0,
-            idle_timeout=30.0,
-            total_timeout=60.0,
-            kill_grace=2.0,
-        )
-        runner = LiveCliRunner(config, LiveConfig(**{"pool_size": 0, **live}))
-        await runner.start()
-        runners.append(runner)
-        return runner
-
-    yield factory
-    for runner in runners:
-        await runner.aclose()
 
 
 def offer(*tools: ClientTool, **rules: Any) -> ToolOffer:
