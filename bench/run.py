@@ -65,7 +65,15 @@ NOTES = """\
   of CPU, during which other turns on a 2-core machine slow down (follow-ups measured
   right after it were about 1.5x slower).
 - With 8 conversations at once on a 2-core machine, the CLI processes compete for the
-  CPU, so the concurrent numbers measure the machine as much as the proxy.
+  CPU, so the concurrent numbers measure the machine as much as the proxy.- **Client tool round trip** (a request whose reply calls a tool, then the request with
+  its result and the final answer): in live mode the second request answers the CLI
+  turn that waits in its process for the result, so the pair costs about what two
+  follow-ups do (1.16x here, instant profile; target at most 1.5x). In spawn-per-turn
+  mode no turn waits: the second request is the fallback, a fresh CLI session with the
+  whole history, hence its 1.3-1.8 s.
+- Machines vary between runs: on the run of 2026-12-02 the floor itself was about 1.5x
+  slower than on the run before (its follow-up 32 ms against 21 ms, its own CPU 1.47 ms
+  against 0.95 ms), and every configuration with it; compare ratios within one run.
 """
 
 
