@@ -65,7 +65,8 @@ NOTES = """\
   of CPU, during which other turns on a 2-core machine slow down (follow-ups measured
   right after it were about 1.5x slower).
 - With 8 conversations at once on a 2-core machine, the CLI processes compete for the
-  CPU, so the concurrent numbers measure the machine as much as the proxy.- **Client tool round trip** (a request whose reply calls a tool, then the request with
+  CPU, so the concurrent numbers measure the machine as much as the proxy.
+- **Client tool round trip** (a request whose reply calls a tool, then the request with
   its result and the final answer): in live mode the second request answers the CLI
   turn that waits in its process for the result, so the pair costs about what two
   follow-ups do (1.16x here, instant profile; target at most 1.5x). In spawn-per-turn
