@@ -69,7 +69,7 @@ NOTES = """\
 - **Client tool round trip** (a request whose reply calls a tool, then the request with
   its result and the final answer): in live mode the second request answers the CLI
   turn that waits in its process for the result, so the pair costs about what two
-  follow-ups do (1.16x here, instant profile; target at most 1.5x). In spawn-per-turn
+  follow-ups do (see its ratio above; the target is at most 1.5x). In spawn-per-turn
   mode no turn waits: the second request is the fallback, a fresh CLI session with the
   whole history, hence its 1.3-1.8 s.
 - Machines vary between runs: on the run of 2026-12-02 the floor itself was about 1.5x
