@@ -25,7 +25,7 @@ from proxy_cli_backend.protocol import (
     encode_control_request,
     encode_control_response,
 )
-from proxy_core import ClientTool, ToolOffer, ToolResult
+from proxy_core import Block, ClientTool, TextBlock, ToolOffer, ToolResult
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,17 @@ def mcp_config(call_timeout_ms: int) -> str:
     return json.dumps({"mcpServers": {SERVER: server}}, separators=(",", ":"))
 
 
+def offered(offer: ToolOffer | None) -> tuple[ClientTool, ...]:
+    """The client tools a turn offers the model (none without an offer)."""
+    return offer.offered if offer is not None else ()
+
+
+def bridge_for(offer: ToolOffer | None) -> ToolBridge | None:
+    """The MCP server for a turn's tools; None when it offers none."""
+    tools = offered(offer)
+    return ToolBridge(tools) if tools else None
+
+
 def tools_key(tools: Sequence[ClientTool]) -> str | None:
     """A digest of the offered definitions (None for none): a process serves only the
     tools it was started with."""
@@ -88,17 +99,22 @@ def tools_key(tools: Sequence[ClientTool]) -> str | None:
     return hashlib.sha256(msgspec.json.encode(tools)).hexdigest()[:32]
 
 
-def instruction(offer: ToolOffer) -> str | None:
+def instruction(offer: ToolOffer | None) -> str | None:
     """The words that make the model call when the client's tool_choice requires it
-    (None when it does not): added to the turn's prompt, and sent again as a reminder
-    if a reply ends without the call."""
-    if not offer.must_call:
+    (None when it does not): added to the turn's prompt (`with_instruction`), and sent
+    again as a reminder if a reply ends without the call."""
+    if offer is None or not offer.must_call:
         return None
     names = [upstream_name(tool.name) for tool in offer.offered]
     if offer.forced is not None:
         return f"[tool_choice] Call the `{names[0]}` tool now: this reply must call it."
     listed = ", ".join(f"`{name}`" for name in names)
     return f"[tool_choice] Call one of these tools: {listed}. This reply must call at least one."
+
+
+def with_instruction(prompt: Sequence[Block], words: str | None) -> tuple[Block, ...]:
+    """A turn's prompt, ending with the `instruction` when there is one."""
+    return (*prompt, TextBlock(words)) if words else tuple(prompt)
 
 
 class ToolBridge:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import msgspec
 
-from proxy_cli_backend.client_tools import CALL_TIMEOUT_MS, TOOL_ENV, mcp_config, upstream_name
+from proxy_cli_backend.client_tools import (
+    CALL_TIMEOUT_MS,
+    TOOL_ENV,
+    mcp_config,
+    offered,
+    upstream_name,
+)
 from proxy_cli_backend.config import READ_ONLY_TOOLS, CliRunnerConfig, Tools, ToolsProfile
 from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
 from proxy_core import PlanKind, TurnPlan
@@ -199,13 +205,13 @@ def build_command(
         argv += ["--effort", effort.value]
     if plan.json_schema is not None:
         argv += ["--json-schema", plan.json_schema]
-    offered = plan.tools.offered if plan.tools is not None else ()
-    if offered:
+    tools = offered(plan.tools)
+    if tools:
         # The client's tools, served by us as the CLI's in-process MCP server.
-        allowed = ",".join(upstream_name(tool.name) for tool in offered)
+        allowed = ",".join(upstream_name(tool.name) for tool in tools)
         argv += ["--mcp-config", mcp_config(CALL_TIMEOUT_MS), "--allowedTools", allowed]
     env = child_env(config, base_env, is_root=is_root)
-    if offered:
+    if tools:
         env.update(TOOL_ENV)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)
 

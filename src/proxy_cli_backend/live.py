@@ -29,11 +29,13 @@ from typing import Any
 import structlog
 
 from proxy_cli_backend.client_tools import (
-    ToolBridge,
     announce,
     announce_line,
+    bridge_for,
     instruction,
+    offered,
     tools_key,
+    with_instruction,
 )
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.config import CliRunnerConfig
@@ -56,7 +58,6 @@ from proxy_core import (
     Event,
     Failed,
     LiveProcessInfo,
-    TextBlock,
     ToolOffer,
     ToolResult,
 )
@@ -118,9 +119,8 @@ class LiveProcess:
         self.resume_point = resume_point
         self.effort = effort
         self.json_schema = json_schema
-        offered = client_tools.offered if client_tools else ()
-        self.tools_key = tools_key(offered)
-        self.bridge = ToolBridge(offered) if offered else None
+        self.tools_key = tools_key(offered(client_tools))
+        self.bridge = bridge_for(client_tools)
         self._announced = False  # `initialize` told the CLI we serve its tools
         self._suspended: TurnTranslator | None = None  # the suspended turn's state
         self.suspended_at = 0.0
@@ -266,9 +266,9 @@ class LiveProcess:
             raise LiveProcessError(f"a {self.state.value} process takes no turn")
         self.state = LiveState.BUSY
         self.turns += 1
-        reminder = instruction(tools) if tools is not None and self.bridge else None
-        translator = _translator(tools, reminder)
-        blocks = (*prompt, TextBlock(reminder)) if reminder else tuple(prompt)
+        reminder = instruction(tools)
+        translator = TurnTranslator.for_offer(tools)
+        blocks = with_instruction(prompt, reminder)
         try:
             if self.bridge is not None and not self._announced:
                 # Not awaited: the CLI answers once it has served its MCP handshake,
@@ -295,8 +295,8 @@ class LiveProcess:
             raise LiveProcessError(f"a {self.state.value} process has no suspended turn")
         self.state = LiveState.BUSY
         self._suspended = None
-        reminder = instruction(tools) if tools is not None else None
-        translator.resume(max_calls=_max_calls(tools), hold_text=reminder is not None)
+        reminder = instruction(tools)
+        translator.resume(tools)
         try:
             for line in self.bridge.supply(results):
                 await self._process.send(line)
@@ -419,12 +419,3 @@ class LiveProcess:
             idle_s=round(now - self.last_used, 1),
             rss_bytes=rss,
         )
-
-
-def _max_calls(tools: ToolOffer | None) -> int | None:
-    return None if tools is None else tools.max_calls
-
-
-def _translator(tools: ToolOffer | None, reminder: str | None) -> TurnTranslator:
-    """A turn's translator: the offer's call limit; text held while a call is required."""
-    return TurnTranslator(max_calls=_max_calls(tools), hold_text=reminder is not None)

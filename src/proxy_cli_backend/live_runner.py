@@ -34,7 +34,7 @@ import structlog
 from msgspec import Meta
 
 from proxy_cli_backend.background import detached_task
-from proxy_cli_backend.client_tools import tools_key
+from proxy_cli_backend.client_tools import offered, tools_key
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
@@ -579,7 +579,7 @@ class LiveCliRunner:
 
 
 def _tools_key(plan: TurnPlan) -> str | None:
-    return tools_key(plan.tools.offered if plan.tools is not None else ())
+    return tools_key(offered(plan.tools))
 
 
 def _suspended_gone() -> Failed:

@@ -19,7 +19,13 @@ from pathlib import Path
 import structlog
 
 from proxy_cli_backend.binary import CliBinary, find_cli
-from proxy_cli_backend.client_tools import ToolBridge, announce_line, instruction
+from proxy_cli_backend.client_tools import (
+    ToolBridge,
+    announce_line,
+    bridge_for,
+    instruction,
+    with_instruction,
+)
 from proxy_cli_backend.command import (
     CliCommand,
     RootToolsRefused,
@@ -47,7 +53,6 @@ from proxy_core import (
     Failed,
     FailureReason,
     PlanKind,
-    TextBlock,
     TurnPlan,
 )
 
@@ -259,9 +264,8 @@ class ClaudeCliRunner:
 
     async def _turn(self, process: CliProcess, plan: TurnPlan) -> AsyncGenerator[Event, None]:
         config = self.config
-        offered = plan.tools.offered if plan.tools is not None else ()
-        bridge = ToolBridge(offered) if offered else None
-        reminder = instruction(plan.tools) if plan.tools is not None and bridge else None
+        bridge = bridge_for(plan.tools)
+        reminder = instruction(plan.tools)
         try:
             # A child that never reads its stdin must not hang the turn either.
             await asyncio.wait_for(
@@ -270,8 +274,7 @@ class ClaudeCliRunner:
         except TimeoutError:
             yield timed_out("first-event", config)
             return
-        max_calls = plan.tools.max_calls if plan.tools is not None else None
-        translator = TurnTranslator(max_calls=max_calls, hold_text=reminder is not None)
+        translator = TurnTranslator.for_offer(plan.tools)
         events = drive_turn(process, config, translator, EventDecoder(), bridge, reminder)
         async for event in events:
             yield event
@@ -360,9 +363,8 @@ async def _send_prompt(
         await process.send(encode_user_message(plan.prompt))
         await process.close_stdin()
         return
-    blocks = (*plan.prompt, TextBlock(reminder)) if reminder else plan.prompt
     await process.send(announce_line("proxy-1"))
-    await process.send(encode_user_message(blocks))
+    await process.send(encode_user_message(with_instruction(plan.prompt, reminder)))
 
 
 async def _bounded_wait(process: CliProcess, limit: float) -> int | None:

@@ -50,6 +50,7 @@ from proxy_core import (
     ToolArguments,
     ToolCall,
     ToolCallStarted,
+    ToolOffer,
     Usage,
 )
 
@@ -130,6 +131,11 @@ class TurnTranslator:
     refused, see `refused`); `hold_text` keeps a message's text back until it calls a
     client tool, and drops it if it does not (a reply that must call a tool).
     """
+
+    @classmethod
+    def for_offer(cls, offer: ToolOffer | None) -> TurnTranslator:
+        """A translator under the rules of a request's tool offer (None: no tools)."""
+        return cls(max_calls=_max_calls(offer), hold_text=_must_call(offer))
 
     def __init__(self, *, max_calls: int | None = None, hold_text: bool = False) -> None:
         self._max_calls = max_calls
@@ -346,20 +352,19 @@ class TurnTranslator:
             session_id=self.session_id,
             resume_point=self.resume_point,
             tool_calls=tuple(calls),
-            pending=tuple(call.id for call in calls),
         )
         return [usage, finished]
 
-    def resume(self, *, max_calls: int | None, hold_text: bool) -> None:
+    def resume(self, offer: ToolOffer | None) -> None:
         """The client's results arrive: the suspended turn goes on, timed afresh, under
-        the rules of the request that brought them."""
+        the rules of the request that brought them (its tool `offer`)."""
         self.suspended = False
         self.progressed = False
         self.called = False
         self._calls = {}
         self._whole = False
-        self._max_calls = max_calls
-        self._hold_text = hold_text
+        self._max_calls = _max_calls(offer)
+        self._hold_text = _must_call(offer)
 
     def call_asked(self) -> list[Event]:
         """The CLI asks for a client call's result. A message printed whole ends in its
@@ -459,6 +464,15 @@ class TurnTranslator:
                 retry_after=retry_after,
             )
         ]
+
+
+def _max_calls(offer: ToolOffer | None) -> int | None:
+    return None if offer is None else offer.max_calls
+
+
+def _must_call(offer: ToolOffer | None) -> bool:
+    """The reply must call a tool: its text is held until it does."""
+    return offer is not None and offer.must_call
 
 
 def _order(call: _Call) -> int:

@@ -78,7 +78,7 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     `resume_point` is an opaque backend marker for where the next turn continues.
     `tool_calls` are the client tool calls the reply ends with (stop_reason
     `tool_use`): the backend's turn waits for their results, which the next request
-    brings; `pending` are the backend's ids of those calls, in the same order.
+    brings (each call's id is the backend's: see `pending`).
     """
 
     stop_reason: str | None = None
@@ -86,7 +86,11 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     session_id: str | None = None
     resume_point: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
-    pending: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The backend's ids of the calls its turn waits on, in the reply's order."""
+        return tuple(call.id for call in self.tool_calls)
 
 
 class Failed(msgspec.Struct, frozen=True, tag="failed"):

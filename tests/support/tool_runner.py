@@ -3,7 +3,7 @@ backend's live processes do.
 
 `ToolRunner` replies with what the test queues (`reply(...)`), or echoes. A reply with
 calls streams them (ToolCallStarted, then ToolArguments fragments per call), ends with
-Finished("tool_use", tool_calls=..., pending=ids) and leaves its session *suspended*
+Finished("tool_use", tool_calls=...) and leaves its session *suspended*
 waiting for exactly those ids. A plan with `tool_results` is answered only when its
 session is suspended with exactly those ids (in that order) at the same resume point;
 anything else is Failed(SESSION_MISSING), as the real runner reports a suspended turn
@@ -141,18 +141,16 @@ class ToolRunner(FakeRunner):
             ]
         events.append(Usage(input_tokens=10, output_tokens=1 + len(reply.text) // 4))
         resume_point = f"rp-{next(self._ids)}"
-        pending = tuple(call.id for call in calls)
-        stop = "tool_use" if pending else "end_turn"
+        stop = "tool_use" if calls else "end_turn"
         events.append(
             Finished(
                 stop,
                 # As the CLI backend's: a reply that suspends at calls has streamed its
                 # text and has no final result of its own.
-                "" if pending else reply.text,
+                "" if calls else reply.text,
                 plan.cli_session_id,
                 resume_point=resume_point,
                 tool_calls=tuple(calls),
-                pending=pending,
             )
         )
         return events

@@ -341,8 +341,8 @@ def test_a_client_call_streams_and_its_messages_end_suspends_the_turn() -> None:
         stop_reason="tool_use",
         resume_point="a-1",
         tool_calls=(ToolCall(id="toolu_1", name="get_weather", arguments='{"city":"Paris"}'),),
-        pending=("toolu_1",),
     )
+    assert finished.pending == ("toolu_1",)
 
 
 def test_parallel_calls_are_numbered_in_reply_order_with_their_own_fragments() -> None:
@@ -504,7 +504,7 @@ def test_a_suspension_and_the_resumed_result_count_each_message_once() -> None:
     assert translator.suspension()[0] == Usage(
         input_tokens=30, output_tokens=9, cache_read_tokens=100, cache_creation_tokens=10
     )
-    translator.resume(max_calls=None, hold_text=False)
+    translator.resume(None)
     # The CLI's result totals the whole turn: both upstream messages.
     feed(
         translator,
