@@ -315,19 +315,12 @@ class TurnTranslator:
 
     def _count(self, usage: ResultUsage, *, output: bool) -> None:
         """Add an upstream message's usage (its start's input, its end's output)."""
-        now = self._usage
+        counted = _usage(usage)
         if output:
-            self._usage = msgspec.structs.replace(
-                now, output_tokens=now.output_tokens + (usage.output_tokens or 0)
-            )
-            return
-        self._usage = Usage(
-            input_tokens=now.input_tokens + (usage.input_tokens or 0),
-            output_tokens=now.output_tokens,
-            cache_read_tokens=now.cache_read_tokens + (usage.cache_read_input_tokens or 0),
-            cache_creation_tokens=now.cache_creation_tokens
-            + (usage.cache_creation_input_tokens or 0),
-        )
+            counted = Usage(output_tokens=counted.output_tokens)
+        else:
+            counted = msgspec.structs.replace(counted, output_tokens=0)
+        self._usage = _plus(self._usage, counted)
 
     # -- suspension ----------------------------------------------------------
 
@@ -384,7 +377,7 @@ class TurnTranslator:
         """A follow-up CLI turn in the same process (a reminder to call a tool) begins;
         the usage of the one that ended is kept."""
         if self.result is not None:
-            spent = _minus(_result_usage(self.result), self._reported)
+            spent = _minus(_usage(self.result.usage), self._reported)
             self._carried = _plus(self._carried, spent)
         self._reported, self._usage = Usage(), Usage()
         self._withheld, self._held = [], []
@@ -438,7 +431,7 @@ class TurnTranslator:
         if result is None:
             return [crashed(stderr)]
         # What suspensions of this turn reported already is not counted twice.
-        usage = _plus(_minus(_result_usage(result), self._reported), self._carried)
+        usage = _plus(_minus(_usage(result.usage), self._reported), self._carried)
         if not result.is_error:
             finished = Finished(
                 stop_reason=result.stop_reason,
@@ -479,8 +472,8 @@ def _order(call: _Call) -> int:
     return call.ordinal
 
 
-def _result_usage(result: ResultEvent) -> Usage:
-    usage = result.usage
+def _usage(usage: ResultUsage) -> Usage:
+    """The CLI's usage figures (a result's, or an upstream message's) as the core's."""
     return Usage(
         input_tokens=usage.input_tokens or 0,
         output_tokens=usage.output_tokens or 0,
