@@ -22,14 +22,19 @@ $(STAMP): pyproject.toml
 # Client libraries the contract tests drive that '.[dev]' cannot hold. instructor pins
 # jiter<0.15 and rich<15, below what openai and others here need, so no version of it
 # resolves beside them: it goes in without its pins, with the two packages it imports
-# that nothing else brings. The Node openai SDK goes in project-local, pinned.
+# that nothing else brings. The Node openai SDK and the Codex CLI (an npm package that
+# brings its own native binary) go in project-local, pinned.
 INSTRUCTOR := instructor==1.17.0 docstring-parser==0.18.0 jinja2==3.1.6
 INSTRUCTOR_STAMP := $(VENV)/.instructor
 NODE_OPENAI_VERSION := $(shell cat .node-openai-version)
 NODE_OPENAI_DIR := .tools/node-openai-$(NODE_OPENAI_VERSION)
 NODE_OPENAI := $(NODE_OPENAI_DIR)/node_modules/openai/package.json
 
-clients: $(INSTRUCTOR_STAMP) $(NODE_OPENAI)
+CODEX_VERSION := $(shell cat .codex-version)
+CODEX_DIR := .tools/codex-$(CODEX_VERSION)
+CODEX_BIN := $(CODEX_DIR)/node_modules/.bin/codex
+
+clients: $(INSTRUCTOR_STAMP) $(NODE_OPENAI) $(CODEX_BIN)
 
 $(INSTRUCTOR_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(INSTRUCTOR)
@@ -39,6 +44,12 @@ $(NODE_OPENAI):
 	@command -v npm >/dev/null || { echo "npm is required to install the Node openai SDK (apt-get install npm)" >&2; exit 1; }
 	mkdir -p $(NODE_OPENAI_DIR)
 	npm install --prefix $(NODE_OPENAI_DIR) --no-audit --no-fund --loglevel=error --save-exact openai@$(NODE_OPENAI_VERSION)
+
+$(CODEX_BIN):
+	@command -v npm >/dev/null || { echo "npm is required to install the pinned Codex CLI (apt-get install npm)" >&2; exit 1; }
+	mkdir -p $(CODEX_DIR)
+	npm install --prefix $(CODEX_DIR) --no-audit --no-fund --loglevel=error --save-exact @openai/codex@$(CODEX_VERSION)
+	$(CODEX_BIN) --version
 
 # The real CLI, project-local and git-ignored, for the contract tests and the benchmark.
 cli: $(CLAUDE_BIN)
