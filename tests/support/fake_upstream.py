@@ -19,6 +19,10 @@ Behaviour is chosen per request by markers in the last user message's own text
 - `[[disconnect-vary]]`: like `disconnect-once`, but later requests answer a different
   text, `echo (retried): <text>`;
 - `[[thinking]]`: a thinking block, then the echo text;
+- `[[reply:TEXT]]`: the reply is exactly TEXT instead of the echo (the last such marker
+  in any text block of the last user message, `<system-reminder>` blocks included: a
+  client's own reminders may reach the fake merged with its text). It gives agent
+  clients (Codex, the Claude CLI itself) an exact answer that differs from their prompt;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
   read-only profile), its input sent as one `input_json_delta`. With `--tools ""` the
@@ -79,6 +83,7 @@ from typing import Any, Self
 from tests.support.fake_tools import Block, offered_tools, text_block, tool_reply, tool_results
 
 _MARKER = re.compile(r"\[\[([a-z-]+)(?::([^\]]*))?\]\]")
+_REPLY = re.compile(r"\[\[reply:([^\]]*)\]\]")
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -129,6 +134,23 @@ def own_text(body: Any) -> str:
         ]
         return "\n".join(texts)
     return ""
+
+
+def scripted_reply(body: Any) -> str | None:
+    """The TEXT of the last `[[reply:TEXT]]` in the last user message's text, if any."""
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    if isinstance(content, str):
+        texts = [content]
+    else:
+        texts = [
+            b.get("text", "")
+            for b in content or []
+            if isinstance(b, dict) and b.get("type") == "text"
+        ]
+    found = _REPLY.findall("\n".join(texts))
+    return found[-1] if found else None
 
 
 @dataclass
@@ -326,12 +348,15 @@ class _Handler(BaseHTTPRequestHandler):
 def _reply_blocks(
     body: dict[str, Any], text: str, echo: str, markers: dict[str, str | None]
 ) -> list[Block]:
-    """The content of the reply: a `tool-use` marker's call, else the client-tool
-    behaviour (calls, tool results), else the echo."""
+    """The content of the reply: a `tool-use` marker's call, else a `reply` marker's
+    text, else the client-tool behaviour (calls, tool results), else the echo."""
     if "tool-use" in markers:
         name, _, arguments = (markers["tool-use"] or 'Glob:{"pattern": "*"}').partition(":")
         # Sent as written (one delta), so a test may pass input the CLI must reject.
         return [_raw_tool_use(name, arguments or "{}")]
+    scripted = scripted_reply(body)
+    if scripted is not None:
+        return [text_block(scripted)]
     return tool_reply(body, text) or [text_block(echo)]
 
 

@@ -236,6 +236,26 @@ def test_offered_tools_without_a_marker_get_the_echo(fake: FakeAnthropic) -> Non
     assert reply.text == "echo: what is the weather?"
 
 
+def test_a_reply_marker_is_the_whole_answer_even_with_tools_offered(fake: FakeAnthropic) -> None:
+    reply = ask(fake, body([user("say hi [[reply:first]] then [[reply:hello there]]")], [WEATHER]))
+
+    assert reply.calls == []
+    assert reply.text == "hello there"
+    assert reply.stop_reason == "end_turn"
+
+
+def test_a_reply_marker_is_read_from_reminder_blocks_of_the_last_user_message(
+    fake: FakeAnthropic,
+) -> None:
+    merged = "<system-reminder>\nctx\n</system-reminder>\nsay hi [[reply:new]]"
+    messages = [user("[[reply:old]]"), {"role": "assistant", "content": "old"}, user(merged)]
+
+    assert ask(fake, body(messages)).text == "new"
+    assert ask(fake, body([user([{"type": "text", "text": "no marker"}])])).text == (
+        "echo: no marker"
+    )
+
+
 def test_an_explicit_instruction_calls_the_named_tool(fake: FakeAnthropic) -> None:
     text = "Call the `mcp__client__get_weather` tool now."
 
