@@ -41,6 +41,25 @@ def claude_bin() -> str:
     return path
 
 
+def pinned_codex_path() -> Path:
+    version = (ROOT / ".codex-version").read_text().strip()
+    return ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"
+
+
+@pytest.fixture(scope="session")
+def codex_bin() -> str:
+    """Path of the Codex CLI: $CLAUDE_PROXY_TEST_CODEX, else the pinned project-local one."""
+    path = os.environ.get("CLAUDE_PROXY_TEST_CODEX") or str(pinned_codex_path())
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"The Codex CLI needed by the client contract tests is missing at {path}. "
+            "Run `make test` (its `clients` step installs the pinned version with npm), "
+            "or set CLAUDE_PROXY_TEST_CODEX to an executable.",
+            pytrace=False,
+        )
+    return path
+
+
 @pytest.fixture(scope="session")
 def fake_upstream_server() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as fake:
