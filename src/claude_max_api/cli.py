@@ -89,10 +89,10 @@ async def _serve(settings: Settings) -> int:
         open_service,
     )
     from claude_max_api.listen import cannot_listen, listening_sockets
-    from proxy_http.app import ACTIVE_TURNS_KEY
     from proxy_http.auth import ApiKeyError, api_keys_of, exposure_refusal, full_tools_warning
     from proxy_http.connections import guarded_protocol
     from proxy_http.open_files import AcceptFailureLog, connection_cap, raise_open_files_limit
+    from proxy_http.routing import ACTIVE_TURNS_KEY
 
     log = structlog.get_logger("proxy_http")
     try:

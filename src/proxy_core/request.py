@@ -23,8 +23,9 @@ class ChatRequest(msgspec.Struct, frozen=True):
     session id, user or opening under two namespaces is two conversations; "" is the
     namespace every caller shares. `tools`, `tool_choice`, `parallel_tool_calls`
     and the legacy `functions` / `function_call` are OpenAI's, typed or plain (see
-    `parse_tool_offer`). `chat_request` builds one from a whole
-    `ChatCompletionRequest`.
+    `parse_tool_offer`). `endpoint` names the API surface the request came through
+    (`chat.completions`, `responses`, `messages`), for the statistics. `chat_request`
+    builds one from a whole `ChatCompletionRequest`.
     """
 
     model: str
@@ -40,6 +41,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     parallel_tool_calls: bool | None = None
     functions: Sequence[object] | None = None
     function_call: str | Mapping[str, object] | None = None
+    endpoint: str = "chat.completions"
 
 
 class Completion(msgspec.Struct, frozen=True):

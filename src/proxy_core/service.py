@@ -87,7 +87,7 @@ class ChatService:
         Raises ChatError for bad input or an unknown model (strict mode); entering
         the turn raises it when the queue is full.
         """
-        self._stats.total += 1
+        self._stats.received(request.endpoint)
         try:
             conversation = parse_conversation(request.messages, self.limits.parse)
             model = self.catalog.resolve(request.model)
@@ -172,10 +172,11 @@ class ChatService:
 
     # -- state -------------------------------------------------------------
 
-    def count_refused(self) -> None:
+    def count_refused(self, endpoint: str = "chat.completions") -> None:
         """Count in the stats a request its caller refused before `open_turn` (a body
-        that failed decoding into the wire types), as `open_turn` counts its own."""
-        self._stats.total += 1
+        that failed decoding into the wire types), as `open_turn` counts its own;
+        `endpoint` names the API surface it came through."""
+        self._stats.received(endpoint)
         self._stats.errors += 1
 
     async def stats(self) -> ServiceStats:

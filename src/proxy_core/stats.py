@@ -25,6 +25,8 @@ class ServiceStats(msgspec.Struct, frozen=True):
     p50_latency_ms: float
     p95_latency_ms: float
     sampled: int
+    by_endpoint: dict[str, int] = msgspec.field(default_factory=dict)
+    """Requests counted per API surface (`chat.completions`, `responses`, ...)."""
 
 
 class StatsRecorder:
@@ -36,8 +38,14 @@ class StatsRecorder:
         self.errors = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.by_endpoint: dict[str, int] = {}
         self._latency_sum = 0.0
         self._latencies: deque[float] = deque(maxlen=window)
+
+    def received(self, endpoint: str) -> None:
+        """Count one request (of the API surface `endpoint`)."""
+        self.total += 1
+        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
 
     def completed_in(self, seconds: float) -> None:
         self.completed += 1
@@ -78,6 +86,7 @@ class StatsRecorder:
             p50_latency_ms=p50,
             p95_latency_ms=p95,
             sampled=sampled,
+            by_endpoint=dict(self.by_endpoint),
         )
 
 

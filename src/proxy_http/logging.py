@@ -155,6 +155,7 @@ def configure_logging(
 
 # What a request's line reports beyond its method, path, status and latency.
 REQUEST_FACTS = (
+    "endpoint",
     "session_key",
     "model",
     "plan",

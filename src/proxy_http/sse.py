@@ -7,7 +7,7 @@ from typing import Final
 
 import msgspec
 
-from proxy_core import FailureReason, ToolCall, Usage
+from proxy_core import FailureReason, Finished, ToolCall, Usage
 from proxy_http.errors import answered, chat_error_body
 from proxy_http.wire import (
     AssistantMessage,
@@ -78,10 +78,12 @@ def sse_event(payload: msgspec.Struct) -> bytes:
 
 
 class ChunkRenderer:
-    """Builds the chunks of one streamed completion: same id, created and model in each.
+    """Builds the chunks of one streamed completion: same id, created and model in each
+    (a `StreamRenderer` for chat completions).
 
-    With `include_usage` (the request's `stream_options.include_usage`), every chunk
-    carries `"usage": null` and `usage()` gives the extra, final usage chunk. With
+    The stream opens with the role chunk and ends with `data: [DONE]`. With
+    `include_usage` (the request's `stream_options.include_usage`), every chunk carries
+    `"usage": null` and the extra, final usage chunk comes before `[DONE]`. With
     `legacy` (the request used `functions`), a call streams as `function_call`.
     """
 
@@ -118,13 +120,13 @@ class ChunkRenderer:
             )
         )
 
-    def role(self) -> bytes:
+    def opening(self) -> bytes:
         return self._chunk(Delta(role="assistant", content=""))
 
-    def content(self, text: str) -> bytes:
+    def text(self, text: str) -> bytes:
         return self._chunk(Delta(content=text))
 
-    def reasoning(self, text: str) -> bytes:
+    def thinking(self, text: str) -> bytes:
         return self._chunk(Delta(reasoning_content=text))
 
     def tool_call(self, index: int, call_id: str, name: str) -> bytes:
@@ -142,6 +144,21 @@ class ChunkRenderer:
         if self.legacy:
             return self._chunk(Delta(function_call=function))
         return self._chunk(Delta(tool_calls=[ToolCallDelta(index, function)]))
+
+    async def finished(self, finished: Finished, usage: Usage) -> bytes:
+        """The final chunk, the usage chunk when asked for, and `[DONE]`."""
+        end = self.finish(finished.stop_reason, calls=bool(finished.tool_calls))
+        if self.include_usage:
+            end += self.usage(usage)
+        return end + DONE
+
+    def failed(self, reason: FailureReason, message: str) -> bytes:
+        """An OpenAI error event, then `[DONE]`."""
+        return self.error(reason, message) + DONE
+
+    @staticmethod
+    def keepalive() -> bytes:
+        return KEEPALIVE
 
     def finish(self, stop_reason: str | None, *, calls: bool = False) -> bytes:
         reason = finish_reason(stop_reason, calls=calls, legacy=self.legacy)

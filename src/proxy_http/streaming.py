@@ -17,7 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 import msgspec
@@ -41,11 +41,51 @@ from proxy_core import (
     no_result,
 )
 from proxy_http.logging import note
-from proxy_http.sse import DONE, KEEPALIVE, ChunkRenderer
 
 _log = structlog.get_logger("proxy_http.streaming")
 
 T = TypeVar("T")
+
+
+class StreamRenderer(Protocol):
+    """How one API surface writes a turn's events on the wire (chat completion chunks,
+    Responses events, Anthropic Messages events). `stream_turn` drives it: `opening`
+    once, then one call per event a client sees, then `finished` or `failed` (each ends
+    the body: whatever terminator the API has goes there); `keepalive` while waiting.
+    A renderer may keep state between calls (open items, running text, sequence
+    numbers); one renderer serves one stream."""
+
+    def opening(self) -> bytes:
+        """What the stream starts with, before any content."""
+        ...
+
+    def text(self, text: str) -> bytes:
+        """A fragment of the reply's text (never empty)."""
+        ...
+
+    def thinking(self, text: str) -> bytes:
+        """A fragment of shown thinking (only called when thinking is shown)."""
+        ...
+
+    def tool_call(self, index: int, call_id: str, name: str) -> bytes:
+        """Client tool call `index` starts (its arguments follow)."""
+        ...
+
+    def tool_arguments(self, index: int, text: str) -> bytes:
+        """A fragment of call `index`'s JSON arguments (never empty)."""
+        ...
+
+    async def finished(self, finished: Finished, usage: Usage) -> bytes:
+        """The end of a turn that went well, with its usage (may store the result)."""
+        ...
+
+    def failed(self, reason: FailureReason, message: str) -> bytes:
+        """The end of a turn that failed after the stream started."""
+        ...
+
+    def keepalive(self) -> bytes:
+        """What keeps an idle stream's connection and its client's timers alive."""
+        ...
 
 
 class ActiveTurns:
@@ -216,7 +256,7 @@ async def hold_first(pump: TurnPump, hold: float, *, show_thinking: bool) -> lis
 
 async def open_stream(
     turn: Turn,
-    renderer: ChunkRenderer,
+    renderer: StreamRenderer,
     *,
     show_thinking: bool,
     keepalive_interval: float,
@@ -250,18 +290,19 @@ async def open_stream(
 
 async def stream_turn(
     turn: Turn,
-    renderer: ChunkRenderer,
+    renderer: StreamRenderer,
     *,
     show_thinking: bool,
     keepalive_interval: float,
     hold: float,
     active: ActiveTurns | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """The SSE body: role chunk, deltas, final chunk, optional usage chunk, `[DONE]`.
+    """The SSE body, as `renderer` writes it: its opening, the events a client sees,
+    then its `finished` or `failed` end.
 
     The first item is an empty marker, yielded once the turn has shown something or
     `hold` seconds have passed; a failure before that is raised as ChatError (see
-    `open_stream`). After it a failure becomes one error event followed by `[DONE]`.
+    `open_stream`). After it a failure ends the body through `renderer.failed`.
     The request's outcome is noted when the body ends (`cancelled` if it never did).
     """
     pump = await TurnPump.start(turn, active)
@@ -274,7 +315,7 @@ async def stream_turn(
             outcome = error.reason.value
             raise
         yield b""
-        yield renderer.role()
+        yield renderer.opening()
         usage = Usage()
         while True:
             if pending:
@@ -283,16 +324,16 @@ async def stream_turn(
                 try:
                     event = await pump.next(keepalive_interval)
                 except StopAsyncIteration:
-                    yield renderer.error(FailureReason.CLI_CRASHED, NO_RESULT)
+                    yield renderer.failed(FailureReason.CLI_CRASHED, NO_RESULT)
                     break
             if event is None:
-                yield KEEPALIVE
+                yield renderer.keepalive()
             elif isinstance(event, TextDelta):
                 if event.text:
-                    yield renderer.content(event.text)
+                    yield renderer.text(event.text)
             elif isinstance(event, ThinkingDelta):
                 if show_thinking and event.text:
-                    yield renderer.reasoning(event.text)
+                    yield renderer.thinking(event.text)
             elif isinstance(event, ToolCallStarted):
                 yield renderer.tool_call(event.index, event.id, event.name)
             elif isinstance(event, ToolArguments):
@@ -301,16 +342,13 @@ async def stream_turn(
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finished):
-                yield renderer.finish(event.stop_reason, calls=bool(event.tool_calls))
-                if renderer.include_usage:
-                    yield renderer.usage(usage)
+                yield await renderer.finished(event, usage)
                 outcome = "ok"
                 break
             elif isinstance(event, Failed):
                 outcome = event.reason.value
-                yield renderer.error(event.reason, event.message)
+                yield renderer.failed(event.reason, event.message)
                 break
-        yield DONE
     finally:
         await pump.aclose()
         note(outcome=outcome or FailureReason.CANCELLED.value)

@@ -209,6 +209,8 @@ class RequestCounts(msgspec.Struct, frozen=True):
     errors: int
     active: int
     queued: int
+    by_endpoint: dict[str, int] = msgspec.field(default_factory=dict)
+    """Requests per API surface: `chat.completions`, `responses`, `messages`, ..."""
 
 
 class Concurrency(msgspec.Struct, frozen=True):

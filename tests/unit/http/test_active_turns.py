@@ -41,7 +41,8 @@ async def test_an_aborted_stream_ends_with_an_error_event_then_done() -> None:
     assert len(active) == 1
     assert active.abort_all(MESSAGE) == 1
     chunks += [chunk async for chunk in stream]
-    *_, error, done = chunks
+    *_, end = chunks  # the error event, then `[DONE]`
+    error, done = end.split(b"\n\n", 1)
     assert done == b"data: [DONE]\n\n"
     body = json.loads(error.decode().removeprefix("data: "))
     assert body["error"]["message"].startswith("The server is shutting down")

@@ -20,7 +20,7 @@ renderer = ChunkRenderer("chatcmpl-1", 123, "sonnet")
 
 
 def test_role_chunk_opens_with_assistant_role() -> None:
-    chunk = decode(renderer.role())
+    chunk = decode(renderer.opening())
     assert chunk["choices"] == [
         {
             "index": 0,
@@ -34,11 +34,11 @@ def test_role_chunk_opens_with_assistant_role() -> None:
 
 
 def test_content_chunk_carries_only_content() -> None:
-    assert decode(renderer.content("hi\nthere"))["choices"][0]["delta"] == {"content": "hi\nthere"}  # type: ignore[index]
+    assert decode(renderer.text("hi\nthere"))["choices"][0]["delta"] == {"content": "hi\nthere"}  # type: ignore[index]
 
 
 def test_reasoning_chunk_uses_reasoning_content() -> None:
-    assert decode(renderer.reasoning("hm"))["choices"][0]["delta"] == {"reasoning_content": "hm"}  # type: ignore[index]
+    assert decode(renderer.thinking("hm"))["choices"][0]["delta"] == {"reasoning_content": "hm"}  # type: ignore[index]
 
 
 def test_final_chunk_has_empty_delta_and_finish_reason() -> None:
@@ -72,13 +72,13 @@ def test_usage_chunk_has_no_choices() -> None:
 
 
 def test_without_include_usage_no_chunk_has_a_usage_field() -> None:
-    for event in (renderer.role(), renderer.content("x"), renderer.finish("end_turn")):
+    for event in (renderer.opening(), renderer.text("x"), renderer.finish("end_turn")):
         assert "usage" not in decode(event)
 
 
 def test_with_include_usage_every_chunk_but_the_last_has_null_usage() -> None:
     counting = ChunkRenderer("chatcmpl-2", 123, "sonnet", include_usage=True)
-    for event in (counting.role(), counting.content("x"), counting.finish("end_turn")):
+    for event in (counting.opening(), counting.text("x"), counting.finish("end_turn")):
         chunk = decode(event)
         assert "usage" in chunk
         assert chunk["usage"] is None
@@ -120,8 +120,8 @@ def test_completion_hides_absent_thinking() -> None:
 def test_line_and_paragraph_separators_are_escaped_in_every_event() -> None:
     text = "one\u2028two\u2029three\x85four"
     for event in (
-        renderer.content(text),
-        renderer.reasoning(text),
+        renderer.text(text),
+        renderer.thinking(text),
         ChunkRenderer.error(FailureReason.TIMEOUT, text),
     ):
         # A `str.splitlines` reader (httpx's iter_lines) sees one line per event.
@@ -129,9 +129,9 @@ def test_line_and_paragraph_separators_are_escaped_in_every_event() -> None:
         for raw in ("\u2028", "\u2029", "\x85"):
             assert raw.encode() not in event
         assert b"one\\u2028two\\u2029three\\u0085four" in event
-    assert decode(renderer.content(text))["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
+    assert decode(renderer.text(text))["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
 
 
 def test_events_without_separators_are_left_as_encoded() -> None:
     text = "curly \u201cquotes\u201d and dashes \u2014 stay raw"
-    assert text.encode() in renderer.content(text)
+    assert text.encode() in renderer.text(text)

@@ -1,0 +1,14 @@
+"""The app's routes, one module per API surface (and one for the server's own state)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from proxy_http.routes import chat, models, sessions, status
+
+ROUTES: tuple[ControllerRouterHandler, ...] = (
+    *chat.ROUTES,
+    *models.ROUTES,
+    *status.ROUTES,
+    *sessions.ROUTES,
+)

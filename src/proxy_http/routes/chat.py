@@ -1,0 +1,138 @@
+"""The OpenAI Chat Completions surface: `POST /v1/chat/completions`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import structlog
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody
+from litestar.response import Stream
+from litestar.types import ControllerRouterHandler
+
+from proxy_core import ChatCompletionRequest, ChatService, chat_request
+from proxy_core.openai_wire import unhonoured_fields
+from proxy_http.auth import Access
+from proxy_http.config import HttpOptions
+from proxy_http.logging import note
+from proxy_http.routing import (
+    ENDPOINT_KEY,
+    IGNORED_FIELDS_HEADER,
+    SESSION_HEADER,
+    active_turns,
+    disconnect_watcher,
+    error_specs,
+    refused_request,
+)
+from proxy_http.sse import ChunkRenderer, completion, new_completion_id
+from proxy_http.streaming import collect_turn, open_stream, until_first
+from proxy_http.wire import ChatCompletion
+
+ENDPOINT = "chat.completions"
+"""The surface's name in request log lines and /stats."""
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Sent with every SSE stream: no cache, and no buffering by a reverse proxy."""
+
+_log = structlog.get_logger("proxy_http.chat")
+
+
+@post(
+    "/v1/chat/completions",
+    status_code=200,
+    summary="Create a chat completion",
+    description=(
+        "OpenAI Chat Completions. With `stream: true` the answer is `text/event-stream` "
+        "of `chat.completion.chunk` events ending in `data: [DONE]`."
+    ),
+    responses={
+        200: ResponseSpec(
+            data_container=ChatCompletion,
+            description="A chat.completion (or an SSE stream of chunks when stream is true).",
+        ),
+        **error_specs(400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504),
+    },
+    exception_handlers={ValidationException: refused_request},
+    opt={ENDPOINT_KEY: ENDPOINT},
+)
+async def chat_completions(
+    data: JSONBody[ChatCompletionRequest],
+    request: Request[Any, Any, Any],
+    service: NamedDependency[ChatService],
+    options: NamedDependency[HttpOptions],
+    access: NamedDependency[Access],
+    session_id: Annotated[
+        str | None,
+        HeaderParameter(
+            name=SESSION_HEADER,
+            required=False,
+            description="Pins the conversation (takes precedence over `user`).",
+        ),
+    ] = None,
+) -> Response[Any]:
+    """Answer one chat completion, streamed or whole."""
+    note(endpoint=ENDPOINT)
+    asked = chat_request(data, session_id=session_id, namespace=access.namespace)
+    note(stream=bool(data.stream))
+    turn = service.open_turn(asked, whole=not data.stream)
+    note(session_key=turn.key.value, model=turn.model.response_id)
+    # The client sees its key within its own namespace, never the namespace.
+    headers = {SESSION_HEADER: turn.key.external}
+    ignored = unhonoured_fields(data)
+    if ignored:
+        _log.debug("request_fields_ignored", fields=list(ignored))
+        headers[IGNORED_FIELDS_HEADER] = ",".join(ignored)
+    # Thinking is shown when asked for: by the setting, or by a reasoning_effort that
+    # wants reasoning at all (`none` runs at the lowest effort and shows none).
+    effort = (data.reasoning_effort or "").strip().lower()
+    show_thinking = options.reasoning or effort not in ("", "none")
+    completion_id = new_completion_id()
+    created = int(time.time())
+    legacy = turn.tools is not None and turn.tools.legacy
+
+    if data.stream:
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        renderer = ChunkRenderer(
+            completion_id,
+            created,
+            turn.model.response_id,
+            include_usage=include_usage,
+            legacy=legacy,
+        )
+        # Headers wait (briefly) for the turn's first content, so a turn that fails
+        # before showing anything is answered with its own status, not a 200.
+        body = await open_stream(
+            turn,
+            renderer,
+            show_thinking=show_thinking,
+            keepalive_interval=options.keepalive_interval,
+            hold=options.stream_hold,
+            disconnected=disconnect_watcher(request),
+            active=active_turns(request),
+        )
+        return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+
+    collected = await until_first(
+        collect_turn(turn, active_turns(request)), disconnect_watcher(request)
+    )
+    return Response(
+        completion(
+            completion_id=completion_id,
+            created=created,
+            model=turn.model.response_id,
+            text=collected.text,
+            thinking=collected.thinking if show_thinking else None,
+            stop_reason=collected.stop_reason,
+            usage=collected.usage,
+            tool_calls=collected.tool_calls,
+            legacy=legacy,
+        ),
+        headers=headers,
+    )
+
+
+ROUTES: tuple[ControllerRouterHandler, ...] = (chat_completions,)

@@ -1,0 +1,87 @@
+"""What every route handler shares: the caller's access, the turns in flight, the
+headers of a conversation, and the OpenAPI description of error answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import NotAuthorizedException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from proxy_core import ChatService
+from proxy_http.auth import Access, access_for, caller_of, keys_checked
+from proxy_http.errors import handle_validation
+from proxy_http.streaming import ActiveTurns
+from proxy_http.wire import ErrorBody
+
+SESSION_HEADER = "X-Session-Id"
+IGNORED_FIELDS_HEADER = "X-Ignored-Fields"
+"""Names the request's fields that would change the reply but are ignored (comma-separated)."""
+ACTIVE_TURNS_KEY = "active_turns"
+
+
+def error_specs(
+    *statuses: int, body: type[Any] = ErrorBody, description: str = "An OpenAI error body."
+) -> dict[int, ResponseSpec]:
+    """The OpenAPI description of a handler's error answers."""
+    return {
+        status: ResponseSpec(data_container=body, description=description) for status in statuses
+    }
+
+
+def access_of(request: Request[Any, Any, Any]) -> Access | None:
+    """The request's access; None when keys are configured and it presented no valid one
+    (only open paths such as /health are reached without one)."""
+    return access_for(caller_of(request.scope), keys_required=keys_checked(request.scope))
+
+
+def required_access(request: Request[Any, Any, Any]) -> Access:
+    """The request's access (a dependency); the key middleware lets nothing else through."""
+    access = access_of(request)
+    if access is None:
+        raise NotAuthorizedException("An API key is required.")
+    return access
+
+
+def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
+    """The app's registry of turns in flight (which a shutdown ends with an error)."""
+    active: ActiveTurns = request.app.state[ACTIVE_TURNS_KEY]
+    return active
+
+
+def disconnect_watcher(request: Request[Any, Any, Any]) -> Callable[[], Awaitable[None]]:
+    """What returns once the client of `request` has gone (for `until_first`)."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return disconnected
+
+
+ENDPOINT_KEY = "endpoint"
+"""Where a route handler's opt dict names its API surface (see `endpoint_of`)."""
+
+
+def endpoint_of(request: Request[Any, Any, Any]) -> str:
+    """The API surface of `request`'s handler (its `opt`), for logs and /stats."""
+    return str(request.route_handler.opt.get(ENDPOINT_KEY, "other"))
+
+
+def refused_request(
+    request: Request[Any, Any, Any], error: ValidationException
+) -> Response[ErrorBody]:
+    """A request whose body fails decoding: answered as any validation failure, and
+    counted in /stats as the service counts the requests it refuses (the
+    `ValidationException` handler of every endpoint that opens turns)."""
+    service: ChatService = request.app.state["service"]
+    service.count_refused(endpoint_of(request))
+    return handle_validation(request, error)
+
+
+def iso_time(seconds: float) -> str:
+    """A Unix time as ISO 8601 in UTC (`2026-12-02T03:04:05.123456Z`)."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
