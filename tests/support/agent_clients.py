@@ -35,11 +35,15 @@ _FOREIGN = (
     "AZURE_OPENAI",
 )
 
-# The Codex config of issue 15, plus no retries: a failed request shows at once instead
-# of after Codex's 4 request retries times 5 stream retries.
+# The Codex config of issue 15, plus: no retries, so a failed request shows at once
+# instead of after Codex's 4 request retries times 5 stream retries; no approvals and
+# no sandbox, so a command the (fake) model calls runs wherever the tests run, without
+# the user namespaces Codex's bundled bubblewrap needs.
 _CODEX_CONFIG = """\
 model = "{model}"
 model_provider = "proxy"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
 
 [model_providers.proxy]
 name = "proxy"

@@ -1,7 +1,9 @@
 """A fake Anthropic Messages API on 127.0.0.1, for driving the real `claude` CLI in tests.
 
-Behaviour is chosen per request by markers in the last user message's own text
-(its text blocks that do not start with `<system-reminder>`):
+Behaviour is chosen per request by markers in the last user message's own text (its
+text blocks minus the `<system-reminder>` sections they start with: the CLI's own
+reminder blocks hold nothing else, and a client's reminders, such as the Claude CLI's
+as a client of the proxy, may reach the fake merged into the text the proxy wrote):
 
 - no marker: echo, the reply is `echo: <text>` streamed in a few `text_delta` chunks;
 - `[[slow-first:S]]`: wait S seconds before the first byte of the response;
@@ -20,9 +22,8 @@ Behaviour is chosen per request by markers in the last user message's own text
   text, `echo (retried): <text>`;
 - `[[thinking]]`: a thinking block, then the echo text;
 - `[[reply:TEXT]]`: the reply is exactly TEXT instead of the echo (the last such marker
-  in any text block of the last user message, `<system-reminder>` blocks included: a
-  client's own reminders may reach the fake merged with its text). It gives agent
-  clients (Codex, the Claude CLI itself) an exact answer that differs from their prompt;
+  wins), so an agent client (Codex, the Claude CLI itself) gets an exact answer that
+  differs from its prompt;
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
   read-only profile), its input sent as one `input_json_delta`. With `--tools ""` the
@@ -83,7 +84,7 @@ from typing import Any, Self
 from tests.support.fake_tools import Block, offered_tools, text_block, tool_reply, tool_results
 
 _MARKER = re.compile(r"\[\[([a-z-]+)(?::([^\]]*))?\]\]")
-_REPLY = re.compile(r"\[\[reply:([^\]]*)\]\]")
+_LEADING_REMINDERS = re.compile(r"\A(?:\s*<system-reminder>.*?</system-reminder>)+\s*", re.DOTALL)
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -118,39 +119,26 @@ class RecordedRequest:
 
 
 def own_text(body: Any) -> str:
-    """Text blocks of the last user-role message that are not CLI reminders."""
+    """The last user-role message's text blocks, without the reminders they start with."""
     messages = body.get("messages", []) if isinstance(body, dict) else []
     for message in reversed(messages):
         if message.get("role") != "user":
             continue
         content = message.get("content")
         if isinstance(content, str):
-            return "" if content.startswith("<system-reminder>") else content
-        texts = [
-            block.get("text", "")
-            for block in content or []
-            if block.get("type") == "text"
-            and not block.get("text", "").startswith("<system-reminder>")
-        ]
-        return "\n".join(texts)
+            return _own_part(content) or ""
+        texts = [block.get("text", "") for block in content or [] if block.get("type") == "text"]
+        return "\n".join(part for part in map(_own_part, texts) if part is not None)
     return ""
 
 
-def scripted_reply(body: Any) -> str | None:
-    """The TEXT of the last `[[reply:TEXT]]` in the last user message's text, if any."""
-    messages = body.get("messages", []) if isinstance(body, dict) else []
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    content = users[-1].get("content") if users else None
-    if isinstance(content, str):
-        texts = [content]
-    else:
-        texts = [
-            b.get("text", "")
-            for b in content or []
-            if isinstance(b, dict) and b.get("type") == "text"
-        ]
-    found = _REPLY.findall("\n".join(texts))
-    return found[-1] if found else None
+def _own_part(text: str) -> str | None:
+    """A text block minus the `<system-reminder>` sections it starts with; None when it
+    holds nothing else (a reminder block of the CLI's own)."""
+    if not text.startswith("<system-reminder>"):
+        return text
+    rest = _LEADING_REMINDERS.sub("", text, count=1)
+    return rest if rest and not rest.startswith("<system-reminder>") else None
 
 
 @dataclass
@@ -354,9 +342,8 @@ def _reply_blocks(
         name, _, arguments = (markers["tool-use"] or 'Glob:{"pattern": "*"}').partition(":")
         # Sent as written (one delta), so a test may pass input the CLI must reject.
         return [_raw_tool_use(name, arguments or "{}")]
-    scripted = scripted_reply(body)
-    if scripted is not None:
-        return [text_block(scripted)]
+    if "reply" in markers:
+        return [text_block(markers["reply"] or "")]
     return tool_reply(body, text) or [text_block(echo)]
 
 

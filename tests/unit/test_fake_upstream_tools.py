@@ -244,16 +244,15 @@ def test_a_reply_marker_is_the_whole_answer_even_with_tools_offered(fake: FakeAn
     assert reply.stop_reason == "end_turn"
 
 
-def test_a_reply_marker_is_read_from_reminder_blocks_of_the_last_user_message(
-    fake: FakeAnthropic,
-) -> None:
-    merged = "<system-reminder>\nctx\n</system-reminder>\nsay hi [[reply:new]]"
-    messages = [user("[[reply:old]]"), {"role": "assistant", "content": "old"}, user(merged)]
+def test_markers_are_read_after_a_reminder_merged_into_the_text(fake: FakeAnthropic) -> None:
+    # A client's own reminder and prompt, written by a proxy as one block.
+    merged = "<system-reminder>\nctx [[reply:no]]\n</system-reminder>\n\nsay hi [[reply:yes]]"
+    reminder = {"type": "text", "text": "<system-reminder>\nthe CLI's own\n</system-reminder>\n"}
+    request = body([user([{"type": "text", "text": merged}, reminder])])
 
-    assert ask(fake, body(messages)).text == "new"
-    assert ask(fake, body([user([{"type": "text", "text": "no marker"}])])).text == (
-        "echo: no marker"
-    )
+    assert ask(fake, request).text == "yes"
+    assert fake.requests[-1].user_text == "say hi [[reply:yes]]"
+    assert ask(fake, body([user([reminder, {"type": "text", "text": "hi"}])])).text == "echo: hi"
 
 
 def test_an_explicit_instruction_calls_the_named_tool(fake: FakeAnthropic) -> None:

@@ -23,7 +23,7 @@ from tests.support.agent_clients import (
     last_user_turn,
     server_sessions,
 )
-from tests.support.client_tools import tools_server
+from tests.support.client_tools import tool_results_in, tools_server
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -81,3 +81,24 @@ def test_claude_continue_goes_on_in_the_same_cli_session(
     assert "Second question." in sent
     assert "First question." not in sent
     assert answered(history, "first answer")
+
+
+def test_claude_client_runs_the_tool_the_model_calls_and_answers_with_its_result(
+    client: ClaudeClient, fake_upstream: FakeAnthropic
+) -> None:
+    # The model calls the client's own Read tool; the client CLI reads the file and sends
+    # the tool_result back, which resumes the model's turn with it.
+    note = client.workdir / "note.txt"
+    note.write_text("note-token-42\n")
+    prompt = f'Read the note. [[call:Read:{{"file_path": "{note}"}}]]'
+
+    run = client.print_json(prompt, "--allowedTools", "Read")
+
+    assert run.exit_code == 0, run.describe()
+    result = json_result(run)
+    assert result["result"].startswith("tool result seen: "), run.describe()
+    assert "note-token-42" in result["result"]
+    assert result["num_turns"] == 2
+    _, resumed = fake_upstream.message_requests
+    [(_, output)] = tool_results_in(resumed).items()
+    assert "note-token-42" in output

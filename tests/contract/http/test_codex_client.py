@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.agent_clients import CodexClient, answered, last_user_turn, server_sessions
-from tests.support.client_tools import tools_server
+from tests.support.client_tools import tool_results_in, tools_server
 from tests.support.fake_upstream import FakeAnthropic
 from tests.support.server import ServerProcess
 
@@ -74,3 +74,23 @@ def test_codex_resume_continues_the_same_cli_session(
     assert "Second turn." in sent
     assert "First turn." not in sent
     assert answered(history, "first answer")
+
+
+def test_codex_runs_the_command_the_model_calls_and_answers_with_its_output(
+    codex: CodexClient, fake_upstream: FakeAnthropic
+) -> None:
+    # The model calls Codex's own `exec_command` tool; Codex runs it and sends the output
+    # back in its next request, which resumes the model's turn with it.
+    run = codex.exec('Run it. [[call:exec_command:{"cmd": "echo codex-ran-this"}]]')
+
+    assert run.exit_code == 0, run.describe()
+    assert run.stdout.startswith("tool result seen: "), run.describe()
+    assert "codex-ran-this" in run.stdout
+    _, resumed = fake_upstream.message_requests
+    history, _ = last_user_turn(resumed)
+    [call] = [b for b in history[-1]["content"] if b["type"] == "tool_use"]
+    assert call["name"].endswith("__exec_command")
+    assert call["input"] == {"cmd": "echo codex-ran-this"}
+    [(call_id, output)] = tool_results_in(resumed).items()
+    assert call_id == call["id"]
+    assert "codex-ran-this" in output
