@@ -12,7 +12,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
@@ -279,7 +279,7 @@ async def create_response(
     opt={ENDPOINT_KEY: ENDPOINT},
 )
 async def retrieve_response(
-    response_id: str,
+    response_id: FromPath[str],
     responses: NamedDependency[ResponseStore],
     access: NamedDependency[Access],
 ) -> Response[Any]:
@@ -301,7 +301,7 @@ async def retrieve_response(
     opt={ENDPOINT_KEY: ENDPOINT},
 )
 async def delete_response(
-    response_id: str,
+    response_id: FromPath[str],
     responses: NamedDependency[ResponseStore],
     access: NamedDependency[Access],
 ) -> Response[Any]:
