@@ -548,6 +548,17 @@ def test_codex_resuming_a_conversation_continues_its_cli_session(
     assert [m.text for m in second.messages] == ["Second probe prompt"]
 
 
+def test_stats_count_responses_requests_refused_ones_too(client: TestClient[Any]) -> None:
+    assert create(client, input="hi").status_code == 200
+    assert create(client, input=3).status_code == 400  # refused by decoding
+    assert create(client, input="").status_code == 400  # refused by the translation
+    assert create(client, input="hi", previous_response_id="resp_x").status_code == 404
+    assert create(client, input="hi", reasoning={"effort": "x"}).status_code == 400  # the core
+    requests = client.get("/stats").json()["requests"]
+    assert requests["by_endpoint"] == {"responses": 5}
+    assert (requests["total"], requests["errors"]) == (5, 4)
+
+
 def test_the_openapi_schema_lists_the_responses_paths(client: TestClient[Any]) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
     assert "post" in paths["/v1/responses"]
