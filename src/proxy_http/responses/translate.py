@@ -66,14 +66,6 @@ class Translated(msgspec.Struct, frozen=True):
     ignored_choice: bool
     response_format: ChatDict | None
 
-    def param(self, core_param: str | None, leading: Sequence[str]) -> str | None:
-        """The request field a core error's `param` (a chat request's path) stands for;
-        `leading` names the fields of the messages the core got before the input's
-        (`instructions`, a continuation's history)."""
-        if core_param is None:
-            return None
-        return _request_path(self, core_param, leading)
-
 
 def translate(request: ResponsesRequest) -> Translated:
     """The request in chat shapes; raises an invalid-request ChatError naming the field."""
@@ -294,12 +286,17 @@ def _request_path(translated: Translated, param: str, leading: Sequence[str]) ->
 
 
 def refused(error: ChatError, translated: Translated, leading: Sequence[str]) -> ChatError:
-    """A core ChatError whose `param` names the Responses request's field (`leading`:
-    see `Translated.param`)."""
-    param = translated.param(error.param, leading)
+    """A core ChatError (its `param` a chat request's path) naming the Responses
+    request's field instead; `leading` names the fields the core's messages before the
+    input's came from (`instructions`, a continuation's history)."""
+    if error.param is None:
+        return error
+    param = _request_path(translated, error.param, leading)
     if param == error.param:
         return error
-    message = error.message
-    if error.param:
-        message = message.replace(f"'{error.param}'", f"'{param}'")
+    # The core's message names its field too: quoted as a path, or by its bare name.
+    if error.param in _RENAMED:
+        message = error.message.replace(error.param, param)
+    else:
+        message = error.message.replace(f"'{error.param}'", f"'{param}'")
     return ChatError(error.reason, message, param=param, retry_after=error.retry_after)

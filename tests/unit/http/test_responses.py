@@ -395,6 +395,7 @@ def test_bad_requests_are_400s_naming_the_field(
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert "reasoning_effort" not in error["message"]  # the core's name for the field
 
 
 def test_unknown_and_other_keys_previous_responses_are_404s(stored: InMemoryResponseStore) -> None:
