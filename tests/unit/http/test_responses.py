@@ -556,7 +556,7 @@ def test_stats_count_responses_requests_refused_ones_too(client: TestClient[Any]
     assert create(client, input="hi", previous_response_id="resp_x").status_code == 404
     assert create(client, input="hi", reasoning={"effort": "x"}).status_code == 400  # the core
     requests = client.get("/stats").json()["requests"]
-    assert requests["by_endpoint"] == {"responses": 5}
+    assert requests["byEndpoint"] == {"responses": 5}
     assert (requests["total"], requests["errors"]) == (5, 4)
 
 
