@@ -28,6 +28,7 @@ from proxy_http.responses.wire import (
     OutputMessage,
     OutputReasoning,
     OutputTextPart,
+    ReasoningConfig,
     ResponseError,
     ResponseObject,
     ResponseUsage,
@@ -79,7 +80,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     instructions: str | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     previous_response_id: str | None = None
-    reasoning: Any = None
+    reasoning: ReasoningConfig | None = None
     text: dict[str, Any] = msgspec.field(default_factory=dict)
     max_output_tokens: int | None = None
     temperature: float | None = None

@@ -341,6 +341,15 @@ def test_a_failure_after_the_stream_started_ends_it_with_response_failed(
     assert not any(e.type == "response.output_item.done" for e in events)
 
 
+def test_a_silent_stream_is_kept_alive_with_comments(stored: InMemoryResponseStore) -> None:
+    runner = FakeRunner(delay=0.1)
+    with serve(runner, stored, keepalive_interval=0.02, stream_hold=0) as client:
+        answer = create(client, input="hi", stream=True)
+    assert "\n: keep-alive\n\n" in answer.text
+    events = events_of(answer.text)  # the comments are no events
+    assert folded(events).output_text == "echo: hi"
+
+
 def test_a_failure_before_the_stream_starts_is_answered_with_its_status(
     stored: InMemoryResponseStore,
 ) -> None:
@@ -450,7 +459,8 @@ def test_a_store_that_cannot_write_is_a_503_whole_and_response_failed_streamed(
 def test_previous_response_id_continues_the_session_with_only_the_new_input(
     client: TestClient[Any], runner: ToolRunner
 ) -> None:
-    first = create(client, input="one", instructions="be brief").json()
+    opened = create(client, input="one", instructions="be brief")
+    first = opened.json()
     second = create(client, input="two", previous_response_id=first["id"])
     assert second.status_code == 200
     plan = runner.plans[-1]
@@ -459,13 +469,13 @@ def test_previous_response_id_continues_the_session_with_only_the_new_input(
     assert plan.system == "be brief"  # kept from the chain
     assert second.json()["instructions"] == "be brief"
     assert second.json()["previous_response_id"] == first["id"]
-    assert second.headers["x-session-id"] == runner_key(first, client)
-
-
-def runner_key(response: dict[str, Any], client: TestClient[Any]) -> str:
-    """The session key a stored response ran under, as its client was shown it."""
-    again = create(client, input="three", previous_response_id=response["id"])
-    return str(again.headers["x-session-id"])
+    assert second.headers["x-session-id"] == opened.headers["x-session-id"]
+    # A chain goes on from any of its responses; new instructions start the CLI over.
+    third = create(client, input="three", previous_response_id=second.json()["id"])
+    assert runner.plans[-1].kind is PlanKind.CONTINUE
+    create(client, input="four", previous_response_id=third.json()["id"], instructions="be long")
+    assert runner.plans[-1].kind is PlanKind.RESTART
+    assert [m.text for m in runner.plans[-1].messages][-1] == "four"
 
 
 def test_a_function_call_round_trip_resumes_the_suspended_turn(
