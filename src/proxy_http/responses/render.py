@@ -138,12 +138,17 @@ and its calls (it stores the response; a ChatError it raises fails the stream)."
 
 
 class _Open(msgspec.Struct):
-    """The output item being written: its kind, index, id and text so far."""
+    """The output item being written: its kind, index, id and the text so far (in
+    pieces: joined once, at its end)."""
 
     kind: str
     index: int
     item_id: str
-    text: str = ""
+    pieces: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 class ResponsesRenderer:
@@ -170,7 +175,7 @@ class ResponsesRenderer:
     def text(self, text: str) -> bytes:
         head = self._switch("message")
         assert self._open is not None
-        self._open.text += text
+        self._open.pieces.append(text)
         self._text.append(text)
         return head + self._event(
             "response.output_text.delta",
@@ -184,7 +189,7 @@ class ResponsesRenderer:
     def thinking(self, text: str) -> bytes:
         head = self._switch("reasoning")
         assert self._open is not None
-        self._open.text += text
+        self._open.pieces.append(text)
         return head + self._event(
             "response.reasoning_summary_text.delta",
             item_id=self._open.item_id,
@@ -202,7 +207,6 @@ class ResponsesRenderer:
 
     def tool_arguments(self, index: int, text: str) -> bytes:
         call = self._calls[index]
-        call.text += text
         return self._event(
             "response.function_call_arguments.delta",
             item_id=call.item_id,
@@ -286,21 +290,22 @@ class ResponsesRenderer:
         if current is None:
             return b""
         where = {"item_id": current.item_id, "output_index": current.index}
+        text = current.text
         if current.kind == "message":
-            part = OutputTextPart(current.text)
+            part = OutputTextPart(text)
             item: OutputItem = OutputMessage(current.item_id, [part])
             events = self._event(
                 "response.output_text.done",
                 **where,
                 content_index=0,
-                text=current.text,
+                text=text,
                 logprobs=[],
             ) + self._event("response.content_part.done", **where, content_index=0, part=part)
         else:
-            summary = SummaryText(current.text)
+            summary = SummaryText(text)
             item = OutputReasoning(current.item_id, [summary])
             events = self._event(
-                "response.reasoning_summary_text.done", **where, summary_index=0, text=current.text
+                "response.reasoning_summary_text.done", **where, summary_index=0, text=text
             ) + self._event(
                 "response.reasoning_summary_part.done", **where, summary_index=0, part=summary
             )
