@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from proxy_http.messages import routes as messages
 from proxy_http.routes import chat, models, sessions, status
 
 ROUTES: tuple[ControllerRouterHandler, ...] = (
     *chat.ROUTES,
+    *messages.ROUTES,
     *models.ROUTES,
     *status.ROUTES,
     *sessions.ROUTES,
