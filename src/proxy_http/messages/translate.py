@@ -224,22 +224,45 @@ def chat_messages(body: MessagesInput) -> tuple[list[ChatMessage], list[Origin]]
     for index, turn in enumerate(body.messages):
         path = f"messages[{index}]"
         if isinstance(turn.content, str):
-            one: ChatMessage = (
-                ChatUserMessage(content=turn.content)
-                if turn.role == "user"
-                else ChatAssistantMessage(content=turn.content)
-            )
-            out.append(one)
+            out.append(_plain(turn.role, turn.content))
             origins.append(Origin(path, (f"{path}.content",)))
             continue
         blocks = [
             _block(raw, f"{path}.content[{position}]") for position, raw in enumerate(turn.content)
         ]
-        translated = _user_turn(blocks, path) if turn.role == "user" else _assistant(blocks, path)
+        if turn.role == "user":
+            translated = _user_turn(blocks, path)
+        elif turn.role == "assistant":
+            translated = _assistant(blocks, path)
+        else:
+            translated = [_system_turn(blocks, path)]
         for message, origin in translated:
             out.append(message)
             origins.append(origin)
     return out, origins
+
+
+def _plain(role: str, text: str) -> ChatMessage:
+    """A turn whose content is a string."""
+    if role == "user":
+        return ChatUserMessage(content=text)
+    if role == "assistant":
+        return ChatAssistantMessage(content=text)
+    return ChatSystemMessage(content=text)
+
+
+def _system_turn(blocks: Sequence[InputBlock], path: str) -> tuple[ChatMessage, Origin]:
+    """A `system` turn: its text joins the system prompt; it carries nothing else."""
+    parts: list[ContentPart] = []
+    for position, block in enumerate(blocks):
+        if not isinstance(block, TextBlock):
+            raise invalid_at(
+                f"{path}.content[{position}].type",
+                f"a system turn carries only text, not {block_type(block)!r} blocks.",
+            )
+        parts.append(TextContent(block.text))
+    paths = tuple(f"{path}.content[{position}]" for position in range(len(parts)))
+    return ChatSystemMessage(content=parts), Origin(path, paths)
 
 
 def _system_parts(system: object) -> list[ContentPart]:

@@ -25,9 +25,10 @@ class SystemText(msgspec.Struct, frozen=True):
 
 
 class InputMessage(msgspec.Struct, frozen=True):
-    """One turn of `messages`: a string, or content blocks (typed by `translate`)."""
+    """One turn of `messages`: a string, or content blocks (typed by `translate`).
+    A `system` turn (the Claude Code CLI sends one) joins the system prompt."""
 
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 
