@@ -78,6 +78,7 @@ def refused_message(
 ) -> Response[OpenAIErrorBody]:
     """A Messages body that fails decoding, counted in /stats as a refused request."""
     service: ChatService = request.app.state["service"]
+    note(endpoint=endpoint_of(request))
     service.count_refused(endpoint_of(request))
     return handle_chat_error(request, anthropic_validation(error))
 
@@ -86,6 +87,7 @@ def refused_count(
     request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[OpenAIErrorBody]:
     """A count_tokens body that fails decoding (not a turn: /stats does not count it)."""
+    note(endpoint=endpoint_of(request))
     return handle_chat_error(request, anthropic_validation(error))
 
 
