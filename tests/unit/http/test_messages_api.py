@@ -277,3 +277,24 @@ def test_stats_count_messages_and_the_schema_lists_both_paths() -> None:
     assert {"/v1/messages", "/v1/messages/count_tokens"} <= set(schema["paths"])
     described = schema["paths"]["/v1/messages/count_tokens"]["post"]["description"]
     assert "estimate" in described
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_ignored_fields_and_server_tools_are_named_in_headers(stream: bool) -> None:
+    server_tool = {"type": "web_search_20250305", "name": "web_search"}
+    with client_over(FakeRunner()) as client:
+        named = ask(
+            client,
+            [QUESTION],
+            stream=stream,
+            temperature=0.3,
+            top_p=0.9,
+            tools=[server_tool, WEATHER],
+        )
+        plain = ask(client, [QUESTION], stream=stream, max_tokens=5)
+    assert named.status_code == 200
+    assert named.headers["x-ignored-fields"] == "temperature,top_p"
+    assert named.headers["x-ignored-tools"] == "web_search_20250305"
+    # max_tokens is required of every request, so naming it would say nothing.
+    assert "x-ignored-fields" not in plain.headers
+    assert "x-ignored-tools" not in plain.headers
