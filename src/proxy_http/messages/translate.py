@@ -105,6 +105,27 @@ _SCALAR_FIELDS: Final = {
 }
 
 
+# The chat API's words for tool calls and results in a core error, and the Messages
+# API's for the same things (in this order: longer phrases first).
+_VOCABULARY: Final = (
+    ("An assistant message with 'tool_calls'", "An assistant turn with tool_use blocks"),
+    ("of the assistant message before it", "of the assistant turn before it"),
+    ("The tool message's", "The tool_result block's"),
+    ("tool messages", "tool_result blocks"),
+    ("a tool message", "a tool_result block"),
+    ("'tool_calls'", "tool_use blocks"),
+    ("'tool_call_id'", "tool_use_id"),
+    ("tool_call_id", "tool_use_id"),
+)
+
+
+def in_messages_terms(message: str) -> str:
+    """A core error's message in the Messages API's terms (tool_use, tool_result)."""
+    for chat, ours in _VOCABULARY:
+        message = message.replace(chat, ours)
+    return message
+
+
 class Origins(msgspec.Struct, frozen=True):
     """Where each chat message and function tool came from (see `rehome`)."""
 
@@ -141,7 +162,7 @@ class Origins(msgspec.Struct, frozen=True):
         if error.param is None:
             return error
         field = self.field(error.param)
-        message = error.message.replace(f" (at '{error.param}')", "")
+        message = in_messages_terms(error.message.replace(f" (at '{error.param}')", ""))
         return ChatError(
             error.reason,
             f"{field}: {message}",

@@ -305,3 +305,23 @@ def test_a_core_error_is_renamed_to_the_anthropic_field() -> None:
     renamed = result.origins.rehome(caught.value)
     assert renamed.param == "messages[2].content[2]"
     assert renamed.message == "messages[2].content[2]: The image's base64 data is invalid."
+
+
+def test_a_tool_pairing_error_speaks_of_tool_use_and_tool_result() -> None:
+    messages = [
+        {"role": "user", "content": "q"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
+        {"role": "user", "content": "no result"},
+    ]
+    result = translated(messages=messages)
+    with pytest.raises(ChatError) as caught:
+        parse_conversation(result.request.messages)
+    renamed = result.origins.rehome(caught.value)
+    assert renamed.message == (
+        "messages[1]: An assistant turn with tool_use blocks must be followed by tool_result "
+        "blocks responding to each tool_use_id. The following tool_use_ids did not have "
+        "response messages: t1."
+    )
