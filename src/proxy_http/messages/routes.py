@@ -228,7 +228,17 @@ def _headers(translated: Translated, session: str) -> dict[str, str]:
     responses={
         200: ResponseSpec(data_container=TokenCount, description="The estimated input tokens."),
         **error_specs(
-            400, 401, 403, 404, 408, 413, 415, 421, body=ErrorBody, description=_ERRORS_DESCRIPTION
+            400,
+            401,
+            403,
+            404,
+            408,
+            413,
+            415,
+            421,
+            503,
+            body=ErrorBody,
+            description=_ERRORS_DESCRIPTION,
         ),
     },
     exception_handlers={ValidationException: refused_count},
