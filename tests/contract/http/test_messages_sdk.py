@@ -17,7 +17,6 @@ from tests.support.client_tools import (
     call,
     client_tools_offered,
     plan_of,
-    tool_results_in,
     tools_server,
 )
 from tests.support.fake_upstream import FakeAnthropic
@@ -154,21 +153,31 @@ def test_tool_use_round_trip_resumes_the_same_cli_turn(
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": tool_use.id, "content": "18C and sunny"}
+                    {"type": "tool_result", "tool_use_id": tool_use.id, "content": "18C and sunny"},
+                    # Text beside the results (as Claude Code sends) goes into the same turn.
+                    {"type": "text", "text": "Keep it short."},
                 ],
             },
         ],
     )
     final = raw.parse()
     assert final.stop_reason == "end_turn"
-    assert final.content[0].text == "tool result seen: 18C and sunny"  # type: ignore[union-attr]
     assert plan_of(server, raw.headers["x-request-id"]) == "CONTINUE"
     details = backend_details(server)
     assert details["spawned"] == spawned + 1  # one process for both requests
     [resumed] = [p for p in details["live"] if p["session_id"] == suspended["session_id"]]
     assert resumed["pid"] == suspended["pid"]
-    # The model got the result as the tool_result of its own call, in the same session.
-    assert tool_results_in(fake_upstream.message_requests[-1]) == {tool_use.id: "18C and sunny"}
+    # The model got the result as the tool_result of its own call, in the same session,
+    # with the text after it as a block of its own.
+    [result] = result_blocks(fake_upstream.message_requests[-1])
+    assert result["tool_use_id"] == tool_use.id
+    assert [block["text"] for block in result["content"]] == ["18C and sunny", "Keep it short."]
+
+
+def result_blocks(request: Any) -> list[dict[str, Any]]:
+    """The tool_result blocks of an upstream request's last user message, as sent."""
+    content = request.body["messages"][-1]["content"]
+    return [block for block in content if block.get("type") == "tool_result"]
 
 
 def test_a_bad_request_is_raised_by_the_sdk_as_anthropic_s_error(server: ServerProcess) -> None:
