@@ -272,7 +272,7 @@ def test_stats_count_messages_and_the_schema_lists_both_paths() -> None:
         client.post("/v1/messages", json={"model": "sonnet", "messages": [QUESTION]})
         requests = client.get("/stats").json()["requests"]
         schema = client.get("/schema/openapi.json").json()
-    assert requests["by_endpoint"] == {"messages": 2}  # the refused body too
+    assert requests["byEndpoint"] == {"messages": 2}  # the refused body too
     assert (requests["total"], requests["errors"]) == (2, 1)
     assert {"/v1/messages", "/v1/messages/count_tokens"} <= set(schema["paths"])
     described = schema["paths"]["/v1/messages/count_tokens"]["post"]["description"]
