@@ -22,12 +22,15 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.diagnostics import Finding, diagnose
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.oauth_token import TokenFileError, with_oauth_token
+from proxy_cli_backend.response_store import DATABASE_NAME as RESPONSES_DATABASE_NAME
+from proxy_cli_backend.response_store import ResponseStoreError, SqliteResponseStore
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
 from proxy_core import (
     BackendStatus,
     ChatService,
     ModelCatalog,
+    ResponseStore,
     ServiceLimits,
     SessionStore,
 )
@@ -45,6 +48,7 @@ __all__ = [
     "build_app",
     "build_catalog",
     "build_limits",
+    "build_response_store",
     "build_runner",
     "build_store",
     "http_app",
@@ -191,6 +195,55 @@ def build_store(settings: Settings) -> SessionStore:
         raise BackendStartupError(str(error)) from error
 
 
+def build_response_store(settings: Settings) -> ResponseStore:
+    """The store of Responses API replies: SQLite at --responses-db, else in the state
+    dir. A TTL of 0 or less keeps replies until the count cap evicts them. A database
+    that cannot be opened stops the start-up."""
+    sessions = settings.sessions
+    path = sessions.responses_db or str(
+        Path(settings.backend.cli.state_dir) / RESPONSES_DATABASE_NAME
+    )
+    try:
+        return SqliteResponseStore(
+            path,
+            ttl_seconds=sessions.response_ttl if sessions.response_ttl > 0 else None,
+            max_responses=sessions.max_responses,
+        )
+    except (ResponseStoreError, ValueError) as error:
+        raise BackendStartupError(str(error)) from error
+
+
+def response_store_lifespan(
+    store: ResponseStore, interval: float
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Sweeps expired stored replies every `interval` seconds while the app lives (0:
+    never); closes the store when it stops."""
+
+    async def sweep_periodically() -> None:
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await store.sweep()
+            except Exception as error:  # one failed sweep must not end the server
+                log.warning("response_sweep_failed", error=repr(error))
+            else:
+                log.debug("responses_swept", removed=removed)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep_periodically())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await store.close()
+
+    return lifespan
+
+
 async def open_service(settings: Settings) -> ChatService:
     """Build the service and start its runner; raises BackendStartupError on a fatal problem.
 
@@ -311,27 +364,36 @@ def http_app(
     keys: ApiKeys | None = None,
     lifespan: Sequence[Lifespan] = (),
     readiness: ReadinessProbe | None = None,
+    responses: ResponseStore | None = None,
 ) -> Litestar:
     """The HTTP adapter over `service`, behind the ASGI layers `settings` configure.
 
     What `serve` runs, and what an embedding application or a test builds to get the
     same protected app. It requires `keys`; without them it reads the keys `settings`
-    configure, and raises ApiKeyError when the key file cannot be read.
+    configure, and raises ApiKeyError when the key file cannot be read. `responses`
+    keeps the Responses API's stored replies (None: in memory, see `create_app`).
     """
     config = http_config(settings)
     if keys is None:
         keys = api_keys_of(config.security)
-    app = create_app(service, config, lifespan=lifespan, readiness=readiness)
+    app = create_app(service, config, lifespan=lifespan, readiness=readiness, responses=responses)
     return protect(app, config, keys=keys, retry_after=service.limits.busy_retry_after)
 
 
 def build_app(service: ChatService, settings: Settings, *, keys: ApiKeys) -> Litestar:
     """The served app: the protected HTTP adapter over `service`, requiring `keys` (the
-    ones `serve` loaded and judged before starting), closing the service on shutdown."""
+    ones `serve` loaded and judged before starting), closing the service on shutdown.
+    It opens the store of Responses API replies (raises BackendStartupError when it
+    cannot), which it sweeps and closes with the app."""
+    responses = build_response_store(settings)
     return http_app(
         service,
         settings,
         keys=keys,
-        lifespan=[service_lifespan(service, settings)],
+        lifespan=[
+            service_lifespan(service, settings),
+            response_store_lifespan(responses, settings.sessions.session_sweep_interval),
+        ],
         readiness=ReadinessProbe(readiness_checks(service, settings)),
+        responses=responses,
     )

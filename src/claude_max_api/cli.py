@@ -144,7 +144,13 @@ async def _serve(settings: Settings) -> int:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         _close(listeners)
         return 1
-    app = build_app(service, settings, keys=keys)
+    try:
+        app = build_app(service, settings, keys=keys)
+    except BackendStartupError as error:  # the response database cannot be opened
+        print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
+        await service.aclose()
+        _close(listeners)
+        return 1
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
     quiet = _QuietWhenForced(app)
     config = uvicorn.Config(

@@ -146,6 +146,20 @@ class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
             "the sweep deletes it (0: never swept)."
         ),
     ] = 3600.0
+    responses_db: Annotated[
+        str | None,
+        Meta(
+            description="Database of stored Responses API replies (`:memory:` allowed).",
+            extra={"default": "<state_dir>/responses.sqlite3"},
+        ),
+    ] = None
+    response_ttl: Annotated[
+        float,
+        Meta(description="Seconds a stored Responses API reply is kept (0: until evicted)."),
+    ] = 7 * 24 * 3600.0
+    max_responses: Annotated[
+        int, Meta(description="Most stored Responses API replies kept; the oldest go first.")
+    ] = 10_000
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -220,7 +220,8 @@ class ToolBridge:
 
 
 def _content(result: ToolResult) -> dict[str, Any]:
-    content = [{"type": "text", "text": result.text}] if result.text else []
+    texts = (result.text, *result.notes)
+    content = [{"type": "text", "text": text} for text in texts if text]
     return {"content": content, "isError": result.is_error}
 
 

@@ -44,7 +44,7 @@ from proxy_core.events import (
     ToolCallStarted,
     Usage,
 )
-from proxy_core.fakes import FakeRunner, InMemorySessionStore, echo_script
+from proxy_core.fakes import FakeRunner, InMemoryResponseStore, InMemorySessionStore, echo_script
 from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, system_hash
 from proxy_core.openai_chat import chat_request
 from proxy_core.openai_wire import (
@@ -89,8 +89,10 @@ from proxy_core.ports import (
     BackendStatus,
     LiveDetails,
     LiveProcessInfo,
+    ResponseStore,
     Runner,
     SessionStore,
+    StoredResponse,
 )
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
 from proxy_core.request import ChatRequest, Completion
@@ -161,6 +163,7 @@ __all__ = [
     "ImageSource",
     "ImageUrl",
     "ImageUrlContent",
+    "InMemoryResponseStore",
     "InMemorySessionStore",
     "InputAudioContent",
     "InputTextContent",
@@ -182,6 +185,7 @@ __all__ = [
     "ReplyCollector",
     "ResolvedModel",
     "ResponseFormat",
+    "ResponseStore",
     "RestartReason",
     "Role",
     "Runner",
@@ -194,6 +198,7 @@ __all__ = [
     "Sessions",
     "Stop",
     "StopScanner",
+    "StoredResponse",
     "StreamOptions",
     "TerminalEvent",
     "TextBlock",

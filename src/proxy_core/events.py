@@ -78,7 +78,8 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     `resume_point` is an opaque backend marker for where the next turn continues.
     `tool_calls` are the client tool calls the reply ends with (stop_reason
     `tool_use`): the backend's turn waits for their results, which the next request
-    brings (each call's id is the backend's: see `pending`).
+    brings (each call's id is the backend's: see `pending`). `stop_sequence` is the
+    caller's stop sequence the reply was cut at (stop_reason `stop_sequence`).
     """
 
     stop_reason: str | None = None
@@ -86,6 +87,7 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     session_id: str | None = None
     resume_point: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    stop_sequence: str | None = None
 
     @property
     def pending(self) -> tuple[str, ...]:

@@ -11,7 +11,13 @@ from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
 from proxy_core.ledger import SessionRecord
 from proxy_core.planning import PlanKind, TurnPlan
-from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.ports import (
+    BackendStatus,
+    ResponseStore,
+    Runner,
+    SessionStore,
+    StoredResponse,
+)
 
 
 class InMemorySessionStore:
@@ -77,6 +83,47 @@ class InMemorySessionStore:
     async def sweep(self) -> int:
         """It keeps every record (no TTL, no cap)."""
         self._check(write=True)
+        return 0
+
+    async def close(self) -> None:
+        return None
+
+
+class InMemoryResponseStore:
+    """A ResponseStore in a dict, keeping at most `max_responses` (the oldest go first);
+    nothing expires by age. `fail()` makes it refuse writes as a full disk would."""
+
+    def __init__(self, max_responses: int = 1000) -> None:
+        if max_responses < 1:
+            raise ValueError("max_responses must be at least 1")
+        self.max_responses = max_responses
+        # Insertion order is age order: the first entry is the oldest.
+        self._responses: dict[tuple[str, str], StoredResponse] = {}
+        self._write_error: str | None = None
+
+    def fail(self, message: str = "database or disk is full") -> None:
+        """Make writes raise ChatError(STORE_UNAVAILABLE)."""
+        self._write_error = message
+
+    def _check_write(self) -> None:
+        if self._write_error is not None:
+            raise ChatError(FailureReason.STORE_UNAVAILABLE, self._write_error)
+
+    async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
+        return self._responses.get((namespace, response_id))
+
+    async def put(self, response: StoredResponse) -> None:
+        self._check_write()
+        self._responses[(response.namespace, response.id)] = response
+        while len(self._responses) > self.max_responses:
+            del self._responses[next(iter(self._responses))]
+
+    async def delete(self, response_id: str, namespace: str) -> bool:
+        self._check_write()
+        return self._responses.pop((namespace, response_id), None) is not None
+
+    async def sweep(self) -> int:
+        """It keeps every reply within its cap (no TTL)."""
         return 0
 
     async def close(self) -> None:
@@ -178,3 +225,4 @@ class FakeRunner:
 if TYPE_CHECKING:  # the fakes implement every method of the ports, capabilities included
     _store: SessionStore = InMemorySessionStore()
     _runner: Runner = FakeRunner()
+    _responses: ResponseStore = InMemoryResponseStore()

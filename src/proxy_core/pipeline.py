@@ -127,7 +127,9 @@ def reply_text(stops: Sequence[str], *, whole: bool) -> Step:
                         # A sequence found only at the end (its cut waited for a
                         # longer one): cut, as a stop mid-reply is.
                         attempt.cut = True
-                        yield Finished("stop_sequence", reply.text)
+                        yield Finished(
+                            "stop_sequence", reply.text, stop_sequence=reply.stop_sequence
+                        )
                         return
                     attempt.reply = reply.text or event.text
                 yield event
@@ -142,7 +144,8 @@ def _cut(attempt: Attempt, reply: ReplyText) -> list[Event]:
     held whole) and Finished("stop_sequence"); the reply is not remembered."""
     attempt.cut = True
     rest = reply.finish()
-    return [*([TextDelta(rest)] if rest else []), Finished("stop_sequence", reply.text)]
+    end = Finished("stop_sequence", reply.text, stop_sequence=reply.stop_sequence)
+    return [*([TextDelta(rest)] if rest else []), end]
 
 
 async def structured_output(attempt: Attempt, events: Events) -> Events:

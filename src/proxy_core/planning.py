@@ -74,7 +74,8 @@ def plan_turn(
     the session has seen by at least one message; anything else starts over, so two
     conversations can never mix. When the session's last reply called client tools,
     a CONTINUE must bring exactly the results of those calls (`tool_results`), which
-    resume the backend's suspended turn.
+    resume the backend's suspended turn; text-only user messages after the results go
+    with the last of them (`ToolResult.notes`).
     """
     seen = fingerprints(conversation.messages)
     if record is None:
@@ -119,21 +120,42 @@ def _tool_results(
     """The results the new messages bring for the calls the session's last reply made
     (our reply is the last message the record has seen), in the backend's ids and its
     order of the calls, whatever order the client sent them in; None unless the new
-    messages are tool messages answering exactly those calls, each once."""
+    messages are tool messages answering exactly those calls, each once, followed by
+    nothing but text-only user messages (which become the last result's `notes`)."""
     reply = messages[len(record.fingerprints) - 1]
     if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
         return None
     pairs = zip(reply.tool_calls, record.pending_calls, strict=True)
     backend = {call.id: pending for call, pending in pairs}
     answers: dict[str, ToolResult] = {}
-    for message in new:
+    replies = [m for m in new if m.role is Role.TOOL]
+    notes = _notes(new[len(replies) :])
+    if notes is None:
+        return None
+    for message in replies:
         call_id = backend.get(message.tool_call_id or "")
-        if message.role is not Role.TOOL or call_id is None or call_id in answers:
+        if call_id is None or call_id in answers:
             return None
         answers[call_id] = ToolResult(call_id, message.text, is_error=message.is_error)
     if len(answers) != len(record.pending_calls):
         return None
-    return tuple(answers[call_id] for call_id in record.pending_calls)
+    ordered = [answers[call_id] for call_id in record.pending_calls]
+    if notes:
+        ordered[-1] = msgspec.structs.replace(ordered[-1], notes=notes)
+    return tuple(ordered)
+
+
+def _notes(after: tuple[Message, ...]) -> tuple[str, ...] | None:
+    """The texts of the user messages that follow a request's tool results; None when
+    anything else follows (a tool message out of place, an assistant turn, an image),
+    which the waiting turn cannot take."""
+    notes: list[str] = []
+    for message in after:
+        if message.role is not Role.USER or message.images:
+            return None
+        if message.text:
+            notes.append(message.text)
+    return tuple(notes)
 
 
 def restart_plan(

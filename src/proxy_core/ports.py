@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncGenerator, Set
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -166,6 +166,48 @@ class SessionStore(Protocol):
         """Drop the records idle past the store's TTL, then the least recently used past
         its cap; returns how many. A store with neither drops nothing.
         """
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StoredResponse(msgspec.Struct, frozen=True):
+    """One finished reply of the Responses API, kept so its client can fetch it again
+    or continue from it (`previous_response_id`). `data` is the API surface's own
+    record of it (opaque to the store); `namespace` is whose it is (the API key's
+    session namespace), and only that namespace reaches it. `created_at` is wall-clock
+    seconds since the epoch."""
+
+    id: str
+    namespace: str
+    created_at: float
+    data: bytes
+
+
+@runtime_checkable  # the HTTP adapter receives it as a typed dependency
+class ResponseStore(Protocol):
+    """Stored Responses API replies, by id within a namespace, bounded by age and count.
+
+    A call the store cannot serve (disk full, read-only) raises
+    ChatError(STORE_UNAVAILABLE) with a message saying what failed.
+    """
+
+    async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
+        """The reply `response_id` of `namespace`; None when it is unknown, expired or
+        another namespace's."""
+        ...
+
+    async def put(self, response: StoredResponse) -> None:
+        """Keep a reply; past the store's cap, the oldest go."""
+        ...
+
+    async def delete(self, response_id: str, namespace: str) -> bool:
+        """Drop the reply `response_id` of `namespace`; whether there was one."""
+        ...
+
+    async def sweep(self) -> int:
+        """Drop the replies older than the store's TTL, then the oldest past its cap;
+        returns how many."""
         ...
 
     async def close(self) -> None: ...

@@ -40,6 +40,11 @@ class ReplyText:
         """A stop sequence was found: the reply ends before it."""
         return self._scanner is not None and self._scanner.stopped
 
+    @property
+    def stop_sequence(self) -> str | None:
+        """The stop sequence the reply was cut at (None while not stopped)."""
+        return self._scanner.matched if self._scanner is not None else None
+
     def add(self, piece: str) -> str:
         """Take a piece of the backend's text; returns what to pass on now."""
         if self._scanner is not None:

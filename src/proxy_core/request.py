@@ -24,7 +24,10 @@ class ChatRequest(msgspec.Struct, frozen=True):
     namespace every caller shares. `tools`, `tool_choice`, `parallel_tool_calls`
     and the legacy `functions` / `function_call` are OpenAI's, typed or plain (see
     `parse_tool_offer`). `endpoint` names the API surface the request came through
-    (`chat.completions`, `responses`, `messages`), for the statistics. `chat_request`
+    (`chat.completions`, `responses`, `messages`), for the statistics. `session_key`
+    continues a conversation under the exact key an earlier request got (as
+    `SessionKey.external` shows it, within `namespace`; `session_id` takes precedence:
+    see `derive_session_key`). `chat_request`
     builds one from a whole `ChatCompletionRequest`.
     """
 
@@ -42,6 +45,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     functions: Sequence[object] | None = None
     function_call: str | Mapping[str, object] | None = None
     endpoint: str = "chat.completions"
+    session_key: str | None = None
 
 
 class Completion(msgspec.Struct, frozen=True):

@@ -106,6 +106,7 @@ class ChatService:
                 header=request.session_id,
                 user=request.user,
                 namespace=request.namespace,
+                exact=request.session_key,
             )
         except ChatError:
             self._stats.errors += 1

@@ -1,6 +1,7 @@
 """Session keys: which conversation a request belongs to.
 
-Precedence: the `X-Session-Id` header, then the request's `user` field, then a hash
+Precedence: the `X-Session-Id` header, then an exact key a caller derived before (a
+stored Responses API reply's own key), then the request's `user` field, then a hash
 of the conversation's opening (system prompt + first user message). Each origin has
 its own prefix, so a header value can never collide with an automatic key.
 
@@ -74,12 +75,16 @@ def derive_session_key(
     header: str | None = None,
     user: str | None = None,
     namespace: str = "",
+    exact: str | None = None,
 ) -> SessionKey:
     """Derive the session key for a request, within `namespace` (see `namespaced`).
 
     A header value must be 1-128 characters of `A-Za-z0-9._:@+=/-`, else it is
-    refused (the client asked for that exact key). A `user` value outside those
-    bounds is hashed instead, since OpenAI lets `user` be any string.
+    refused (the client asked for that exact key). `exact` is a key derived before,
+    as `SessionKey.external` shows it (`h:abc`, `auto:...`): it is taken as it is,
+    within `namespace` (ValueError when it is no such key: it comes from the caller,
+    never from a request). A `user` value outside those bounds is hashed instead,
+    since OpenAI lets `user` be any string.
     """
     if header is not None:
         value = header.strip()
@@ -90,12 +95,23 @@ def derive_session_key(
                 "X-Session-Id",
             )
         return _key(namespace, _PREFIX[KeyOrigin.HEADER] + value, KeyOrigin.HEADER)
+    if exact is not None:
+        return _key(namespace, exact, origin_of(exact))
     if user is not None and user.strip():
         value = user.strip()
         if len(value) > MAX_KEY_LENGTH or not _SAFE.match(value):
             value = "#" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return _key(namespace, _PREFIX[KeyOrigin.USER] + value, KeyOrigin.USER)
     return _key(namespace, _PREFIX[KeyOrigin.AUTO] + opening_hash(conversation), KeyOrigin.AUTO)
+
+
+def origin_of(key: str) -> KeyOrigin:
+    """The origin of a key within its namespace, by its prefix; ValueError for a string
+    that no derivation gives."""
+    for origin, prefix in _PREFIX.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return origin
+    raise ValueError(f"not a session key: {key!r}")
 
 
 def _key(namespace: str, key: str, origin: KeyOrigin) -> SessionKey:

@@ -35,7 +35,8 @@ class StopScanner:
     `feed` returns the text that is safe to pass on: it holds back the last
     `longest - 1` characters, which could be the start of a stop sequence split
     across pieces. Once a sequence is found, `stopped` is set, the text before it is
-    the last that `feed` returns, and `text` is the reply up to the sequence.
+    the last that `feed` returns, `text` is the reply up to the sequence and `matched`
+    is the sequence (the longest one found there).
     """
 
     def __init__(self, stops: Sequence[str]) -> None:
@@ -44,6 +45,7 @@ class StopScanner:
         self._text = ""
         self._sent = 0
         self.stopped = False
+        self.matched: str | None = None
 
     @property
     def text(self) -> str:
@@ -93,6 +95,7 @@ class StopScanner:
 
     def _stop(self, at: int) -> str:
         self.stopped = True
+        self.matched = max((s for s in self._stops if self._text.startswith(s, at)), key=len)
         self._text = self._text[:at]
         return self._release(at)
 

@@ -20,7 +20,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import Guard, Middleware
 
-from proxy_core import ChatService
+from proxy_core import ChatService, InMemoryResponseStore, ResponseStore
 from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.readiness import ReadinessProbe
@@ -54,6 +54,7 @@ def create_app(
     middleware: Sequence[Middleware] = (),
     debug: bool = False,
     readiness: ReadinessProbe | None = None,
+    responses: ResponseStore | None = None,
 ) -> Litestar:
     """The plain HTTP app over `service`: routes, dependencies, error shapes.
 
@@ -63,8 +64,11 @@ def create_app(
     from start-up on, in the background. The request log,
     the browser guard, API keys and the body budget are ASGI layers put around it by
     `proxy_http.layers.protect`: served without them, every caller has open access.
+    `responses` keeps the Responses API's stored replies; without one they are kept in
+    memory (the newest 1000) until the app stops. Whoever passes one closes it.
     """
     options = (config or HttpConfig()).http
+    stored: ResponseStore = responses if responses is not None else InMemoryResponseStore()
     if readiness is not None:
         lifespan = [*lifespan, _readiness_lifespan(readiness)]
     return Litestar(
@@ -73,6 +77,7 @@ def create_app(
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "options": Provide(lambda: options, use_cache=True, sync_to_thread=False),
+            "responses": Provide(lambda: stored, use_cache=True, sync_to_thread=False),
             "access": Provide(required_access, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
@@ -88,7 +93,11 @@ def create_app(
                 READINESS_KEY: readiness,
             }
         ),
-        signature_namespace={"ChatService": ChatService, "HttpOptions": HttpOptions},
+        signature_namespace={
+            "ChatService": ChatService,
+            "HttpOptions": HttpOptions,
+            "ResponseStore": ResponseStore,
+        },
         logging_config=None,
         debug=debug,
     )

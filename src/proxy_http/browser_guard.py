@@ -28,7 +28,7 @@ from proxy_http.logging import note
 from proxy_http.wire import ErrorBody
 
 CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Session-Id", "x-api-key")
-CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After, X-Ignored-Fields"
+CORS_EXPOSED_HEADERS = "X-Session-Id, X-Request-Id, Retry-After, X-Ignored-Fields, X-Ignored-Tools"
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 MAX_REQUESTED_HEADERS = 64

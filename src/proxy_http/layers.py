@@ -5,6 +5,8 @@ the composition root, an embedding application and the tests all serve the same
 protected stack. From the outside in:
 
 - the request log, so every request gets an id and one line, refused ones included;
+- Anthropic's error shape for the Messages paths, around every layer that can refuse
+  a request (`proxy_http.messages.errors.AnthropicErrors`);
 - the browser guard, so a refused browser request never reaches the key check;
 - the key check (only with keys), so a client without a key holds no body budget;
 - the body budget, innermost, around Litestar's own routing.
@@ -25,6 +27,7 @@ from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.config import HttpConfig
 from proxy_http.logging import RequestLogMiddleware
+from proxy_http.messages.errors import AnthropicErrors
 
 
 def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: float) -> Litestar:
@@ -49,5 +52,7 @@ def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: fl
     browser = BrowserPolicy.from_settings(
         options.host, security.allowed_hosts, security.allowed_origins
     )
-    app.asgi_handler = RequestLogMiddleware(BrowserGuardMiddleware(handler, browser))
+    app.asgi_handler = RequestLogMiddleware(
+        AnthropicErrors(BrowserGuardMiddleware(handler, browser))
+    )
     return app

@@ -357,13 +357,14 @@ async def stream_turn(
 
 
 class Collected(msgspec.Struct, frozen=True):
-    """A turn's whole reply."""
+    """A turn's whole reply (`stop_sequence`: the one it was cut at, if any)."""
 
     text: str
     thinking: str
     stop_reason: str | None
     usage: Usage
     tool_calls: tuple[ToolCall, ...] = ()
+    stop_sequence: str | None = None
 
 
 async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collected:
@@ -384,6 +385,7 @@ async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collect
                     finished.stop_reason,
                     reply.usage,
                     finished.tool_calls,
+                    finished.stop_sequence,
                 )
     except StopAsyncIteration:
         raise no_result() from None

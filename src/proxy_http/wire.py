@@ -203,7 +203,7 @@ class Uptime(msgspec.Struct, frozen=True):
     human: str
 
 
-class RequestCounts(msgspec.Struct, frozen=True):
+class RequestCounts(msgspec.Struct, frozen=True, rename="camel"):
     total: int
     completed: int
     errors: int

@@ -64,7 +64,14 @@ def test_stats_count_requests_and_tokens(server: LiveServer) -> None:
     assert with_error.status_code == 400
     body = httpx.get(server.base_url + "/stats").json()
     assert set(body) == {"uptime", "requests", "concurrency", "sessions", "tokens", "performance"}
-    assert body["requests"] == {"total": 2, "completed": 1, "errors": 1, "active": 0, "queued": 0}
+    assert body["requests"] == {
+        "total": 2,
+        "completed": 1,
+        "errors": 1,
+        "active": 0,
+        "queued": 0,
+        "byEndpoint": {"chat.completions": 2},
+    }
     assert (
         body["tokens"]["total"] == body["tokens"]["totalInput"] + body["tokens"]["totalOutput"] > 0
     )

@@ -1,5 +1,6 @@
 """Schemathesis against the served OpenAPI schema: no input makes the server fail (5xx),
-and every error it answers is in OpenAI's shape."""
+and every error it answers is in its API's shape (Anthropic's under /v1/messages,
+OpenAI's elsewhere)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,19 @@ def assert_openai_error(body: object) -> None:
     assert set(error) <= {"message", "type", "param", "code"}
 
 
+def assert_anthropic_error(body: object) -> None:
+    assert isinstance(body, dict), body
+    assert body.get("type") == "error", body
+    error = body.get("error")
+    assert isinstance(error, dict), body
+    assert set(error) == {"type", "message"}
+    assert error["message"]
+    assert isinstance(error["type"], str)
+
+
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/messages"),
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
     ("GET", "/health"),
@@ -57,13 +69,14 @@ def _operations(schema: Any) -> list[Any]:
 # Negative cases (inputs that break the schema) exist only where there is input to break.
 CASES = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
     ("POST", "/v1/chat/completions", GenerationMode.NEGATIVE),
+    ("POST", "/v1/messages", GenerationMode.NEGATIVE),
     ("GET", "/v1/sessions", GenerationMode.NEGATIVE),
     ("DELETE", "/v1/sessions", GenerationMode.NEGATIVE),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), CASES)
-def test_no_input_breaks_the_server_and_errors_are_openai_shaped(
+def test_no_input_breaks_the_server_and_errors_have_their_api_s_shape(
     fuzz_server: LiveServer, method: str, path: str, mode: GenerationMode
 ) -> None:
     schema = schemathesis.openapi.from_url(fuzz_server.base_url + "/schema/openapi.json")
@@ -83,6 +96,9 @@ def test_no_input_breaks_the_server_and_errors_are_openai_shaped(
         response = case.call(base_url=fuzz_server.base_url, timeout=30)
         assert response.status_code < 500, (response.status_code, response.text[:500])
         if response.status_code >= 400:
-            assert_openai_error(response.json())
+            if path.startswith("/v1/messages"):
+                assert_anthropic_error(response.json())
+            else:
+                assert_openai_error(response.json())
 
     check()

@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 
-from claude_max_api.bootstrap import BackendStartupError, build_store, service_lifespan
+from claude_max_api.bootstrap import (
+    BackendStartupError,
+    build_response_store,
+    build_store,
+    response_store_lifespan,
+    service_lifespan,
+)
 from claude_max_api.settings import Settings
+from proxy_cli_backend.response_store import SqliteResponseStore
 from proxy_cli_backend.session_store import SqliteSessionStore
-from proxy_core import ChatService, FakeRunner, SessionRecord
+from proxy_core import ChatService, FakeRunner, SessionRecord, StoredResponse
 
 
 async def test_serve_keeps_sessions_in_the_state_dir_by_default(tmp_path: Path) -> None:
@@ -95,3 +102,31 @@ async def test_the_server_runs_the_runners_watchdog_and_kills_its_orphans_when_i
         assert runner.watching == [0.25]
         assert runner.killed_at_close == []
     assert runner.killed_at_close == [None]  # what it tracked, not every descendant
+
+
+async def test_stored_responses_go_beside_the_sessions_bounded_and_swept(tmp_path: Path) -> None:
+    settings = Settings.from_values(
+        state_dir=str(tmp_path), response_ttl=60, max_responses=5, session_sweep_interval=0.05
+    )
+    store = build_response_store(settings)
+    assert isinstance(store, SqliteResponseStore)
+    assert (store.path, store.ttl_seconds, store.max_responses) == (
+        str(tmp_path / "responses.sqlite3"),
+        60,
+        5,
+    )
+    await store.put(StoredResponse("resp_old", "", time.time() - 3600, b"{}"))
+    await store.put(StoredResponse("resp_new", "", time.time(), b"{}"))
+    async with response_store_lifespan(store, 0.05)(Litestar()):
+        for _ in range(200):
+            if await store.get("resp_old", "") is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await store.get("resp_old", "") is None
+        assert await store.get("resp_new", "") is not None
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.get("resp_new", "")
+    unbounded = build_response_store(Settings.from_values(responses_db=":memory:", response_ttl=0))
+    assert isinstance(unbounded, SqliteResponseStore)
+    assert unbounded.ttl_seconds is None
+    await unbounded.close()

@@ -113,6 +113,17 @@ def test_an_error_result_is_answered_as_an_error() -> None:
     assert rpc(line, "r3")["result"]["isError"] is True
 
 
+def test_notes_after_a_result_are_text_blocks_of_their_own_after_it() -> None:
+    bridge = ToolBridge([WEATHER])
+    bridge.handle("r3", call(2, "toolu_a"))
+    (line,) = bridge.supply([ToolResult("toolu_a", "sunny", notes=("Be brief.", "<r>"))])
+    assert rpc(line, "r3")["result"]["content"] == [
+        {"type": "text", "text": "sunny"},
+        {"type": "text", "text": "Be brief."},
+        {"type": "text", "text": "<r>"},
+    ]
+
+
 def test_a_result_supplied_before_its_call_answers_the_call_at_once() -> None:
     # The CLI asks parallel calls one after another: the second after the first is answered.
     bridge = ToolBridge([WEATHER, TIME])

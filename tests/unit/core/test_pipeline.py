@@ -69,7 +69,7 @@ async def test_a_stop_sequence_cuts_the_reply_ends_it_and_closes_the_backend() -
     source = Source(TextDelta("one STOP two"), TextDelta(" three"), Finished("end_turn"))
     attempt = Attempt(new_plan())
     out = await collect(reply_text(["STOP"], whole=False)(attempt, source()))
-    assert out == [TextDelta("one "), Finished("stop_sequence", "one ")]
+    assert out == [TextDelta("one "), Finished("stop_sequence", "one ", stop_sequence="STOP")]
     assert attempt.cut
     assert source.closed
 

@@ -323,7 +323,7 @@ def test_a_legacy_call_is_resumed_by_its_function_message() -> None:
     assert plan_.tool_results == (ToolResult("toolu_09", "found it"),)
 
 
-def test_results_followed_by_a_new_user_message_abandon_the_suspended_turn() -> None:
+def test_results_followed_by_user_text_resume_the_turn_with_the_text_as_notes() -> None:
     record = suspended([QUESTION], CALLS, BACKEND_IDS)
     request = parse_conversation(
         [
@@ -335,12 +335,12 @@ def test_results_followed_by_a_new_user_message_abandon_the_suspended_turn() -> 
         ]
     )
     plan_ = plan(record, request)
-    assert plan_.kind is PlanKind.RESTART
-    assert plan_.restart_reason is RestartReason.TOOL_TURN_ABANDONED
-    assert plan_.tool_results == ()
-    assert plan_.cli_session_id == "cli-new"
-    assert plan_.messages == request.messages
-    assert parse_rendering(plan_.prompt) == request.messages
+    assert plan_.kind is PlanKind.CONTINUE
+    assert plan_.tool_results == (
+        ToolResult(BACKEND_IDS[0], "sun"),
+        ToolResult(BACKEND_IDS[1], "rain", notes=("never mind, what about Oslo?",)),
+    )
+    assert plan_.messages == request.messages[2:]
 
 
 def test_a_reply_whose_calls_the_record_does_not_match_abandons_the_turn() -> None:

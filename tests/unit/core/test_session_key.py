@@ -101,3 +101,21 @@ def test_a_namespaced_key_carries_its_namespace_and_shows_the_key_within_it() ->
 def test_a_namespace_outside_its_alphabet_is_a_programming_error(namespace: str) -> None:
     with pytest.raises(ValueError, match="namespace"):
         derive_session_key(opening(None, "hi"), namespace=namespace)
+
+
+def test_an_exact_key_is_taken_as_it_is_within_the_namespace_and_yields_to_the_header() -> None:
+    earlier = derive_session_key(opening("be brief", "hi"), user="alice", namespace="k1")
+    # Another opening, but the exact key of the earlier request: the same conversation.
+    again = derive_session_key(opening(None, "later"), exact=earlier.external, namespace="k1")
+    assert again == earlier
+    assert again.origin is KeyOrigin.USER
+    auto = derive_session_key(opening(None, "hi"))
+    assert derive_session_key(opening(None, "x"), exact=auto.external, user="bob") == auto
+    header = derive_session_key(opening(None, "x"), header="pinned", exact=auto.external)
+    assert header.value == "h:pinned"
+
+
+@pytest.mark.parametrize("exact", ["", "h:", "plain", "ns:k1:h:abc"])
+def test_an_exact_key_that_no_derivation_gives_is_a_programming_error(exact: str) -> None:
+    with pytest.raises(ValueError, match="session key"):
+        derive_session_key(opening(None, "hi"), exact=exact)

@@ -40,11 +40,11 @@ def test_too_many_or_non_string_sequences_are_refused_naming_stop(value: object)
     assert (caught.value.reason, caught.value.param) == (FailureReason.INVALID_REQUEST, "stop")
 
 
-def scan(pieces: Sequence[str], stops: Sequence[str]) -> tuple[str, bool]:
+def scan(pieces: Sequence[str], stops: Sequence[str]) -> tuple[str, bool, str | None]:
     scanner = StopScanner(stops)
     out = "".join(scanner.feed(piece) for piece in pieces) + scanner.flush()
     assert out == scanner.text
-    return out, scanner.stopped
+    return out, scanner.stopped, scanner.matched
 
 
 def expected_cut(text: str, stops: Sequence[str]) -> str:
@@ -62,9 +62,14 @@ def test_any_split_of_any_text_is_cut_at_the_first_stop_sequence(
 ) -> None:
     bounds = sorted({0, len(text), *(min(c, len(text)) for c in cuts)})
     pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
-    out, stopped = scan(pieces, stops)
+    out, stopped, matched = scan(pieces, stops)
     assert out == expected_cut(text, stops)
     assert stopped == (out != text or any(s in text for s in stops))
+    # The sequence it names is one of them, and it is what follows the cut.
+    assert (matched is not None) == stopped
+    if matched is not None:
+        assert matched in stops
+        assert text.startswith(matched, len(out))
 
 
 def test_text_that_might_start_a_sequence_is_held_back_until_it_cannot() -> None:
@@ -120,7 +125,7 @@ async def test_a_reply_is_cut_before_the_stop_the_turn_abandoned_and_the_ledger_
     events = [e async for e in service.stream(asked)]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == "Thought: look it up\nAction: search"
-    assert events[-1] == Finished("stop_sequence", text)
+    assert events[-1] == Finished("stop_sequence", text, stop_sequence="\nObservation:")
     assert (runner.closed, runner.active) == (2, 0)  # the runner's turn was closed
     (record,) = (await service.list_sessions())[0]
     assert record.message_count == 2  # not advanced past what the client saw
@@ -151,6 +156,6 @@ async def test_a_sequence_decided_only_at_the_reply_end_cuts_it_unrecorded() -> 
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     # `:` is found at once, but `A::` might have started just before it.
     assert text == "Result A"
-    assert events[-1] == Finished("stop_sequence", "Result A")
+    assert events[-1] == Finished("stop_sequence", "Result A", stop_sequence=":")
     (record,) = (await service.list_sessions())[0]
     assert record.message_count == 2

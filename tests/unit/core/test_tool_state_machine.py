@@ -21,6 +21,7 @@ import asyncio
 import json
 from typing import Any, ClassVar, NamedTuple
 
+import msgspec
 import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -175,14 +176,22 @@ class ToolConversationMachine(RuleBasedStateMachine):
         if self.confirmed is None or not self.calls or not _extends(messages, self.confirmed):
             return None
         new = messages[len(self.confirmed) :]
-        answered = {_answers(m): m for m in new if m["role"] in ("tool", "function")}
+        replies = [m for m in new if m["role"] in ("tool", "function")]
+        after = new[len(replies) :]  # text-only user messages go with the last result
+        answered = {_answers(m): m for m in replies}
         asked = [call_id for call_id, _ in _calls_of(self.confirmed[-1])]
-        if len(answered) != len(new) or sorted(answered) != sorted(asked):
+        if len(answered) != len(replies) or sorted(answered) != sorted(asked):
             return None
-        return tuple(
+        if any(m["role"] != "user" for m in after):
+            return None
+        results = [
             ToolResult(call.id, _text(answered[i]["content"]), bool(answered[i].get("is_error")))
             for i, call in zip(asked, self.calls, strict=True)
-        )
+        ]
+        notes = tuple(text for m in after if (text := _text(m["content"])))
+        if notes:
+            results[-1] = msgspec.structs.replace(results[-1], notes=notes)
+        return tuple(results)
 
     def _check_plans(
         self,

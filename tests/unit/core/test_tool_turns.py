@@ -49,6 +49,10 @@ TOOLS = [
 ]
 FUNCTIONS = [tool["function"] for tool in TOOLS]
 QUESTION = {"role": "user", "content": "Weather in Paris?"}
+PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNk"
+    "YAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 
 
 def service(runner: ToolRunner, **limits: int) -> ChatService:
@@ -218,19 +222,54 @@ async def test_legacy_functions_round_trip_by_name() -> None:
     assert second.text == "results: sunny"
 
 
-async def test_results_followed_by_a_user_message_abandon_the_suspended_turn() -> None:
+async def test_text_after_the_results_goes_with_the_last_result_into_the_suspended_turn() -> None:
+    # Claude Code and Anthropic clients send text beside their tool results (reminders,
+    # a user's remark): the waiting turn takes it rather than starting over.
+    runner = ToolRunner()
+    svc = service(runner)
+    runner.reply(Reply("", (Call("weather", args(city="Paris")), Call("time", args()))))
+    first = await svc.complete(ask([QUESTION]))
+    old = (await record_of(svc)).cli_session_id
+    weather, clock = first.tool_calls
+    history = [
+        QUESTION,
+        echo(first),
+        result(weather, "sunny"),
+        result(clock, "noon"),
+        {"role": "user", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "<reminder>"}]},
+    ]
+    await svc.complete(ask(history))
+    plan = runner.plans[-1]
+    assert plan.kind is PlanKind.CONTINUE
+    assert plan.cli_session_id == old
+    assert plan.tool_results == (
+        ToolResult(weather.id, "sunny"),
+        ToolResult(clock.id, "noon", notes=("Be brief.", "<reminder>")),
+    )
+    assert runner.violations == []
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PIXEL}}]},
+        {"role": "assistant", "content": "I answer myself."},
+    ],
+    ids=["an image", "an assistant turn"],
+)
+async def test_results_followed_by_what_a_turn_cannot_take_abandon_it(
+    after: dict[str, Any],
+) -> None:
     runner = ToolRunner()
     svc = service(runner)
     runner.reply(Reply("", (Call("weather", args(city="Paris")),)))
     first = await svc.complete(ask([QUESTION]))
     old = (await record_of(svc)).cli_session_id
     (call,) = first.tool_calls
-    history = [
-        QUESTION,
-        echo(first),
-        result(call, "sunny"),
-        {"role": "user", "content": "Never mind."},
-    ]
+    history = [QUESTION, echo(first), result(call, "sunny"), after]
+    if after["role"] == "assistant":
+        history.append({"role": "user", "content": "Go on."})
     await svc.complete(ask(history))
     plan = runner.plans[-1]
     assert plan.kind is PlanKind.RESTART

@@ -14,6 +14,7 @@ from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.browser_guard import BrowserGuardMiddleware
+from proxy_http.messages.errors import AnthropicErrors
 
 LOCAL = "http://127.0.0.1:3456"
 CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
@@ -35,7 +36,10 @@ def test_the_guard_wraps_the_key_check_inside_the_request_log() -> None:
     app = http_app(
         ChatService(FakeRunner(), InMemorySessionStore()), Settings.from_values(api_keys="k")
     )
-    guard = app.asgi_handler.app  # type: ignore[attr-defined]
+    # Between them, only the Messages API's error shaping (which refuses nothing).
+    shaping = app.asgi_handler.app  # type: ignore[attr-defined]
+    assert isinstance(shaping, AnthropicErrors)
+    guard = shaping.app
     assert isinstance(guard, BrowserGuardMiddleware)
     assert isinstance(guard.app, ApiKeyMiddleware)
 

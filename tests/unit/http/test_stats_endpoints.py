@@ -16,5 +16,5 @@ def test_stats_count_chat_requests_by_endpoint_refused_ones_too() -> None:
         assert client.post("/v1/chat/completions", json=good).status_code == 200
         assert client.post("/v1/chat/completions", json={"model": 3}).status_code == 400
         requests = client.get("/stats").json()["requests"]
-    assert requests["by_endpoint"] == {"chat.completions": 2}
+    assert requests["byEndpoint"] == {"chat.completions": 2}
     assert (requests["total"], requests["errors"]) == (2, 1)

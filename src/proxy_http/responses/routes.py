@@ -1,0 +1,318 @@
+"""The OpenAI Responses surface: `POST /v1/responses`, and `GET` / `DELETE
+/v1/responses/{id}` for the stored ones (see docs/responses.md)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import structlog
+from litestar import Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.response import Stream
+from litestar.types import ControllerRouterHandler
+
+from proxy_core import ChatError, ChatRequest, ChatService, ResponseStore, ToolCall
+from proxy_http.auth import Access
+from proxy_http.config import HttpOptions
+from proxy_http.errors import error_response
+from proxy_http.logging import note
+from proxy_http.responses.render import Envelope, ResponsesRenderer, new_id, output_items
+from proxy_http.responses.stored import StoredRecord, keep, load, reply_message
+from proxy_http.responses.translate import ChatDict, Translated, refused, translate
+from proxy_http.responses.wire import (
+    UNHONOURED_FIELDS,
+    ResponseDeleted,
+    ResponseObject,
+    ResponsesRequest,
+)
+from proxy_http.routing import (
+    ENDPOINT_KEY,
+    IGNORED_FIELDS_HEADER,
+    SESSION_HEADER,
+    active_turns,
+    disconnect_watcher,
+    error_specs,
+    refused_request,
+)
+from proxy_http.streaming import collect_turn, open_stream, until_first
+from proxy_http.wire import ErrorBody, ErrorDetail
+
+ENDPOINT = "responses"
+"""The surface's name in request log lines and /stats."""
+
+IGNORED_TOOLS_HEADER = "X-Ignored-Tools"
+"""Names the tool types of a request that were not offered (comma-separated)."""
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+# A `prompt_cache_key` keys the session as the X-Session-Id header does when it is one
+# the header could be; any other is hashed, as `user` is.
+_HEADER_SAFE = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
+
+_log = structlog.get_logger("proxy_http.responses")
+
+
+def _not_found(message: str, param: str | None) -> Response[ErrorBody]:
+    return error_response(
+        404, ErrorBody(ErrorDetail(message, "invalid_request_error", param, "not_found"))
+    )
+
+
+class _Conversation:
+    """What a request continues: its instructions and the history before its input
+    (a previous response's, or none), and the session key that history ran under."""
+
+    def __init__(self, request: ResponsesRequest, previous: StoredRecord | None) -> None:
+        # Without instructions a continuation keeps its chain's, so the CLI session
+        # (pinned to its system prompt) goes on instead of starting over.
+        instructions = request.instructions
+        if instructions is None and previous is not None:
+            instructions = previous.instructions
+        self.instructions = instructions or None
+        self.history: list[ChatDict] = previous.history if previous else []
+        self.session_key = previous.session_key if previous else None
+
+    def messages(self, translated: Translated) -> list[ChatDict]:
+        system = [{"role": "system", "content": self.instructions}] if self.instructions else []
+        return [*system, *self.history, *translated.messages]
+
+    @property
+    def leading(self) -> list[str]:
+        """The request fields the messages before the input come from (error paths)."""
+        system = ["instructions"] if self.instructions else []
+        return [*system, *["previous_response_id"] * len(self.history)]
+
+
+def _chat_request(
+    data: ResponsesRequest,
+    translated: Translated,
+    conversation: _Conversation,
+    *,
+    session_id: str | None,
+    namespace: str,
+) -> ChatRequest:
+    """The core's request. The session: the X-Session-Id header, else `prompt_cache_key`
+    (Codex sends one per conversation), else the previous response's, else `user`."""
+    cache_key = data.prompt_cache_key
+    header = session_id
+    user = data.user
+    if header is None and cache_key is not None:
+        if _HEADER_SAFE.match(cache_key):
+            header = cache_key
+        elif conversation.session_key is None:
+            user = cache_key
+    return ChatRequest(
+        model=data.model,
+        messages=conversation.messages(translated),
+        user=user,
+        session_id=header,
+        reasoning_effort=data.reasoning.effort if data.reasoning else None,
+        response_format=translated.response_format,
+        namespace=namespace,
+        tools=translated.tools,
+        tool_choice=translated.tool_choice,
+        parallel_tool_calls=data.parallel_tool_calls,
+        endpoint=ENDPOINT,
+        session_key=conversation.session_key,
+    )
+
+
+def _envelope(
+    data: ResponsesRequest, translated: Translated, conversation: _Conversation, model: str
+) -> Envelope:
+    """The Response's id and the request fields it echoes (function tools only: the
+    others were not offered)."""
+    tools = [tool for tool in data.tools or () if tool.get("type") == "function"]
+    keep_choice = data.tool_choice is not None and not translated.ignored_choice
+    return Envelope(
+        id=new_id("resp"),
+        created_at=int(time.time()),
+        model=model,
+        tools=tools,
+        tool_choice=data.tool_choice if keep_choice else "auto",
+        parallel_tool_calls=data.parallel_tool_calls is not False,
+        instructions=conversation.instructions,
+        metadata=data.metadata or {},
+        previous_response_id=data.previous_response_id,
+        reasoning=data.reasoning,
+        text={"format": (data.text.format if data.text else None) or {"type": "text"}},
+        max_output_tokens=data.max_output_tokens,
+        temperature=data.temperature,
+        top_p=data.top_p,
+        truncation=data.truncation or "disabled",
+        store=data.store is not False,
+        user=data.user,
+        prompt_cache_key=data.prompt_cache_key,
+    )
+
+
+def _shows_thinking(data: ResponsesRequest, options: HttpOptions) -> bool:
+    """Thinking is shown when asked for: by the setting, a reasoning effort that wants
+    reasoning at all (`none` shows none), or a reasoning summary."""
+    reasoning = data.reasoning
+    if reasoning is None:
+        return options.reasoning
+    effort = (reasoning.effort or "").strip().lower()
+    summary = reasoning.summary or reasoning.generate_summary
+    return options.reasoning or effort not in ("", "none") or summary not in (None, "none")
+
+
+def _headers(key: str, data: ResponsesRequest, translated: Translated) -> dict[str, str]:
+    headers = {SESSION_HEADER: key}
+    ignored = [name for name in UNHONOURED_FIELDS if getattr(data, name) is not None]
+    if translated.ignored_choice:
+        ignored.append("tool_choice")
+    if ignored:
+        _log.debug("request_fields_ignored", fields=ignored)
+        headers[IGNORED_FIELDS_HEADER] = ",".join(ignored)
+    if translated.ignored_tools:
+        _log.debug("request_tools_ignored", types=list(translated.ignored_tools))
+        headers[IGNORED_TOOLS_HEADER] = ",".join(translated.ignored_tools)
+    return headers
+
+
+@post(
+    "/v1/responses",
+    status_code=200,
+    summary="Create a response",
+    description=(
+        "OpenAI Responses. With `stream: true` the answer is `text/event-stream` of "
+        "`response.*` events (each `event:` + `data:`), ending with `response.completed` "
+        "or `response.failed`. See docs/responses.md."
+    ),
+    responses={
+        200: ResponseSpec(
+            data_container=ResponseObject,
+            description="A response (or an SSE stream of response events when stream is true).",
+        ),
+        **error_specs(400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504),
+    },
+    exception_handlers={ValidationException: refused_request},
+    opt={ENDPOINT_KEY: ENDPOINT},
+)
+async def create_response(
+    data: JSONBody[ResponsesRequest],
+    request: Request[Any, Any, Any],
+    service: NamedDependency[ChatService],
+    options: NamedDependency[HttpOptions],
+    access: NamedDependency[Access],
+    responses: NamedDependency[ResponseStore],
+    session_id: Annotated[
+        str | None,
+        HeaderParameter(
+            name=SESSION_HEADER,
+            required=False,
+            description="Pins the conversation (takes precedence over prompt_cache_key).",
+        ),
+    ] = None,
+) -> Response[Any]:
+    """Answer one response, streamed or whole; store it unless `store` is false."""
+    note(endpoint=ENDPOINT, stream=bool(data.stream))
+    try:
+        translated = translate(data)
+        previous = None
+        if data.previous_response_id is not None:
+            previous = await load(responses, data.previous_response_id, access.namespace)
+            if previous is None:
+                service.count_refused(ENDPOINT)
+                return _not_found(
+                    f"Previous response with id '{data.previous_response_id[:100]}' not found.",
+                    "previous_response_id",
+                )
+    except ChatError:
+        service.count_refused(ENDPOINT)
+        raise
+    conversation = _Conversation(data, previous)
+    asked = _chat_request(
+        data, translated, conversation, session_id=session_id, namespace=access.namespace
+    )
+    try:
+        turn = service.open_turn(asked, whole=not data.stream)
+    except ChatError as error:
+        raise refused(error, translated, conversation.leading) from None
+    note(session_key=turn.key.value, model=turn.model.response_id)
+    headers = _headers(turn.key.external, data, translated)
+    show_thinking = _shows_thinking(data, options)
+    envelope = _envelope(data, translated, conversation, turn.model.response_id)
+
+    async def finish(response: ResponseObject, text: str, calls: tuple[ToolCall, ...]) -> None:
+        if not envelope.store:
+            return
+        history = [*conversation.history, *translated.messages, reply_message(text, calls)]
+        record = StoredRecord(response, turn.key.external, conversation.instructions, history)
+        await keep(responses, record, access.namespace)
+
+    if data.stream:
+        body = await open_stream(
+            turn,
+            ResponsesRenderer(envelope, finish),
+            show_thinking=show_thinking,
+            keepalive_interval=options.keepalive_interval,
+            hold=options.stream_hold,
+            disconnected=disconnect_watcher(request),
+            active=active_turns(request),
+        )
+        return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+
+    collected = await until_first(
+        collect_turn(turn, active_turns(request)), disconnect_watcher(request)
+    )
+    output = output_items(
+        collected.thinking if show_thinking else None, collected.text, collected.tool_calls
+    )
+    response = envelope.response(
+        "completed", output, usage=collected.usage, stop_reason=collected.stop_reason
+    )
+    await finish(response, collected.text, collected.tool_calls)
+    return Response(response, headers=headers)
+
+
+@get(
+    "/v1/responses/{response_id:str}",
+    summary="Retrieve a stored response",
+    responses=error_specs(404, 503),
+    opt={ENDPOINT_KEY: ENDPOINT},
+)
+async def retrieve_response(
+    response_id: FromPath[str],
+    responses: NamedDependency[ResponseStore],
+    access: NamedDependency[Access],
+) -> Response[Any]:
+    """A stored response of the caller's API key (404: unknown, expired or another's)."""
+    record = await load(responses, response_id, access.namespace)
+    if record is None:
+        return _not_found(f"Response with id '{response_id[:100]}' not found.", None)
+    return Response(record.response)
+
+
+@delete(
+    "/v1/responses/{response_id:str}",
+    status_code=200,
+    summary="Delete a stored response",
+    responses={
+        200: ResponseSpec(data_container=ResponseDeleted, description="It was deleted."),
+        **error_specs(404, 503),
+    },
+    opt={ENDPOINT_KEY: ENDPOINT},
+)
+async def delete_response(
+    response_id: FromPath[str],
+    responses: NamedDependency[ResponseStore],
+    access: NamedDependency[Access],
+) -> Response[Any]:
+    """Forget a stored response (later continuations from it are 404s)."""
+    if not await responses.delete(response_id, access.namespace):
+        return _not_found(f"Response with id '{response_id[:100]}' not found.", None)
+    return Response(ResponseDeleted(response_id))
+
+
+ROUTES: tuple[ControllerRouterHandler, ...] = (
+    create_response,
+    retrieve_response,
+    delete_response,
+)
