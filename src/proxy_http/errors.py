@@ -105,7 +105,7 @@ _SHAPES: dict[FailureReason, ErrorShape] = {
         "store_unavailable",
         # Each store's message names its own database and the flag that chooses it.
         "The server cannot read or write its state: free disk space, and check that the "
-        "state directory and the database named are writable; then retry.",
+        "state directory, and any database named here, are writable; then retry.",
     ),
     FailureReason.CANCELLED: ErrorShape(
         503, "service_unavailable_error", "cancelled", "The request was cancelled: retry it."
