@@ -155,10 +155,16 @@ class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
     ] = None
     response_ttl: Annotated[
         float,
-        Meta(description="Seconds a stored Responses API reply is kept (0: until evicted)."),
+        Meta(
+            description="Seconds a stored Responses API reply is kept unused (0: until "
+            "evicted); continuing its conversation uses it again."
+        ),
     ] = 7 * 24 * 3600.0
     max_responses: Annotated[
-        int, Meta(description="Most stored Responses API replies kept; the oldest go first.")
+        int,
+        Meta(
+            description="Most stored Responses API replies kept; the least recently used go first."
+        ),
     ] = 10_000
 
 

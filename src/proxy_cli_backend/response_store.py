@@ -4,13 +4,20 @@ Its own database file beside the session database (`responses.sqlite3` in the st
 directory), so neither schema's versioning constrains the other. As in
 `session_store`, one worker thread owns the connection, each call is one transaction,
 and a call the database refuses (disk full, read-only) raises
-ChatError(STORE_UNAVAILABLE). Replies are bounded by age (`sweep`) and by count
-(every `put` evicts the oldest past the cap).
+ChatError(STORE_UNAVAILABLE).
+
+Each row is one reply's own record and the id of the reply it continued
+(`previous_id`): a chain of N replies is N rows, each the size of what it added, and
+`chain` reads it back with one recursive query. Replies are bounded by idle time
+(`sweep`) and by count (every `put` evicts the least recently used past the cap); a
+reply is used when it is stored and whenever a later reply of its chain is stored or
+its chain is read, so the links of a conversation in use stay together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import os
 import sqlite3
@@ -18,7 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from proxy_core import ChatError, FailureReason, StoredResponse
 
@@ -28,18 +35,33 @@ MEMORY = ":memory:"
 DATABASE_NAME = "responses.sqlite3"
 DEFAULT_TTL_SECONDS = 7 * 86400
 DEFAULT_MAX_RESPONSES = 10_000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: each row held its whole conversation (unreleased; its table is dropped on open).
+2: each row holds what its reply added, linked to the reply it continued."""
 
 _SCHEMA = (
+    # `data` last: refreshing `used_at` rewrites the row's first page only.
     """CREATE TABLE IF NOT EXISTS responses (
         namespace TEXT NOT NULL,
         id TEXT NOT NULL,
+        previous_id TEXT,
         created_at REAL NOT NULL,
+        used_at REAL NOT NULL,
         data BLOB NOT NULL,
         PRIMARY KEY (namespace, id)
     )""",
-    "CREATE INDEX IF NOT EXISTS responses_by_age ON responses (created_at)",
+    "CREATE INDEX IF NOT EXISTS responses_by_use ON responses (used_at)",
 )
+
+# The rows of a chain, newest first, from the reply (namespace, id): each step follows
+# `previous_id` within the namespace, up to `depth` rows (which also ends a cycle).
+_CHAIN = """WITH RECURSIVE link(rid, namespace, previous_id, depth) AS (
+        SELECT rowid, namespace, previous_id, 1 FROM responses WHERE namespace = ? AND id = ?
+        UNION ALL
+        SELECT r.rowid, r.namespace, r.previous_id, link.depth + 1
+        FROM responses AS r JOIN link ON r.namespace = link.namespace AND r.id = link.previous_id
+        WHERE link.depth < ?
+    )"""
 
 
 class ResponseStoreError(RuntimeError):
@@ -49,9 +71,9 @@ class ResponseStoreError(RuntimeError):
 class SqliteResponseStore:
     """Stored replies in one SQLite file (or `:memory:`).
 
-    `ttl_seconds` is the age after which `sweep()` drops a reply (None keeps them);
-    `max_responses` caps their count, enforced on every put by dropping the oldest.
-    `clock` gives wall-clock seconds, as `StoredResponse.created_at` does.
+    `ttl_seconds` is the idle time after which `sweep()` drops a reply (None keeps
+    them); `max_responses` caps their count, enforced on every put by dropping the
+    least recently used. `clock` gives wall-clock seconds, the time of each use.
     """
 
     def __init__(
@@ -84,15 +106,23 @@ class SqliteResponseStore:
     async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
         return await self._call(_get, response_id, namespace)
 
+    async def chain(
+        self, response_id: str, namespace: str, *, limit: int
+    ) -> builtins.list[StoredResponse]:
+        """The reply and its ancestors, oldest first (at most `limit`), all used now."""
+        return await self._call(_chain, response_id, namespace, limit, self._clock())
+
     async def put(self, response: StoredResponse) -> None:
-        """Insert or replace a reply, then drop the oldest past the cap."""
-        await self._call(_put, response, self.max_responses)
+        """Insert or replace a reply and use its chain, then drop the least recently
+        used past the cap."""
+        await self._call(_put, response, self._clock(), self.max_responses)
 
     async def delete(self, response_id: str, namespace: str) -> bool:
         return await self._call(_delete, response_id, namespace)
 
     async def sweep(self) -> int:
-        """Drop replies older than the TTL, then the oldest past the cap; how many."""
+        """Drop replies unused for longer than the TTL, then the least recently used
+        past the cap; how many."""
         cutoff = None if self.ttl_seconds is None else self._clock() - self.ttl_seconds
         return await self._call(_sweep, cutoff, self.max_responses)
 
@@ -115,7 +145,8 @@ class SqliteResponseStore:
         except (sqlite3.Error, OSError) as error:
             raise ChatError(
                 FailureReason.STORE_UNAVAILABLE,
-                f"The response database {self.path} refused the operation: {error}.",
+                f"The response database {self.path} (--responses-db) refused the "
+                f"operation: {error}.",
             ) from error
 
 
@@ -133,13 +164,29 @@ def _open(path: str) -> sqlite3.Connection:
                 f"program's {SCHEMA_VERSION}: upgrade claude-max-api-proxy, or point "
                 "--responses-db at another file."
             )
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            _rebuild(db, version)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _rebuild(db: sqlite3.Connection, version: int) -> None:
+    """Create the current schema, dropping a version-1 table: its rows held whole
+    conversations, from before chains (never released), and cannot be split."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if version == 1:
+            db.execute("DROP TABLE IF EXISTS responses")
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _in_transaction(
@@ -158,21 +205,59 @@ def _in_transaction(
     return result
 
 
+def _row(namespace: str, row: tuple[Any, ...]) -> StoredResponse:
+    """A reply from its columns `id, previous_id, created_at, data`."""
+    response_id, previous_id, created_at, data = row
+    return StoredResponse(response_id, namespace, float(created_at), bytes(data), previous_id)
+
+
 def _get(db: sqlite3.Connection, response_id: str, namespace: str) -> StoredResponse | None:
     row = db.execute(
-        "SELECT created_at, data FROM responses WHERE namespace = ? AND id = ?",
+        "SELECT id, previous_id, created_at, data FROM responses WHERE namespace = ? AND id = ?",
         (namespace, response_id),
     ).fetchone()
-    if row is None:
-        return None
-    return StoredResponse(response_id, namespace, float(row[0]), bytes(row[1]))
+    return None if row is None else _row(namespace, row)
 
 
-def _put(db: sqlite3.Connection, response: StoredResponse, cap: int) -> None:
+def _chain(
+    db: sqlite3.Connection, response_id: str, namespace: str, limit: int, now: float
+) -> list[StoredResponse]:
+    if limit < 1:
+        return []
+    rows = db.execute(
+        f"{_CHAIN} SELECT r.id, r.previous_id, r.created_at, r.data "
+        "FROM link JOIN responses AS r ON r.rowid = link.rid ORDER BY link.depth DESC",
+        (namespace, response_id, limit),
+    ).fetchall()
+    _use(db, namespace, response_id, limit, now)
+    return [_row(namespace, row) for row in rows]
+
+
+def _use(db: sqlite3.Connection, namespace: str, response_id: str, limit: int, now: float) -> None:
+    """Mark the reply and its ancestors (up to `limit` of them) used at `now`."""
     db.execute(
-        "INSERT OR REPLACE INTO responses (namespace, id, created_at, data) VALUES (?, ?, ?, ?)",
-        (response.namespace, response.id, response.created_at, response.data),
+        f"{_CHAIN} UPDATE responses SET used_at = ? WHERE rowid IN (SELECT rid FROM link)",
+        (namespace, response_id, limit, now),
     )
+
+
+def _put(db: sqlite3.Connection, response: StoredResponse, now: float, cap: int) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO responses "
+        "(namespace, id, previous_id, created_at, used_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            response.namespace,
+            response.id,
+            response.previous_id,
+            response.created_at,
+            now,
+            response.data,
+        ),
+    )
+    if response.previous_id is not None:
+        # The whole chain is used: as deep as the cap lets it be (a chain cannot hold
+        # more rows than the table), which also ends a cycle.
+        _use(db, response.namespace, response.previous_id, cap, now)
     _evict(db, cap)
 
 
@@ -186,17 +271,18 @@ def _delete(db: sqlite3.Connection, response_id: str, namespace: str) -> bool:
 def _sweep(db: sqlite3.Connection, cutoff: float | None, cap: int) -> int:
     removed = 0
     if cutoff is not None:
-        removed += db.execute("DELETE FROM responses WHERE created_at < ?", (cutoff,)).rowcount
+        removed += db.execute("DELETE FROM responses WHERE used_at < ?", (cutoff,)).rowcount
     return removed + _evict(db, cap)
 
 
 def _evict(db: sqlite3.Connection, cap: int) -> int:
-    """Drop the oldest replies past `cap`; how many."""
+    """Drop the least recently used replies past `cap` (of equally recent ones, the
+    first stored: a chain's oldest links); how many."""
     (count,) = db.execute("SELECT COUNT(*) FROM responses").fetchone()
     if count <= cap:
         return 0
     return db.execute(
         "DELETE FROM responses WHERE rowid IN "
-        "(SELECT rowid FROM responses ORDER BY created_at, rowid LIMIT ?)",
+        "(SELECT rowid FROM responses ORDER BY used_at, rowid LIMIT ?)",
         (count - cap,),
     ).rowcount

@@ -192,7 +192,7 @@ class SqliteSessionStore:
         except (sqlite3.Error, OSError) as error:
             raise ChatError(
                 FailureReason.STORE_UNAVAILABLE,
-                f"The session database {self.path} refused the operation: {error}.",
+                f"The session database {self.path} (--sessions-db) refused the operation: {error}.",
             ) from error
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence, Set
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Event, Failed, Finished, TextDelta, Usage
@@ -89,45 +92,110 @@ class InMemorySessionStore:
         return None
 
 
-class InMemoryResponseStore:
-    """A ResponseStore in a dict, keeping at most `max_responses` (the oldest go first);
-    nothing expires by age. `fail()` makes it refuse writes as a full disk would."""
+class _Kept(msgspec.Struct):
+    """A reply as the in-memory store keeps it: when it was last used, and its place in
+    storing order (which settles ties of use, as a table's row order does)."""
 
-    def __init__(self, max_responses: int = 1000) -> None:
+    response: StoredResponse
+    used_at: float
+    order: int
+
+
+class InMemoryResponseStore:
+    """A ResponseStore in a dict, with the semantics of the durable one: chains by
+    `previous_id`, at most `max_responses` kept (the least recently used go first), and
+    with `ttl_seconds`, `sweep` drops the replies unused for that long (by `clock`).
+    `fail()` makes it refuse calls as a full (or unreadable) disk would."""
+
+    def __init__(
+        self,
+        max_responses: int = 1000,
+        *,
+        ttl_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if max_responses < 1:
             raise ValueError("max_responses must be at least 1")
         self.max_responses = max_responses
-        # Insertion order is age order: the first entry is the oldest.
-        self._responses: dict[tuple[str, str], StoredResponse] = {}
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._kept: dict[tuple[str, str], _Kept] = {}
+        self._stored = 0
         self._write_error: str | None = None
+        self._read_error: str | None = None
 
-    def fail(self, message: str = "database or disk is full") -> None:
-        """Make writes raise ChatError(STORE_UNAVAILABLE)."""
+    def fail(self, message: str = "database or disk is full", *, reads: bool = False) -> None:
+        """Make writes (with `reads`, every call) raise ChatError(STORE_UNAVAILABLE)."""
         self._write_error = message
+        self._read_error = message if reads else None
 
-    def _check_write(self) -> None:
-        if self._write_error is not None:
-            raise ChatError(FailureReason.STORE_UNAVAILABLE, self._write_error)
+    def _check(self, *, write: bool) -> None:
+        error = self._write_error if write else self._read_error
+        if error is not None:
+            raise ChatError(FailureReason.STORE_UNAVAILABLE, error)
 
     async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
-        return self._responses.get((namespace, response_id))
+        self._check(write=False)
+        kept = self._kept.get((namespace, response_id))
+        return None if kept is None else kept.response
+
+    async def chain(
+        self, response_id: str, namespace: str, *, limit: int
+    ) -> builtins.list[StoredResponse]:
+        self._check(write=True)  # it marks every reply returned as used
+        links = self._walk(response_id, namespace, limit)
+        self._use(links, self._clock())
+        return [kept.response for kept in reversed(links)]
 
     async def put(self, response: StoredResponse) -> None:
-        self._check_write()
-        self._responses[(response.namespace, response.id)] = response
-        while len(self._responses) > self.max_responses:
-            del self._responses[next(iter(self._responses))]
+        self._check(write=True)
+        now = self._clock()
+        self._stored += 1
+        self._kept[(response.namespace, response.id)] = _Kept(response, now, self._stored)
+        if response.previous_id is not None:
+            chain = self._walk(response.previous_id, response.namespace, self.max_responses)
+            self._use(chain, now)
+        while len(self._kept) > self.max_responses:
+            del self._kept[min(self._kept, key=lambda k: self._lru(self._kept[k]))]
 
     async def delete(self, response_id: str, namespace: str) -> bool:
-        self._check_write()
-        return self._responses.pop((namespace, response_id), None) is not None
+        self._check(write=True)
+        return self._kept.pop((namespace, response_id), None) is not None
 
     async def sweep(self) -> int:
-        """It keeps every reply within its cap (no TTL)."""
-        return 0
+        """Drop the replies unused for longer than the TTL (none without one)."""
+        self._check(write=True)
+        if self.ttl_seconds is None:
+            return 0
+        cutoff = self._clock() - self.ttl_seconds
+        idle = [key for key, kept in self._kept.items() if kept.used_at < cutoff]
+        for key in idle:
+            del self._kept[key]
+        return len(idle)
 
     async def close(self) -> None:
         return None
+
+    def _walk(self, response_id: str, namespace: str, limit: int) -> builtins.list[_Kept]:
+        """The reply and its ancestors, newest first, up to `limit` or a missing link."""
+        links: list[_Kept] = []
+        next_id: str | None = response_id
+        while next_id is not None and len(links) < limit:
+            kept = self._kept.get((namespace, next_id))
+            if kept is None:
+                break
+            links.append(kept)
+            next_id = kept.response.previous_id
+        return links
+
+    @staticmethod
+    def _use(links: builtins.list[_Kept], now: float) -> None:
+        for kept in links:
+            kept.used_at = now
+
+    @staticmethod
+    def _lru(kept: _Kept) -> tuple[float, int]:
+        return (kept.used_at, kept.order)
 
 
 Script = Callable[[TurnPlan], Sequence[Event]]

@@ -174,19 +174,24 @@ class SessionStore(Protocol):
 class StoredResponse(msgspec.Struct, frozen=True):
     """One finished reply of the Responses API, kept so its client can fetch it again
     or continue from it (`previous_response_id`). `data` is the API surface's own
-    record of it (opaque to the store); `namespace` is whose it is (the API key's
-    session namespace), and only that namespace reaches it. `created_at` is wall-clock
-    seconds since the epoch."""
+    record of it (opaque to the store): what this reply added to its conversation, not
+    the conversation before it, which its ancestors hold. `previous_id` is the reply it
+    continued (None: it opened its conversation), in the same namespace. `namespace`
+    is whose it is (the API key's session namespace), and only that namespace reaches
+    it. `created_at` is wall-clock seconds since the epoch."""
 
     id: str
     namespace: str
     created_at: float
     data: bytes
+    previous_id: str | None = None
 
 
 @runtime_checkable  # the HTTP adapter receives it as a typed dependency
 class ResponseStore(Protocol):
-    """Stored Responses API replies, by id within a namespace, bounded by age and count.
+    """Stored Responses API replies, by id within a namespace, linked into chains by
+    `previous_id`, bounded by idle time and count: the least recently used go first,
+    where storing a reply or reading its chain uses every reply of that chain.
 
     A call the store cannot serve (disk full, read-only) raises
     ChatError(STORE_UNAVAILABLE) with a message saying what failed.
@@ -194,20 +199,32 @@ class ResponseStore(Protocol):
 
     async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
         """The reply `response_id` of `namespace`; None when it is unknown, expired or
-        another namespace's."""
+        another namespace's. Reading it alone is not a use."""
+        ...
+
+    async def chain(
+        self, response_id: str, namespace: str, *, limit: int
+    ) -> builtins.list[StoredResponse]:
+        """The reply `response_id` of `namespace` and the replies it continues, oldest
+        first, following `previous_id` within `namespace`: at most `limit` of them (the
+        newest). Empty when `response_id` is unknown. It stops early at a link that is
+        gone (then its first reply's `previous_id` is not None). Every reply returned is
+        used now."""
         ...
 
     async def put(self, response: StoredResponse) -> None:
-        """Keep a reply; past the store's cap, the oldest go."""
+        """Keep a reply, used now with every reply of its chain; past the store's cap,
+        the least recently used go."""
         ...
 
     async def delete(self, response_id: str, namespace: str) -> bool:
-        """Drop the reply `response_id` of `namespace`; whether there was one."""
+        """Drop the reply `response_id` of `namespace` (only it: the replies that
+        continue it keep their `previous_id`); whether there was one."""
         ...
 
     async def sweep(self) -> int:
-        """Drop the replies older than the store's TTL, then the oldest past its cap;
-        returns how many."""
+        """Drop the replies unused for longer than the store's TTL, then the least
+        recently used past its cap; returns how many."""
         ...
 
     async def close(self) -> None: ...

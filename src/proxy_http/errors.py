@@ -103,8 +103,9 @@ _SHAPES: dict[FailureReason, ErrorShape] = {
         503,
         "service_unavailable_error",
         "store_unavailable",
-        "The server cannot write its state: free disk space, and check that the session "
-        "database (--sessions-db) and the state directory are writable; then retry.",
+        # Each store's message names its own database and the flag that chooses it.
+        "The server cannot read or write its state: free disk space, and check that the "
+        "state directory, and any database named here, are writable; then retry.",
     ),
     FailureReason.CANCELLED: ErrorShape(
         503, "service_unavailable_error", "cancelled", "The request was cancelled: retry it."

@@ -22,7 +22,16 @@ from proxy_http.config import HttpOptions
 from proxy_http.errors import error_response
 from proxy_http.logging import note
 from proxy_http.responses.render import Envelope, ResponsesRenderer, new_id, output_items
-from proxy_http.responses.stored import StoredRecord, keep, load, reply_message
+from proxy_http.responses.stored import (
+    PARAM,
+    Chain,
+    NotFound,
+    StoredRecord,
+    keep,
+    load,
+    load_chain,
+    reply_message,
+)
 from proxy_http.responses.translate import ChatDict, Translated, refused, translate
 from proxy_http.responses.wire import (
     UNHONOURED_FIELDS,
@@ -65,17 +74,17 @@ def _not_found(message: str, param: str | None) -> Response[ErrorBody]:
 
 class _Conversation:
     """What a request continues: its instructions and the history before its input
-    (a previous response's, or none), and the session key that history ran under."""
+    (a previous response's chain, or none), and the session key that history ran under."""
 
-    def __init__(self, request: ResponsesRequest, previous: StoredRecord | None) -> None:
+    def __init__(self, request: ResponsesRequest, previous: Chain | None) -> None:
         # Without instructions a continuation keeps its chain's, so the CLI session
         # (pinned to its system prompt) goes on instead of starting over.
         instructions = request.instructions
         if instructions is None and previous is not None:
-            instructions = previous.instructions
+            instructions = previous.last.response.instructions
         self.instructions = instructions or None
         self.history: list[ChatDict] = previous.history if previous else []
-        self.session_key = previous.session_key if previous else None
+        self.session_key = previous.last.session_key if previous else None
 
     def messages(self, translated: Translated) -> list[ChatDict]:
         system = [{"role": "system", "content": self.instructions}] if self.instructions else []
@@ -85,7 +94,7 @@ class _Conversation:
     def leading(self) -> list[str]:
         """The request fields the messages before the input come from (error paths)."""
         system = ["instructions"] if self.instructions else []
-        return [*system, *["previous_response_id"] * len(self.history)]
+        return [*system, *[PARAM] * len(self.history)]
 
 
 def _chat_request(
@@ -217,13 +226,10 @@ async def create_response(
         translated = translate(data)
         previous = None
         if data.previous_response_id is not None:
-            previous = await load(responses, data.previous_response_id, access.namespace)
-            if previous is None:
-                service.count_refused(ENDPOINT)
-                return _not_found(
-                    f"Previous response with id '{data.previous_response_id[:100]}' not found.",
-                    "previous_response_id",
-                )
+            previous = await load_chain(responses, data.previous_response_id, access.namespace)
+    except NotFound as missing:
+        service.count_refused(ENDPOINT)
+        return _not_found(missing.message, PARAM)
     except ChatError:
         service.count_refused(ENDPOINT)
         raise
@@ -243,9 +249,9 @@ async def create_response(
     async def finish(response: ResponseObject, text: str, calls: tuple[ToolCall, ...]) -> None:
         if not envelope.store:
             return
-        history = [*conversation.history, *translated.messages, reply_message(text, calls)]
-        record = StoredRecord(response, turn.key.external, conversation.instructions, history)
-        await keep(responses, record, access.namespace)
+        added = [*translated.messages, reply_message(text, calls)]
+        record = StoredRecord(response, turn.key.external, added)
+        await keep(responses, record, data.previous_response_id, access.namespace)
 
     if data.stream:
         body = await open_stream(
@@ -305,7 +311,8 @@ async def delete_response(
     responses: NamedDependency[ResponseStore],
     access: NamedDependency[Access],
 ) -> Response[Any]:
-    """Forget a stored response (later continuations from it are 404s)."""
+    """Forget a stored response (later continuations from it, and from the responses
+    that continued it, are 404s: a conversation is never rebuilt with a gap)."""
     if not await responses.delete(response_id, access.namespace):
         return _not_found(f"Response with id '{response_id[:100]}' not found.", None)
     return Response(ResponseDeleted(response_id))

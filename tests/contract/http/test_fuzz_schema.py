@@ -45,7 +45,11 @@ def assert_anthropic_error(body: object) -> None:
 
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("DELETE", "/v1/responses/{response_id}"),
     ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
     ("GET", "/health"),
@@ -69,6 +73,7 @@ def _operations(schema: Any) -> list[Any]:
 # Negative cases (inputs that break the schema) exist only where there is input to break.
 CASES = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
     ("POST", "/v1/chat/completions", GenerationMode.NEGATIVE),
+    ("POST", "/v1/responses", GenerationMode.NEGATIVE),
     ("POST", "/v1/messages", GenerationMode.NEGATIVE),
     ("GET", "/v1/sessions", GenerationMode.NEGATIVE),
     ("DELETE", "/v1/sessions", GenerationMode.NEGATIVE),

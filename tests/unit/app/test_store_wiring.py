@@ -115,7 +115,11 @@ async def test_stored_responses_go_beside_the_sessions_bounded_and_swept(tmp_pat
         60,
         5,
     )
+    # The TTL counts from a reply's last use, by the store's clock: resp_old was last
+    # used an hour ago.
+    store._clock = lambda: time.time() - 3600
     await store.put(StoredResponse("resp_old", "", time.time() - 3600, b"{}"))
+    store._clock = time.time
     await store.put(StoredResponse("resp_new", "", time.time(), b"{}"))
     async with response_store_lifespan(store, 0.05)(Litestar()):
         for _ in range(200):

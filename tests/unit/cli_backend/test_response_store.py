@@ -1,53 +1,197 @@
-"""The SQLite store of Responses API replies: kept per namespace, bounded by age and
-count, durable across a reopen, and failing as STORE_UNAVAILABLE on a full disk."""
+"""The stores of Responses API replies, the SQLite one and the in-memory fake alike:
+chains by `previous_id` within a namespace, bounded by idle time and count with the
+least recently used going first (a chain in use stays together), a missing link and
+the depth bound seen by the caller, failing as STORE_UNAVAILABLE on a full disk; and
+the SQLite one's durability and its schema rebuild."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from proxy_cli_backend.response_store import SqliteResponseStore
-from proxy_core import ChatError, FailureReason, StoredResponse
+from proxy_cli_backend.response_store import SCHEMA_VERSION, SqliteResponseStore
+from proxy_core import (
+    ChatError,
+    FailureReason,
+    InMemoryResponseStore,
+    ResponseStore,
+    StoredResponse,
+)
 
 
-def reply(response_id: str, at: float, namespace: str = "", size: int = 10) -> StoredResponse:
-    return StoredResponse(response_id, namespace, at, b"x" * size)
+class Clock:
+    """A wall clock the test moves: each reading is one second after the last, so
+    every use of a store is at a distinct time."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
 
 
-async def test_a_reply_belongs_to_its_namespace_and_survives_a_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "responses.sqlite3"
-    store = SqliteResponseStore(path)
-    await store.put(reply("resp_1", 1.0, namespace="k1"))
-    assert await store.get("resp_1", "") is None
-    assert await store.get("resp_1", "k2") is None
-    assert not await store.delete("resp_1", "k2")
-    await store.close()
-    reopened = SqliteResponseStore(path)
-    assert await reopened.get("resp_1", "k1") == reply("resp_1", 1.0, namespace="k1")
-    assert await reopened.delete("resp_1", "k1")
-    assert await reopened.get("resp_1", "k1") is None
-    await reopened.close()
+Build = Callable[..., ResponseStore]
 
 
-async def test_the_oldest_go_past_the_cap_and_the_expired_at_a_sweep() -> None:
-    now = [1000.0]
-    store = SqliteResponseStore(":memory:", ttl_seconds=100, max_responses=3, clock=lambda: now[0])
-    for n, at in enumerate((950.0, 910.0, 990.0, 980.0)):
-        await store.put(reply(f"resp_{n}", at))
-    # The cap of 3 dropped the oldest (resp_1), whatever the order they came in.
-    kept = [n for n in range(4) if await store.get(f"resp_{n}", "") is not None]
-    assert kept == [0, 2, 3]
-    now[0] = 1060.0  # resp_0 (950) is now older than the TTL
+@pytest.fixture(params=["sqlite", "memory"])
+async def build(request: pytest.FixtureRequest) -> AsyncIterator[Build]:
+    """Builds a store of the parametrized kind with the given cap, TTL and clock."""
+    opened: list[ResponseStore] = []
+
+    def make(*, max_responses: int = 100, ttl: float | None = None, clock: Clock) -> ResponseStore:
+        store: ResponseStore
+        if request.param == "sqlite":
+            store = SqliteResponseStore(
+                ":memory:", ttl_seconds=ttl, max_responses=max_responses, clock=clock
+            )
+        else:
+            store = InMemoryResponseStore(max_responses, ttl_seconds=ttl, clock=clock)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+def reply(
+    response_id: str, previous: str | None = None, namespace: str = "", size: int = 10
+) -> StoredResponse:
+    return StoredResponse(response_id, namespace, 1.0, response_id.encode() * size, previous)
+
+
+async def put_chain(store: ResponseStore, *ids: str, namespace: str = "") -> None:
+    """Store `ids` as one conversation, each continuing the one before."""
+    previous = None
+    for response_id in ids:
+        await store.put(reply(response_id, previous, namespace))
+        previous = response_id
+
+
+async def kept(store: ResponseStore, *ids: str) -> list[str]:
+    return [i for i in ids if await store.get(i, "") is not None]
+
+
+def ids(chain: list[StoredResponse]) -> list[str]:
+    return [link.id for link in chain]
+
+
+async def test_a_chain_is_read_back_oldest_first_from_any_of_its_replies(build: Build) -> None:
+    store = build(clock=Clock())
+    await put_chain(store, "a", "b", "c")
+    await store.put(reply("b2", "b"))  # a branch from b
+    assert ids(await store.chain("c", "", limit=10)) == ["a", "b", "c"]
+    assert ids(await store.chain("b2", "", limit=10)) == ["a", "b", "b2"]
+    assert ids(await store.chain("b", "", limit=10)) == ["a", "b"]
+    assert await store.chain("a", "", limit=10) == [reply("a")]
+    assert await store.chain("unknown", "", limit=10) == []
+    # Each link comes back as it was stored.
+    assert (await store.chain("c", "", limit=10))[1] == reply("b", "a")
+
+
+async def test_every_link_of_a_chain_is_read_within_its_namespace(build: Build) -> None:
+    store = build(clock=Clock())
+    await put_chain(store, "a", "b", "c", namespace="k1")
+    await put_chain(store, "a", "x", namespace="k2")  # the same id, another key's
+    await store.put(reply("y", "b", namespace="k2"))  # naming k1's reply as its previous
+    assert ids(await store.chain("c", "k1", limit=10)) == ["a", "b", "c"]
+    assert [link.namespace for link in await store.chain("c", "k1", limit=10)] == ["k1"] * 3
+    assert await store.chain("c", "k2", limit=10) == []
+    assert ids(await store.chain("x", "k2", limit=10)) == ["a", "x"]
+    assert (await store.chain("x", "k2", limit=10))[0] == reply("a", namespace="k2")
+    # k1's b is not reachable from k2: k2's chain stops, its first link naming b.
+    broken = await store.chain("y", "k2", limit=10)
+    assert ids(broken) == ["y"]
+    assert broken[0].previous_id == "b"
+    assert not await store.delete("c", "k2")
+    assert await store.get("c", "k1") is not None
+
+
+async def test_a_chain_stops_at_a_link_that_is_gone(build: Build) -> None:
+    store = build(clock=Clock())
+    await put_chain(store, "a", "b", "c", "d")
+    assert await store.delete("b", "")
+    chain = await store.chain("d", "", limit=10)
+    assert ids(chain) == ["c", "d"]
+    assert chain[0].previous_id == "b"  # the caller sees the conversation is not whole
+    assert await kept(store, "a", "c", "d") == ["a", "c", "d"]  # only b was deleted
+
+
+async def test_a_chain_is_read_at_most_limit_deep_newest_links_first(build: Build) -> None:
+    store = build(clock=Clock())
+    await put_chain(store, "a", "b", "c", "d", "e")
+    chain = await store.chain("e", "", limit=3)
+    assert ids(chain) == ["c", "d", "e"]
+    assert chain[0].previous_id == "b"
+    # Links that name each other in a loop (forged: the API never stores one) end at
+    # the limit too.
+    await store.put(reply("p", "q"))
+    await store.put(reply("q", "p"))
+    assert ids(await store.chain("q", "", limit=5)) == ["q", "p", "q", "p", "q"]
+
+
+async def test_past_the_cap_the_least_recently_used_go_and_a_chain_in_use_stays(
+    build: Build,
+) -> None:
+    store = build(max_responses=4, clock=Clock())
+    await store.put(reply("a1"))
+    await store.put(reply("x"))
+    await store.put(reply("a2", "a1"))  # uses a1 again
+    await store.put(reply("y"))
+    await store.put(reply("z"))  # five: x, the least recently used, goes (not a1)
+    assert await kept(store, "a1", "x", "a2", "y", "z") == ["a1", "a2", "y", "z"]
+    assert ids(await store.chain("a2", "", limit=10)) == ["a1", "a2"]  # a read is a use
+    await store.put(reply("v"))
+    await store.put(reply("w"))  # y and z go, unused since
+    assert await kept(store, "a1", "a2", "y", "z", "v", "w") == ["a1", "a2", "v", "w"]
+    assert ids(await store.chain("a2", "", limit=10)) == ["a1", "a2"]
+    # Without those uses, the oldest would have gone first: the cap counts uses.
+    assert await store.get("x", "") is None
+
+
+async def test_a_reply_expires_when_unused_for_the_ttl_and_its_chain_is_kept_alive(
+    build: Build,
+) -> None:
+    clock = Clock()
+    store = build(ttl=100, clock=clock)
+    await store.put(reply("alone"))  # used at 1001
+    await put_chain(store, "a", "b")  # a: 1002, then 1003 when b is stored
+    clock.now = 1050.0
+    await store.chain("b", "", limit=10)  # a and b: used at 1051
+    clock.now = 1110.0  # alone is 109 s idle, a and b 59 s
     assert await store.sweep() == 1
-    assert [n for n in range(4) if await store.get(f"resp_{n}", "") is not None] == [2, 3]
-    await store.close()
+    assert await kept(store, "alone", "a", "b") == ["a", "b"]
+    clock.now = 1160.0
+    assert await store.sweep() == 2
+    assert await kept(store, "a", "b") == []
+
+
+async def test_a_store_without_ttl_keeps_idle_replies(build: Build) -> None:
+    clock = Clock()
+    store = build(clock=clock)
+    await store.put(reply("a"))
+    clock.now += 10 * 365 * 86400
+    assert await store.sweep() == 0
+    assert await kept(store, "a") == ["a"]
+
+
+async def test_a_reply_stored_again_replaces_the_first(build: Build) -> None:
+    store = build(clock=Clock())
+    await store.put(reply("a", size=1))
+    await store.put(reply("a", size=2))
+    assert await store.get("a", "") == reply("a", size=2)
+
+
+# -- failures -------------------------------------------------------------------------
 
 
 async def test_a_full_disk_refuses_writes_as_store_unavailable(tmp_path: Path) -> None:
     store = SqliteResponseStore(tmp_path / "responses.sqlite3")
-    await store.put(reply("resp_kept", 1.0))
+    await put_chain(store, "resp_root", "resp_kept")
 
     def cap_pages(db: sqlite3.Connection) -> None:
         (pages,) = db.execute("PRAGMA page_count").fetchone()
@@ -56,12 +200,73 @@ async def test_a_full_disk_refuses_writes_as_store_unavailable(tmp_path: Path) -
     await store._call(cap_pages)
 
     async def fill() -> None:
+        previous = "resp_kept"
         for n in range(1000):  # far more than the pages left can hold
-            await store.put(reply(f"resp_{n}", 2.0, size=4096))
+            await store.put(StoredResponse(f"resp_{n}", "", 2.0, b"x" * 4096, previous))
+            previous = f"resp_{n}"
 
     with pytest.raises(ChatError) as raised:
         await fill()
     assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
     assert "full" in raised.value.message
-    assert await store.get("resp_kept", "") == reply("resp_kept", 1.0)
+    assert "--responses-db" in raised.value.message  # which database, and its flag
+    assert ids(await store.chain("resp_kept", "", limit=10)) == ["resp_root", "resp_kept"]
     await store.close()
+
+
+async def test_a_failing_fake_refuses_writes_and_with_reads_every_call() -> None:
+    store = InMemoryResponseStore()
+    await put_chain(store, "a", "b")
+    store.fail()
+    for call in (
+        store.put(reply("c", "b")),
+        store.chain("b", "", limit=10),  # it records a use
+        store.delete("a", ""),
+        store.sweep(),
+    ):
+        with pytest.raises(ChatError) as raised:
+            await call
+        assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
+    assert await store.get("b", "") == reply("b", "a")  # a full disk still reads
+    store.fail(reads=True)
+    with pytest.raises(ChatError):
+        await store.get("b", "")
+
+
+# -- the SQLite file ------------------------------------------------------------------
+
+
+async def test_a_chain_survives_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "responses.sqlite3"
+    store = SqliteResponseStore(path)
+    await put_chain(store, "a", "b", namespace="k1")
+    await store.close()
+    reopened = SqliteResponseStore(path)
+    assert await reopened.chain("b", "k1", limit=10) == [
+        reply("a", namespace="k1"),
+        reply("b", "a", namespace="k1"),
+    ]
+    await reopened.close()
+
+
+async def test_a_version_1_database_is_rebuilt_empty(tmp_path: Path) -> None:
+    """Version 1 kept whole conversations per row (never released): its rows cannot be
+    split into links, so its table is dropped and made anew."""
+    path = tmp_path / "responses.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE responses (namespace TEXT NOT NULL, id TEXT NOT NULL, "
+        "created_at REAL NOT NULL, data BLOB NOT NULL, PRIMARY KEY (namespace, id))"
+    )
+    old.execute("INSERT INTO responses VALUES ('', 'resp_old', 1.0, x'00')")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    store = SqliteResponseStore(path)
+    assert await store.get("resp_old", "") is None
+    await put_chain(store, "a", "b")
+    assert ids(await store.chain("b", "", limit=10)) == ["a", "b"]
+    await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    check.close()

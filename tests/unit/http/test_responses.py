@@ -5,7 +5,9 @@ stored responses and `previous_response_id`, and the requests Codex CLI sends.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from pydantic import TypeAdapter
 
 from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
+from proxy_cli_backend.response_store import SqliteResponseStore
 from proxy_core import (
     ChatService,
     Event,
@@ -30,11 +33,13 @@ from proxy_core import (
     InMemoryResponseStore,
     InMemorySessionStore,
     PlanKind,
+    ResponseStore,
     TextDelta,
     ThinkingDelta,
     TurnPlan,
     Usage,
 )
+from proxy_http.responses import stored as stored_module
 from proxy_http.responses.translate import translate
 from proxy_http.responses.wire import ResponsesRequest
 from tests.support.tool_runner import Call, Reply, ToolRunner, args
@@ -60,7 +65,7 @@ def stored() -> InMemoryResponseStore:
     return InMemoryResponseStore()
 
 
-def serve(runner: FakeRunner, stored: InMemoryResponseStore, **settings: Any) -> TestClient[Any]:
+def serve(runner: FakeRunner, stored: ResponseStore, **settings: Any) -> TestClient[Any]:
     service = ChatService(runner, InMemorySessionStore())
     app = http_app(service, Settings.from_values(**settings), responses=stored)
     return TestClient(app, base_url="http://127.0.0.1")
@@ -476,6 +481,93 @@ def test_previous_response_id_continues_the_session_with_only_the_new_input(
     create(client, input="four", previous_response_id=third.json()["id"], instructions="be long")
     assert runner.plans[-1].kind is PlanKind.RESTART
     assert [m.text for m in runner.plans[-1].messages][-1] == "four"
+
+
+def short_reply(plan: TurnPlan) -> Sequence[Event]:
+    return [TextDelta("ok"), Usage(1, 1), Finished("end_turn", "ok", plan.cli_session_id)]
+
+
+def test_a_chain_is_stored_in_linear_space_and_rebuilt_whole(tmp_path: Path) -> None:
+    """Each response keeps only what it added: 50 turns of 10 kB each take about
+    50 x 10 kB, where keeping each turn's whole conversation would take 25 times that;
+    and a continuation still rebuilds the whole conversation."""
+    path = tmp_path / "responses.sqlite3"
+    store = SqliteResponseStore(path)
+    runner = FakeRunner(short_reply)
+    turns, size = 50, 10_000
+    inputs = [f"{n:03d}" + "x" * (size - 3) for n in range(turns)]
+    with serve(runner, store) as client:
+        previous: dict[str, str] = {}
+        for text in inputs:
+            answer = create(client, input=text, **previous)
+            assert answer.status_code == 200, answer.text
+            previous = {"previous_response_id": answer.json()["id"]}
+        assert runner.plans[-1].kind is PlanKind.CONTINUE
+        # New instructions start the CLI session over, with the conversation rebuilt.
+        assert create(client, input="last", instructions="new", **previous).status_code == 200
+    restart = runner.plans[-1]
+    assert restart.kind is PlanKind.RESTART
+    expected = [text for sent in inputs for text in (sent, "ok")]
+    assert [m.text for m in restart.messages] == [*expected, "last"]
+    asyncio.run(store.close())
+    with sqlite3.connect(path) as db:
+        (stored_bytes,) = db.execute("SELECT sum(length(data)) FROM responses").fetchone()
+    assert turns * size <= stored_bytes < 2 * turns * size
+
+
+def test_a_conversation_with_a_response_gone_is_not_continued_with_a_gap(
+    client: TestClient[Any],
+) -> None:
+    """Deleting a response leaves the later ones retrievable, but continuing from them
+    would rebuild the conversation without it: a 404 that says so."""
+    ids = []
+    previous: dict[str, str] = {}
+    for text in ("one", "two", "three"):
+        ids.append(create(client, input=text, **previous).json()["id"])
+        previous = {"previous_response_id": ids[-1]}
+    assert client.delete(f"/v1/responses/{ids[1]}").status_code == 200
+    assert client.get(f"/v1/responses/{ids[2]}").status_code == 200
+    answer = create(client, input="four", previous_response_id=ids[2])
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert (error["param"], error["code"]) == ("previous_response_id", "not_found")
+    assert f"earlier response of its conversation ('{ids[1]}') is gone" in error["message"]
+    # The part of the conversation before the gap goes on.
+    assert create(client, input="two again", previous_response_id=ids[0]).status_code == 200
+
+
+def test_a_conversation_longer_than_the_bound_is_a_400(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversation a previous_response_id names may hold MAX_CHAIN responses."""
+    monkeypatch.setattr(stored_module, "MAX_CHAIN", 3)
+    previous: dict[str, str] = {}
+    for text in ("one", "two", "three", "four"):  # the fourth continues three
+        answer = create(client, input=text, **previous)
+        assert answer.status_code == 200
+        previous = {"previous_response_id": answer.json()["id"]}
+    answer = create(client, input="five", **previous)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "previous_response_id"
+    assert "longer than 3 responses" in error["message"]
+
+
+def test_a_response_store_that_cannot_be_read_names_its_own_database(tmp_path: Path) -> None:
+    store = SqliteResponseStore(tmp_path / "responses.sqlite3")
+    with serve(FakeRunner(), store) as client:
+        response_id = create(client, input="hi").json()["id"]
+        store._db.close()  # every later call of the store fails, as a lost disk would
+        for answer in (
+            client.get(f"/v1/responses/{response_id}"),
+            create(client, input="more", previous_response_id=response_id),
+        ):
+            assert answer.status_code == 503
+            error = answer.json()["error"]
+            assert error["code"] == "store_unavailable"
+            assert "--responses-db" in error["message"]
+            assert "--sessions-db" not in error["message"]
+    asyncio.run(store.close())
 
 
 def test_a_function_call_round_trip_resumes_the_suspended_turn(
