@@ -7,6 +7,11 @@ with a newline, empty texts dropped, `developer` becomes system and the legacy
 `function` role becomes `tool`. It also checks that tool calls and their results
 pair up, as the upstream does: every result answers a call of the assistant message
 before it, once, and every call is answered before the conversation goes on.
+
+The CLI's billing header is the CLI's alone: a system prompt that starts with an
+`x-anthropic-billing-header:` line replaces the CLI's own with it (and loses its prompt
+caching), so such lines never reach the system prompt from a client. Claude Code sends
+one as its first system block when it is the client.
 """
 
 from __future__ import annotations
@@ -193,10 +198,24 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
     if not parsed:
         raise invalid("'messages' must contain at least one non-system message.", "messages")
     _check_tool_results(typed, parsed)
+    joined = _without_billing_lines("\n\n".join(system))
     return Conversation(
-        system="\n\n".join(system) if system else None,
+        system=joined if system else None,
         messages=tuple(message for _, message in parsed),
     )
+
+
+BILLING_HEADER = "x-anthropic-billing-header:"
+"""How the CLI's billing line starts (it takes a system prompt starting so as its own)."""
+
+
+def _without_billing_lines(system: str) -> str:
+    """`system` without the lines that claim to be the CLI's billing header."""
+    if BILLING_HEADER not in system.lower():  # the common case: one scan, no copy
+        return system
+    lines = system.split("\n")
+    kept = [line for line in lines if not line.lstrip().lower().startswith(BILLING_HEADER)]
+    return "\n".join(kept).strip("\n")
 
 
 class _Reader:
