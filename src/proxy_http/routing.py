@@ -20,6 +20,10 @@ from proxy_http.wire import ErrorBody
 SESSION_HEADER = "X-Session-Id"
 IGNORED_FIELDS_HEADER = "X-Ignored-Fields"
 """Names the request's fields that would change the reply but are ignored (comma-separated)."""
+IGNORED_TOOLS_HEADER = "X-Ignored-Tools"
+"""Names the tool types of a request that were not offered to the model (comma-separated)."""
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Sent with every SSE stream: no cache, and no buffering by a reverse proxy."""
 ACTIVE_TURNS_KEY = "active_turns"
 
 

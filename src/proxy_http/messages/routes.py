@@ -38,7 +38,9 @@ from proxy_http.messages.wire import ErrorBody, Message, MessagesInput, Messages
 from proxy_http.routing import (
     ENDPOINT_KEY,
     IGNORED_FIELDS_HEADER,
+    IGNORED_TOOLS_HEADER,
     SESSION_HEADER,
+    STREAM_HEADERS,
     active_turns,
     disconnect_watcher,
     endpoint_of,
@@ -49,12 +51,6 @@ from proxy_http.wire import ErrorBody as OpenAIErrorBody
 
 COUNT_ENDPOINT: Final = "messages.count_tokens"
 """count_tokens' name in request log lines."""
-
-IGNORED_TOOLS_HEADER: Final = "X-Ignored-Tools"
-"""Names the server tools (by `type`) a request offered that were not offered the model."""
-
-STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-"""Sent with every event stream: no cache, and no buffering by a reverse proxy."""
 
 _ERRORS_DESCRIPTION: Final = 'An Anthropic error body: {"type": "error", "error": {...}}.'
 

@@ -42,7 +42,9 @@ from proxy_http.responses.wire import (
 from proxy_http.routing import (
     ENDPOINT_KEY,
     IGNORED_FIELDS_HEADER,
+    IGNORED_TOOLS_HEADER,
     SESSION_HEADER,
+    STREAM_HEADERS,
     active_turns,
     disconnect_watcher,
     error_specs,
@@ -54,10 +56,6 @@ from proxy_http.wire import ErrorBody, ErrorDetail
 ENDPOINT = "responses"
 """The surface's name in request log lines and /stats."""
 
-IGNORED_TOOLS_HEADER = "X-Ignored-Tools"
-"""Names the tool types of a request that were not offered (comma-separated)."""
-
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 # A `prompt_cache_key` keys the session as the X-Session-Id header does when it is one
 # the header could be; any other is hashed, as `user` is.

@@ -23,6 +23,7 @@ from proxy_http.routing import (
     ENDPOINT_KEY,
     IGNORED_FIELDS_HEADER,
     SESSION_HEADER,
+    STREAM_HEADERS,
     active_turns,
     disconnect_watcher,
     error_specs,
@@ -34,9 +35,6 @@ from proxy_http.wire import ChatCompletion
 
 ENDPOINT = "chat.completions"
 """The surface's name in request log lines and /stats."""
-
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-"""Sent with every SSE stream: no cache, and no buffering by a reverse proxy."""
 
 _log = structlog.get_logger("proxy_http.chat")
 
