@@ -1,10 +1,10 @@
 """A durable ResponseStore on stdlib sqlite3 (WAL): the Responses API's stored replies.
 
 Its own database file beside the session database (`responses.sqlite3` in the state
-directory), so neither schema's versioning constrains the other. As in
-`session_store`, one worker thread owns the connection, each call is one transaction,
-and a call the database refuses (disk full, read-only) raises
-ChatError(STORE_UNAVAILABLE).
+directory), so neither schema's versioning constrains the other. As for sessions, one
+worker thread owns the connection and each call is one transaction
+(`sqlite_db.StoreDatabase`), and a call the database refuses (disk full, read-only)
+raises ChatError(STORE_UNAVAILABLE).
 
 Each row is one reply's own record and the id of the reply it continued
 (`previous_id`): a chain of N replies is N rows, each the size of what it added, and
@@ -16,42 +16,39 @@ its chain is read, so the links of a conversation in use stay together.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
 import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
-from proxy_core import ChatError, FailureReason, StoredResponse
+from proxy_cli_backend.sqlite_db import StoreDatabase
+from proxy_core import StoredResponse
 
 T = TypeVar("T")
 
-MEMORY = ":memory:"
 DATABASE_NAME = "responses.sqlite3"
 DEFAULT_TTL_SECONDS = 7 * 86400
 DEFAULT_MAX_RESPONSES = 10_000
-SCHEMA_VERSION = 2
-"""1: each row held its whole conversation (unreleased; its table is dropped on open).
-2: each row holds what its reply added, linked to the reply it continued."""
-
-_SCHEMA = (
-    # `data` last: refreshing `used_at` rewrites the row's first page only.
-    """CREATE TABLE IF NOT EXISTS responses (
-        namespace TEXT NOT NULL,
-        id TEXT NOT NULL,
-        previous_id TEXT,
-        created_at REAL NOT NULL,
-        used_at REAL NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (namespace, id)
-    )""",
-    "CREATE INDEX IF NOT EXISTS responses_by_use ON responses (used_at)",
+# Each entry moves the schema from version i to i + 1 (see `sqlite_db`). Version 1:
+# each row holds what its reply added, linked to the reply it continued.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # `data` last: refreshing `used_at` rewrites the row's first page only.
+        """CREATE TABLE responses (
+            namespace TEXT NOT NULL,
+            id TEXT NOT NULL,
+            previous_id TEXT,
+            created_at REAL NOT NULL,
+            used_at REAL NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (namespace, id)
+        )""",
+        "CREATE INDEX responses_by_use ON responses (used_at)",
+    ),
 )
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 # The rows of a chain, newest first, from the reply (namespace, id): each step follows
 # `previous_id` within the namespace, up to `depth` rows (which also ends a cycle).
@@ -93,15 +90,19 @@ class SqliteResponseStore:
         self.max_responses = max_responses
         self._clock = clock
         try:
-            self._db = _open(self.path)
+            self._database = StoreDatabase(
+                self.path,
+                _MIGRATIONS,
+                what="response database",
+                flag="--responses-db",
+                too_new=ResponseStoreError,
+            )
         except (OSError, sqlite3.Error) as error:
             raise ResponseStoreError(
                 f"Cannot open the response database {self.path}: {error}. Make its directory "
                 "writable, or choose another file with --responses-db (`:memory:` keeps "
                 "stored responses until the server stops)."
             ) from error
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="response-store")
-        self._closed = False
 
     async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
         return await self._call(_get, response_id, namespace)
@@ -128,81 +129,10 @@ class SqliteResponseStore:
 
     async def close(self) -> None:
         """Close the database; later calls raise RuntimeError. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._db.close)
-        self._worker.shutdown(wait=True)
+        await self._database.close()
 
     async def _call(self, operation: Callable[..., T], *args: object) -> T:
-        if self._closed:
-            raise RuntimeError("the response store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._worker, _in_transaction, self._db, operation, args
-            )
-        except (sqlite3.Error, OSError) as error:
-            raise ChatError(
-                FailureReason.STORE_UNAVAILABLE,
-                f"The response database {self.path} (--responses-db) refused the "
-                f"operation: {error}.",
-            ) from error
-
-
-def _open(path: str) -> sqlite3.Connection:
-    if path != MEMORY and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise ResponseStoreError(
-                f"The response database has schema version {version}, newer than this "
-                f"program's {SCHEMA_VERSION}: upgrade claude-max-api-proxy, or point "
-                "--responses-db at another file."
-            )
-        if version < SCHEMA_VERSION:
-            _rebuild(db, version)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _rebuild(db: sqlite3.Connection, version: int) -> None:
-    """Create the current schema, dropping a version-1 table: its rows held whole
-    conversations, from before chains (never released), and cannot be split."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        if version == 1:
-            db.execute("DROP TABLE IF EXISTS responses")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _in_transaction(
-    db: sqlite3.Connection, operation: Callable[..., T], args: tuple[object, ...]
-) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = operation(db, *args)
-        db.execute("COMMIT")
-    except BaseException:
-        # SQLite may have rolled back already (after SQLITE_FULL, say).
-        if db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-        raise
-    return result
+        return await self._database.call(operation, *args)
 
 
 def _row(namespace: str, row: tuple[Any, ...]) -> StoredResponse:

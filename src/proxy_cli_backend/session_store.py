@@ -1,34 +1,31 @@
 """A durable SessionStore on stdlib sqlite3 (WAL), so conversations survive a restart.
 
-One connection, owned by one worker thread: every call runs there in order, so the
-event loop never blocks on the disk and no two statements ever interleave. Each
-write is one transaction, so a crash (or a kill) mid-write leaves the previous good
-record. A call the database refuses (disk full, read-only, I/O error) raises
-ChatError(STORE_UNAVAILABLE), which the service reports as such. The schema is
-versioned with `PRAGMA user_version`; migrations run at open.
+One connection, owned by one worker thread (`sqlite_db.StoreDatabase`): every call
+runs there in order, so the event loop never blocks on the disk and no two statements
+ever interleave. Each write is one transaction, so a crash (or a kill) mid-write
+leaves the previous good record. A call the database refuses (disk full, read-only,
+I/O error) raises ChatError(STORE_UNAVAILABLE), which the service reports as such. The
+schema is versioned with `PRAGMA user_version`; migrations run at open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
 import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 
 from proxy_cli_backend.config import default_state_dir
-from proxy_core import ChatError, FailureReason, SessionRecord
+from proxy_cli_backend.sqlite_db import StoreDatabase
+from proxy_core import SessionRecord
 
 T = TypeVar("T")
 
-MEMORY = ":memory:"
 DEFAULT_TTL_SECONDS = 7 * 86400
 DEFAULT_MAX_SESSIONS = 10_000
 DATABASE_NAME = "sessions.sqlite3"
@@ -117,15 +114,19 @@ class SqliteSessionStore:
         # The connection is opened here, so a bad path or a too-new schema fails at
         # startup; afterwards only the single worker thread touches it.
         try:
-            self._db = _open(self.path)
+            self._database = StoreDatabase(
+                self.path,
+                _MIGRATIONS,
+                what="session database",
+                flag="--sessions-db",
+                too_new=SchemaTooNewError,
+            )
         except (OSError, sqlite3.Error) as error:
             raise SessionStoreError(
                 f"Cannot open the session database {self.path}: {error}. Make its directory "
                 "writable, or choose another file with --sessions-db (`:memory:` keeps "
                 "sessions until the server stops)."
             ) from error
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-store")
-        self._closed = False
 
     # -- the SessionStore port ------------------------------------------------
 
@@ -173,82 +174,12 @@ class SqliteSessionStore:
 
     async def close(self) -> None:
         """Close the database; later calls raise RuntimeError. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._db.close)
-        self._worker.shutdown(wait=True)
+        await self._database.close()
 
     # -- internals ------------------------------------------------------------
 
     async def _call(self, operation: Callable[..., T], *args: object) -> T:
-        if self._closed:
-            raise RuntimeError("the session store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self._worker, _in_transaction, self._db, operation, args
-            )
-        except (sqlite3.Error, OSError) as error:
-            raise ChatError(
-                FailureReason.STORE_UNAVAILABLE,
-                f"The session database {self.path} (--sessions-db) refused the operation: {error}.",
-            ) from error
-
-
-def _open(path: str) -> sqlite3.Connection:
-    if path != MEMORY and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
-    # exactly one store operation. The timeout waits out another process's write.
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
-        _migrate(db)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"The session database has schema version {version}, newer than this "
-                f"program's {SCHEMA_VERSION}: upgrade claude-max-api-proxy, or point "
-                "--sessions-db at another file."
-            )
-        for statements in _MIGRATIONS[version:]:
-            for statement in statements:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def _in_transaction(
-    db: sqlite3.Connection, operation: Callable[..., T], args: tuple[object, ...]
-) -> T:
-    # IMMEDIATE takes the write lock up front, so a read-then-write never has to
-    # upgrade (which could deadlock with another process) and sees a stable state.
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = operation(db, *args)
-        db.execute("COMMIT")
-    except BaseException:
-        # SQLite may have rolled back already (e.g. after SQLITE_FULL); a failing
-        # ROLLBACK must not hide the error that caused it.
-        if db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-        raise
-    return result
+        return await self._database.call(operation, *args)
 
 
 def _row(record: SessionRecord) -> tuple[object, ...]:

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy_cli_backend.response_store import SCHEMA_VERSION, SqliteResponseStore
+from proxy_cli_backend.response_store import (
+    SCHEMA_VERSION,
+    ResponseStoreError,
+    SqliteResponseStore,
+)
 from proxy_core import (
     ChatError,
     FailureReason,
@@ -249,24 +253,10 @@ async def test_a_chain_survives_a_reopen(tmp_path: Path) -> None:
     await reopened.close()
 
 
-async def test_a_version_1_database_is_rebuilt_empty(tmp_path: Path) -> None:
-    """Version 1 kept whole conversations per row (never released): its rows cannot be
-    split into links, so its table is dropped and made anew."""
+async def test_a_database_of_a_newer_program_is_refused_at_open(tmp_path: Path) -> None:
     path = tmp_path / "responses.sqlite3"
-    old = sqlite3.connect(path)
-    old.execute(
-        "CREATE TABLE responses (namespace TEXT NOT NULL, id TEXT NOT NULL, "
-        "created_at REAL NOT NULL, data BLOB NOT NULL, PRIMARY KEY (namespace, id))"
-    )
-    old.execute("INSERT INTO responses VALUES ('', 'resp_old', 1.0, x'00')")
-    old.execute("PRAGMA user_version = 1")
-    old.commit()
-    old.close()
-    store = SqliteResponseStore(path)
-    assert await store.get("resp_old", "") is None
-    await put_chain(store, "a", "b")
-    assert ids(await store.chain("b", "", limit=10)) == ["a", "b"]
-    await store.close()
-    check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-    check.close()
+    newer = sqlite3.connect(path)
+    newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(ResponseStoreError, match="--responses-db"):
+        SqliteResponseStore(path)

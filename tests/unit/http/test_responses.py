@@ -557,7 +557,7 @@ def test_a_response_store_that_cannot_be_read_names_its_own_database(tmp_path: P
     store = SqliteResponseStore(tmp_path / "responses.sqlite3")
     with serve(FakeRunner(), store) as client:
         response_id = create(client, input="hi").json()["id"]
-        store._db.close()  # every later call of the store fails, as a lost disk would
+        store._database.connection.close()  # every later call fails, as on a lost disk
         for answer in (
             client.get(f"/v1/responses/{response_id}"),
             create(client, input="more", previous_response_id=response_id),
