@@ -10,11 +10,20 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.response import Stream
 
-from proxy_core import ChatService
+from proxy_core import ChatService, Turn
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
+from proxy_http.config import HttpOptions
 from proxy_http.errors import handle_validation
-from proxy_http.streaming import ActiveTurns
+from proxy_http.streaming import (
+    ActiveTurns,
+    Collected,
+    StreamRenderer,
+    collect_turn,
+    open_stream,
+    until_first,
+)
 from proxy_http.wire import ErrorBody
 
 SESSION_HEADER = "X-Session-Id"
@@ -89,3 +98,32 @@ def refused_request(
 def iso_time(seconds: float) -> str:
     """A Unix time as ISO 8601 in UTC (`2026-12-02T03:04:05.123456Z`)."""
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def streamed(
+    request: Request[Any, Any, Any],
+    turn: Turn,
+    renderer: StreamRenderer,
+    *,
+    show_thinking: bool,
+    options: HttpOptions,
+    headers: dict[str, str],
+) -> Stream:
+    """The turn as an SSE response written by `renderer`. Its headers wait (briefly)
+    for the turn's first content, so a turn that fails before showing anything is
+    answered with its own status, not a 200 (see `open_stream`)."""
+    body = await open_stream(
+        turn,
+        renderer,
+        show_thinking=show_thinking,
+        keepalive_interval=options.keepalive_interval,
+        hold=options.stream_hold,
+        disconnected=disconnect_watcher(request),
+        active=active_turns(request),
+    )
+    return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+
+
+async def collected(request: Request[Any, Any, Any], turn: Turn) -> Collected:
+    """The turn's whole reply, unless its client goes first (which cancels it)."""
+    return await until_first(collect_turn(turn, active_turns(request)), disconnect_watcher(request))

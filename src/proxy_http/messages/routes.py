@@ -16,7 +16,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
-from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from proxy_core import (
@@ -40,13 +39,11 @@ from proxy_http.routing import (
     IGNORED_FIELDS_HEADER,
     IGNORED_TOOLS_HEADER,
     SESSION_HEADER,
-    STREAM_HEADERS,
-    active_turns,
-    disconnect_watcher,
+    collected,
     endpoint_of,
     error_specs,
+    streamed,
 )
-from proxy_http.streaming import collect_turn, open_stream, until_first
 from proxy_http.wire import ErrorBody as OpenAIErrorBody
 
 COUNT_ENDPOINT: Final = "messages.count_tokens"
@@ -166,34 +163,23 @@ async def create_message(
     model = turn.model.response_id
 
     if data.stream:
-        # Headers wait (briefly) for the turn's first content, so a turn that fails
-        # before showing anything is answered with its own status, not a 200.
-        body = await open_stream(
-            turn,
-            MessagesRenderer(message_id, model),
-            show_thinking=translated.show_thinking,
-            keepalive_interval=options.keepalive_interval,
-            hold=options.stream_hold,
-            disconnected=disconnect_watcher(request),
-            active=active_turns(request),
+        renderer = MessagesRenderer(message_id, model)
+        show = translated.show_thinking
+        return await streamed(
+            request, turn, renderer, show_thinking=show, options=options, headers=headers
         )
-        return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
 
-    collected = await until_first(
-        collect_turn(turn, active_turns(request)), disconnect_watcher(request)
-    )
+    reply = await collected(request, turn)
     finished = Finished(
-        collected.stop_reason,
-        tool_calls=collected.tool_calls,
-        stop_sequence=collected.stop_sequence,
+        reply.stop_reason, tool_calls=reply.tool_calls, stop_sequence=reply.stop_sequence
     )
     message = whole_message(
         message_id=message_id,
         model=model,
-        text=collected.text,
-        thinking=collected.thinking if translated.show_thinking else None,
+        text=reply.text,
+        thinking=reply.thinking if translated.show_thinking else None,
         finished=finished,
-        usage=collected.usage,
+        usage=reply.usage,
     )
     return Response(message, headers=headers)
 

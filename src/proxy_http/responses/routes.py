@@ -13,7 +13,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody
-from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from proxy_core import ChatError, ChatRequest, ChatService, ResponseStore, ToolCall
@@ -44,13 +43,11 @@ from proxy_http.routing import (
     IGNORED_FIELDS_HEADER,
     IGNORED_TOOLS_HEADER,
     SESSION_HEADER,
-    STREAM_HEADERS,
-    active_turns,
-    disconnect_watcher,
+    collected,
     error_specs,
     refused_request,
+    streamed,
 )
-from proxy_http.streaming import collect_turn, open_stream, until_first
 from proxy_http.wire import ErrorBody, ErrorDetail
 
 ENDPOINT = "responses"
@@ -252,27 +249,17 @@ async def create_response(
         await keep(responses, record, data.previous_response_id, access.namespace)
 
     if data.stream:
-        body = await open_stream(
-            turn,
-            ResponsesRenderer(envelope, finish),
-            show_thinking=show_thinking,
-            keepalive_interval=options.keepalive_interval,
-            hold=options.stream_hold,
-            disconnected=disconnect_watcher(request),
-            active=active_turns(request),
+        renderer = ResponsesRenderer(envelope, finish)
+        return await streamed(
+            request, turn, renderer, show_thinking=show_thinking, options=options, headers=headers
         )
-        return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
 
-    collected = await until_first(
-        collect_turn(turn, active_turns(request)), disconnect_watcher(request)
-    )
-    output = output_items(
-        collected.thinking if show_thinking else None, collected.text, collected.tool_calls
-    )
+    reply = await collected(request, turn)
+    output = output_items(reply.thinking if show_thinking else None, reply.text, reply.tool_calls)
     response = envelope.response(
-        "completed", output, usage=collected.usage, stop_reason=collected.stop_reason
+        "completed", output, usage=reply.usage, stop_reason=reply.stop_reason
     )
-    await finish(response, collected.text, collected.tool_calls)
+    await finish(response, reply.text, reply.tool_calls)
     return Response(response, headers=headers)
 
 

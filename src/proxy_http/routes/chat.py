@@ -11,7 +11,6 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
-from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
 
 from proxy_core import ChatCompletionRequest, ChatService, chat_request
@@ -23,14 +22,12 @@ from proxy_http.routing import (
     ENDPOINT_KEY,
     IGNORED_FIELDS_HEADER,
     SESSION_HEADER,
-    STREAM_HEADERS,
-    active_turns,
-    disconnect_watcher,
+    collected,
     error_specs,
     refused_request,
+    streamed,
 )
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
-from proxy_http.streaming import collect_turn, open_stream, until_first
 from proxy_http.wire import ChatCompletion
 
 ENDPOINT = "chat.completions"
@@ -101,32 +98,21 @@ async def chat_completions(
             include_usage=include_usage,
             legacy=legacy,
         )
-        # Headers wait (briefly) for the turn's first content, so a turn that fails
-        # before showing anything is answered with its own status, not a 200.
-        body = await open_stream(
-            turn,
-            renderer,
-            show_thinking=show_thinking,
-            keepalive_interval=options.keepalive_interval,
-            hold=options.stream_hold,
-            disconnected=disconnect_watcher(request),
-            active=active_turns(request),
+        return await streamed(
+            request, turn, renderer, show_thinking=show_thinking, options=options, headers=headers
         )
-        return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
 
-    collected = await until_first(
-        collect_turn(turn, active_turns(request)), disconnect_watcher(request)
-    )
+    reply = await collected(request, turn)
     return Response(
         completion(
             completion_id=completion_id,
             created=created,
             model=turn.model.response_id,
-            text=collected.text,
-            thinking=collected.thinking if show_thinking else None,
-            stop_reason=collected.stop_reason,
-            usage=collected.usage,
-            tool_calls=collected.tool_calls,
+            text=reply.text,
+            thinking=reply.thinking if show_thinking else None,
+            stop_reason=reply.stop_reason,
+            usage=reply.usage,
+            tool_calls=reply.tool_calls,
             legacy=legacy,
         ),
         headers=headers,
