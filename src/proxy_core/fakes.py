@@ -23,14 +23,10 @@ from proxy_core.ports import (
 )
 
 
-class InMemorySessionStore:
-    """A SessionStore in a dict; each instance is independent.
-
-    `fail()` makes it refuse calls as a full or read-only disk makes a real store do.
-    """
+class _FailSwitch:
+    """What makes a fake store fail as a full (or lost) disk would."""
 
     def __init__(self) -> None:
-        self._records: dict[str, SessionRecord] = {}
         self._write_error: str | None = None
         self._read_error: str | None = None
 
@@ -43,6 +39,17 @@ class InMemorySessionStore:
         error = self._write_error if write else self._read_error
         if error is not None:
             raise ChatError(FailureReason.STORE_UNAVAILABLE, error)
+
+
+class InMemorySessionStore(_FailSwitch):
+    """A SessionStore in a dict; each instance is independent.
+
+    `fail()` makes it refuse calls as a full or read-only disk makes a real store do.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, SessionRecord] = {}
+        super().__init__()
 
     async def get(self, key: str) -> SessionRecord | None:
         self._check(write=False)
@@ -101,7 +108,7 @@ class _Kept(msgspec.Struct):
     order: int
 
 
-class InMemoryResponseStore:
+class InMemoryResponseStore(_FailSwitch):
     """A ResponseStore in a dict, with the semantics of the durable one: chains by
     `previous_id`, at most `max_responses` kept (the least recently used go first), and
     with `ttl_seconds`, `sweep` drops the replies unused for that long (by `clock`).
@@ -121,18 +128,7 @@ class InMemoryResponseStore:
         self._clock = clock
         self._kept: dict[tuple[str, str], _Kept] = {}
         self._stored = 0
-        self._write_error: str | None = None
-        self._read_error: str | None = None
-
-    def fail(self, message: str = "database or disk is full", *, reads: bool = False) -> None:
-        """Make writes (with `reads`, every call) raise ChatError(STORE_UNAVAILABLE)."""
-        self._write_error = message
-        self._read_error = message if reads else None
-
-    def _check(self, *, write: bool) -> None:
-        error = self._write_error if write else self._read_error
-        if error is not None:
-            raise ChatError(FailureReason.STORE_UNAVAILABLE, error)
+        super().__init__()
 
     async def get(self, response_id: str, namespace: str) -> StoredResponse | None:
         self._check(write=False)
