@@ -159,6 +159,24 @@ class ModelList(msgspec.Struct, frozen=True):
     object: Literal["list"] = "list"
 
 
+class AnthropicModel(msgspec.Struct, frozen=True):
+    """A model as the Anthropic Models API shows it."""
+
+    id: str
+    display_name: str
+    created_at: str
+    type: Literal["model"] = "model"
+
+
+class AnthropicModelList(msgspec.Struct, frozen=True):
+    """A page of the Anthropic Models API's list."""
+
+    data: list[AnthropicModel]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
 # -- health and stats (camelCase shapes, a public contract) -------------------------
 
 
