@@ -68,13 +68,18 @@ def completion_usage(usage: Usage) -> CompletionUsage:
     )
 
 
-def sse_event(payload: msgspec.Struct) -> bytes:
-    """One `data:` event on one line: JSON escapes newlines, and this the other breaks."""
-    data = _encoder.encode(payload)
+def json_line(value: object) -> bytes:
+    """`value` as JSON on one line: JSON escapes newlines, and this the other breaks."""
+    data = _encoder.encode(value)
     for raw, escaped in _LINE_BREAKERS:
         if raw in data:  # a scan of a short chunk; the copy only when one is there
             data = data.replace(raw, escaped)
-    return b"data: " + data + b"\n\n"
+    return data
+
+
+def sse_event(payload: msgspec.Struct) -> bytes:
+    """One `data:` event on one line (see `json_line`)."""
+    return b"data: " + json_line(payload) + b"\n\n"
 
 
 class ChunkRenderer:

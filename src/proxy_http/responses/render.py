@@ -34,9 +34,7 @@ from proxy_http.responses.wire import (
     ResponseUsage,
     SummaryText,
 )
-
-KEEPALIVE = b": keep-alive\n\n"
-_ENCODER = msgspec.json.Encoder()
+from proxy_http.sse import KEEPALIVE, json_line
 
 
 def new_id(prefix: str) -> str:
@@ -334,6 +332,6 @@ class ResponsesRenderer:
         )
 
     def _event(self, kind: str, **fields: Any) -> bytes:
-        data = _ENCODER.encode({"type": kind, "sequence_number": self._sequence, **fields})
+        data = json_line({"type": kind, "sequence_number": self._sequence, **fields})
         self._sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"

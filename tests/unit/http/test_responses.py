@@ -246,6 +246,22 @@ def test_a_whole_response_is_the_sdks_response_with_text_calls_and_usage(
     assert response.usage.total_tokens == 10 + response.usage.output_tokens
 
 
+def test_line_separators_in_the_text_are_escaped_so_each_event_stays_one_line(
+    stored: InMemoryResponseStore,
+) -> None:
+    # str.splitlines (which SSE readers use) breaks lines at U+2028 and U+2029 too.
+    text = "one\u2028two\u2029three\u0085four"
+
+    def script(plan: TurnPlan) -> list[Event]:
+        return [TextDelta(text), Finished("end_turn", text, plan.cli_session_id)]
+
+    with serve(FakeRunner(script), stored) as client:
+        answer = create(client, input="hi", stream=True)
+    assert not any(breaker in answer.text for breaker in "\u2028\u2029\u0085")
+    final = folded(events_of(answer.text))
+    assert final.output_text == text
+
+
 def test_a_stream_is_the_event_sequence_the_sdk_folds_into_the_final_response(
     stored: InMemoryResponseStore,
 ) -> None:
