@@ -173,7 +173,9 @@ def test_serve_reads_the_key_file_once_and_its_app_enforces_those_keys(
     monkeypatch.setattr(bootstrap, "open_service", open_service)
     monkeypatch.setattr(bootstrap, "build_app", build_app)
     with pytest.raises(_Built):
-        asyncio.run(_serve(Settings.from_values(api_key_file=str(key_file))))
+        # Its stored responses stay in memory: the test writes nothing outside tmp_path.
+        settings = Settings.from_values(api_key_file=str(key_file), responses_db=":memory:")
+        asyncio.run(_serve(settings))
     assert reads == ["first-key\n"]
     with TestClient(built[0], base_url="http://127.0.0.1") as client:
         accepted = client.get("/v1/models", headers={"Authorization": "Bearer first-key"})
