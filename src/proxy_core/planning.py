@@ -6,7 +6,7 @@ import enum
 
 import msgspec
 
-from proxy_core.conversation import Conversation, Message, Role
+from proxy_core.conversation import Base64Image, Conversation, Message, Role
 from proxy_core.effort import Effort
 from proxy_core.ledger import SessionRecord, fingerprints, system_hash
 from proxy_core.rendering import Block, render_messages
@@ -121,7 +121,8 @@ def _tool_results(
     (our reply is the last message the record has seen), in the backend's ids and its
     order of the calls, whatever order the client sent them in; None unless the new
     messages are tool messages answering exactly those calls, each once, followed by
-    nothing but text-only user messages (which become the last result's `notes`)."""
+    nothing but text-only user messages (which become the last result's `notes`), and
+    whose images are all inline (`_inline_images`)."""
     reply = messages[len(record.fingerprints) - 1]
     if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
         return None
@@ -134,15 +135,31 @@ def _tool_results(
         return None
     for message in replies:
         call_id = backend.get(message.tool_call_id or "")
-        if call_id is None or call_id in answers:
+        images = _inline_images(message)
+        if call_id is None or call_id in answers or images is None:
             return None
-        answers[call_id] = ToolResult(call_id, message.text, is_error=message.is_error)
+        answers[call_id] = ToolResult(
+            call_id, message.text, is_error=message.is_error, images=images
+        )
     if len(answers) != len(record.pending_calls):
         return None
     ordered = [answers[call_id] for call_id in record.pending_calls]
     if notes:
         ordered[-1] = msgspec.structs.replace(ordered[-1], notes=notes)
     return tuple(ordered)
+
+
+def _inline_images(message: Message) -> tuple[Base64Image, ...] | None:
+    """A tool message's images, all inline; None when one is a URL. An MCP tool result
+    carries an image's bytes only, never a URL, and fetching it here would make the
+    proxy fetch what a client names: such a result starts over instead, where the
+    transcript hands the CLI the URL as an image block of the user turn."""
+    images: list[Base64Image] = []
+    for part in message.images:
+        if not isinstance(part.source, Base64Image):
+            return None
+        images.append(part.source)
+    return tuple(images)
 
 
 def _notes(after: tuple[Message, ...]) -> tuple[str, ...] | None:
