@@ -122,7 +122,7 @@ def _tool_results(
     order of the calls, whatever order the client sent them in; None unless the new
     messages are tool messages answering exactly those calls, each once, followed by
     nothing but text-only user messages (which become the last result's `notes`), and
-    whose images are all inline (`_inline_images`)."""
+    whose images the turn can take (`_carried_images`)."""
     reply = messages[len(record.fingerprints) - 1]
     if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
         return None
@@ -135,7 +135,7 @@ def _tool_results(
         return None
     for message in replies:
         call_id = backend.get(message.tool_call_id or "")
-        images = _inline_images(message)
+        images = _carried_images(message)
         if call_id is None or call_id in answers or images is None:
             return None
         answers[call_id] = ToolResult(
@@ -149,11 +149,15 @@ def _tool_results(
     return tuple(ordered)
 
 
-def _inline_images(message: Message) -> tuple[Base64Image, ...] | None:
-    """A tool message's images, all inline; None when one is a URL. An MCP tool result
-    carries an image's bytes only, never a URL, and fetching it here would make the
-    proxy fetch what a client names: such a result starts over instead, where the
-    transcript hands the CLI the URL as an image block of the user turn."""
+def _carried_images(message: Message) -> tuple[Base64Image, ...] | None:
+    """A tool message's images as the waiting turn takes them; None when it cannot,
+    and the request starts over, where the transcript carries them as image blocks:
+    - an image by URL: an MCP tool result carries an image's bytes only, and fetching
+      it here would make the proxy fetch what a client names;
+    - any image of an error result: the CLI keeps only an error result's text (seen
+      with 2.1.331), so its images would be lost without a word."""
+    if message.is_error and message.images:
+        return None
     images: list[Base64Image] = []
     for part in message.images:
         if not isinstance(part.source, Base64Image):

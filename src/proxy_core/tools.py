@@ -92,8 +92,9 @@ class ToolOffer(msgspec.Struct, frozen=True):
 class ToolResult(msgspec.Struct, frozen=True):
     """A client's answer to one call of a suspended turn: `call_id` is the backend's id
     of the call, `text` the result's text and `images` its images, in order, after the
-    text (inline data only: an MCP image carries its bytes, never a URL); `is_error`
-    marks a result the client reported as a failure. `notes` are texts the client sent
+    text (inline data only: an MCP image carries its bytes, never a URL; none on an
+    error result, of which the CLI keeps only the text); `is_error` marks a result the
+    client reported as a failure. `notes` are texts the client sent
     after its results in the same request (a user message after the tool messages:
     Claude Code's reminders, an Anthropic user turn with text beside its tool_result
     blocks); they go with the last result, as text blocks of their own after its

@@ -275,15 +275,26 @@ async def test_a_result_with_images_resumes_the_suspended_turn_with_them() -> No
     assert runner.violations == []
 
 
-async def test_a_result_with_an_image_url_starts_over_with_the_url_in_the_transcript() -> None:
-    # MCP carries an image's bytes, never a URL: the suspended turn cannot take it.
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        # MCP carries an image's bytes, never a URL.
+        ("https://example.com/map.png", {}),
+        # The CLI keeps only an error result's text: its images would be lost.
+        (PIXEL, {"is_error": True}),
+    ],
+    ids=["an image by url", "an error result's image"],
+)
+async def test_a_result_whose_images_the_turn_cannot_take_starts_over_with_them(
+    url: str, extra: dict[str, Any]
+) -> None:
     runner = ToolRunner()
     svc = service(runner)
     runner.reply(Reply("", (Call("weather", args(city="Paris")),)))
     first = await svc.complete(ask([QUESTION]))
     (call,) = first.tool_calls
-    image = {"type": "image_url", "image_url": {"url": "https://example.com/map.png"}}
-    history = [QUESTION, echo(first), result(call, [image])]
+    image = {"type": "image_url", "image_url": {"url": url}}
+    history = [QUESTION, echo(first), result(call, [{"type": "text", "text": "x"}, image], **extra)]
     await svc.complete(ask(history))
     plan = runner.plans[-1]
     assert plan.kind is PlanKind.RESTART
