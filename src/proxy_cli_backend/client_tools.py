@@ -220,8 +220,17 @@ class ToolBridge:
 
 
 def _content(result: ToolResult) -> dict[str, Any]:
-    texts = (result.text, *result.notes)
-    content = [{"type": "text", "text": text} for text in texts if text]
+    """A result as MCP content: its text, its images (MCP image blocks, which the CLI
+    passes on as image blocks of the same tool_result), then the notes, which the
+    client sent after the whole result."""
+    content: list[dict[str, Any]] = []
+    if result.text:
+        content.append({"type": "text", "text": result.text})
+    content.extend(
+        {"type": "image", "data": image.data, "mimeType": image.media_type}
+        for image in result.images
+    )
+    content.extend({"type": "text", "text": note} for note in result.notes if note)
     return {"content": content, "isError": result.is_error}
 
 

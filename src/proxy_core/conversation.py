@@ -1,10 +1,10 @@
 """Conversation values, and their parsing from OpenAI messages (`openai_wire`).
 
 The wire types check each field's shape; parsing adds the limits and checks a type
-cannot state (counts, sizes, image URLs, images only from users) and normalises as it
-goes, so that equal conversations have equal values: adjacent text parts are joined
-with a newline, empty texts dropped, `developer` becomes system and the legacy
-`function` role becomes `tool`. It also checks that tool calls and their results
+cannot state (counts, sizes, image URLs, images only from users and tools) and
+normalises as it goes, so that equal conversations have equal values: adjacent text
+parts are joined with a newline, empty texts dropped, `developer` becomes system and
+the legacy `function` role becomes `tool`. It also checks that tool calls and their results
 pair up, as the upstream does: every result answers a call of the assistant message
 before it, once, and every call is answered before the conversation goes on.
 
@@ -278,8 +278,11 @@ class _Reader:
         if isinstance(part, RefusalContent):
             return TextPart(part.refusal)
         if isinstance(part, ImageUrlContent):
-            if role is not Role.USER:
-                raise invalid("Only user messages can contain images.", f"{path}.type")
+            # A tool's result may hold images (a screenshot, a file read), as the
+            # Anthropic API allows inside a tool_result; OpenAI itself refuses them
+            # there, so for chat clients this is an extension.
+            if role not in (Role.USER, Role.TOOL):
+                raise invalid("Only user and tool messages can contain images.", f"{path}.type")
             return self.image(part.image_url, f"{path}.image_url.url")
         kind = "input_audio" if isinstance(part, InputAudioContent) else "file"
         raise invalid(f"Content parts of type {kind!r} are not supported.", f"{path}.type")

@@ -6,7 +6,7 @@ import enum
 
 import msgspec
 
-from proxy_core.conversation import Conversation, Message, Role
+from proxy_core.conversation import Base64Image, Conversation, Message, Role
 from proxy_core.effort import Effort
 from proxy_core.ledger import SessionRecord, fingerprints, system_hash
 from proxy_core.rendering import Block, render_messages
@@ -121,7 +121,8 @@ def _tool_results(
     (our reply is the last message the record has seen), in the backend's ids and its
     order of the calls, whatever order the client sent them in; None unless the new
     messages are tool messages answering exactly those calls, each once, followed by
-    nothing but text-only user messages (which become the last result's `notes`)."""
+    nothing but text-only user messages (which become the last result's `notes`), and
+    whose images the turn can take (`_carried_images`)."""
     reply = messages[len(record.fingerprints) - 1]
     if reply.role is not Role.ASSISTANT or len(reply.tool_calls) != len(record.pending_calls):
         return None
@@ -134,15 +135,35 @@ def _tool_results(
         return None
     for message in replies:
         call_id = backend.get(message.tool_call_id or "")
-        if call_id is None or call_id in answers:
+        images = _carried_images(message)
+        if call_id is None or call_id in answers or images is None:
             return None
-        answers[call_id] = ToolResult(call_id, message.text, is_error=message.is_error)
+        answers[call_id] = ToolResult(
+            call_id, message.text, is_error=message.is_error, images=images
+        )
     if len(answers) != len(record.pending_calls):
         return None
     ordered = [answers[call_id] for call_id in record.pending_calls]
     if notes:
         ordered[-1] = msgspec.structs.replace(ordered[-1], notes=notes)
     return tuple(ordered)
+
+
+def _carried_images(message: Message) -> tuple[Base64Image, ...] | None:
+    """A tool message's images as the waiting turn takes them; None when it cannot,
+    and the request starts over, where the transcript carries them as image blocks:
+    - an image by URL: an MCP tool result carries an image's bytes only, and fetching
+      it here would make the proxy fetch what a client names;
+    - any image of an error result: the CLI keeps only an error result's text (seen
+      with 2.1.331), so its images would be lost without a word."""
+    if message.is_error and message.images:
+        return None
+    images: list[Base64Image] = []
+    for part in message.images:
+        if not isinstance(part.source, Base64Image):
+            return None
+        images.append(part.source)
+    return tuple(images)
 
 
 def _notes(after: tuple[Message, ...]) -> tuple[str, ...] | None:

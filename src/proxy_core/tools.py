@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from proxy_core.conversation import Base64Image
 from proxy_core.errors import invalid
 from proxy_core.openai_wire import (
     FunctionDefinition,
@@ -90,17 +91,20 @@ class ToolOffer(msgspec.Struct, frozen=True):
 
 class ToolResult(msgspec.Struct, frozen=True):
     """A client's answer to one call of a suspended turn: `call_id` is the backend's id
-    of the call, `text` the result's text; `is_error` marks a result the client
-    reported as a failure. `notes` are texts the client sent after its results in the
-    same request (a user message after the tool messages: Claude Code's reminders, an
-    Anthropic user turn with text beside its tool_result blocks); they go with the
-    last result, as text blocks of their own, so the waiting turn goes on with them
-    rather than starting over."""
+    of the call, `text` the result's text and `images` its images, in order, after the
+    text (inline data only: an MCP image carries its bytes, never a URL; none on an
+    error result, of which the CLI keeps only the text); `is_error` marks a result the
+    client reported as a failure. `notes` are texts the client sent
+    after its results in the same request (a user message after the tool messages:
+    Claude Code's reminders, an Anthropic user turn with text beside its tool_result
+    blocks); they go with the last result, as text blocks of their own after its
+    images, so the waiting turn goes on with them rather than starting over."""
 
     call_id: str
     text: str
     is_error: bool = False
     notes: tuple[str, ...] = ()
+    images: tuple[Base64Image, ...] = ()
 
 
 def parse_tool_offer(

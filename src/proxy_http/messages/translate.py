@@ -1,9 +1,9 @@
 """From an Anthropic Messages request to the core's ChatRequest (OpenAI chat shapes).
 
 - `system` (a string or text blocks) becomes the system message.
-- A user turn's `tool_result` blocks become `tool` messages, in order, and its other
-  blocks (text, images) one user message after them. An image inside a tool result
-  joins that user message: the core's tool results carry text only.
+- A user turn's `tool_result` blocks become `tool` messages, in order, with their
+  text and images in place, and its other blocks (text, images) one user message
+  after them.
 - An assistant turn's text and `tool_use` blocks become ONE assistant message with
   content and `tool_calls` (arguments: the JSON of `input`), as the core recorded
   the reply that made them; its thinking blocks are dropped (the ledger never saw
@@ -247,22 +247,20 @@ def _user_turn(blocks: Sequence[InputBlock], path: str) -> list[tuple[ChatMessag
     results: list[tuple[ChatMessage, Origin]] = []
     parts: list[ContentPart] = []
     part_paths: list[str] = []
-    carried: list[tuple[ContentPart, str]] = []  # images of tool results, for the user message
     for position, block in enumerate(blocks):
         where = f"{path}.content[{position}]"
         if isinstance(block, ToolResultBlock):
-            texts, images = _tool_result_content(block, where)
+            content, content_paths = _tool_result_content(block, where)
             results.append(
                 (
                     ChatToolMessage(
-                        content=texts,
+                        content=content,
                         tool_call_id=block.tool_use_id,
                         is_error=True if block.is_error else None,
                     ),
-                    Origin(where, tuple(where for _ in texts)),
+                    Origin(where, content_paths),
                 )
             )
-            carried.extend(images)
         elif isinstance(block, TextBlock):
             parts.append(TextContent(block.text))
             part_paths.append(where)
@@ -275,31 +273,25 @@ def _user_turn(blocks: Sequence[InputBlock], path: str) -> list[tuple[ChatMessag
                 f"a user turn cannot carry {block_type(block)!r} blocks (they belong to "
                 "assistant turns).",
             )
-    if carried or parts or not results:
-        user_parts = [part for part, _ in carried] + parts
-        user_paths = [where for _, where in carried] + part_paths
-        results.append((ChatUserMessage(content=user_parts), Origin(path, tuple(user_paths))))
+    if parts or not results:
+        results.append((ChatUserMessage(content=parts), Origin(path, tuple(part_paths))))
     return results
 
 
 def _tool_result_content(
     block: ToolResultBlock, path: str
-) -> tuple[list[ContentPart], list[tuple[ContentPart, str]]]:
-    """A tool result's text parts, and its images (which the user message carries)."""
+) -> tuple[list[ContentPart], tuple[str, ...]]:
+    """A tool result's text and image parts, in order, and the path of each: its images
+    stay in the result, which the suspended CLI turn takes with them."""
     content = block.content
     if content is None:
-        return [], []
+        return [], ()
     if isinstance(content, str):
-        return [TextContent(content)], []
-    texts: list[ContentPart] = []
-    images: list[tuple[ContentPart, str]] = []
-    for position, item in enumerate(content):
-        if isinstance(item, TextBlock):
-            texts.append(TextContent(item.text))
-        else:
-            where = f"{path}.content[{position}]"
-            images.append((_image(item), where))
-    return texts, images
+        return [TextContent(content)], (path,)
+    parts: list[ContentPart] = []
+    for item in content:
+        parts.append(TextContent(item.text) if isinstance(item, TextBlock) else _image(item))
+    return parts, tuple(f"{path}.content[{position}]" for position in range(len(content)))
 
 
 def _assistant(blocks: Sequence[InputBlock], path: str) -> list[tuple[ChatMessage, Origin]]:

@@ -4,8 +4,9 @@ chat forms. Pure: what the route does with them is `routes`' business.
 
 An assistant `message` item followed by `function_call` items becomes ONE assistant
 chat message with those tool calls (as the reply that made them was recorded by the
-core), and a `function_call_output` item a `tool` message answering its `call_id`, so
-a replayed history matches the session's ledger. Item types we cannot use
+core), and a `function_call_output` item a `tool` message answering its `call_id` (its
+text and `input_image` parts in order), so a replayed history matches the session's
+ledger. Item types we cannot use
 (`reasoning`, `item_reference`, hosted tools' calls...) are dropped; tool types other
 than `function` are ignored and reported (`Translated.ignored_tools`).
 """

@@ -138,7 +138,8 @@ class FunctionCallItem(msgspec.Struct, frozen=True):
 
 
 class FunctionCallOutputItem(msgspec.Struct, frozen=True):
-    """A call's result: text, or input_text parts."""
+    """A call's result: text, or input_text and input_image parts (a tool may answer
+    with an image, as Codex's view_image does)."""
 
     call_id: Annotated[str, msgspec.Meta(min_length=1)]
     output: str | list[InputPart]

@@ -1,7 +1,8 @@
 """The Anthropic Messages API with the official anthropic SDK, against a live server over
 the real CLI and the fake upstream: a whole message, a stream the SDK assembles, a
-tool_use round trip that resumes the same CLI turn, a continuation that sends the CLI
-only the new message, and an error the SDK raises as Anthropic's."""
+tool_use round trip that resumes the same CLI turn (its result holding an image), a
+continuation that sends the CLI only the new message, and an error the SDK raises as
+Anthropic's."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ WEATHER = {
         "type": "object",
         "properties": {"city": {"type": "string"}},
         "required": ["city"],
+    },
+}
+
+# A 1x1 PNG.
+MAP = {
+    "type": "image",
+    "source": {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+        "AAAABJRU5ErkJggg==",
     },
 }
 
@@ -153,7 +165,13 @@ def test_tool_use_round_trip_resumes_the_same_cli_turn(
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": tool_use.id, "content": "18C and sunny"},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": tool_use.id,
+                        # An image in a result (a map, a screenshot, a file Claude Code
+                        # reads) stays in it, and the CLI turn still takes it.
+                        "content": [{"type": "text", "text": "18C and sunny"}, MAP],
+                    },
                     # Text beside the results (as Claude Code sends) goes into the same turn.
                     {"type": "text", "text": "Keep it short."},
                 ],
@@ -171,7 +189,12 @@ def test_tool_use_round_trip_resumes_the_same_cli_turn(
     # with the text after it as a block of its own.
     [result] = result_blocks(fake_upstream.message_requests[-1])
     assert result["tool_use_id"] == tool_use.id
-    assert [block["text"] for block in result["content"]] == ["18C and sunny", "Keep it short."]
+    first_block, image, *cli_notes, last = result["content"]
+    assert first_block == {"type": "text", "text": "18C and sunny"}
+    assert image == {"type": "image", "source": MAP["source"]}  # inside the tool_result
+    # The CLI adds where it saved the image on its own disk; nothing else comes between.
+    assert [note["text"].startswith("[Image: source: ") for note in cli_notes] == [True]
+    assert last == {"type": "text", "text": "Keep it short."}
 
 
 def result_blocks(request: Any) -> list[dict[str, Any]]:

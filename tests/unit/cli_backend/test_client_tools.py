@@ -16,7 +16,7 @@ from proxy_cli_backend.client_tools import (
     mcp_config,
     upstream_name,
 )
-from proxy_core import ChoiceMode, ClientTool, ToolOffer, ToolResult
+from proxy_core import Base64Image, ChoiceMode, ClientTool, ToolOffer, ToolResult
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -121,6 +121,29 @@ def test_notes_after_a_result_are_text_blocks_of_their_own_after_it() -> None:
         {"type": "text", "text": "sunny"},
         {"type": "text", "text": "Be brief."},
         {"type": "text", "text": "<r>"},
+    ]
+
+
+def test_a_results_images_are_mcp_image_blocks_after_its_text_and_before_its_notes() -> None:
+    bridge = ToolBridge([WEATHER])
+    bridge.handle("r3", call(2, "toolu_a"))
+    png, gif = Base64Image("image/png", "iVBORw0KGgo="), Base64Image("image/gif", "R0lGODlh")
+    result = ToolResult("toolu_a", "two maps", notes=("Be brief.",), images=(png, gif))
+    (line,) = bridge.supply([result])
+    assert rpc(line, "r3")["result"]["content"] == [
+        {"type": "text", "text": "two maps"},
+        {"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"},
+        {"type": "image", "data": "R0lGODlh", "mimeType": "image/gif"},
+        {"type": "text", "text": "Be brief."},
+    ]
+
+
+def test_a_result_of_images_alone_has_no_empty_text_block() -> None:
+    bridge = ToolBridge([WEATHER])
+    bridge.handle("r3", call(2, "toolu_a"))
+    (line,) = bridge.supply([ToolResult("toolu_a", "", images=(Base64Image("image/png", "AA=="),))])
+    assert rpc(line, "r3")["result"]["content"] == [
+        {"type": "image", "data": "AA==", "mimeType": "image/png"}
     ]
 
 

@@ -96,9 +96,9 @@ def messages(draw: st.DrawFn, role: Role | None = None) -> Message:
     """One message of any role, not necessarily part of a valid history (a tool
     message's id need answer nothing)."""
     role = role or draw(st.sampled_from([Role.USER, Role.ASSISTANT, Role.TOOL]))
-    part_strategy = (
-        st.one_of(texts.map(TextPart), images) if role is Role.USER else texts.map(TextPart)
-    )
+    # Users and tools may send images (a tool's result: a screenshot, an image file).
+    with_images = role in (Role.USER, Role.TOOL)
+    part_strategy = st.one_of(texts.map(TextPart), images) if with_images else texts.map(TextPart)
     parts: list[Part] = draw(st.lists(part_strategy, max_size=4))
     # OpenAI lets any message carry a `name`; the rendering shows it, whatever the role.
     name = draw(st.one_of(st.none(), identifiers))

@@ -396,11 +396,56 @@ def test_a_result_is_a_string_or_text_parts(content: object) -> None:
     assert parsed.messages[2].text == "line one\nline two"
 
 
-def test_a_result_with_an_image_is_refused() -> None:
-    image = {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}
-    assert error_of([USER, asks("a"), answers("a", [image])]).param == (
-        "messages[2].content[0].type"
+def test_a_result_keeps_its_images_in_place_among_its_text() -> None:
+    # A screenshot or an image file read by the client's tool (Anthropic's tool_result
+    # holds image blocks; OpenAI chat clients may send image_url parts, an extension).
+    content = [
+        {"type": "text", "text": "the chart:"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}},
+    ]
+    result = parse_conversation([USER, asks("a"), answers("a", content)]).messages[2]
+    assert result.role is Role.TOOL
+    assert result.parts == (
+        TextPart("the chart:"),
+        ImagePart(Base64Image("image/png", "iVBORw0KGgo=")),
+        ImagePart(UrlImage("https://e.com/a.png")),
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "limits", "named"),
+    [
+        (
+            "data:image/png;base64," + "A" * 4000,
+            ParseLimits(max_image_bytes=1000),
+            "max_image_bytes",
+        ),
+        ("data:image/tiff;base64,AAAA", None, "image/tiff"),
+        ("ftp://e.com/a.png", None, "http(s) URL"),
+    ],
+)
+def test_a_results_images_meet_the_same_limits_as_a_users(
+    url: str, limits: ParseLimits | None, named: str
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": url}}
+    error = error_of([USER, asks("a"), answers("a", [image])], limits)
+    assert error.param == "messages[2].content[0].image_url.url"
+    assert named in error.message
+
+
+def test_a_results_images_count_towards_max_images_with_the_users() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}
+    user = {"role": "user", "content": [image]}
+    error = error_of([user, asks("a"), answers("a", [image, image])], ParseLimits(max_images=2))
+    assert error.param == "messages[2].content[1].image_url.url"
+    assert "max_images" in error.message
+
+
+def test_an_assistant_message_with_an_image_is_still_refused() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}}
+    error = error_of([USER, {"role": "assistant", "content": [image]}])
+    assert error.param == "messages[1].content[0].type"
 
 
 # -- the legacy function_call / function messages --

@@ -14,7 +14,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from proxy_core import (
+    Base64Image,
     Conversation,
+    ImagePart,
     Message,
     PlanKind,
     Role,
@@ -189,6 +191,21 @@ def test_an_error_result_is_told_apart_from_a_plain_one() -> None:
     plain = Message(Role.TOOL, (TextPart("no such city"),), tool_call_id="call_1")
     failed = msgspec.structs.replace(plain, is_error=True)
     assert fingerprint(plain) != fingerprint(failed)
+
+
+def test_a_results_images_are_part_of_its_fingerprint() -> None:
+    def result(*images: ImagePart) -> Message:
+        return Message(Role.TOOL, (TextPart("a.png"), *images), tool_call_id="call_1")
+
+    png = ImagePart(Base64Image("image/png", "iVBORw0KGgo="))
+    assert fingerprint(result(png)) == fingerprint(
+        result(ImagePart(Base64Image("image/png", "iVBORw0KGgo=")))
+    )
+    assert fingerprint(result(png)) != fingerprint(result())
+    assert fingerprint(result(png)) != fingerprint(
+        result(ImagePart(Base64Image("image/png", "R0lGODlh")))
+    )
+    assert fingerprint(result(png)) != fingerprint(result(png, png))
 
 
 def test_fingerprints_without_an_error_mark_are_what_they_were_before_it() -> None:

@@ -148,9 +148,26 @@ def transcript(messages: list[Message]) -> str:
 
 @given(conversations(with_calls=True))
 def test_tool_histories_render_and_parse_back(conversation) -> None:  # type: ignore[no-untyped-def]
+    # Tool results among them may hold images (see `strategies.messages`).
     blocks = render_messages(conversation.messages)
     assert parse_rendering(blocks) == conversation.messages
     assert render_messages(parse_rendering(blocks)) == blocks
+
+
+def test_a_tool_results_image_is_a_native_block_inside_its_message() -> None:
+    png = Base64Image(media_type="image/png", data="iVBORw0KGgo=")
+    history = [
+        Message(Role.USER, (TextPart("Look at it."),)),
+        Message(Role.ASSISTANT, tool_calls=(ToolCall("c1", "read", "{}"),)),
+        Message(Role.TOOL, (TextPart("a.png:"), ImagePart(png)), tool_call_id="c1"),
+    ]
+    blocks = render_messages(history)
+    images = [b for b in blocks if isinstance(b, ImageBlock)]
+    assert images == [ImageBlock(png)]
+    before = "".join(b.text for b in blocks[: blocks.index(images[0])] if isinstance(b, TextBlock))
+    # The image sits in the tool message's slot, after its text.
+    assert before.endswith('tool_call_id="c1">\na.png:')
+    assert parse_rendering(blocks) == tuple(history)
 
 
 WEATHER = [

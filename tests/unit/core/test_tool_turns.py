@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from proxy_core import (
+    Base64Image,
     ChatRequest,
     ChatService,
     Completion,
@@ -247,6 +248,58 @@ async def test_text_after_the_results_goes_with_the_last_result_into_the_suspend
         ToolResult(weather.id, "sunny"),
         ToolResult(clock.id, "noon", notes=("Be brief.", "<reminder>")),
     )
+    assert runner.violations == []
+
+
+async def test_a_result_with_images_resumes_the_suspended_turn_with_them() -> None:
+    # Claude Code reading an image file with its Read tool: the image is the result.
+    runner = ToolRunner()
+    svc = service(runner)
+    runner.reply(Reply("", (Call("weather", args(city="Paris")),)))
+    first = await svc.complete(ask([QUESTION]))
+    old = (await record_of(svc)).cli_session_id
+    (call,) = first.tool_calls
+    content = [
+        {"type": "text", "text": "the map:"},
+        {"type": "image_url", "image_url": {"url": PIXEL}},
+    ]
+    history = [QUESTION, echo(first), result(call, content)]
+    await svc.complete(ask(history))
+    plan = runner.plans[-1]
+    assert plan.kind is PlanKind.CONTINUE
+    assert plan.cli_session_id == old
+    media_type, data = PIXEL.removeprefix("data:").split(";base64,")
+    assert plan.tool_results == (
+        ToolResult(call.id, "the map:", images=(Base64Image(media_type, data),)),
+    )
+    assert runner.violations == []
+
+
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        # MCP carries an image's bytes, never a URL.
+        ("https://example.com/map.png", {}),
+        # The CLI keeps only an error result's text: its images would be lost.
+        (PIXEL, {"is_error": True}),
+    ],
+    ids=["an image by url", "an error result's image"],
+)
+async def test_a_result_whose_images_the_turn_cannot_take_starts_over_with_them(
+    url: str, extra: dict[str, Any]
+) -> None:
+    runner = ToolRunner()
+    svc = service(runner)
+    runner.reply(Reply("", (Call("weather", args(city="Paris")),)))
+    first = await svc.complete(ask([QUESTION]))
+    (call,) = first.tool_calls
+    image = {"type": "image_url", "image_url": {"url": url}}
+    history = [QUESTION, echo(first), result(call, [{"type": "text", "text": "x"}, image], **extra)]
+    await svc.complete(ask(history))
+    plan = runner.plans[-1]
+    assert plan.kind is PlanKind.RESTART
+    assert plan.restart_reason is RestartReason.TOOL_TURN_ABANDONED
+    assert parse_rendering(plan.prompt) == parse_conversation(history).messages
     assert runner.violations == []
 
 

@@ -19,11 +19,13 @@ from pydantic import TypeAdapter
 from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import (
+    Base64Image,
     ChatService,
     Event,
     FakeRunner,
     Finished,
     InMemorySessionStore,
+    PlanKind,
     TextDelta,
     ThinkingDelta,
     ToolArguments,
@@ -159,6 +161,9 @@ def test_a_stream_is_the_event_sequence_the_sdk_accumulates_into_the_whole_messa
     assert Message.model_validate(snapshot.to_dict()).model_dump() == expected.model_dump()
 
 
+RADAR = {"media_type": "image/png", "data": "iVBORw0KGgo="}
+
+
 def test_a_tool_result_turn_resumes_the_suspended_turn() -> None:
     runner = ToolRunner(fragment=4)
     with client_over(runner) as client:
@@ -178,7 +183,15 @@ def test_a_tool_result_turn_resumes_the_suspended_turn() -> None:
         results = {
             "role": "user",
             "content": [
-                {"type": "tool_result", "tool_use_id": calls[1].id, "content": "rain"},  # type: ignore[union-attr]
+                {
+                    "type": "tool_result",
+                    "tool_use_id": calls[1].id,  # type: ignore[union-attr]
+                    # A result may hold images (a radar map): they stay in the result.
+                    "content": [
+                        {"type": "text", "text": "rain"},
+                        {"type": "image", "source": {"type": "base64", **RADAR}},
+                    ],
+                },
                 {
                     "type": "tool_result",
                     "tool_use_id": calls[0].id,  # type: ignore[union-attr]
@@ -192,9 +205,10 @@ def test_a_tool_result_turn_resumes_the_suspended_turn() -> None:
     assert second.status_code == 200, second.text
     assert second.json()["stop_reason"] == "end_turn"
     (resumed,) = runner.resumed
-    assert [(r.text, r.is_error) for r in resumed.tool_results] == [
-        ("no data", True),
-        ("rain", False),
+    assert resumed.kind is PlanKind.CONTINUE
+    assert [(r.text, r.is_error, r.images) for r in resumed.tool_results] == [
+        ("no data", True, ()),
+        ("rain", False, (Base64Image(**RADAR),)),
     ]
     assert runner.violations == []
 

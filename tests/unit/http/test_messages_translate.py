@@ -116,15 +116,17 @@ def test_every_block_kind_becomes_its_chat_message_in_order() -> None:
                 AssistantToolCall("toolu_2", FunctionCall("weather", '{"city":"Rome"}')),
             ],
         ),
-        # The results first, in order; the image of a result joins the user message.
+        # The results first, in order, each with its images; the rest is a user message.
         ChatToolMessage(content=[TextContent("sunny")], tool_call_id="toolu_1"),
-        ChatToolMessage(content=[TextContent("no data")], tool_call_id="toolu_2", is_error=True),
-        ChatUserMessage(
+        ChatToolMessage(
             content=[
+                TextContent("no data"),
                 ImageUrlContent(ImageUrl("https://example.com/r.png")),
-                TextContent("And tomorrow?"),
-            ]
+            ],
+            tool_call_id="toolu_2",
+            is_error=True,
         ),
+        ChatUserMessage(content=[TextContent("And tomorrow?")]),
     ]
     # And the core takes it whole: results answer the calls before them.
     conversation = parse_conversation(chat)
@@ -305,6 +307,33 @@ def test_a_core_error_is_renamed_to_the_anthropic_field() -> None:
     renamed = result.origins.rehome(caught.value)
     assert renamed.param == "messages[2].content[2]"
     assert renamed.message == "messages[2].content[2]: The image's base64 data is invalid."
+
+
+def test_an_image_inside_a_tool_result_is_checked_and_named_where_it_is() -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": PNG}}
+    messages = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "a.bmp"}, image],
+                }
+            ],
+        },
+    ]
+    result = translated(messages=messages)
+    with pytest.raises(ChatError) as caught:
+        parse_conversation(result.request.messages)
+    renamed = result.origins.rehome(caught.value)
+    assert renamed.param == "messages[2].content[0].content[1]"
+    assert "Unsupported image type 'image/bmp'" in renamed.message
 
 
 def test_a_tool_pairing_error_speaks_of_tool_use_and_tool_result() -> None:

@@ -24,6 +24,7 @@ from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_cli_backend.response_store import SqliteResponseStore
 from proxy_core import (
+    Base64Image,
     ChatService,
     Event,
     Failed,
@@ -599,6 +600,28 @@ def test_a_function_call_round_trip_resumes_the_suspended_turn(
     assert Response.model_validate(final.json()).output_text == "results: 18C"
     (resumed,) = runner.resumed
     assert [r.text for r in resumed.tool_results] == ["18C"]
+    assert runner.violations == []
+
+
+def test_a_function_call_output_with_an_image_resumes_the_turn_with_it(
+    client: TestClient[Any], runner: ToolRunner
+) -> None:
+    # Codex's view_image answers with the image as an input_image part of the output.
+    runner.reply(Reply("", (Call("weather", args(city="Paris")),)))
+    first = create(client, input="Paris?", tools=[WEATHER]).json()
+    (call,) = first["output"]
+    output = [
+        {"type": "input_text", "text": "radar:"},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="},
+    ]
+    result = {"type": "function_call_output", "call_id": call["call_id"], "output": output}
+    final = create(client, input=[result], tools=[WEATHER], previous_response_id=first["id"])
+    assert final.status_code == 200, final.text
+    (resumed,) = runner.resumed
+    assert resumed.kind is PlanKind.CONTINUE
+    assert [(r.text, r.images) for r in resumed.tool_results] == [
+        ("radar:", (Base64Image("image/png", "iVBORw0KGgo="),))
+    ]
     assert runner.violations == []
 
 
