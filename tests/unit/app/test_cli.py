@@ -172,9 +172,9 @@ def test_serve_reads_the_key_file_once_and_its_app_enforces_those_keys(
     monkeypatch.setattr(Path, "read_text", read_text)
     monkeypatch.setattr(bootstrap, "open_service", open_service)
     monkeypatch.setattr(bootstrap, "build_app", build_app)
+    # Its stored responses stay in memory: the test writes nothing outside tmp_path.
+    settings = Settings.from_values(api_key_file=str(key_file), responses_db=":memory:")
     with pytest.raises(_Built):
-        # Its stored responses stay in memory: the test writes nothing outside tmp_path.
-        settings = Settings.from_values(api_key_file=str(key_file), responses_db=":memory:")
         asyncio.run(_serve(settings))
     assert reads == ["first-key\n"]
     with TestClient(built[0], base_url="http://127.0.0.1") as client:
