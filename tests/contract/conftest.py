@@ -22,42 +22,44 @@ from tests.support.fake_upstream import FakeAnthropic
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _pinned(name: str, package_dir: str) -> Path:
+    """Where `make test` installs the pinned `name` (its version in `.<name>-version`)."""
+    version = (ROOT / f".{package_dir}-version").read_text().strip()
+    return ROOT / ".tools" / f"{name}-{version}" / "node_modules" / ".bin" / name
+
+
 def pinned_cli_path() -> Path:
-    version = (ROOT / ".claude-cli-version").read_text().strip()
-    return ROOT / ".tools" / f"claude-{version}" / "node_modules" / ".bin" / "claude"
+    return _pinned("claude", "claude-cli")
+
+
+def pinned_codex_path() -> Path:
+    return _pinned("codex", "codex")
+
+
+def _executable(what: str, variable: str, pinned: Path) -> str:
+    """$`variable`, else the pinned path; the test fails loudly (never skips) when it is
+    not an executable."""
+    path = os.environ.get(variable) or str(pinned)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"The {what} needed by the contract tests is missing at {path}. "
+            "Run `make test` (it installs the pinned version with npm), or set "
+            f"{variable} to an executable.",
+            pytrace=False,
+        )
+    return path
 
 
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
     """Path of the real CLI: $CLAUDE_PROXY_TEST_CLI, else the pinned project-local one."""
-    path = os.environ.get("CLAUDE_PROXY_TEST_CLI") or str(pinned_cli_path())
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"The claude CLI needed by the contract tests is missing at {path}. "
-            "Run `make test` (it installs the pinned version with npm), or set "
-            "CLAUDE_PROXY_TEST_CLI to an executable.",
-            pytrace=False,
-        )
-    return path
-
-
-def pinned_codex_path() -> Path:
-    version = (ROOT / ".codex-version").read_text().strip()
-    return ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"
+    return _executable("claude CLI", "CLAUDE_PROXY_TEST_CLI", pinned_cli_path())
 
 
 @pytest.fixture(scope="session")
 def codex_bin() -> str:
     """Path of the Codex CLI: $CLAUDE_PROXY_TEST_CODEX, else the pinned project-local one."""
-    path = os.environ.get("CLAUDE_PROXY_TEST_CODEX") or str(pinned_codex_path())
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"The Codex CLI needed by the client contract tests is missing at {path}. "
-            "Run `make test` (its `clients` step installs the pinned version with npm), "
-            "or set CLAUDE_PROXY_TEST_CODEX to an executable.",
-            pytrace=False,
-        )
-    return path
+    return _executable("Codex CLI", "CLAUDE_PROXY_TEST_CODEX", pinned_codex_path())
 
 
 @pytest.fixture(scope="session")
