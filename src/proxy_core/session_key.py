@@ -88,7 +88,7 @@ def derive_session_key(
     """
     if header is not None:
         value = header.strip()
-        if not value or len(value) > MAX_KEY_LENGTH or not _SAFE.match(value):
+        if not is_header_value(value):
             raise invalid(
                 f"Invalid X-Session-Id header: use 1-{MAX_KEY_LENGTH} characters of "
                 "letters, digits and ._:@+=/-",
@@ -103,6 +103,12 @@ def derive_session_key(
             value = "#" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return _key(namespace, _PREFIX[KeyOrigin.USER] + value, KeyOrigin.USER)
     return _key(namespace, _PREFIX[KeyOrigin.AUTO] + opening_hash(conversation), KeyOrigin.AUTO)
+
+
+def is_header_value(value: str) -> bool:
+    """Whether `value` may be a session key's header value as it is: 1-128 characters
+    of `A-Za-z0-9._:@+=/-` (what `X-Session-Id` must be)."""
+    return 0 < len(value) <= MAX_KEY_LENGTH and _SAFE.match(value) is not None
 
 
 def origin_of(key: str) -> KeyOrigin:

@@ -69,6 +69,8 @@ UNSUPPORTED_MEDIA_TYPE = ErrorShape(
     "Send the request body as JSON with `Content-Type: application/json`.",
 )
 BODY_STALLED = ErrorShape(408, "invalid_request_error", "request_timeout")
+NOT_FOUND = ErrorShape(404, "invalid_request_error", "not_found")
+"""What a handler answers for a thing it keeps that is not there (a stored response)."""
 AT_CAPACITY = ErrorShape(503, "service_unavailable_error", "server_busy")
 """No room for one more request body or connection (the service's own busy is a 429)."""
 UNEXPECTED = ErrorShape(500, "api_error", "internal_error", "The server hit an unexpected error.")

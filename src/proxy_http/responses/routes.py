@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any
 
@@ -15,10 +14,17 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.types import ControllerRouterHandler
 
-from proxy_core import ChatError, ChatRequest, ChatService, ResponseStore, ToolCall
+from proxy_core import (
+    ChatError,
+    ChatRequest,
+    ChatService,
+    ResponseStore,
+    ToolCall,
+    is_header_value,
+)
 from proxy_http.auth import Access
 from proxy_http.config import HttpOptions
-from proxy_http.errors import error_response
+from proxy_http.errors import NOT_FOUND, error_response
 from proxy_http.logging import note
 from proxy_http.responses.render import Envelope, ResponsesRenderer, new_id, output_items
 from proxy_http.responses.stored import (
@@ -48,23 +54,16 @@ from proxy_http.routing import (
     refused_request,
     streamed,
 )
-from proxy_http.wire import ErrorBody, ErrorDetail
+from proxy_http.wire import ErrorBody
 
 ENDPOINT = "responses"
 """The surface's name in request log lines and /stats."""
-
-
-# A `prompt_cache_key` keys the session as the X-Session-Id header does when it is one
-# the header could be; any other is hashed, as `user` is.
-_HEADER_SAFE = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
 
 _log = structlog.get_logger("proxy_http.responses")
 
 
 def _not_found(message: str, param: str | None) -> Response[ErrorBody]:
-    return error_response(
-        404, ErrorBody(ErrorDetail(message, "invalid_request_error", param, "not_found"))
-    )
+    return error_response(NOT_FOUND.status, NOT_FOUND.body(message, param=param))
 
 
 class _Conversation:
@@ -106,7 +105,9 @@ def _chat_request(
     header = session_id
     user = data.user
     if header is None and cache_key is not None:
-        if _HEADER_SAFE.match(cache_key):
+        # It keys the session as the header does when the header could hold it; any
+        # other is hashed, as `user` is.
+        if is_header_value(cache_key):
             header = cache_key
         elif conversation.session_key is None:
             user = cache_key
