@@ -28,7 +28,7 @@ from proxy_http.responses.wire import (
     OutputMessage,
     OutputReasoning,
     OutputTextPart,
-    ReasoningConfig,
+    ResponseEcho,
     ResponseError,
     ResponseObject,
     ResponseUsage,
@@ -65,28 +65,9 @@ def error_code(reason: FailureReason) -> str:
     return "server_error"
 
 
-class Envelope(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything of a Response object but its outcome: its id and the request fields
-    it echoes. `response` adds an outcome."""
-
-    id: str
-    created_at: int
-    model: str
-    tools: list[dict[str, Any]]
-    tool_choice: Any
-    parallel_tool_calls: bool
-    instructions: str | None = None
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
-    previous_response_id: str | None = None
-    reasoning: ReasoningConfig | None = None
-    text: dict[str, Any] = msgspec.field(default_factory=dict)
-    max_output_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    truncation: str = "disabled"
-    store: bool = True
-    user: str | None = None
-    prompt_cache_key: str | None = None
+class Envelope(ResponseEcho, frozen=True, kw_only=True):
+    """Everything of a Response object but its outcome (its fields are the echo's).
+    `response` adds an outcome."""
 
     def response(
         self,

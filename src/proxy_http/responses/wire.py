@@ -238,21 +238,16 @@ class IncompleteDetails(msgspec.Struct, frozen=True):
     reason: str
 
 
-class ResponseObject(msgspec.Struct, frozen=True, kw_only=True):
-    """The Response object (`object: "response"`), whole or as stream events carry it;
-    request fields are echoed as OpenAI echoes them."""
+class ResponseEcho(msgspec.Struct, frozen=True, kw_only=True):
+    """What a Response object holds whatever its outcome: its id and the request
+    fields it echoes, as OpenAI echoes them."""
 
     id: str
     created_at: int
     model: str
-    status: str
-    output: list[OutputItem]
     tools: list[dict[str, Any]]
     tool_choice: Any
     parallel_tool_calls: bool
-    object: str = "response"
-    error: ResponseError | None = None
-    incomplete_details: IncompleteDetails | None = None
     instructions: str | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     previous_response_id: str | None = None
@@ -263,9 +258,20 @@ class ResponseObject(msgspec.Struct, frozen=True, kw_only=True):
     top_p: float | None = None
     truncation: str = "disabled"
     store: bool = True
-    background: bool = False
     user: str | None = None
     prompt_cache_key: str | None = None
+
+
+class ResponseObject(ResponseEcho, frozen=True, kw_only=True):
+    """The Response object (`object: "response"`), whole or as stream events carry it:
+    the echo and an outcome."""
+
+    status: str
+    output: list[OutputItem]
+    object: str = "response"
+    error: ResponseError | None = None
+    incomplete_details: IncompleteDetails | None = None
+    background: bool = False
     usage: ResponseUsage | None = None
     completed_at: int | None = None
 
