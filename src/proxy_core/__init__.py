@@ -22,6 +22,7 @@ from proxy_core.conversation import (
 )
 from proxy_core.effort import REASONING_EFFORT_VALUES, Effort, parse_effort
 from proxy_core.errors import (
+    CREDIT_HELP,
     DOCTOR_HELP,
     INSTALL_HELP,
     LOGIN_HELP,
@@ -34,6 +35,8 @@ from proxy_core.events import (
     Event,
     Failed,
     Finished,
+    ModelUsage,
+    PlanStatus,
     ReplyCollector,
     TerminalEvent,
     TextDelta,
@@ -83,6 +86,7 @@ from proxy_core.openai_wire import (
     ToolChoiceFunction,
     invalid_request,
 )
+from proxy_core.plan import PlanState, PlanTracker, PlanWindow
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import (
     BackendDetails,
@@ -120,6 +124,7 @@ from proxy_core.tools import (
 from proxy_core.turn import Turn
 
 __all__ = [
+    "CREDIT_HELP",
     "DOCTOR_HELP",
     "IGNORED_REQUEST_FIELDS",
     "INSTALL_HELP",
@@ -177,11 +182,16 @@ __all__ = [
     "Message",
     "ModelCatalog",
     "ModelEntry",
+    "ModelUsage",
     "NamedToolChoice",
     "OutputTextContent",
     "ParseLimits",
     "Part",
     "PlanKind",
+    "PlanState",
+    "PlanStatus",
+    "PlanTracker",
+    "PlanWindow",
     "RefusalContent",
     "ReplyCollector",
     "ResolvedModel",

@@ -14,6 +14,10 @@ class FailureReason(enum.StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     NOT_LOGGED_IN = "not_logged_in"
     RATE_LIMITED = "rate_limited"
+    INSUFFICIENT_QUOTA = "insufficient_quota"
+    """The account's credit (or extra usage) is used up or not enabled upstream."""
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """The caller's own spending budget (set by the operator) is used up."""
     OVERLOADED = "overloaded"
     UPSTREAM_ERROR = "upstream_error"
     SESSION_MISSING = "session_missing"
@@ -63,6 +67,11 @@ INSTALL_HELP = (
     "then log it in with `make login`."
 )
 """How to install the CLI, or tell the server where it is."""
+CREDIT_HELP = (
+    "Claim or top up the plan's usage credit (or enable extra usage) at "
+    "https://claude.ai/settings/usage, then retry."
+)
+"""What a user is told when the account's credit or extra usage refuses a request."""
 DOCTOR_HELP = "`claude-max-api doctor` checks the setup."
 """The pointer to `doctor`, added where the reader is not running it already."""
 

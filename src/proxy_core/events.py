@@ -6,6 +6,7 @@ import msgspec
 
 from proxy_core.conversation import ToolCall
 from proxy_core.errors import ChatError, FailureReason
+from proxy_core.plan import PlanState
 
 
 class TextDelta(msgspec.Struct, frozen=True, tag="text"):
@@ -56,13 +57,32 @@ class ToolArguments(msgspec.Struct, frozen=True, tag="tool_arguments"):
     text: str
 
 
+class ModelUsage(msgspec.Struct, frozen=True):
+    """What one model of a turn used and cost (a turn may use several: a fallback, the
+    CLI's own small-model calls)."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cost_usd: float = 0.0
+
+
 class Usage(msgspec.Struct, frozen=True, tag="usage"):
-    """Token counts for the turn, as the upstream reported them."""
+    """Token counts for the turn, as the upstream reported them.
+
+    `cost_usd` is what the turn cost at API rates, as the backend priced it (None: not
+    known, e.g. a turn suspended on client tool calls, whose cost the request that
+    completes it reports whole); `models` splits usage and cost per model.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
+    cost_usd: float | None = None
+    models: tuple[ModelUsage, ...] = ()
 
     @property
     def prompt_tokens(self) -> int:
@@ -95,6 +115,12 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
         return tuple(call.id for call in self.tool_calls)
 
 
+class PlanStatus(msgspec.Struct, frozen=True, tag="plan"):
+    """The backend saw the account's plan windows (a subscription's rate limits)."""
+
+    state: PlanState
+
+
 class Failed(msgspec.Struct, frozen=True, tag="failed"):
     """The turn ended in a typed failure; nothing after it."""
 
@@ -111,6 +137,7 @@ Event = (
     | ToolCallStarted
     | ToolArguments
     | Usage
+    | PlanStatus
     | Finished
     | Failed
 )

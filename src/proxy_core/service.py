@@ -18,6 +18,7 @@ from proxy_core.effort import parse_effort
 from proxy_core.errors import ChatError, no_result
 from proxy_core.events import Event, ReplyCollector
 from proxy_core.ledger import SessionRecord
+from proxy_core.plan import PlanState, PlanTracker
 from proxy_core.ports import BackendStatus, Runner, SessionStore
 from proxy_core.request import ChatRequest, Completion
 from proxy_core.session_key import derive_session_key
@@ -55,12 +56,14 @@ class ChatService:
         self._stats = StatsRecorder()
         self._discards = Discards(store, runner)
         self.sessions = Sessions(store, runner, self._admission)
+        self._plan_windows = PlanTracker()
         self._env = TurnEnv(
             runner=runner,
             store=store,
             admission=self._admission,
             stats=self._stats,
             discards=self._discards,
+            plan_windows=self._plan_windows,
             clock=clock,
             wall_clock=wall_clock,
             new_session_id=new_session_id,
@@ -189,6 +192,12 @@ class ChatService:
             limits=(self.limits.max_concurrent, self.limits.max_queued),
             sessions=await self.store.count(),
         )
+
+    @property
+    def subscription(self) -> PlanState | None:
+        """The account's plan windows as last reported (None: none seen yet, e.g. an API
+        key rather than a subscription)."""
+        return self._plan_windows.latest
 
     def backend_status(self) -> BackendStatus:
         """The backend's own view of its health."""

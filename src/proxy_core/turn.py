@@ -25,7 +25,7 @@ from proxy_core.catalog import ResolvedModel
 from proxy_core.conversation import Conversation
 from proxy_core.effort import Effort
 from proxy_core.errors import ChatError, FailureReason
-from proxy_core.events import Failed, Finished, Usage
+from proxy_core.events import Failed, Finished, PlanStatus, Usage
 from proxy_core.ledger import SessionRecord
 from proxy_core.pipeline import (
     Attempt,
@@ -39,6 +39,7 @@ from proxy_core.pipeline import (
     store_failure,
     structured_output,
 )
+from proxy_core.plan import PlanState, PlanTracker
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import Runner, SessionStore
 from proxy_core.session_key import SessionKey
@@ -89,6 +90,7 @@ class TurnEnv:
     admission: Admission
     stats: StatsRecorder
     discards: Discards
+    plan_windows: PlanTracker
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
     new_session_id: Callable[[], str]
@@ -97,7 +99,9 @@ class TurnEnv:
 class Turn:
     """One validated request. Enter it once (`async with`), iterate `events()` once
     inside; they end with Finished or Failed. A `whole` turn yields its reply text at
-    the end, in one piece. After leaving, `plan`, `usage` and `failure` tell how it went."""
+    the end, in one piece. After leaving, `plan`, `usage` and `failure` tell how it went,
+    and `window_warning` is the plan state when this turn saw the account's windows turn
+    to a warning (for the caller to log once)."""
 
     def __init__(
         self,
@@ -125,6 +129,7 @@ class Turn:
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
         self.failure: Failed | None = None
+        self.window_warning: PlanState | None = None
         self._opened = env.clock()
         self._place: Place | None = None
         self._events: Events | None = None
@@ -168,6 +173,9 @@ class Turn:
             async for event in events:
                 if isinstance(event, Usage):
                     self.usage = event
+                elif isinstance(event, PlanStatus):
+                    if self._env.plan_windows.update(event.state):
+                        self.window_warning = event.state
                 elif isinstance(event, Finished | Failed):
                     self._outcome = event
                 yield event

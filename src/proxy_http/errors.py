@@ -83,6 +83,11 @@ _SHAPES: dict[FailureReason, ErrorShape] = {
     FailureReason.RATE_LIMITED: ErrorShape(
         429, "rate_limit_error", "rate_limit_exceeded", "The upstream rate limit was reached."
     ),
+    # OpenAI's answer for "out of credit", which client SDKs already understand. The
+    # message says what to do: the backend's names the credit page (CREDIT_HELP), the
+    # service's names the budget and when it resets.
+    FailureReason.INSUFFICIENT_QUOTA: ErrorShape(429, "insufficient_quota", "insufficient_quota"),
+    FailureReason.BUDGET_EXCEEDED: ErrorShape(429, "insufficient_quota", "insufficient_quota"),
     FailureReason.UPSTREAM_ERROR: ErrorShape(502, "api_error", "upstream_error"),
     FailureReason.CLI_CRASHED: ErrorShape(502, "api_error", "cli_crashed"),
     FailureReason.SESSION_MISSING: ErrorShape(502, "api_error", "session_missing"),
