@@ -23,8 +23,9 @@ from litestar.types import Guard, Middleware
 from proxy_core import ChatService, InMemoryResponseStore, ResponseStore
 from proxy_http.config import HttpConfig, HttpOptions
 from proxy_http.errors import EXCEPTION_HANDLERS
+from proxy_http.metrics import METRICS_KEY, ProxyMetrics, endpoint_table
 from proxy_http.readiness import ReadinessProbe
-from proxy_http.routes import ROUTES
+from proxy_http.routes import ROUTES, metrics
 from proxy_http.routes.status import READINESS_KEY
 from proxy_http.routing import ACTIVE_TURNS_KEY, required_access
 from proxy_http.streaming import ActiveTurns
@@ -66,13 +67,16 @@ def create_app(
     `proxy_http.layers.protect`: served without them, every caller has open access.
     `responses` keeps the Responses API's stored replies; without one they are kept in
     memory (the newest 1000) until the app stops. Whoever passes one closes it.
+    Unless `config` turns them off, the app serves its own Prometheus metrics at
+    /metrics (`proxy_http.metrics`), whose request counts the request log of
+    `protect` feeds.
     """
     options = (config or HttpConfig()).http
     stored: ResponseStore = responses if responses is not None else InMemoryResponseStore()
     if readiness is not None:
         lifespan = [*lifespan, _readiness_lifespan(readiness)]
-    return Litestar(
-        route_handlers=list(ROUTES),
+    app = Litestar(
+        route_handlers=[*ROUTES, *(metrics.ROUTES if options.metrics else ())],
         guards=list(guards),
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
@@ -101,3 +105,8 @@ def create_app(
         logging_config=None,
         debug=debug,
     )
+    if options.metrics:
+        # Built over the app's routes: a request refused before its handler still
+        # counts under its API surface. The request log feeds it (`layers.protect`).
+        app.state[METRICS_KEY] = ProxyMetrics(service, endpoint_table(app))
+    return app

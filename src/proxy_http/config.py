@@ -57,6 +57,13 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True):
             "reasoning_effort)."
         ),
     ] = False
+    metrics: Annotated[
+        bool,
+        Meta(
+            description="Serve Prometheus metrics at GET /metrics (docs/metrics.md); "
+            "`--no-metrics` removes the path."
+        ),
+    ] = True
 
 
 class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +94,13 @@ class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):
             "(`https://app.example`, comma-separated); other pages get 403."
         ),
     ] = None
+    metrics_public: Annotated[
+        bool,
+        Meta(
+            description="Let GET /metrics answer without an API key (for a scraper that "
+            "holds none); the browser guard still applies."
+        ),
+    ] = False
 
     def __repr__(self) -> str:
         # API keys are secrets: a dump (a log line, a traceback) shows a mask.

@@ -8,7 +8,8 @@ protected stack. From the outside in:
 - Anthropic's error shape for the Messages paths, around every layer that can refuse
   a request (`proxy_http.messages.errors.AnthropicErrors`);
 - the browser guard, so a refused browser request never reaches the key check;
-- the key check (only with keys), so a client without a key holds no body budget;
+- the key check (only with keys), so a client without a key holds no body budget
+  (`/metrics` passes it when the settings open it to a scraper);
 - the body budget, innermost, around Litestar's own routing.
 
 They wrap Litestar's routing rather than being Litestar middleware, which is per
@@ -19,7 +20,7 @@ no path answers without a key.
 from __future__ import annotations
 
 from litestar import Litestar
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from proxy_http.auth import ApiKeyMiddleware, ApiKeys
 from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
@@ -28,6 +29,7 @@ from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.config import HttpConfig
 from proxy_http.logging import RequestLogMiddleware
 from proxy_http.messages.errors import AnthropicErrors
+from proxy_http.metrics import METRICS_KEY, METRICS_PATH, ProxyMetrics
 
 
 def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: float) -> Litestar:
@@ -47,12 +49,29 @@ def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: fl
         timeout=options.body_timeout,
         retry_after=retry_after,
     )
+    metrics: ProxyMetrics | None = app.state.get(METRICS_KEY)
     if keys:
-        handler = ApiKeyMiddleware(handler, keys)
+        guarded = ApiKeyMiddleware(handler, keys)
+        open_metrics = metrics is not None and security.metrics_public
+        handler = OpenPath(METRICS_PATH, handler, guarded) if open_metrics else guarded
     browser = BrowserPolicy.from_settings(
         options.host, security.allowed_hosts, security.allowed_origins
     )
     app.asgi_handler = RequestLogMiddleware(
-        AnthropicErrors(BrowserGuardMiddleware(handler, browser))
+        AnthropicErrors(BrowserGuardMiddleware(handler, browser)),
+        observers=[metrics.observe] if metrics is not None else [],
     )
     return app
+
+
+class OpenPath:
+    """ASGI: requests for `path` go to `unguarded`, every other one to `guarded`."""
+
+    def __init__(self, path: str, unguarded: ASGIApp, guarded: ASGIApp) -> None:
+        self.path = path
+        self.unguarded = unguarded
+        self.guarded = guarded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.unguarded if scope.get("path") == self.path else self.guarded
+        await target(scope, receive, send)

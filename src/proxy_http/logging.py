@@ -13,9 +13,10 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -163,6 +164,7 @@ REQUEST_FACTS = (
     "outcome",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
     "error",
     "message",
 )
@@ -188,6 +190,19 @@ def note(**facts: Any) -> None:
     current = _FACTS.get()
     if current is not None:
         current.update(facts)
+
+
+FIRST_CONTENT = "first_content_at"
+"""The fact `note_first_content` records: when the client was first sent reply content
+(`time.perf_counter()`); it is on no log line (the line's observers read it)."""
+
+
+def note_first_content() -> None:
+    """Record that the current request's client is being sent the first of its reply now
+    (its time to first token); later calls keep the first time. Nothing is bound."""
+    current = _FACTS.get()
+    if current is not None and FIRST_CONTENT not in current:
+        current[FIRST_CONTENT] = time.perf_counter()
 
 
 def note_error(code: str, message: str) -> None:
@@ -226,16 +241,39 @@ def new_request_id() -> str:
     return "req_" + secrets.token_hex(8)
 
 
+@dataclass(frozen=True)
+class FinishedRequest:
+    """One request as its log line saw it, handed to the log's observers (the metrics).
+
+    `latency` is its seconds from arrival to the end of its answer; `first_content` the
+    seconds until its first reply content was sent (a stream's, see
+    `note_first_content`; None for any other answer); `facts` what it noted.
+    """
+
+    method: str
+    path: str
+    status: int
+    latency: float
+    first_content: float | None
+    facts: Mapping[str, Any]
+
+
+RequestObserver = Callable[[FinishedRequest], None]
+"""What the request log tells of each request it ends (see `RequestLogMiddleware`)."""
+
+
 class RequestLogMiddleware:
     """ASGI middleware: binds a request id, adds `X-Request-Id`, logs one line at the end.
 
     The line is written when the response is complete, so a stream's line has its
-    tokens and outcome (see `note`).
+    tokens and outcome (see `note`). Each of `observers` (the metrics) is then told of
+    the request, the ones refused by the layers inside this one included.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observers: Sequence[RequestObserver] = ()) -> None:
         self.app = app
         self.logger = structlog.get_logger("proxy_http.request")
+        self.observers = tuple(observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -258,14 +296,27 @@ class RequestLogMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
+                latency = time.perf_counter() - started
                 fields: dict[str, Any] = {
                     "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "latency_ms": round(latency * 1000, 1),
                 }
                 for name in REQUEST_FACTS:
                     if facts.get(name) is not None:
                         fields[name] = facts[name]
                 self.logger.info("request", **fields)
+                if self.observers:
+                    first = facts.get(FIRST_CONTENT)
+                    finished = FinishedRequest(
+                        method=str(scope.get("method", "")),
+                        path=str(scope.get("path", "")),
+                        status=status,
+                        latency=latency,
+                        first_content=None if first is None else first - started,
+                        facts=facts,
+                    )
+                    for observe in self.observers:
+                        observe(finished)

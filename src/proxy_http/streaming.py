@@ -40,7 +40,7 @@ from proxy_core import (
     Usage,
     no_result,
 )
-from proxy_http.logging import note
+from proxy_http.logging import note, note_first_content
 
 _log = structlog.get_logger("proxy_http.streaming")
 
@@ -216,7 +216,13 @@ def note_turn(turn: Turn) -> None:
     if turn.plan is not None:
         note(plan=turn.plan.kind.value)
     if turn.usage is not None:
-        note(prompt_tokens=turn.usage.prompt_tokens, completion_tokens=turn.usage.output_tokens)
+        note(
+            prompt_tokens=turn.usage.prompt_tokens,
+            completion_tokens=turn.usage.output_tokens,
+            cached_tokens=turn.usage.cache_read_tokens,
+        )
+        if turn.usage.cost_usd is not None:
+            note(cost_usd=turn.usage.cost_usd)
     if turn.failure is not None:
         note(outcome=turn.failure.reason.value)
 
@@ -326,6 +332,8 @@ async def stream_turn(
                 except StopAsyncIteration:
                     yield renderer.failed(FailureReason.CLI_CRASHED, NO_RESULT)
                     break
+            if event is not None and shows(event, show_thinking=show_thinking):
+                note_first_content()  # the stream's time to first token
             if event is None:
                 yield renderer.keepalive()
             elif isinstance(event, TextDelta):
