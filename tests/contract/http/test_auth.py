@@ -50,6 +50,7 @@ def test_requests_without_a_valid_key_get_401_invalid_api_key(
         ("POST", "/v1/chat/completions"),
         ("GET", "/v1/models"),
         ("GET", "/stats"),
+        ("GET", "/metrics"),
         ("GET", "/v1/sessions"),
         ("GET", "/schema/openapi.json"),
         ("GET", "/no/such/path"),

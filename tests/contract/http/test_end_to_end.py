@@ -13,6 +13,7 @@ import httpx
 import openai
 import pydantic
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_core import LOGIN_HELP
 from tests.contract.conftest import cli_processes
@@ -150,6 +151,52 @@ def test_usage_is_the_upstreams(proxy: ServerProcess, fake_upstream: FakeAnthrop
     assert usage.prompt_tokens > 110  # input + cache reads (100) + cache writes (10)
     assert usage.completion_tokens >= 1
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def _scrape(proxy: ServerProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """/metrics, parsed with prometheus_client's parser: value by (sample, labels)."""
+    text = httpx.get(proxy.base_url + "/metrics", timeout=30).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_a_live_turn_s_tokens_and_show_its_cli_process(
+    proxy: ServerProcess,
+) -> None:
+    chat = frozenset({("endpoint", "chat.completions")})
+    by_model = chat | {("model", "sonnet")}
+    before = _scrape(proxy)
+    chunks = list(
+        client(proxy).chat.completions.create(
+            model="sonnet",
+            messages=[{"role": "user", "content": "gauged"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Session-Id": "e2e-metrics"},
+        )
+    )
+    after = _scrape(proxy)
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert usage.prompt_tokens_details is not None
+
+    def added(sample: str, labels: frozenset[tuple[str, str]]) -> float:
+        return after[(sample, labels)] - before.get((sample, labels), 0.0)
+
+    ok = chat | {("status", "200")}
+    assert added("claude_proxy_requests_total", ok) == 1
+    assert added("claude_proxy_time_to_first_token_seconds_count", chat) == 1
+    assert added("claude_proxy_input_tokens_total", by_model) == usage.prompt_tokens
+    assert added("claude_proxy_output_tokens_total", by_model) == usage.completion_tokens
+    cached = usage.prompt_tokens_details.cached_tokens
+    assert added("claude_proxy_cached_input_tokens_total", by_model) == cached
+    # The conversation's CLI process stays live after its turn, and its memory is real.
+    assert after[("claude_proxy_live_processes", frozenset())] >= 1
+    live_memory = ("claude_proxy_cli_resident_memory_bytes", frozenset({("group", "live")}))
+    assert after[live_memory] > 50 * 2**20
 
 
 def test_upstream_overload_is_a_503_error_not_text(proxy: ServerProcess) -> None:

@@ -153,6 +153,7 @@ def test_openapi_schema_documents_every_endpoint(server: LiveServer) -> None:
         "/v1/models/{model_id}",
         "/health",
         "/stats",
+        "/metrics",
         "/v1/sessions",
         "/v1/sessions/{session_id}",
     }

@@ -40,6 +40,7 @@ from proxy_core import (
     TurnPlan,
     Usage,
 )
+from proxy_http.gauges import read_gauges
 from tests.support.server import live_fake_server
 
 KEY = "metrics-key-51c2"
@@ -105,8 +106,9 @@ def scrape(client: TestClient[Litestar] | httpx.Client, **headers: str) -> Scrap
 
 @pytest.fixture
 def served() -> Iterator[Scrape]:
-    """An app with keys after: two good requests (whole, streamed), a turn that fails,
-    a streamed one that fails before showing anything, and one refused 401."""
+    """The metrics of an app with keys after two good requests (whole, streamed), a
+    whole one that fails, a streamed one that fails before showing anything, and a
+    request refused 401 for want of a key."""
     with client_of(app_over(FakeRunner(priced_script), api_keys=KEY)) as client:
         assert client.post("/v1/chat/completions", json=chat_body("a"), headers=AUTH).is_success
         streamed = client.post(
@@ -151,6 +153,27 @@ def test_tokens_and_cost_sum_the_turns_that_reported_them(served: Scrape) -> Non
     assert served.value("claude_proxy_cached_input_tokens_total", **by) == turns * 5
     cost = served.value("claude_proxy_cost_usd_total", **by)
     assert cost == pytest.approx(turns * 0.0125)
+
+
+def test_every_api_surface_counts_under_its_own_endpoint() -> None:
+    messages = {"model": "sonnet", "max_tokens": 50, "messages": [{"role": "user", "content": "m"}]}
+    with client_of(app_over(FakeRunner(priced_script))) as client:
+        responses = {"model": "sonnet", "input": "r", "stream": True}
+        assert client.post("/v1/responses", json=responses).is_success
+        assert client.post("/v1/messages", json={**messages, "stream": True}).is_success
+        assert client.post("/v1/messages/count_tokens", json=messages).is_success
+        metrics = scrape(client)
+    for endpoint in ("responses", "messages"):
+        assert metrics.value("claude_proxy_requests_total", endpoint=endpoint, status="200") == 1
+        assert (
+            metrics.value("claude_proxy_time_to_first_token_seconds_count", endpoint=endpoint) == 1
+        )
+        by = {"endpoint": endpoint, "model": "sonnet"}
+        assert metrics.value("claude_proxy_cost_usd_total", **by) == pytest.approx(0.0125)
+    counted = metrics.value(
+        "claude_proxy_requests_total", endpoint="messages.count_tokens", status="200"
+    )
+    assert counted == 1
 
 
 def test_a_turn_without_a_known_cost_adds_tokens_but_no_cost() -> None:
@@ -298,6 +321,15 @@ def test_process_and_pool_gauges_are_the_backend_s_figures_at_the_scrape() -> No
         after.value("claude_proxy_live_processes"),
         after.value("claude_proxy_suspended_turns"),
     ) == (1, 0)
+
+
+def test_the_gauges_reader_reports_what_the_service_and_its_backend_hold() -> None:
+    service = ChatService(LiveFakeRunner(), InMemorySessionStore())
+    gauges = read_gauges(service)
+    assert (gauges.active_turns, gauges.queued_turns, gauges.cli_processes) == (0, 0, 4)
+    assert gauges.live == LiveFakeRunner.details
+    assert gauges.suspended_turns == 2
+    assert gauges.plan is None
 
 
 def test_a_backend_without_live_processes_has_no_live_process_gauges() -> None:
