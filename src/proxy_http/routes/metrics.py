@@ -24,9 +24,7 @@ _TEXT = "text/plain"
         "See docs/metrics.md."
     ),
     responses={
-        200: ResponseSpec(
-            data_container=str, media_type=_TEXT, description="The metrics, as text."
-        )
+        200: ResponseSpec(data_container=str, media_type=_TEXT, description="The metrics, as text.")
     },
     media_type=_TEXT,
 )
