@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from proxy_core import ChatService, ModelCatalog
+from proxy_core import ChatService, ModelCatalog, PlanState
 from proxy_core.plan import ALLOWED, REJECTED, WARNING
 from proxy_http.gauges import ServerGauges, read_gauges
 from proxy_http.logging import FinishedRequest
@@ -170,7 +170,7 @@ class ServerStateCollector:
         yield from _admission_families(gauges)
         yield from _process_families(gauges)
         if gauges.plan is not None:
-            yield from _plan_families(gauges)
+            yield from _plan_families(gauges.plan)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -226,9 +226,7 @@ def _process_families(gauges: ServerGauges) -> Iterator[Metric]:
     )
 
 
-def _plan_families(gauges: ServerGauges) -> Iterator[Metric]:
-    plan = gauges.plan
-    assert plan is not None
+def _plan_families(plan: PlanState) -> Iterator[Metric]:
     status = GaugeMetricFamily(
         PREFIX + "plan_status",
         "The plan's status as last reported: 1 for the current one, 0 for the others.",
