@@ -20,10 +20,12 @@ from proxy_core import (
     Failed,
     FailureReason,
     FakeRunner,
+    Finished,
     InMemorySessionStore,
     ModelCatalog,
     TextDelta,
     TurnPlan,
+    Usage,
 )
 from proxy_core.fakes import echo_script
 from proxy_http.app import create_app
@@ -88,6 +90,24 @@ def test_a_streamed_request_logs_the_outcome_and_tokens_its_body_noted() -> None
         "NEW",
     )
     assert (line["prompt_tokens"], line["completion_tokens"]) == (10, 2)
+
+
+def test_a_turn_s_cached_input_tokens_are_on_its_line() -> None:
+    def cached(plan: TurnPlan) -> Sequence[Event]:
+        return [
+            TextDelta("ok"),
+            Usage(input_tokens=4, output_tokens=1, cache_read_tokens=30),
+            Finished("end_turn", "ok", plan.cli_session_id),
+        ]
+
+    app = http_app(ChatService(FakeRunner(cached), InMemorySessionStore()), Settings())
+    with TestClient(app, base_url="http://127.0.0.1") as client, capture_logs() as logs:
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    (line,) = [e for e in logs if e["event"] == "request"]
+    assert (line["prompt_tokens"], line["cached_tokens"]) == (34, 30)
 
 
 def test_backend_lines_logged_during_a_request_carry_its_request_id(
