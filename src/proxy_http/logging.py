@@ -80,6 +80,7 @@ LEADING_FIELDS = (
     "outcome",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
     "error",
     "message",
 )

@@ -257,7 +257,14 @@ def test_a_line_reads_status_latency_outcome_tokens_error_first_and_the_ids_last
             headers={"X-Session-Id": "abc"},
         )
     (text,) = [ln for ln in capsys.readouterr().err.splitlines() if "latency_ms" in ln]
-    expected = ["status", "latency_ms", "outcome", "prompt_tokens", "completion_tokens"]
+    expected = [
+        "status",
+        "latency_ms",
+        "outcome",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+    ]
     if log_format == "json":
         keys = list(json.loads(text))
         assert keys[: len(expected) + 1] == ["event", *expected]
