@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run login doctor example test unit contract lint fmt docs bench cli clients clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients clean
 
 venv: $(STAMP)
 
@@ -103,6 +103,11 @@ docs: venv
 
 bench: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run
+
+# What each turn sends upstream beyond the client's own text (its own section of
+# docs/benchmarks.md, which `make bench` keeps).
+bench-overhead: venv cli
+	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.overhead
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ import httpx
 import openai
 
 from bench.drivers import CliSetup, FloorDriver, PlainHttpDriver, ProxyDriver
+from bench.overhead_doc import overhead_section
 from bench.report import CONFIGS, markdown, ratio_table, ratios, table
 from bench.scenarios import Counts, Sample, Target, median_sample, sample
 from bench.server import ProxyServer, cli_processes
@@ -258,8 +259,10 @@ async def main(argv: list[str]) -> int:
 
 
 def write_document(path: Path, text: str) -> None:
+    """Write the document, keeping the section `python -m bench.overhead` wrote there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    kept = overhead_section(path.read_text()) if path.exists() else ""
+    path.write_text(text.rstrip("\n") + "\n\n" + kept + "\n" if kept else text)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,14 @@ DEFAULT_PRIMARY = "claude-sonnet-4"
 DEFAULT_FALLBACKS = ("claude-haiku-4",)
 # The proxy ignores the key unless it is started with API keys; OpenClaw wants one.
 PLACEHOLDER_KEY = "not-needed"
+# OpenClaw's idle timer ignores SSE comments, the proxy's default keepalive: the server
+# (which this command does not start nor configure) should send empty chunks instead.
+SERVE_FLAGS = "--keepalive-style chunk"
+KEEPALIVE_ADVICE = (
+    "keepalive: OpenClaw's idle timer ignores SSE comments, so serve the proxy with "
+    f"`{SERVE_FLAGS}` (or CLAUDE_PROXY_KEEPALIVE_STYLE=chunk) if it does not already: "
+    "its keepalives are then empty chunks, and a turn that thinks for long is not cut off"
+)
 
 _DATED = re.compile(r"-\d{8}$")
 _VERSION = re.compile(r"-(\d+)-(\d+)$")
@@ -347,9 +355,10 @@ def setup_openclaw(
         else:
             say(
                 f"proxy: nothing answers at http://127.0.0.1:{args.port}/health; "
-                f"start it with `claude-max-api serve --port {args.port}` "
+                f"start it with `claude-max-api serve --port {args.port} {SERVE_FLAGS}` "
                 "(the OpenClaw config is written anyway)"
             )
+    say(KEEPALIVE_ADVICE)
 
     pending = [change for change in changes if change.changed]
     if args.dry_run:

@@ -99,6 +99,17 @@ MAX_RETRIES_ENV = "CLAUDE_CODE_MAX_RETRIES"
 MAX_ARG_BYTES = 100_000
 PROMPTS_DIR = "prompts"
 _PROMPT_FILES = "system-*.txt"
+# With its default system prompt (no client system prompt), the CLI takes its
+# per-machine sections (memory paths, git status) out of the system prompt, which
+# then stays the same wherever it runs, and leaves out a line about its interactive
+# /fast command (docs/benchmarks.md has what each turn sends with and without it).
+# The CLI ignores the flag with --system-prompt, so it is passed only without one.
+EXCLUDE_DYNAMIC_SECTIONS = "--exclude-dynamic-system-prompt-sections"
+# The default system prompt teaches a file-based memory (about 2 kB each turn) that
+# the model keeps with the Write tool; a tool set that cannot write files cannot use
+# it, so the section goes (the operator's own CLAUDE_CODE_DISABLE_AUTO_MEMORY wins).
+NO_MEMORY_ENV = "CLAUDE_CODE_DISABLE_AUTO_MEMORY"
+WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Bash"})
 
 
 class CliCommand(msgspec.Struct, frozen=True):
@@ -136,6 +147,17 @@ def tool_args(tools: Tools) -> tuple[str, ...]:
             return ("--dangerously-skip-permissions",)
         case names:
             return ("--tools", ",".join(names))
+
+
+def writes_files(tools: Tools) -> bool:
+    """Whether a tools profile or list lets the model write files (and so keep memory)."""
+    match tools:
+        case ToolsProfile.FULL:
+            return True
+        case ToolsProfile():
+            return False
+        case names:
+            return not WRITING_TOOLS.isdisjoint(names)
 
 
 def inherited(name: str) -> bool:
@@ -199,6 +221,8 @@ def build_command(
         argv += ["--system-prompt-file", path]
     elif plan.system:
         argv += ["--system-prompt", plan.system]
+    else:
+        argv.append(EXCLUDE_DYNAMIC_SECTIONS)
     argv += tool_args(config.tool_set)
     effort = config.effort_for(plan)
     if effort is not None:
@@ -211,6 +235,8 @@ def build_command(
         allowed = ",".join(upstream_name(tool.name) for tool in tools)
         argv += ["--mcp-config", mcp_config(CALL_TIMEOUT_MS), "--allowedTools", allowed]
     env = child_env(config, base_env, is_root=is_root)
+    if not writes_files(config.tool_set):
+        env.setdefault(NO_MEMORY_ENV, "1")
     if tools:
         env.update(TOOL_ENV)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)

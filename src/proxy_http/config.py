@@ -7,12 +7,15 @@ operator's documentation (the application turns it into a flag and an env var).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from proxy_core.redact import masked_repr
+
+KeepaliveStyle = Literal["comment", "chunk"]
+"""How a chat completion stream keeps alive: SSE comments, or empty-content chunks."""
 
 # Fields whose values are secrets: shown masked wherever a config is printed.
 SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys"})
@@ -41,8 +44,20 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = 30.0
     keepalive_interval: Annotated[
-        float, Meta(description="Seconds between `: keep-alive` SSE comments while a stream waits.")
+        float,
+        Meta(
+            description="Seconds between keepalives while a stream waits (`: keep-alive` "
+            "comments unless keepalive_style says otherwise; Messages streams send `ping`)."
+        ),
     ] = 15.0
+    keepalive_style: Annotated[
+        KeepaliveStyle,
+        Meta(
+            description="What a chat completion stream sends as its keepalive: `comment` "
+            "(`: keep-alive`) or `chunk` (a chunk with empty content, for clients whose idle "
+            "timer ignores comments, such as OpenClaw)."
+        ),
+    ] = "comment"
     stream_hold: Annotated[
         float,
         Meta(

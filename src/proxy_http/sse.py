@@ -89,7 +89,10 @@ class ChunkRenderer:
     The stream opens with the role chunk and ends with `data: [DONE]`. With
     `include_usage` (the request's `stream_options.include_usage`), every chunk carries
     `"usage": null` and the extra, final usage chunk comes before `[DONE]`. With
-    `legacy` (the request used `functions`), a call streams as `function_call`.
+    `legacy` (the request used `functions`), a call streams as `function_call`. With
+    `keepalive_chunks`, a keepalive is a chunk whose content is empty (which adds nothing
+    to the reply) instead of a `: keep-alive` comment, which some clients' idle timers
+    do not count; it only ever follows the role chunk.
     """
 
     def __init__(
@@ -100,12 +103,14 @@ class ChunkRenderer:
         *,
         include_usage: bool = False,
         legacy: bool = False,
+        keepalive_chunks: bool = False,
     ) -> None:
         self.completion_id = completion_id
         self.created = created
         self.model = model
         self.include_usage = include_usage
         self.legacy = legacy
+        self.keepalive_chunks = keepalive_chunks
         self._no_usage: msgspec.UnsetType | None = None if include_usage else msgspec.UNSET
 
     def _chunk(
@@ -161,9 +166,8 @@ class ChunkRenderer:
         """An OpenAI error event, then `[DONE]`."""
         return self.error(reason, message) + DONE
 
-    @staticmethod
-    def keepalive() -> bytes:
-        return KEEPALIVE
+    def keepalive(self) -> bytes:
+        return self._chunk(Delta(content="")) if self.keepalive_chunks else KEEPALIVE
 
     def finish(self, stop_reason: str | None, *, calls: bool = False) -> bytes:
         reason = finish_reason(stop_reason, calls=calls, legacy=self.legacy)

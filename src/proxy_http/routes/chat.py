@@ -97,6 +97,7 @@ async def chat_completions(
             turn.model.response_id,
             include_usage=include_usage,
             legacy=legacy,
+            keepalive_chunks=options.keepalive_style == "chunk",
         )
         return await streamed(
             request, turn, renderer, show_thinking=show_thinking, options=options, headers=headers

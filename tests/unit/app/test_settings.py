@@ -105,6 +105,7 @@ PUBLIC_NAMES = (
     "body_timeout",
     "max_connections",
     "keepalive_interval",
+    "keepalive_style",
     "stream_hold",
     "reasoning",
     "metrics",

@@ -229,7 +229,15 @@ def test_without_a_running_proxy_it_says_how_to_start_it(home: Path, proc: Path)
     # Port 9 (discard) is never served on the test machine's loopback.
     argv = ["--openclaw-home", str(home), "--port", "9", "--dry-run"]
     assert setup_openclaw(argv, out=out, proc_root=proc) == 0
-    assert "start it with `claude-max-api serve --port 9`" in out.getvalue()
+    assert "start it with `claude-max-api serve --port 9 --keepalive-style chunk`" in out.getvalue()
+
+
+def test_it_recommends_chunk_keepalives_for_openclaws_idle_timer(home: Path, proc: Path) -> None:
+    out = io.StringIO()
+    argv = ["--openclaw-home", str(home), "--skip-check", "--dry-run"]
+    assert setup_openclaw(argv, out=out, proc_root=proc) == 0
+    assert "`--keepalive-style chunk`" in out.getvalue()
+    assert "CLAUDE_PROXY_KEEPALIVE_STYLE=chunk" in out.getvalue()
 
 
 def test_a_proxy_at_its_connection_limit_is_found_busy(home: Path, proc: Path) -> None:

@@ -8,11 +8,14 @@ import msgspec
 import pytest
 
 from proxy_cli_backend.command import (
+    EXCLUDE_DYNAMIC_SECTIONS,
+    NO_MEMORY_ENV,
     CliCommand,
     RootToolsRefused,
     build_command,
     child_env,
     tool_args,
+    writes_files,
 )
 from proxy_cli_backend.config import CliRunnerConfig, parse_tools
 from proxy_cli_backend.live_runner import LiveConfig
@@ -55,6 +58,7 @@ def test_a_new_turn_names_its_session_and_streams_json_both_ways() -> None:
         "sonnet",
         "--session-id",
         SID,
+        "--exclude-dynamic-system-prompt-sections",
         "--tools",
         "",
     ]
@@ -104,6 +108,54 @@ def test_the_system_prompt_is_passed_when_there_is_one() -> None:
     args = argv(plan(system="be brief"))
     assert args[args.index("--system-prompt") + 1] == "be brief"
     assert "--system-prompt" not in argv(plan())
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        plan(),
+        plan(system=""),
+        plan(PlanKind.CONTINUE),
+        plan(tools=ToolOffer((ClientTool("get_time"),))),
+    ],
+    ids=["new", "empty system", "continue", "client tools"],
+)
+def test_with_the_clis_default_system_prompt_its_dynamic_sections_are_excluded(
+    turn: TurnPlan,
+) -> None:
+    assert EXCLUDE_DYNAMIC_SECTIONS in argv(turn)
+
+
+@pytest.mark.parametrize("system", ["be brief", "x" * 200_000], ids=["argv", "file"])
+def test_with_a_client_system_prompt_the_flag_the_cli_ignores_is_not_passed(system: str) -> None:
+    assert EXCLUDE_DYNAMIC_SECTIONS not in argv(plan(system=system))
+
+
+@pytest.mark.parametrize(
+    ("tools", "writes"),
+    [
+        ("none", False),
+        ("read-only", False),
+        ("Read,Grep", False),
+        ("full", True),
+        ("Read,Write", True),
+        ("Bash", True),
+        ("Edit", True),
+    ],
+)
+def test_only_tool_sets_that_write_files_keep_the_clis_file_memory(
+    tools: str, writes: bool
+) -> None:
+    assert writes_files(parse_tools(tools)) is writes
+    config = CliRunnerConfig(state_dir="/s", tools=tools)
+    env = build_command("c", plan(), config, base_env={}, is_root=False).env
+    assert (env.get(NO_MEMORY_ENV) == "1") is not writes
+
+
+def test_the_operators_own_memory_setting_wins() -> None:
+    config = CliRunnerConfig(state_dir="/s", extra_env={NO_MEMORY_ENV: "0"})
+    env = build_command("c", plan(), config, base_env={}, is_root=False).env
+    assert env[NO_MEMORY_ENV] == "0"
 
 
 @pytest.mark.parametrize(
