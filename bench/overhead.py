@@ -1,6 +1,6 @@
 """What the upstream gets beyond the client's own text, per turn, before and after the
 proxy's leaner CLI invocation (`--exclude-dynamic-system-prompt-sections` and no file
-memory for tool sets that cannot write files; see proxy_cli_backend.command).
+memory, whatever the tools; see proxy_cli_backend.command).
 
     python -m bench.overhead [--turns 3] [--output docs/benchmarks.md]
 

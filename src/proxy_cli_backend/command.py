@@ -105,11 +105,11 @@ _PROMPT_FILES = "system-*.txt"
 # /fast command (docs/benchmarks.md has what each turn sends with and without it).
 # The CLI ignores the flag with --system-prompt, so it is passed only without one.
 EXCLUDE_DYNAMIC_SECTIONS = "--exclude-dynamic-system-prompt-sections"
-# The default system prompt teaches a file-based memory (about 2 kB each turn) that
-# the model keeps with the Write tool; a tool set that cannot write files cannot use
-# it, so the section goes (the operator's own CLAUDE_CODE_DISABLE_AUTO_MEMORY wins).
+# The default system prompt teaches a file-based memory (about 2 kB each turn) kept in
+# the CLI's one working directory, which every conversation of every key shares: what
+# the model saved in one conversation would be loaded into all the others. So it is
+# off, whatever the tools (the operator's own CLAUDE_CODE_DISABLE_AUTO_MEMORY wins).
 NO_MEMORY_ENV = "CLAUDE_CODE_DISABLE_AUTO_MEMORY"
-WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Bash"})
 
 
 class CliCommand(msgspec.Struct, frozen=True):
@@ -147,17 +147,6 @@ def tool_args(tools: Tools) -> tuple[str, ...]:
             return ("--dangerously-skip-permissions",)
         case names:
             return ("--tools", ",".join(names))
-
-
-def writes_files(tools: Tools) -> bool:
-    """Whether a tools profile or list lets the model write files (and so keep memory)."""
-    match tools:
-        case ToolsProfile.FULL:
-            return True
-        case ToolsProfile():
-            return False
-        case names:
-            return not WRITING_TOOLS.isdisjoint(names)
 
 
 def inherited(name: str) -> bool:
@@ -235,8 +224,7 @@ def build_command(
         allowed = ",".join(upstream_name(tool.name) for tool in tools)
         argv += ["--mcp-config", mcp_config(CALL_TIMEOUT_MS), "--allowedTools", allowed]
     env = child_env(config, base_env, is_root=is_root)
-    if not writes_files(config.tool_set):
-        env.setdefault(NO_MEMORY_ENV, "1")
+    env.setdefault(NO_MEMORY_ENV, "1")
     if tools:
         env.update(TOOL_ENV)
     return CliCommand(argv=tuple(argv), env=env, cwd=config.resolved_workdir, files=files)

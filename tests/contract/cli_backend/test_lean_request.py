@@ -105,11 +105,6 @@ async def test_the_default_system_prompt_goes_without_its_dynamic_sections(
         assert FAST_MODE not in system
         # Nothing of this machine's paths: the system prompt is the same everywhere.
         assert cli_env["HOME"] not in system
-        if tools == "full":
-            # Memory stays for a tool set that can write files: in the first user message.
-            opening = json.dumps(request.body["messages"][0])
-            assert MEMORY in opening
-            assert cli_env["HOME"] in opening
-        else:
-            assert MEMORY not in json.dumps(request.body)
+        # The CLI's file memory, shared by every conversation here, is off.
+        assert MEMORY not in json.dumps(request.body)
     assert extends(first, second)
