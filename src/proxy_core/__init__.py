@@ -5,7 +5,7 @@ callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
 from proxy_core.admission import Admission, ServiceLimits
-from proxy_core.budget import Budget, budget_refusal, next_midnight, next_month
+from proxy_core.budget import Budget, budget_refusal, iso_utc, next_midnight, next_month
 from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel, model_not_found
 from proxy_core.conversation import (
     Base64Image,
@@ -264,6 +264,7 @@ __all__ = [
     "fingerprint",
     "invalid_request",
     "is_header_value",
+    "iso_utc",
     "model_not_found",
     "namespace_prefix",
     "namespaced",

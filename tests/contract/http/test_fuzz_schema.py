@@ -54,6 +54,7 @@ OPERATIONS = [
     ("GET", "/v1/models/{model_id}"),
     ("GET", "/health"),
     ("GET", "/stats"),
+    ("GET", "/v1/usage"),
     ("GET", "/v1/sessions"),
     ("DELETE", "/v1/sessions"),
     ("DELETE", "/v1/sessions/{session_id}"),
