@@ -3,6 +3,7 @@ its budget before the backend runs anything."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -203,3 +204,23 @@ async def test_days_past_the_retention_are_pruned_once_a_day() -> None:
         "2026-02-01",
         "2026-02-10",
     }
+
+
+async def test_turns_of_one_key_started_together_are_all_admitted_and_may_overshoot() -> None:
+    runner = costing(0.4)
+    runner.gate = asyncio.Event()  # holds every turn until both have started
+    budgets = {TEAM: Budget(label="alice", daily_usd=0.5)}
+    service = service_with(runner, InMemorySpendStore(), Clock("2026-12-02T10:00:00"), budgets)
+    together = [asyncio.create_task(service.complete(ask(text))) for text in ("a", "b")]
+    for _ in range(1000):  # until both checked the budget ($0 spent) and started
+        if len(runner.plans) == 2:
+            break
+        await asyncio.sleep(0)
+    assert len(runner.plans) == 2
+    runner.gate.set()
+    await asyncio.gather(*together)
+    report = await service.spend_ledger.report(TEAM)
+    assert round(report.today.cost_usd, 6) == 0.8  # over the $0.50 cap by one turn
+    with pytest.raises(ChatError) as refused:
+        await service.complete(ask("c"))
+    assert refused.value.reason is FailureReason.BUDGET_EXCEEDED
