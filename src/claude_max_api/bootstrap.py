@@ -403,6 +403,8 @@ def http_app(
     same protected app. It requires `keys`; without them it reads the keys `settings`
     configure, and raises ApiKeyError when the key file cannot be read. `responses`
     keeps the Responses API's stored replies (None: in memory, see `create_app`).
+    The keys' budgets are the service's own (`open_service` gives it those of the
+    same keys).
     """
     config = http_config(settings)
     if keys is None:

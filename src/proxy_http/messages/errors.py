@@ -55,8 +55,9 @@ def is_messages_path(path: str) -> bool:
 
 def error_type(status: int, code: str | None = None) -> tuple[int, str]:
     """Anthropic's status and error type for an answer of `status` with OpenAI `code`:
-    an overloaded upstream is a 529; other 4xx are invalid requests and 5xx API errors
-    unless Anthropic names them."""
+    an overloaded upstream is a 529; out of credit or over a budget is a
+    `billing_error`; other 4xx are invalid requests and 5xx API errors unless Anthropic
+    names them."""
     if code == _OVERLOADED_CODE:
         return OVERLOADED_STATUS, "overloaded_error"
     if code == _QUOTA_CODE:
