@@ -26,6 +26,8 @@ from proxy_cli_backend.response_store import DATABASE_NAME as RESPONSES_DATABASE
 from proxy_cli_backend.response_store import ResponseStoreError, SqliteResponseStore
 from proxy_cli_backend.runner import BackendStartupError, ClaudeCliRunner
 from proxy_cli_backend.session_store import DATABASE_NAME, SessionStoreError, SqliteSessionStore
+from proxy_cli_backend.spend_store import DATABASE_NAME as SPEND_DATABASE_NAME
+from proxy_cli_backend.spend_store import SpendStoreError, SqliteSpendStore
 from proxy_core import (
     BackendStatus,
     ChatService,
@@ -33,9 +35,10 @@ from proxy_core import (
     ResponseStore,
     ServiceLimits,
     SessionStore,
+    SpendStore,
 )
 from proxy_http.app import Lifespan, create_app
-from proxy_http.auth import ApiKeys, api_keys_of
+from proxy_http.auth import ApiKeyError, ApiKeys, api_keys_of
 from proxy_http.config import HttpConfig
 from proxy_http.layers import protect
 from proxy_http.readiness import ReadinessProbe
@@ -50,6 +53,7 @@ __all__ = [
     "build_limits",
     "build_response_store",
     "build_runner",
+    "build_spend_store",
     "build_store",
     "http_app",
     "http_config",
@@ -213,6 +217,18 @@ def build_response_store(settings: Settings) -> ResponseStore:
         raise BackendStartupError(str(error)) from error
 
 
+def build_spend_store(settings: Settings) -> SpendStore:
+    """The store of what each key spent: SQLite at --spend-db, else in the state dir.
+    A database that cannot be opened stops the start-up (budgets would not hold)."""
+    path = settings.sessions.spend_db or str(
+        Path(settings.backend.cli.state_dir) / SPEND_DATABASE_NAME
+    )
+    try:
+        return SqliteSpendStore(path)
+    except SpendStoreError as error:
+        raise BackendStartupError(str(error)) from error
+
+
 def response_store_lifespan(
     store: ResponseStore, interval: float
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -244,18 +260,30 @@ def response_store_lifespan(
     return lifespan
 
 
-async def open_service(settings: Settings) -> ChatService:
+async def open_service(settings: Settings, *, keys: ApiKeys | None = None) -> ChatService:
     """Build the service and start its runner; raises BackendStartupError on a fatal problem.
 
-    The store opens first: a database that cannot be opened then leaves no CLI
-    process (warm pool) behind, and a runner that cannot start closes the store.
+    The stores open first: a database that cannot be opened then leaves no CLI
+    process (warm pool) behind, and a runner that cannot start closes the stores.
     The token of --oauth-token-file is read here unless the caller read it already.
+    The budgets of the key file are enforced: from `keys` (the ones the server
+    serves), else read from `settings` (a key file that cannot be used stops it).
     """
     try:
         settings = load_oauth_token(settings)
     except TokenFileError as error:
         raise BackendStartupError(f"--oauth-token-file: {error}") from None
+    if keys is None:
+        try:
+            keys = api_keys_of(settings.security.access)
+        except ApiKeyError as error:
+            raise BackendStartupError(str(error)) from None
     store = build_store(settings)
+    try:
+        spend = build_spend_store(settings)
+    except BaseException:
+        await store.close()
+        raise
     catalog = build_catalog(settings)  # once: the service and the warm pool share it
     runner = build_runner(settings, catalog)
     try:
@@ -263,12 +291,15 @@ async def open_service(settings: Settings) -> ChatService:
     except BaseException:
         await runner.aclose()
         await store.close()
+        await spend.close()
         raise
     return ChatService(
         runner,
         store,
         catalog=catalog,
         limits=build_limits(settings),
+        spend=spend,
+        budgets=keys.budgets,
     )
 
 
@@ -372,6 +403,8 @@ def http_app(
     same protected app. It requires `keys`; without them it reads the keys `settings`
     configure, and raises ApiKeyError when the key file cannot be read. `responses`
     keeps the Responses API's stored replies (None: in memory, see `create_app`).
+    The keys' budgets are the service's own (`open_service` gives it those of the
+    same keys).
     """
     config = http_config(settings)
     if keys is None:

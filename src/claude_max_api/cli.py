@@ -139,7 +139,7 @@ async def _serve(settings: Settings) -> int:
     accept_failures = AcceptFailureLog(loop.get_exception_handler())
     loop.set_exception_handler(accept_failures)
     try:
-        service = await open_service(settings)
+        service = await open_service(settings, keys=keys)
     except BackendStartupError as error:
         print(f"claude-max-api: cannot start: {error}", file=sys.stderr)
         _close(listeners)

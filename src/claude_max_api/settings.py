@@ -166,6 +166,14 @@ class SessionSettings(msgspec.Struct, frozen=True, kw_only=True):
             description="Most stored Responses API replies kept; the least recently used go first."
         ),
     ] = 10_000
+    spend_db: Annotated[
+        str | None,
+        Meta(
+            description="Database of what each API key spent, per model and UTC day, which "
+            "budgets and /v1/usage read (`:memory:`: until the server stops).",
+            extra={"default": "<state_dir>/spend.sqlite3"},
+        ),
+    ] = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -218,6 +218,8 @@ def build_command(
         argv += ["--effort", effort.value]
     if plan.json_schema is not None:
         argv += ["--json-schema", plan.json_schema]
+    if config.max_budget_usd is not None:
+        argv += ["--max-budget-usd", str(config.max_budget_usd)]
     tools = offered(plan.tools)
     if tools:
         # The client's tools, served by us as the CLI's in-process MCP server.

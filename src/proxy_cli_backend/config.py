@@ -56,7 +56,8 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
     `upstream_retries` bounds the CLI's own retries of a failed upstream request
     (`CLAUDE_CODE_MAX_RETRIES`; None leaves the CLI's default, ten with back-off).
     `effort` is the reasoning level of turns whose request names none (None leaves
-    the CLI's default). `oauth_token` (a token from `claude setup-token`) reaches the
+    the CLI's default). `max_budget_usd` caps each turn's cost (the CLI's
+    `--max-budget-usd`; None: no cap). `oauth_token` (a token from `claude setup-token`) reaches the
     CLI as CLAUDE_CODE_OAUTH_TOKEN; `oauth_token_file` names a file to read it from
     (`proxy_cli_backend.oauth_token.with_oauth_token` reads it).
     """
@@ -136,6 +137,17 @@ class CliRunnerConfig(msgspec.Struct, frozen=True, kw_only=True):
             extra={"default": "the CLI's own"},
         ),
     ] = None
+    max_budget_usd: Annotated[
+        float | None,
+        Meta(
+            description="Most one CLI turn may cost (USD), passed to the CLI as "
+            "--max-budget-usd (empty: no cap); see docs/usage.md.",
+        ),
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.max_budget_usd is not None and not self.max_budget_usd > 0:
+            raise ValueError("max_budget_usd must be more than 0 (or empty for no cap)")
 
     def __repr__(self) -> str:
         # The OAuth token is a credential: a dump of the config (a log line, a traceback)

@@ -66,9 +66,18 @@ _SUMMARY_CHARS = 120
 _SUMMARY_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description")
 
 
+MAX_BUDGET_MESSAGE = (
+    "this server caps what one request may cost (--max-budget-usd); a live CLI process "
+    "counts it over all its turns, and the next request starts a fresh count."
+)
+"""Said with the CLI's `Reached maximum budget ($X)` (see docs/usage.md)."""
+
+
 def classify_failure(status: int | None, text: str) -> FailureReason:
     """The failure reason for an error result, from the upstream status and the text."""
     lowered = text.lower()
+    if "reached maximum budget" in lowered:  # the CLI's --max-budget-usd was reached
+        return FailureReason.BUDGET_EXCEEDED
     if "no conversation found" in lowered:
         return FailureReason.SESSION_MISSING
     if status == 401 or "not logged in" in lowered:
@@ -447,6 +456,8 @@ class TurnTranslator:
             # The CLI's "Please run /login" is for its interactive mode; the caller is
             # told what to do in the proxy's own words (proxy_core.LOGIN_HELP).
             message = NOT_LOGGED_IN_MESSAGE
+        if reason is FailureReason.BUDGET_EXCEEDED:
+            message = f"{message.rstrip('.')}: {MAX_BUDGET_MESSAGE}"
         retry_after = None
         if reason in (FailureReason.RATE_LIMITED, FailureReason.OVERLOADED):
             retry_after = self._retry_delays.get(result.api_error_status or 0)

@@ -5,6 +5,7 @@ callers (the HTTP adapter, embedding apps) use `ChatService`.
 """
 
 from proxy_core.admission import Admission, ServiceLimits
+from proxy_core.budget import Budget, budget_refusal, iso_utc, next_midnight, next_month
 from proxy_core.catalog import ModelCatalog, ModelEntry, ResolvedModel, model_not_found
 from proxy_core.conversation import (
     Base64Image,
@@ -47,7 +48,13 @@ from proxy_core.events import (
     ToolCallStarted,
     Usage,
 )
-from proxy_core.fakes import FakeRunner, InMemoryResponseStore, InMemorySessionStore, echo_script
+from proxy_core.fakes import (
+    FakeRunner,
+    InMemoryResponseStore,
+    InMemorySessionStore,
+    InMemorySpendStore,
+    echo_script,
+)
 from proxy_core.ledger import SessionRecord, fingerprint, reply_fingerprint, system_hash
 from proxy_core.openai_chat import chat_request
 from proxy_core.openai_wire import (
@@ -96,6 +103,7 @@ from proxy_core.ports import (
     ResponseStore,
     Runner,
     SessionStore,
+    SpendStore,
     StoredResponse,
 )
 from proxy_core.rendering import Block, ImageBlock, TextBlock, parse_rendering, render_messages
@@ -111,6 +119,15 @@ from proxy_core.session_key import (
     unnamespaced,
 )
 from proxy_core.sessions import SessionReset, Sessions
+from proxy_core.spend import (
+    DaySpend,
+    KeySpend,
+    SpendEntry,
+    SpendReport,
+    SpendTotals,
+    utc_day,
+)
+from proxy_core.spend_ledger import SpendLedger, stand_in
 from proxy_core.stats import ServiceStats
 from proxy_core.stops import StopScanner, parse_stop
 from proxy_core.structured import parse_response_format
@@ -137,6 +154,7 @@ __all__ = [
     "BackendStatus",
     "Base64Image",
     "Block",
+    "Budget",
     "ChatAssistantMessage",
     "ChatCompletionRequest",
     "ChatDeveloperMessage",
@@ -154,6 +172,7 @@ __all__ = [
     "Content",
     "ContentPart",
     "Conversation",
+    "DaySpend",
     "Effort",
     "Event",
     "Failed",
@@ -171,12 +190,14 @@ __all__ = [
     "ImageUrlContent",
     "InMemoryResponseStore",
     "InMemorySessionStore",
+    "InMemorySpendStore",
     "InputAudioContent",
     "InputTextContent",
     "JsonObjectFormat",
     "JsonSchemaFormat",
     "JsonSchemaSpec",
     "KeyOrigin",
+    "KeySpend",
     "LiveDetails",
     "LiveProcessInfo",
     "Message",
@@ -207,6 +228,11 @@ __all__ = [
     "SessionReset",
     "SessionStore",
     "Sessions",
+    "SpendEntry",
+    "SpendLedger",
+    "SpendReport",
+    "SpendStore",
+    "SpendTotals",
     "Stop",
     "StopScanner",
     "StoredResponse",
@@ -231,15 +257,19 @@ __all__ = [
     "TurnPlan",
     "UrlImage",
     "Usage",
+    "budget_refusal",
     "chat_request",
     "derive_session_key",
     "echo_script",
     "fingerprint",
     "invalid_request",
     "is_header_value",
+    "iso_utc",
     "model_not_found",
     "namespace_prefix",
     "namespaced",
+    "next_midnight",
+    "next_month",
     "no_result",
     "parse_conversation",
     "parse_effort",
@@ -251,6 +281,8 @@ __all__ = [
     "render_messages",
     "reply_fingerprint",
     "restart_plan",
+    "stand_in",
     "system_hash",
     "unnamespaced",
+    "utc_day",
 ]

@@ -19,8 +19,10 @@ from proxy_core.ports import (
     ResponseStore,
     Runner,
     SessionStore,
+    SpendStore,
     StoredResponse,
 )
+from proxy_core.spend import SpendEntry
 
 
 class _FailSwitch:
@@ -194,6 +196,54 @@ class InMemoryResponseStore(_FailSwitch):
         return (kept.used_at, kept.order)
 
 
+class InMemorySpendStore(_FailSwitch):
+    """A SpendStore in a dict, summing per (key, day, model) as the durable one does.
+
+    `fail()` makes it refuse writes (with `reads`, every call) as a full disk would.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str, str], SpendEntry] = {}
+        super().__init__()
+
+    async def add(self, entries: Sequence[SpendEntry]) -> None:
+        self._check(write=True)
+        for entry in entries:
+            row = (entry.key, entry.day, entry.model)
+            kept = self._rows.get(row)
+            self._rows[row] = entry if kept is None else _summed(kept, entry)
+
+    async def entries(self, *, since: str, key: str | None = None) -> builtins.list[SpendEntry]:
+        self._check(write=False)
+        return [
+            entry
+            for entry in self._rows.values()
+            if entry.day >= since and (key is None or entry.key == key)
+        ]
+
+    async def prune(self, *, before: str) -> int:
+        self._check(write=True)
+        old = [row for row, entry in self._rows.items() if entry.day < before]
+        for row in old:
+            del self._rows[row]
+        return len(old)
+
+    async def close(self) -> None:
+        return None
+
+
+def _summed(kept: SpendEntry, added: SpendEntry) -> SpendEntry:
+    return msgspec.structs.replace(
+        kept,
+        requests=kept.requests + added.requests,
+        input_tokens=kept.input_tokens + added.input_tokens,
+        output_tokens=kept.output_tokens + added.output_tokens,
+        cache_read_tokens=kept.cache_read_tokens + added.cache_read_tokens,
+        cache_creation_tokens=kept.cache_creation_tokens + added.cache_creation_tokens,
+        cost_usd=kept.cost_usd + added.cost_usd,
+    )
+
+
 Script = Callable[[TurnPlan], Sequence[Event]]
 
 
@@ -290,3 +340,4 @@ if TYPE_CHECKING:  # the fakes implement every method of the ports, capabilities
     _store: SessionStore = InMemorySessionStore()
     _runner: Runner = FakeRunner()
     _responses: ResponseStore = InMemoryResponseStore()
+    _spend: SpendStore = InMemorySpendStore()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, Set
+from collections.abc import AsyncGenerator, Sequence, Set
 from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -11,6 +11,7 @@ import msgspec
 from proxy_core.events import Event
 from proxy_core.ledger import SessionRecord
 from proxy_core.planning import TurnPlan
+from proxy_core.spend import SpendEntry
 
 
 class LiveProcessInfo(msgspec.Struct, frozen=True):
@@ -225,6 +226,30 @@ class ResponseStore(Protocol):
     async def sweep(self) -> int:
         """Drop the replies unused for longer than the store's TTL, then the least
         recently used past its cap; returns how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable  # the HTTP adapter and the composition root receive it typed
+class SpendStore(Protocol):
+    """What callers spent, as `SpendEntry` rows summed per (key, day, model): adding an
+    entry for a row that exists adds its counts and cost to it. Days are UTC dates.
+
+    A call the store cannot serve (disk full, read-only) raises
+    ChatError(STORE_UNAVAILABLE) with a message saying what failed.
+    """
+
+    async def add(self, entries: Sequence[SpendEntry]) -> None:
+        """Add the entries (one turn's, in one write)."""
+        ...
+
+    async def entries(self, *, since: str, key: str | None = None) -> builtins.list[SpendEntry]:
+        """The rows from day `since` on (of `key` only, when given)."""
+        ...
+
+    async def prune(self, *, before: str) -> int:
+        """Drop the rows of days before `before`; returns how many."""
         ...
 
     async def close(self) -> None: ...

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from proxy_core.admission import Admission, ServiceLimits
+from proxy_core.budget import Budget
 from proxy_core.catalog import ModelCatalog
 from proxy_core.conversation import parse_conversation
 from proxy_core.effort import parse_effort
 from proxy_core.errors import ChatError, no_result
 from proxy_core.events import Event, ReplyCollector
+from proxy_core.fakes import InMemorySpendStore
 from proxy_core.ledger import SessionRecord
 from proxy_core.plan import PlanState, PlanTracker
-from proxy_core.ports import BackendStatus, Runner, SessionStore
+from proxy_core.ports import BackendStatus, Runner, SessionStore, SpendStore
 from proxy_core.request import ChatRequest, Completion
 from proxy_core.session_key import derive_session_key
 from proxy_core.sessions import SessionReset, Sessions
+from proxy_core.spend_ledger import SpendLedger
 from proxy_core.stats import ServiceStats, StatsRecorder
 from proxy_core.stops import parse_stop
 from proxy_core.structured import parse_response_format
@@ -33,7 +36,12 @@ __all__ = ["ChatRequest", "ChatService", "Completion", "ServiceLimits", "Session
 
 
 class ChatService:
-    """Admits, plans, runs and records chat turns. Owns all its state."""
+    """Admits, plans, runs and records chat turns. Owns all its state.
+
+    `spend` keeps what each caller's turns cost (in memory when not given); `budgets`
+    caps callers by namespace (the API key's id): see `SpendLedger`. `spend_ledger`
+    is the service's view of both.
+    """
 
     def __init__(
         self,
@@ -45,6 +53,8 @@ class ChatService:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         new_session_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        spend: SpendStore | None = None,
+        budgets: Mapping[str, Budget] | None = None,
     ) -> None:
         self.runner = runner
         self.store = store
@@ -57,6 +67,9 @@ class ChatService:
         self._discards = Discards(store, runner)
         self.sessions = Sessions(store, runner, self._admission)
         self._plan_windows = PlanTracker()
+        self.spend_ledger = SpendLedger(
+            spend if spend is not None else InMemorySpendStore(), budgets, wall_clock=wall_clock
+        )
         self._env = TurnEnv(
             runner=runner,
             store=store,
@@ -64,6 +77,7 @@ class ChatService:
             stats=self._stats,
             discards=self._discards,
             plan_windows=self._plan_windows,
+            spend=self.spend_ledger,
             clock=clock,
             wall_clock=wall_clock,
             new_session_id=new_session_id,
@@ -204,7 +218,8 @@ class ChatService:
         return self.runner.status()
 
     async def aclose(self) -> None:
-        """Finish pending discards, stop the runner and close the store."""
+        """Finish pending discards, stop the runner and close the stores."""
         await self._discards.wait()
         await self.runner.aclose()
         await self.store.close()
+        await self.spend_ledger.close()

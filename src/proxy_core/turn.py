@@ -43,6 +43,7 @@ from proxy_core.plan import PlanState, PlanTracker
 from proxy_core.planning import PlanKind, RestartReason, TurnPlan, plan_turn, restart_plan
 from proxy_core.ports import Runner, SessionStore
 from proxy_core.session_key import SessionKey
+from proxy_core.spend_ledger import SpendLedger
 from proxy_core.stats import StatsRecorder
 from proxy_core.tools import ToolOffer
 
@@ -91,6 +92,7 @@ class TurnEnv:
     stats: StatsRecorder
     discards: Discards
     plan_windows: PlanTracker
+    spend: SpendLedger
     clock: Callable[[], float]
     wall_clock: Callable[[], float]
     new_session_id: Callable[[], str]
@@ -101,7 +103,9 @@ class Turn:
     inside; they end with Finished or Failed. A `whole` turn yields its reply text at
     the end, in one piece. After leaving, `plan`, `usage` and `failure` tell how it went,
     and `window_warning` is the plan state when this turn saw the account's windows turn
-    to a warning (for the caller to log once)."""
+    to a warning (for the caller to log once). A caller over its budget is refused
+    before anything runs; a turn whose usage has a cost adds it to its caller's spend
+    (`spend_error` says why that failed, if it did: the reply stands)."""
 
     def __init__(
         self,
@@ -130,6 +134,7 @@ class Turn:
         self.usage: Usage | None = None
         self.failure: Failed | None = None
         self.window_warning: PlanState | None = None
+        self.spend_error: str | None = None
         self._opened = env.clock()
         self._place: Place | None = None
         self._events: Events | None = None
@@ -170,15 +175,29 @@ class Turn:
 
     async def _run(self, place: Place) -> Events:
         async with place.running(self.key.value), aclosing(self._pipeline()) as events:
-            async for event in events:
-                if isinstance(event, Usage):
-                    self.usage = event
-                elif isinstance(event, PlanStatus):
-                    if self._env.plan_windows.update(event.state):
-                        self.window_warning = event.state
-                elif isinstance(event, Finished | Failed):
-                    self._outcome = event
-                yield event
+            # Checked once this turn's session is free, so the spend of the session's
+            # previous turn (recorded before it let go) counts.
+            refusal = await self._env.spend.refusal(self.key.namespace)
+            if refusal is not None:
+                self._outcome = refusal
+                yield refusal
+                return
+            try:
+                async for event in events:
+                    if isinstance(event, Usage):
+                        self.usage = event
+                    elif isinstance(event, PlanStatus):
+                        if self._env.plan_windows.update(event.state):
+                            self.window_warning = event.state
+                    elif isinstance(event, Finished | Failed):
+                        self._outcome = event
+                    yield event
+            finally:
+                # Whatever the turn cost is spent, however it ended.
+                if self.usage is not None:
+                    self.spend_error = await self._env.spend.record(
+                        self.key.namespace, self.usage, self.model.cli_model
+                    )
 
     async def _pipeline(self) -> Events:
         try:

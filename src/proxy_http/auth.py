@@ -10,6 +10,10 @@ request log records no headers, and `ApiKeys` prints as a count.
 Each request that presents an accepted key carries a `Caller` in its ASGI scope
 state: the key's id (a slow, salted digest of the key: stable, never the key) names
 the caller's session namespace, and `admin` says the key may see every namespace.
+
+A line of the key file may carry fields after the key: `KEY label=NAME daily_usd=0.50
+monthly_usd=20` (see docs/usage.md). The label names the key wherever its spend is
+shown, and the budgets cap it (`ApiKeys.budgets`, by key id, for the service).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable, Sequence
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from proxy_core import unnamespaced
+from proxy_core import Budget, unnamespaced
 from proxy_http.config import SecurityOptions
 from proxy_http.errors import UNAUTHORIZED, send_error
 
@@ -46,15 +52,18 @@ _KEY_ID_ROUNDS = 20_000
 
 
 class ApiKeyError(ValueError):
-    """The configured keys cannot be used (an unreadable or empty key file)."""
+    """The configured keys cannot be used (an unreadable or empty key file, or a line
+    whose fields are wrong: the message names the file and line, never the key)."""
 
 
 class Caller(msgspec.Struct, frozen=True):
-    """Who sent a request: the id of the key it presented, and whether that key is an
-    admin key (one that sees and deletes every caller's sessions)."""
+    """Who sent a request: the id of the key it presented, whether that key is an
+    admin key (one that sees and deletes every caller's sessions), and its label
+    from the key file (None: none given)."""
 
     key_id: str
     admin: bool = False
+    label: str | None = None
 
 
 def _digest(key: str) -> bytes:
@@ -70,14 +79,34 @@ def key_id(key: str) -> str:
 
 
 class ApiKeys:
-    """The set of accepted keys, kept only as digests; some may be admin keys."""
+    """The set of accepted keys, kept only as digests; some may be admin keys.
 
-    def __init__(self, keys: Iterable[str], admin_keys: Iterable[str] = ()) -> None:
+    `budgets` gives some keys a label and caps (from the key file); their ids are
+    computed at once, so `self.budgets` maps each such key's id to its Budget (what
+    the service enforces and `/v1/usage` names), the keys themselves are not kept.
+    """
+
+    def __init__(
+        self,
+        keys: Iterable[str],
+        admin_keys: Iterable[str] = (),
+        budgets: Mapping[str, Budget] | None = None,
+    ) -> None:
         admins = {_digest(key) for key in (k.strip() for k in admin_keys) if key}
         users = {_digest(key) for key in (k.strip() for k in keys) if key} - admins
         self._digests = (*users, *admins)
         self._admin = (False,) * len(users) + (True,) * len(admins)
         self._ids: dict[bytes, str] = {}
+        self._labels: dict[bytes, str] = {}
+        self.budgets: dict[str, Budget] = {}
+        for key, budget in (budgets or {}).items():
+            digest = _digest(key.strip())
+            if digest not in self._digests:
+                continue
+            ident = self._ids[digest] = key_id(key.strip())
+            self.budgets[ident] = budget
+            if budget.label:
+                self._labels[digest] = budget.label
 
     def __bool__(self) -> bool:
         return bool(self._digests)
@@ -110,13 +139,98 @@ class ApiKeys:
         ident = self._ids.get(candidate)
         if ident is None:
             ident = self._ids[candidate] = key_id(presented)
-        return Caller(ident, self._admin[found])
+        return Caller(ident, self._admin[found], self._labels.get(candidate))
 
 
 def _listed(keys: str | Sequence[str] | None) -> list[str]:
     if isinstance(keys, str):
         return keys.split(",")
     return list(keys or ())
+
+
+KEY_FIELDS = ("label", "daily_usd", "monthly_usd")
+"""The fields a line of the key file may carry after its key."""
+_LABEL = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+_FIELD_NAME = re.compile(r"^[A-Za-z_]{1,32}$")
+
+
+def _amount(name: str, value: str, where: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ApiKeyError(f"{where}: {name} must be a number of US dollars.") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise ApiKeyError(f"{where}: {name} must be a dollar amount of 0 or more.")
+    return amount
+
+
+def parse_key_line(line: str, where: str) -> tuple[str, Budget | None]:
+    """The key of one key-file line and the Budget its fields state (None: no field).
+
+    `where` ("FILE line N") starts every error; no error repeats the key, nor any
+    word of the line that is not a known field (which might be a piece of a key).
+    """
+    key, *fields = line.split()
+    values: dict[str, str] = {}
+    for position, field in enumerate(fields, start=2):
+        name, sep, value = field.partition("=")
+        if not sep or not name:
+            raise ApiKeyError(
+                f"{where}: word {position} is not a field: after the key, write NAME=VALUE "
+                f"({', '.join(KEY_FIELDS)})."
+            )
+        if name not in KEY_FIELDS:
+            shown = f"{name!r}" if _FIELD_NAME.match(name) else f"at word {position}"
+            raise ApiKeyError(
+                f"{where}: unknown field {shown}; the fields are {', '.join(KEY_FIELDS)}."
+            )
+        if name in values:
+            raise ApiKeyError(f"{where}: {name} is given twice.")
+        values[name] = value
+    if not values:
+        return key, None
+    label = values.get("label")
+    if label is not None and not _LABEL.match(label):
+        raise ApiKeyError(f"{where}: a label is 1-64 letters, digits, `.`, `_`, `@` or `-`.")
+    daily = values.get("daily_usd")
+    monthly = values.get("monthly_usd")
+    return key, Budget(
+        label=label,
+        daily_usd=None if daily is None else _amount("daily_usd", daily, where),
+        monthly_usd=None if monthly is None else _amount("monthly_usd", monthly, where),
+    )
+
+
+def parse_key_file(text: str, name: str) -> tuple[list[str], dict[str, Budget]]:
+    """The keys of a key file's text and the budgets of those with fields. Raises
+    ApiKeyError (naming the file `name` and the line, never a key) for a wrong field,
+    a label given to two keys, or one key given two different sets of fields."""
+    keys: list[str] = []
+    budgets: dict[str, Budget] = {}
+    first_line: dict[str, int] = {}
+    labels: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{name} line {number}"
+        key, budget = parse_key_line(line, where)
+        if key in first_line and budgets.get(key) != budget:
+            raise ApiKeyError(
+                f"{where}: this key is on line {first_line[key]} too, with other fields."
+            )
+        first_line.setdefault(key, number)
+        keys.append(key)
+        if budget is None or key in budgets:
+            continue
+        budgets[key] = budget
+        if budget.label is not None:
+            if budget.label in labels:
+                raise ApiKeyError(
+                    f"{where}: label {budget.label!r} is already used on line "
+                    f"{labels[budget.label]}; each key needs its own."
+                )
+            labels[budget.label] = number
+    return keys, budgets
 
 
 def load_api_keys(
@@ -127,25 +241,23 @@ def load_api_keys(
     """Keys from a comma-separated setting (or a list) plus a file of one key per line,
     and admin keys (comma-separated or a list), which are accepted keys too.
 
-    In the file, blank lines and lines starting with `#` are skipped. Raises
-    ApiKeyError when the file cannot be read or holds no key, so a typo in its
-    path never silently turns authentication off.
+    In the file, blank lines and lines starting with `#` are skipped; a key may be
+    followed by fields (`label=`, `daily_usd=`, `monthly_usd=`: see
+    `parse_key_file`). Raises ApiKeyError when the file cannot be read, holds no key or
+    has a wrong field, so a typo never silently turns authentication or a budget off.
     """
     found = _listed(keys)
+    budgets: dict[str, Budget] = {}
     if key_file:
         try:
             text = Path(key_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ApiKeyError(f"Cannot read the API key file {key_file}: {error}") from None
-        from_file = [
-            line.strip()
-            for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")
-        ]
+        from_file, budgets = parse_key_file(text, f"The API key file {key_file}")
         if not from_file:
             raise ApiKeyError(f"The API key file {key_file} holds no key (one per line).")
         found += from_file
-    return ApiKeys(found, _listed(admin_keys))
+    return ApiKeys(found, _listed(admin_keys), budgets)
 
 
 def api_keys_of(security: SecurityOptions) -> ApiKeys:

@@ -89,7 +89,11 @@ class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):
         Meta(description="API keys clients must send (Bearer or x-api-key), comma-separated."),
     ] = None
     api_key_file: Annotated[
-        str | None, Meta(description="File of API keys, one per line (`#` comments allowed).")
+        str | None,
+        Meta(
+            description="File of API keys, one per line (`#` comments allowed), each "
+            "optionally followed by `label=`, `daily_usd=`, `monthly_usd=` (docs/usage.md)."
+        ),
     ] = None
     admin_api_keys: Annotated[
         str | None,

@@ -41,6 +41,8 @@ _TYPES_BY_STATUS: Final = {
     504: "timeout_error",
 }
 _OVERLOADED_CODE: Final = shape_of(FailureReason.OVERLOADED).code
+_QUOTA_CODE: Final = shape_of(FailureReason.BUDGET_EXCEEDED).code
+"""Out of credit or over a budget: Anthropic's `billing_error`, with the 429 kept."""
 
 _openai_decoder = msgspec.json.Decoder(OpenAIErrorBody)
 _encoder = msgspec.json.Encoder()
@@ -53,10 +55,13 @@ def is_messages_path(path: str) -> bool:
 
 def error_type(status: int, code: str | None = None) -> tuple[int, str]:
     """Anthropic's status and error type for an answer of `status` with OpenAI `code`:
-    an overloaded upstream is a 529; other 4xx are invalid requests and 5xx API errors
-    unless Anthropic names them."""
+    an overloaded upstream is a 529; out of credit or over a budget is a
+    `billing_error`; other 4xx are invalid requests and 5xx API errors unless Anthropic
+    names them."""
     if code == _OVERLOADED_CODE:
         return OVERLOADED_STATUS, "overloaded_error"
+    if code == _QUOTA_CODE:
+        return status, "billing_error"
     if status in _TYPES_BY_STATUS:
         return status, _TYPES_BY_STATUS[status]
     return status, "invalid_request_error" if status < 500 else "api_error"

@@ -6,7 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from proxy_http.messages import routes as messages
 from proxy_http.responses import routes as responses
-from proxy_http.routes import chat, models, sessions, status
+from proxy_http.routes import chat, models, sessions, status, usage
 
 ROUTES: tuple[ControllerRouterHandler, ...] = (
     *chat.ROUTES,
@@ -15,4 +15,5 @@ ROUTES: tuple[ControllerRouterHandler, ...] = (
     *models.ROUTES,
     *status.ROUTES,
     *sessions.ROUTES,
+    *usage.ROUTES,
 )

@@ -55,6 +55,7 @@ OPERATIONS = [
     ("GET", "/health"),
     ("GET", "/stats"),
     ("GET", "/metrics"),
+    ("GET", "/v1/usage"),
     ("GET", "/v1/sessions"),
     ("DELETE", "/v1/sessions"),
     ("DELETE", "/v1/sessions/{session_id}"),

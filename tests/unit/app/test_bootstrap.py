@@ -39,6 +39,7 @@ def test_every_runner_config_field_is_set_from_settings() -> None:
         cli_version_timeout=7,
         upstream_retries=9,
         effort="xhigh",
+        max_budget_usd=0.25,
     )
     config = runner_config(settings)
     defaults = CliRunnerConfig(state_dir="/default")

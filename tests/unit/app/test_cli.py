@@ -159,7 +159,7 @@ def test_serve_reads_the_key_file_once_and_its_app_enforces_those_keys(
 
     service = ChatService(FakeRunner(), InMemorySessionStore())
 
-    async def open_service(_: Settings) -> ChatService:
+    async def open_service(_: Settings, *, keys: ApiKeys | None = None) -> ChatService:
         return service
 
     built: list[Litestar] = []

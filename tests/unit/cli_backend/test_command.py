@@ -15,7 +15,6 @@ from proxy_cli_backend.command import (
     build_command,
     child_env,
     tool_args,
-    writes_files,
 )
 from proxy_cli_backend.config import CliRunnerConfig, parse_tools
 from proxy_cli_backend.live_runner import LiveConfig
@@ -78,6 +77,18 @@ def test_a_reply_schema_is_passed_as_json_schema_and_only_then() -> None:
     args = argv(plan(json_schema='{"type":"object"}'))
     assert args[args.index("--json-schema") + 1] == '{"type":"object"}'
     assert "--json-schema" not in argv(plan())
+
+
+def test_a_cost_cap_is_passed_as_max_budget_usd_and_only_then() -> None:
+    args = argv(plan(PlanKind.CONTINUE), max_budget_usd=0.25)
+    assert args[args.index("--max-budget-usd") + 1] == "0.25"
+    assert "--max-budget-usd" not in argv(plan())
+
+
+@pytest.mark.parametrize("cap", [0, -1.5])
+def test_a_cost_cap_of_zero_or_less_is_refused(cap: float) -> None:
+    with pytest.raises(msgspec.ValidationError, match="max_budget_usd must be more than 0"):
+        msgspec.convert({"max_budget_usd": cap}, CliRunnerConfig)
 
 
 def test_without_any_effort_the_clis_default_stays() -> None:

@@ -157,6 +157,21 @@ def test_an_error_result_has_no_usage_and_no_finished() -> None:
     assert events == [Failed(FailureReason.UPSTREAM_ERROR, "API Error: 500")]
 
 
+def test_the_clis_max_budget_result_is_budget_exceeded_and_says_which_cap() -> None:
+    # What the CLI 2.1.331 prints when --max-budget-usd is reached (docs/usage.md).
+    line = canned.result(
+        None,
+        is_error=True,
+        errors=["Reached maximum budget ($0.0001)"],
+        subtype="error_max_budget_usd",
+    )
+    (event,) = translate(line)
+    assert isinstance(event, Failed)
+    assert event.reason is FailureReason.BUDGET_EXCEEDED
+    assert event.message.startswith("Reached maximum budget ($0.0001): ")
+    assert "--max-budget-usd" in event.message
+
+
 def test_no_conversation_found_in_errors_is_session_missing() -> None:
     message = "No conversation found with session ID: 1234"
     line = canned.result(None, is_error=True, errors=[message], subtype="error_during_execution")
