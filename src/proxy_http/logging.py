@@ -79,6 +79,7 @@ LEADING_FIELDS = (
     "outcome",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "error",
     "message",
 )
@@ -163,6 +164,7 @@ REQUEST_FACTS = (
     "outcome",
     "prompt_tokens",
     "completion_tokens",
+    "cost_usd",
     "error",
     "message",
 )

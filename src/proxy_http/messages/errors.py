@@ -41,6 +41,7 @@ _TYPES_BY_STATUS: Final = {
     504: "timeout_error",
 }
 _OVERLOADED_CODE: Final = shape_of(FailureReason.OVERLOADED).code
+_QUOTA_CODE: Final = shape_of(FailureReason.INSUFFICIENT_QUOTA).code
 
 _openai_decoder = msgspec.json.Decoder(OpenAIErrorBody)
 _encoder = msgspec.json.Encoder()
@@ -57,6 +58,11 @@ def error_type(status: int, code: str | None = None) -> tuple[int, str]:
     unless Anthropic names them."""
     if code == _OVERLOADED_CODE:
         return OVERLOADED_STATUS, "overloaded_error"
+    if code == _QUOTA_CODE:
+        # Anthropic has no `insufficient_quota`: its `billing_error` says what is wrong
+        # (credit, a budget), and the status stays 429, the proxy's one answer for it on
+        # every surface, which the SDKs raise as a rate limit error.
+        return status, "billing_error"
     if status in _TYPES_BY_STATUS:
         return status, _TYPES_BY_STATUS[status]
     return status, "invalid_request_error" if status < 500 else "api_error"
