@@ -250,6 +250,10 @@ class TurnTranslator:
         self._retry_delays[event.error_status] = delay
         if event.error_status != 429:
             return []  # 5xx and 529: the CLI's bounded retries go on
+        if self._rejected is not None:
+            # The plan refused: the wait is until its window resets, whatever the CLI's
+            # own back-off (it may wait for the reset).
+            return [window_refusal(self._rejected, self._wall_clock())]
         # A rate limit is the client's to wait out (or not): answer it now instead of
         # holding the request through the CLI's back-offs. Whole seconds, rounded down,
         # undo most of the jitter and never come before the upstream's own retry-after

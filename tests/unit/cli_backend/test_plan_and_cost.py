@@ -363,3 +363,14 @@ def test_a_credit_refusal_fails_insufficient_quota_in_the_upstreams_words(
         FailureReason.INSUFFICIENT_QUOTA,
         f"The Claude account's credit refused the request: {words}. {CREDIT_HELP}",
     )
+
+
+def test_a_retry_notice_after_a_rejected_window_fails_until_the_reset() -> None:
+    info = {"status": "rejected", "resetsAt": NOW + 600, "rateLimitType": "seven_day"}
+    events = feed(translator(), canned.rate_limit(info), canned.api_retry(429, 30_000))
+    assert isinstance(events[0], PlanStatus)
+    failed = events[-1]
+    assert isinstance(failed, Failed)
+    assert failed.reason is FailureReason.RATE_LIMITED
+    assert failed.retry_after == 600.0
+    assert "7-day limit is reached" in failed.message
