@@ -20,9 +20,18 @@ from proxy_cli_backend.binary import CliBinary, CliNotFound, find_cli
 from proxy_cli_backend.command import child_env
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.oauth_token import OAUTH_TOKEN_ENV
-from proxy_core import INSTALL_HELP, LOGIN_HELP
+from proxy_core import CREDIT_HELP, INSTALL_HELP, LOGIN_HELP
 
 AUTH_STATUS_TIMEOUT = 20.0
+SUBSCRIPTION_METHODS = frozenset({"claude.ai", "oauth_token"})
+"""`claude auth status` login methods of a Claude plan (not an API key)."""
+CREDIT_NOTE = (
+    "a Claude plan login: since 2026-06-15, `claude -p` (so every request here) draws "
+    "from the plan's monthly usage credit at API rates (Pro $20, Max 5x $100, Max 20x "
+    "$200), apart from the plan's 5-hour and 7-day windows; when the credit runs out, "
+    "requests answer 429 insufficient_quota. " + CREDIT_HELP
+)
+"""What `doctor` says about the credit when the CLI is logged in to a plan."""
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -55,7 +64,7 @@ def diagnose(
     binary, found = check_cli(config)
     findings.append(found)
     if binary is not None:
-        findings.append(login_finding(config, binary.path, env, auth_timeout))
+        findings += login_findings(config, binary.path, env, auth_timeout)
     findings.append(check_root(config, euid()))
     findings.append(check_claudecode(env))
     findings.append(check_writable("state_dir", Path(config.state_dir), "--state-dir"))
@@ -79,18 +88,22 @@ def check_cli(config: CliRunnerConfig) -> tuple[CliBinary | None, Finding]:
     return binary, Finding("cli", True, f"{binary.path} (version {binary.version})")
 
 
-def login_finding(
+def login_findings(
     config: CliRunnerConfig, cli_path: str, environ: Mapping[str, str], timeout: float
-) -> Finding:
+) -> list[Finding]:
     """The login state of the CLI at `cli_path` with the environment the runner gives
-    it (from `environ`), naming where an OAuth token came from."""
+    it (from `environ`), naming where an OAuth token came from; for a plan's login,
+    what the requests draw from (`credit`)."""
     login_env = child_env(config, environ, is_root=False)
     source: str | None
     if config.oauth_token:
         source = "--oauth-token-file" if config.oauth_token_file else "the runner's config"
     else:
         source = OAUTH_TOKEN_ENV if OAUTH_TOKEN_ENV in login_env else None
-    return check_login(cli_path, login_env, timeout, token_source=source)
+    finding, state = read_login(cli_path, login_env, timeout, token_source=source)
+    if state is None or state.apiKeySource or state.authMethod not in SUBSCRIPTION_METHODS:
+        return [finding]
+    return [finding, Finding("credit", True, CREDIT_NOTE)]
 
 
 def check_login(
@@ -101,25 +114,31 @@ def check_login(
     `token_source` names where an OAuth token in `env` came from (the CLI only says
     it uses one); the token itself is never shown.
     """
+    return read_login(cli_path, env, timeout, token_source=token_source)[0]
+
+
+def read_login(
+    cli_path: str, env: Mapping[str, str], timeout: float, *, token_source: str | None = None
+) -> tuple[Finding, LoginState | None]:
+    """`check_login`'s finding, and the state it read when the CLI is logged in."""
     try:
         output = _run_bounded([cli_path, "auth", "status"], env, timeout)
     except (OSError, subprocess.TimeoutExpired) as error:
-        return Finding("login", False, f"`claude auth status` failed: {error}", LOGIN_HELP)
+        return Finding("login", False, f"`claude auth status` failed: {error}", LOGIN_HELP), None
     try:
         state = msgspec.json.decode(output.strip() or b"{}", type=LoginState)
     except msgspec.DecodeError:
         excerpt = output.decode(errors="replace").strip()[:200]
-        return Finding(
-            "login", False, f"`claude auth status` printed no status: {excerpt!r}", LOGIN_HELP
-        )
+        problem = f"`claude auth status` printed no status: {excerpt!r}"
+        return Finding("login", False, problem, LOGIN_HELP), None
     if not state.loggedIn:
-        return Finding("login", False, "the CLI is not logged in", LOGIN_HELP)
+        return Finding("login", False, "the CLI is not logged in", LOGIN_HELP), None
     how = state.authMethod or "unknown method"
     if state.apiKeySource:
         how += f" from {state.apiKeySource}"
     elif state.authMethod == "oauth_token" and token_source:
         how = f"oauth token from {token_source}"
-    return Finding("login", True, f"logged in ({how})")
+    return Finding("login", True, f"logged in ({how})"), state
 
 
 def check_root(config: CliRunnerConfig, euid: int) -> Finding:

@@ -39,6 +39,7 @@ from proxy_cli_backend.client_tools import (
 )
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.costs import CostMeter
 from proxy_cli_backend.process import CliProcess
 from proxy_cli_backend.protocol import (
     ControlCancel,
@@ -107,8 +108,11 @@ class LiveProcess:
         json_schema: str | None = None,
         client_tools: ToolOffer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        costs: CostMeter | None = None,
     ) -> None:
+        """`costs` prices the process's turns (default: a process of a new session)."""
         self._process = process
+        self._costs = costs or CostMeter()
         self._decoder = EventDecoder()
         self._clock = clock
         self._requests = 0
@@ -146,6 +150,7 @@ class LiveProcess:
         watchdog: ChildWatchdog | None = None,
         owner: str = "live",
         clock: Callable[[], float] = time.monotonic,
+        costs: CostMeter | None = None,
     ) -> LiveProcess:
         """Start the command with stdin kept open; raises OSError if it cannot run."""
         process = await CliProcess.spawn(
@@ -166,6 +171,7 @@ class LiveProcess:
             json_schema=json_schema,
             client_tools=client_tools,
             clock=clock,
+            costs=costs,
         )
 
     @property
@@ -267,7 +273,7 @@ class LiveProcess:
         self.state = LiveState.BUSY
         self.turns += 1
         reminder = instruction(tools)
-        translator = TurnTranslator.for_offer(tools)
+        translator = TurnTranslator.for_offer(tools, self._costs)
         blocks = with_instruction(prompt, reminder)
         try:
             if self.bridge is not None and not self._announced:

@@ -36,6 +36,7 @@ from msgspec import Meta
 from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.client_tools import offered, tools_key
 from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.costs import CostMeter
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import tree_rss
@@ -491,6 +492,7 @@ class LiveCliRunner:
             watchdog=self._base.watchdog,
             owner=owner,
             clock=self._clock,
+            costs=CostMeter(self._base.costs, resumed=plan.kind is PlanKind.CONTINUE),
         )
 
     # -- capacity and endings ----------------------------------------------------

@@ -153,6 +153,18 @@ class ResultEvent(msgspec.Struct, frozen=True, tag="result", tag_field="type"):
     errors: list[Any] = msgspec.field(default_factory=list)
     usage: ResultUsage = msgspec.field(default_factory=ResultUsage)
     structured_output: Any = None  # with --json-schema: what the model returned
+    # Running totals of the process (see costs.py), read tolerantly: a field of an
+    # unexpected type must not cost the turn its result.
+    total_cost_usd: Any = None
+    model_usage: Any = msgspec.field(default=None, name="modelUsage")
+
+
+class RateLimitEvent(msgspec.Struct, frozen=True, tag="rate_limit_event", tag_field="type"):
+    """The account's plan windows as the upstream's headers reported them (subscription
+    mode only); `rate_limit_info` is read tolerantly by `plan_info`."""
+
+    rate_limit_info: Any = None
+    session_id: str | None = None
 
 
 class ControlResponse(msgspec.Struct, frozen=True, tag="control_response", tag_field="type"):
@@ -181,6 +193,7 @@ CliEvent = (
     | UserEvent
     | SystemEvent
     | ResultEvent
+    | RateLimitEvent
     | ControlResponse
     | ControlRequest
     | ControlCancel
@@ -198,6 +211,7 @@ _KNOWN = frozenset(
         "user",
         "system",
         "result",
+        "rate_limit_event",
         "control_response",
         "control_request",
         "control_cancel_request",

@@ -34,6 +34,7 @@ from proxy_cli_backend.command import (
     remove_prompt_files,
 )
 from proxy_cli_backend.config import CliRunnerConfig
+from proxy_cli_backend.costs import CostBook, CostMeter
 from proxy_cli_backend.process import CliProcess
 from proxy_cli_backend.protocol import EventDecoder, encode_user_message
 from proxy_cli_backend.transcripts import (
@@ -89,6 +90,8 @@ class ClaudeCliRunner:
         self._cleanups: dict[CliProcess, asyncio.Task[int]] = {}
         self._is_root = os.geteuid() == 0 if is_root is None else is_root
         self._closed = False
+        # The CLI's running cost totals per session, to price a resumed process's turns.
+        self.costs = CostBook()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -274,7 +277,8 @@ class ClaudeCliRunner:
         except TimeoutError:
             yield timed_out("first-event", config)
             return
-        translator = TurnTranslator.for_offer(plan.tools)
+        meter = CostMeter(self.costs, resumed=plan.kind is PlanKind.CONTINUE)
+        translator = TurnTranslator.for_offer(plan.tools, meter)
         events = drive_turn(process, config, translator, EventDecoder(), bridge, reminder)
         async for event in events:
             yield event

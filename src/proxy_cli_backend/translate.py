@@ -11,6 +11,13 @@ with the CLI's back-off as `retry_after`: the client decides whether to wait.
 Messages from the CLI itself (`<synthetic>`, such as API error text) never become
 reply text: the result event says what went wrong.
 
+In subscription mode each `rate_limit_event` becomes a `PlanStatus`; a request the plan
+refuses (status `rejected`) fails as RATE_LIMITED with the wait until the window's
+reset, and the account's credit refusing it (extra usage, credit too low) as
+INSUFFICIENT_QUOTA. The turn's `Usage` carries its cost (`costs.CostMeter`): a
+suspension's has none (no result has priced it yet), and the request that completes the
+turn reports the cost of all of it, suspended parts and reminder turns included.
+
 Calls of client tools (`mcp__client__<name>`) are the client's to run: they are
 forwarded as ToolCallStarted / ToolArguments as the model writes them, and a message
 that ends with them (stop reason `tool_use`) suspends the turn (`suspended`): the CLI
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -28,10 +37,13 @@ import structlog
 
 from proxy_cli_backend.attempts import Change, MessageText
 from proxy_cli_backend.client_tools import client_name
+from proxy_cli_backend.costs import ZERO, CostMeter, Totals, add, read_totals
+from proxy_cli_backend.plan_info import plan_state, window_refusal
 from proxy_cli_backend.protocol import (
     AssistantEvent,
     CliEvent,
     ContentBlock,
+    RateLimitEvent,
     ResultEvent,
     ResultUsage,
     StreamEvent,
@@ -39,10 +51,13 @@ from proxy_cli_backend.protocol import (
     UserEvent,
 )
 from proxy_core import (
+    CREDIT_HELP,
     Event,
     Failed,
     FailureReason,
     Finished,
+    PlanState,
+    PlanStatus,
     TextDelta,
     TextRetracted,
     ThinkingDelta,
@@ -62,6 +77,17 @@ CALLS_CONTRADICTED = (
     "retried reply does not continue them, so the reply cannot be completed. Send the "
     "request again."
 )
+# Words of the upstream (or of the CLI, which rewrites some) when the account's credit or
+# extra usage refuses a request: Anthropic's 400 for subscription traffic outside the
+# plan, the API's "credit balance is too low", and the CLI's credit notices.
+_QUOTA_WORDS = (
+    "third-party apps now draw from your extra usage",
+    "credit balance is too low",
+    "out of usage credits",
+    "out of extra usage",
+    "usage credits are required",
+    "extra usage is required",
+)
 _SUMMARY_CHARS = 120
 _SUMMARY_KEYS = ("file_path", "path", "pattern", "command", "url", "query", "description")
 
@@ -80,6 +106,8 @@ def classify_failure(status: int | None, text: str) -> FailureReason:
         return FailureReason.BUDGET_EXCEEDED
     if "no conversation found" in lowered:
         return FailureReason.SESSION_MISSING
+    if any(words in lowered for words in _QUOTA_WORDS):
+        return FailureReason.INSUFFICIENT_QUOTA
     if status == 401 or "not logged in" in lowered:
         return FailureReason.NOT_LOGGED_IN
     if status == 429:
@@ -142,11 +170,23 @@ class TurnTranslator:
     """
 
     @classmethod
-    def for_offer(cls, offer: ToolOffer | None) -> TurnTranslator:
-        """A translator under the rules of a request's tool offer (None: no tools)."""
-        return cls(max_calls=_max_calls(offer), hold_text=_must_call(offer))
+    def for_offer(cls, offer: ToolOffer | None, costs: CostMeter | None = None) -> TurnTranslator:
+        """A translator under the rules of a request's tool offer (None: no tools), pricing
+        turns with the process's `costs` (default: a process of a new session)."""
+        return cls(max_calls=_max_calls(offer), hold_text=_must_call(offer), costs=costs)
 
-    def __init__(self, *, max_calls: int | None = None, hold_text: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        max_calls: int | None = None,
+        hold_text: bool = False,
+        costs: CostMeter | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._costs = costs or CostMeter()
+        self._wall_clock = wall_clock
+        self._cost: Totals | None = ZERO  # cost of earlier CLI turns of this reply
+        self._rejected: PlanState | None = None  # the plan refused this turn's request
         self._max_calls = max_calls
         self._hold_text = hold_text
         self._held: list[Event] = []
@@ -189,7 +229,17 @@ class TurnTranslator:
             return []
         if isinstance(event, SystemEvent) and event.subtype == "api_retry":
             return self._retrying(event)
+        if isinstance(event, RateLimitEvent):
+            return self._plan(event)
         return []
+
+    def _plan(self, event: RateLimitEvent) -> list[Event]:
+        state = plan_state(event.rate_limit_info, self._wall_clock())
+        if state is None:
+            return []
+        if state.status == "rejected":
+            self._rejected = state
+        return [PlanStatus(state)]
 
     def _retrying(self, event: SystemEvent) -> list[Event]:
         # Worth a line at info: a slow reply is then explained (the request's id is bound).
@@ -209,6 +259,10 @@ class TurnTranslator:
         self._retry_delays[event.error_status] = delay
         if event.error_status != 429:
             return []  # 5xx and 529: the CLI's bounded retries go on
+        if self._rejected is not None:
+            # The plan refused: the wait is until its window resets, whatever the CLI's
+            # own back-off (it may wait for the reset).
+            return [window_refusal(self._rejected, self._wall_clock())]
         # A rate limit is the client's to wait out (or not): answer it now instead of
         # holding the request through the CLI's back-offs. Whole seconds, rounded down,
         # undo most of the jitter and never come before the upstream's own retry-after
@@ -344,7 +398,9 @@ class TurnTranslator:
         return [c.id for c in self._calls.values() if not c.shown]
 
     def suspension(self) -> list[Event]:
-        """Usage so far and the Finished that hands the client its calls."""
+        """Usage so far and the Finished that hands the client its calls. Its cost is not
+        known yet (no result has priced it): the request that completes the turn reports
+        the cost of the whole turn."""
         usage = _plus(self._usage, self._carried)
         self._reported = _plus(self._reported, self._usage)
         self._usage, self._carried = Usage(), Usage()
@@ -388,6 +444,7 @@ class TurnTranslator:
         if self.result is not None:
             spent = _minus(_usage(self.result.usage), self._reported)
             self._carried = _plus(self._carried, spent)
+            self._cost = _with(self._cost, self._price(self.result))
         self._reported, self._usage = Usage(), Usage()
         self._withheld, self._held = [], []
         self.result = None
@@ -441,6 +498,9 @@ class TurnTranslator:
             return [crashed(stderr)]
         # What suspensions of this turn reported already is not counted twice.
         usage = _plus(_minus(_usage(result.usage), self._reported), self._carried)
+        cost = _with(self._cost, self._price(result))
+        if cost is not None:
+            usage = msgspec.structs.replace(usage, cost_usd=cost.cost_usd, models=cost.models)
         if not result.is_error:
             finished = Finished(
                 stop_reason=result.stop_reason,
@@ -449,8 +509,17 @@ class TurnTranslator:
                 resume_point=self.resume_point,
             )
             return [usage, finished]
+        return [self._failure(result, stderr)]
+
+    def _failure(self, result: ResultEvent, stderr: str) -> Failed:
+        """The typed failure of an error result."""
         text = "\n".join([result.result or "", *(str(e) for e in result.errors), stderr]).strip()
         reason = classify_failure(result.api_error_status, text)
+        if reason is FailureReason.RATE_LIMITED and self._rejected is not None:
+            # The plan refused: the CLI's "You've hit your ... limit" is not the reply.
+            return window_refusal(self._rejected, self._wall_clock())
+        if reason is FailureReason.INSUFFICIENT_QUOTA:
+            return Failed(reason, quota_message(result.result or text))
         message = result.result or "; ".join(str(e) for e in result.errors) or _last(stderr)
         if reason is FailureReason.NOT_LOGGED_IN and result.api_error_status is None:
             # The CLI's "Please run /login" is for its interactive mode; the caller is
@@ -461,13 +530,35 @@ class TurnTranslator:
         retry_after = None
         if reason in (FailureReason.RATE_LIMITED, FailureReason.OVERLOADED):
             retry_after = self._retry_delays.get(result.api_error_status or 0)
-        return [
-            Failed(
-                reason,
-                message or f"The CLI reported an error ({result.subtype}).",
-                retry_after=retry_after,
-            )
-        ]
+        return Failed(
+            reason,
+            message or f"The CLI reported an error ({result.subtype}).",
+            retry_after=retry_after,
+        )
+
+    def _price(self, result: ResultEvent) -> Totals | None:
+        """The cost of the CLI turn that `result` ends (None: not known)."""
+        totals = read_totals(result.total_cost_usd, result.model_usage)
+        turn = _usage(result.usage)
+        tokens = turn.prompt_tokens + turn.output_tokens
+        return self._costs.turn_cost(totals, tokens, result.session_id or self.session_id)
+
+
+def quota_message(words: str) -> str:
+    """The message for a request the account's credit refused: the upstream's own words
+    (without the CLI's "API Error: 400" prefix) and what to do."""
+    said = words.strip()
+    if said.lower().startswith("api error:"):
+        said = said.split(":", 1)[1].strip()
+        head, _, rest = said.partition(" ")
+        said = rest if head.isdigit() else said
+    said = said.rstrip(".") or "the account's usage credit is used up"
+    return f"The Claude account's credit refused the request: {said}. {CREDIT_HELP}"
+
+
+def _with(a: Totals | None, b: Totals | None) -> Totals | None:
+    """Costs together; not known if either is not."""
+    return None if a is None or b is None else add(a, b)
 
 
 def _max_calls(offer: ToolOffer | None) -> int | None:

@@ -27,6 +27,9 @@ class ServiceStats(msgspec.Struct, frozen=True):
     sampled: int
     by_endpoint: dict[str, int] = msgspec.field(default_factory=dict)
     """Requests counted per API surface (`chat.completions`, `responses`, ...)."""
+    cost_usd: float = 0.0
+    """What the turns cost in USD at API rates, as the backend priced them (turns whose
+    cost is not known add nothing)."""
 
 
 class StatsRecorder:
@@ -38,6 +41,7 @@ class StatsRecorder:
         self.errors = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cost_usd = 0.0
         self.by_endpoint: dict[str, int] = {}
         self._latency_sum = 0.0
         self._latencies: deque[float] = deque(maxlen=window)
@@ -87,6 +91,7 @@ class StatsRecorder:
             p95_latency_ms=p95,
             sampled=sampled,
             by_endpoint=dict(self.by_endpoint),
+            cost_usd=round(self.cost_usd, 10),
         )
 
 

@@ -273,3 +273,4 @@ class Turn:
         if self.usage is not None:
             stats.input_tokens += self.usage.prompt_tokens
             stats.output_tokens += self.usage.output_tokens
+            stats.cost_usd += self.usage.cost_usd or 0.0

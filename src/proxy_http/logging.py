@@ -81,6 +81,7 @@ LEADING_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cost_usd",
     "error",
     "message",
 )
@@ -166,6 +167,7 @@ REQUEST_FACTS = (
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "cost_usd",
     "error",
     "message",
 )

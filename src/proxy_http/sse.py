@@ -65,7 +65,13 @@ def completion_usage(usage: Usage) -> CompletionUsage:
         completion_tokens=usage.output_tokens,
         total_tokens=prompt + usage.output_tokens,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens),
+        cost=cost_of(usage),
     )
+
+
+def cost_of(usage: Usage) -> float | msgspec.UnsetType:
+    """The turn's cost in USD for a `cost` field: left out (UNSET) when not known."""
+    return msgspec.UNSET if usage.cost_usd is None else usage.cost_usd
 
 
 def json_line(value: object) -> bytes:

@@ -17,6 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import anyio
@@ -225,6 +226,19 @@ def note_turn(turn: Turn) -> None:
             note(cost_usd=turn.usage.cost_usd)
     if turn.failure is not None:
         note(outcome=turn.failure.reason.value)
+    warning = turn.window_warning
+    if warning is not None:
+        window = warning.windows.get(warning.window or "")
+        _log.warning(
+            "plan_window_warning",
+            window=warning.window,
+            utilization=None if window is None else window.utilization,
+            resets_at=None if warning.resets_at is None else _utc(warning.resets_at),
+        )
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def shows(event: Event, *, show_thinking: bool) -> bool:

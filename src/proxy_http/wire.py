@@ -26,10 +26,14 @@ class PromptTokensDetails(msgspec.Struct, frozen=True):
 
 
 class CompletionUsage(msgspec.Struct, frozen=True):
+    """OpenAI's usage, plus `cost`: what the turn cost in USD at API rates, left out when
+    it is not known (never a made-up 0)."""
+
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails = msgspec.field(default_factory=PromptTokensDetails)
+    cost: float | msgspec.UnsetType = msgspec.UNSET
 
 
 class FunctionCallOut(msgspec.Struct, frozen=True):
@@ -246,6 +250,12 @@ class TokenCounts(msgspec.Struct, frozen=True, rename="camel"):
     total: int
 
 
+class CostTotals(msgspec.Struct, frozen=True, rename="camel"):
+    """What the turns served since start cost in USD at API rates (`totalUsd`)."""
+
+    total_usd: float
+
+
 class Performance(msgspec.Struct, frozen=True, rename="camel"):
     avg_response_ms: float
     p50_response_ms: float
@@ -269,6 +279,7 @@ class Stats(msgspec.Struct, frozen=True, omit_defaults=True):
     concurrency: Concurrency
     sessions: SessionCount
     tokens: TokenCounts
+    cost: CostTotals
     performance: Performance
     processes: ProcessStats | None = None  # only when the backend keeps live processes
 

@@ -24,6 +24,16 @@ as a client of the proxy, may reach the fake merged into the text the proxy wrot
 - `[[reply:TEXT]]`: the reply is exactly TEXT instead of the echo (the last such marker
   wins), so an agent client (Codex, the Claude CLI itself) gets an exact answer that
   differs from its prompt;
+- `[[plan:STATUS]]`: the response carries the `anthropic-ratelimit-unified-*` headers of
+  a subscription's plan windows (see `PlanWindows`) with status STATUS (`allowed`, or
+  `allowed_warning`, whose 5-hour window is then 92% used);
+- `[[limit:WINDOW]]` / `[[limit:WINDOW:SECONDS]]`: a refusal by an exhausted plan window:
+  429 `rate_limit_error` with `-status: rejected`, WINDOW (`five_hour`, `seven_day`) as
+  the representative claim, fully used, resetting in SECONDS (default 7200);
+- `[[extra-usage]]`: Anthropic's 400 for subscription traffic billed as extra usage
+  (`EXTRA_USAGE_MESSAGE`, "Third-party apps now draw from your extra usage...");
+- `[[credit-exhausted]]`: the API's 400 for an organization with no credit left
+  (`CREDIT_EXHAUSTED_MESSAGE`, "Your credit balance is too low...");
 - `[[tool-use:NAME:JSON]]`: first a `tool_use` block calling tool NAME with input
   JSON (bare `[[tool-use]]` calls `Glob` with `{"pattern": "*"}`, harmless and in the
   read-only profile), its input sent as one `input_json_delta`. With `--tools ""` the
@@ -63,6 +73,10 @@ next call):
 `FakeAnthropic.offered_tools(request)` and `FakeAnthropic.tool_results(request)` read a
 recorded request's offered tool names and its last user message's tool results.
 
+Subscription mode: with `plan` set (a `PlanWindows`), every Messages response carries
+its `anthropic-ratelimit-unified-*` headers (a `plan` or `limit` marker overrides it for
+that response), as Anthropic answers a CLI logged in with `CLAUDE_CODE_OAUTH_TOKEN`.
+
 Every request is recorded (path, headers, JSON body). Latency knobs for benchmarks:
 `first_token_delay` (seconds before the first event) and `tokens_per_second`
 (pace of the text chunks; 0 means as fast as possible).
@@ -83,8 +97,20 @@ from typing import Any, Self
 
 from tests.support.fake_tools import Block, offered_tools, text_block, tool_reply, tool_results
 
+EXTRA_USAGE_MESSAGE = (
+    "Third-party apps now draw from your extra usage, not your plan limits. "
+    "Enable extra usage at claude.ai/settings/usage to keep going."
+)
+"""The fake's wording of Anthropic's 400 for subscription traffic outside the plan."""
+CREDIT_EXHAUSTED_MESSAGE = (
+    "Your credit balance is too low to access the Anthropic API. "
+    "Please go to Plans & Billing to upgrade or purchase credits."
+)
+"""The Anthropic API's 400 for an organization with no credit left (its exact wording, which
+the CLI itself recognizes)."""
 _MARKER = re.compile(r"\[\[([a-z-]+)(?::([^\]]*))?\]\]")
 _LEADING_REMINDERS = re.compile(r"\A(?:\s*<system-reminder>.*?</system-reminder>)+\s*", re.DOTALL)
+_LIMIT_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -141,12 +167,83 @@ def _own_part(text: str) -> str | None:
     return rest if rest and not rest.startswith("<system-reminder>") else None
 
 
+@dataclass(frozen=True)
+class PlanWindows:
+    """A subscription's plan windows, as the `anthropic-ratelimit-unified-*` headers say.
+
+    Utilizations are 0..1; resets are seconds from the response's time. `claim` is the
+    representative window (whose reset is also the overall `-reset`).
+    """
+
+    status: str = "allowed"
+    five_hour: float = 0.25
+    seven_day: float = 0.1
+    five_hour_reset_in: float = 7200.0
+    seven_day_reset_in: float = 3 * 86400.0
+    claim: str = "five_hour"
+    overage_status: str = "rejected"
+    overage_disabled_reason: str | None = "org_level_disabled"
+
+    def reset_at(self, window: str, now: float) -> int:
+        """The epoch second at which `window` (`five_hour`, `seven_day`) resets."""
+        offset = self.seven_day_reset_in if window == "seven_day" else self.five_hour_reset_in
+        return round(now + offset)
+
+    def headers(self, now: float | None = None) -> dict[str, str]:
+        now = time.time() if now is None else now
+        prefix = "anthropic-ratelimit-unified-"
+        out = {
+            "status": self.status,
+            "reset": str(self.reset_at(self.claim, now)),
+            "5h-status": "rejected" if self.five_hour >= 1 else "allowed",
+            "5h-utilization": f"{self.five_hour:g}",
+            "5h-reset": str(self.reset_at("five_hour", now)),
+            "7d-status": "rejected" if self.seven_day >= 1 else "allowed",
+            "7d-utilization": f"{self.seven_day:g}",
+            "7d-reset": str(self.reset_at("seven_day", now)),
+            "representative-claim": self.claim,
+            "fallback-percentage": "0.5",
+            "overage-status": self.overage_status,
+        }
+        if self.overage_disabled_reason:
+            out["overage-disabled-reason"] = self.overage_disabled_reason
+        return {prefix + name: value for name, value in out.items()}
+
+
+def _marked_plan(markers: dict[str, str | None], default: PlanWindows | None) -> PlanWindows | None:
+    """The plan windows a response reports: a `limit` or `plan` marker's, else the fake's."""
+    if "limit" in markers:
+        window, _, seconds = (markers["limit"] or "five_hour").partition(":")
+        reset_in = float(seconds or 7200)
+        base = default or PlanWindows()
+        if window == "seven_day":
+            return PlanWindows(
+                status="rejected",
+                five_hour=base.five_hour,
+                seven_day=1.0,
+                seven_day_reset_in=reset_in,
+                claim="seven_day",
+            )
+        return PlanWindows(
+            status="rejected",
+            five_hour=1.0,
+            seven_day=base.seven_day,
+            five_hour_reset_in=reset_in,
+            claim=window,
+        )
+    if "plan" in markers:
+        status = markers["plan"] or "allowed"
+        return PlanWindows(status=status, five_hour=0.92 if status == "allowed_warning" else 0.25)
+    return default
+
+
 @dataclass
 class FakeAnthropic:
     """The fake upstream. Start it, point the CLI's ANTHROPIC_BASE_URL at `base_url`."""
 
     first_token_delay: float = 0.0
     tokens_per_second: float = 0.0
+    plan: PlanWindows | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     _attempts: dict[str, int] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
@@ -185,6 +282,7 @@ class FakeAnthropic:
             self._attempts.clear()
         self.first_token_delay = 0.0
         self.tokens_per_second = 0.0
+        self.plan = None
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -283,15 +381,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        plan = _marked_plan(markers, fake.plan)
+        plan_headers = {} if plan is None else plan.headers()
+        if "limit" in markers and plan is not None:
+            # Anthropic's 429s say when to come back: here, when the window resets.
+            wait = max(1, plan.reset_at(plan.claim, time.time()) - round(time.time()))
+            headers = {**plan_headers, "retry-after": str(wait)}
+            self._refusal(429, "rate_limit_error", _LIMIT_MESSAGE, headers)
+            return
+        if "extra-usage" in markers:
+            self._refusal(400, "invalid_request_error", EXTRA_USAGE_MESSAGE, plan_headers)
+            return
+        if "credit-exhausted" in markers:
+            self._refusal(400, "invalid_request_error", CREDIT_EXHAUSTED_MESSAGE, plan_headers)
+            return
         if "error-once" in markers and attempt == 1:
             markers["error"] = markers["error-once"]
         if "error" in markers:
             self._error(int(markers["error"] or 500), markers.get("retry-after"))
             return
         if not body.get("stream"):
-            self._json(200, _message_json(body, blocks))
+            self._json(200, _message_json(body, blocks), plan_headers)
             return
         self.send_response(200)
+        for name, value in plan_headers.items():
+            self.send_header(name, value)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
         self.send_header("connection", "close")
@@ -317,6 +431,10 @@ class _Handler(BaseHTTPRequestHandler):
         delta = delta_event.get("delta", {})
         size = len(delta.get("text") or delta.get("thinking") or delta.get("partial_json") or "")
         return max(1, size // 4) / rate
+
+    def _refusal(self, status: int, kind: str, message: str, headers: dict[str, str]) -> None:
+        payload = {"type": "error", "error": {"type": kind, "message": message}}
+        self._json(status, payload, headers)
 
     def _error(self, status: int, retry_after: str | None = None) -> None:
         kind = _ERROR_TYPES.get(status, "api_error")

@@ -61,6 +61,9 @@ def error_type(status: int, code: str | None = None) -> tuple[int, str]:
     if code == _OVERLOADED_CODE:
         return OVERLOADED_STATUS, "overloaded_error"
     if code == _QUOTA_CODE:
+        # Anthropic has no `insufficient_quota`: its `billing_error` says what is wrong
+        # (credit, a budget), and the status stays 429, the proxy's one answer for it on
+        # every surface, which the SDKs raise as a rate limit error.
         return status, "billing_error"
     if status in _TYPES_BY_STATUS:
         return status, _TYPES_BY_STATUS[status]

@@ -32,7 +32,7 @@ from proxy_http.messages.wire import (
     ThinkingOut,
     ToolUseOut,
 )
-from proxy_http.sse import sse_event
+from proxy_http.sse import cost_of, sse_event
 
 _STOP_REASONS: Final = frozenset(get_args(StopReason))
 _encoder = msgspec.json.Encoder()
@@ -63,6 +63,7 @@ def message_usage(usage: Usage) -> MessageUsage:
         output_tokens=usage.output_tokens,
         cache_creation_input_tokens=usage.cache_creation_tokens,
         cache_read_input_tokens=usage.cache_read_tokens,
+        cost=cost_of(usage),
     )
 
 

@@ -217,12 +217,14 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pau
 
 
 class MessageUsage(msgspec.Struct, frozen=True):
-    """Anthropic's usage: `input_tokens` are the uncached ones."""
+    """Anthropic's usage: `input_tokens` are the uncached ones; `cost` (ours) is the
+    turn's cost in USD, left out when not known."""
 
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cost: float | msgspec.UnsetType = msgspec.UNSET
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

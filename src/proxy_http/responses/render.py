@@ -34,7 +34,7 @@ from proxy_http.responses.wire import (
     ResponseUsage,
     SummaryText,
 )
-from proxy_http.sse import KEEPALIVE, json_line
+from proxy_http.sse import KEEPALIVE, cost_of, json_line
 
 
 def new_id(prefix: str) -> str:
@@ -52,13 +52,18 @@ def response_usage(usage: Usage) -> ResponseUsage:
             cached_tokens=usage.cache_read_tokens,
             cache_write_tokens=usage.cache_creation_tokens,
         ),
+        cost=cost_of(usage),
     )
 
 
 def error_code(reason: FailureReason) -> str:
     """OpenAI's code for a failure: clients (Codex) retry `server_error` and
-    `rate_limit_exceeded`, and give up on `invalid_prompt`."""
-    if reason in (FailureReason.RATE_LIMITED, FailureReason.BUSY):
+    `rate_limit_exceeded`, and give up on `invalid_prompt`. A response's error has no
+    `insufficient_quota` code (the SDK's list is closed): a refused credit or budget is
+    the closest one, `rate_limit_exceeded`, and its message starts `insufficient_quota:`
+    or `budget_exceeded:`."""
+    quota = (FailureReason.INSUFFICIENT_QUOTA, FailureReason.BUDGET_EXCEEDED)
+    if reason in (FailureReason.RATE_LIMITED, FailureReason.BUSY, *quota):
         return "rate_limit_exceeded"
     if reason is FailureReason.INVALID_REQUEST:
         return "invalid_prompt"

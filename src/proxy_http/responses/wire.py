@@ -217,13 +217,15 @@ class OutputTokensDetails(msgspec.Struct, frozen=True):
 
 
 class ResponseUsage(msgspec.Struct, frozen=True):
-    """Token counts: `input_tokens` includes the cached ones."""
+    """Token counts: `input_tokens` includes the cached ones; `cost` is the turn's cost
+    in USD (left out when not known)."""
 
     input_tokens: int
     output_tokens: int
     total_tokens: int
     input_tokens_details: InputTokensDetails = msgspec.field(default_factory=InputTokensDetails)
     output_tokens_details: OutputTokensDetails = msgspec.field(default_factory=OutputTokensDetails)
+    cost: float | msgspec.UnsetType = msgspec.UNSET
 
 
 class ResponseError(msgspec.Struct, frozen=True):

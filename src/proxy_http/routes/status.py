@@ -16,6 +16,7 @@ from proxy_http.routing import access_of, iso_time
 from proxy_http.wire import (
     BackendHealth,
     Concurrency,
+    CostTotals,
     Health,
     HealthStatus,
     Performance,
@@ -104,6 +105,7 @@ async def stats(service: NamedDependency[ChatService]) -> Stats:
             total_output=snapshot.output_tokens,
             total=snapshot.input_tokens + snapshot.output_tokens,
         ),
+        cost=CostTotals(total_usd=snapshot.cost_usd),
         performance=Performance(
             avg_response_ms=round(snapshot.avg_latency_ms, 1),
             p50_response_ms=round(snapshot.p50_latency_ms, 1),

@@ -83,6 +83,7 @@ def test_a_healthy_setup_passes_every_check(healthy: Settings, tmp_path: Path) -
     assert names == [
         "cli:",
         "login:",
+        "credit:",  # a plan's login: what the requests draw from
         "root:",
         "claudecode:",
         "state_dir:",

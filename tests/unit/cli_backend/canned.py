@@ -72,8 +72,13 @@ def result(
     errors: list[str] | None = None,
     subtype: str = "success",
     structured: Any = None,
+    total_cost: Any = 0.0001,
+    model_usage: Any = None,
+    usage: dict[str, Any] | None = None,
 ) -> bytes:
-    usage = {
+    """A result; `total_cost` and `model_usage` are the CLI's running totals (by default
+    those of a process's first turn: this turn's own usage, priced at `total_cost`)."""
+    usage = usage or {
         "input_tokens": 27,
         "output_tokens": 4,
         "cache_read_input_tokens": 100,
@@ -91,11 +96,31 @@ def result(
             "api_error_status": status,
             "usage": usage,
             "errors": errors or [],
-            "total_cost_usd": 0.0001,
+            "total_cost_usd": total_cost,
+            "modelUsage": model_usage if model_usage is not None else models(usage, total_cost),
             "a_field_from_the_future": {"x": 1},
             **({} if structured is None else {"structured_output": structured}),
         }
     )
+
+
+def models(usage: dict[str, Any], cost: Any, model: str = "claude-sonnet-5-5") -> dict[str, Any]:
+    """A `modelUsage` holding `usage` for one model, as the CLI prints it."""
+    figures = {
+        "inputTokens": usage.get("input_tokens", 0),
+        "outputTokens": usage.get("output_tokens", 0),
+        "cacheReadInputTokens": usage.get("cache_read_input_tokens", 0),
+        "cacheCreationInputTokens": usage.get("cache_creation_input_tokens", 0),
+        "webSearchRequests": 0,
+        "costUSD": cost,
+        "contextWindow": 1000000,
+    }
+    return {model: figures}
+
+
+def rate_limit(info: dict[str, Any]) -> bytes:
+    """A `rate_limit_event` (subscription mode) with `info` as its `rate_limit_info`."""
+    return line({"type": "rate_limit_event", "rate_limit_info": info, "session_id": SESSION})
 
 
 def stream(event: dict[str, Any]) -> bytes:

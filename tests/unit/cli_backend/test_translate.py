@@ -12,6 +12,7 @@ from proxy_core import (
     Failed,
     FailureReason,
     Finished,
+    ModelUsage,
     TextDelta,
     TextRetracted,
     ThinkingDelta,
@@ -117,8 +118,21 @@ def test_a_good_result_becomes_usage_then_finished() -> None:
         canned.text_delta("ok"), canned.assistant(canned.text("ok"), uuid="u9"), canned.result("ok")
     )
     usage, finished = events[-2:]
+    model = ModelUsage(
+        model="claude-sonnet-5-5",
+        input_tokens=27,
+        output_tokens=4,
+        cache_read_tokens=100,
+        cache_creation_tokens=10,
+        cost_usd=0.0001,
+    )
     assert usage == Usage(
-        input_tokens=27, output_tokens=4, cache_read_tokens=100, cache_creation_tokens=10
+        input_tokens=27,
+        output_tokens=4,
+        cache_read_tokens=100,
+        cache_creation_tokens=10,
+        cost_usd=0.0001,
+        models=(model,),
     )
     assert finished == Finished(
         stop_reason="end_turn", text="ok", session_id=canned.SESSION, resume_point="u9"
