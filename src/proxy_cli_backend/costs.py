@@ -10,8 +10,10 @@ one its project config saved), so they cannot be read as a turn's cost as they a
 the totals since the process's previous result. For a process's first result it tells
 a restored start from a fresh one by the tokens: a fresh start's `modelUsage` holds the
 turn's own tokens (its `usage`) and nothing else. A restored start is taken from the
-runner-wide `CostBook`, the last totals seen per CLI session, when they account exactly
-for the difference; otherwise the cost is not known (None), never a guess.
+runner-wide `CostBook`, the last totals seen per CLI session, or else from the reading
+the conversation's record kept (`reading` / `read_reading`: it outlives a restart of the
+server), when they account exactly for the difference; otherwise the cost is not known
+(None), never a guess.
 """
 
 from __future__ import annotations
@@ -121,6 +123,25 @@ def _money(value: float) -> float:
     return round(value, 10)
 
 
+_READING = msgspec.json.Encoder()
+_READ = msgspec.json.Decoder(Totals)
+
+
+def reading(totals: Totals) -> str:
+    """Running totals as the opaque text a session record keeps (`Finished.meter`)."""
+    return _READING.encode(totals).decode()
+
+
+def read_reading(text: str | None) -> Totals | None:
+    """The totals a record's reading holds (None: none, or not one of ours)."""
+    if not text:
+        return None
+    try:
+        return _READ.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 class CostBook:
     """The last running totals seen per CLI session (bounded; the oldest go first)."""
 
@@ -141,11 +162,19 @@ class CostBook:
 class CostMeter:
     """One CLI process's running totals, turned into each turn's cost (see the module)."""
 
-    def __init__(self, book: CostBook | None = None, *, resumed: bool = False) -> None:
+    def __init__(
+        self, book: CostBook | None = None, *, resumed: bool = False, saved: str | None = None
+    ) -> None:
         """`resumed`: the process was started with `--resume` (a new session's process
-        starts from nothing)."""
+        starts from nothing); `saved`: the reading its conversation's record kept."""
         self._book = book
+        self._saved = read_reading(saved) if resumed else None
         self._last: Totals | None = None if resumed else ZERO  # the previous result's
+
+    @property
+    def reading(self) -> str | None:
+        """The latest totals as a record keeps them (None: no result priced yet)."""
+        return None if self._last is None or self._last is ZERO else reading(self._last)
 
     def turn_cost(
         self, totals: Totals | None, turn_tokens: int, session_id: str | None
@@ -168,7 +197,8 @@ class CostMeter:
         """The totals a resumed process started from: none, or the session's saved ones."""
         if totals.tokens == turn_tokens:
             return ZERO
-        saved = None if self._book is None or not session_id else self._book.get(session_id)
-        if saved is not None and totals.tokens == saved.tokens + turn_tokens:
-            return saved
+        book = None if self._book is None or not session_id else self._book.get(session_id)
+        for saved in (book, self._saved):
+            if saved is not None and totals.tokens == saved.tokens + turn_tokens:
+                return saved
         return None

@@ -492,7 +492,9 @@ class LiveCliRunner:
             watchdog=self._base.watchdog,
             owner=owner,
             clock=self._clock,
-            costs=CostMeter(self._base.costs, resumed=plan.kind is PlanKind.CONTINUE),
+            costs=CostMeter(
+                self._base.costs, resumed=plan.kind is PlanKind.CONTINUE, saved=plan.meter
+            ),
         )
 
     # -- capacity and endings ----------------------------------------------------

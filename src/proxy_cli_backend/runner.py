@@ -277,7 +277,7 @@ class ClaudeCliRunner:
         except TimeoutError:
             yield timed_out("first-event", config)
             return
-        meter = CostMeter(self.costs, resumed=plan.kind is PlanKind.CONTINUE)
+        meter = CostMeter(self.costs, resumed=plan.kind is PlanKind.CONTINUE, saved=plan.meter)
         translator = TurnTranslator.for_offer(plan.tools, meter)
         events = drive_turn(process, config, translator, EventDecoder(), bridge, reminder)
         async for event in events:

@@ -33,7 +33,8 @@ DATABASE_NAME = "sessions.sqlite3"
 # Each entry moves the schema from version i to i + 1; the list index is the source
 # version. Version 1 was the first layout; version 2 added the turn count, the
 # backend's resume point and the recency index that eviction and listing use; version 3
-# the backend ids of the client tool calls a reply ended with (NULL: none).
+# the backend ids of the client tool calls a reply ended with (NULL: none); version 4
+# the backend's reading of what the CLI session has cost so far (NULL: none).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE sessions (
@@ -52,6 +53,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX sessions_by_last_use ON sessions (last_used_at)",
     ),
     ("ALTER TABLE sessions ADD COLUMN pending_calls BLOB",),
+    ("ALTER TABLE sessions ADD COLUMN meter TEXT",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -66,6 +68,7 @@ _FIELDS = (
     "resume_point",
     "turns",
     "pending_calls",
+    "meter",
 )
 _COLUMNS = ", ".join(_FIELDS)
 _PLACEHOLDERS = ", ".join("?" for _ in _FIELDS)
@@ -194,6 +197,7 @@ def _row(record: SessionRecord) -> tuple[object, ...]:
         record.resume_point,
         record.turns,
         _ENCODER.encode(record.pending_calls) if record.pending_calls else None,
+        record.meter,
     )
 
 

@@ -507,9 +507,13 @@ class TurnTranslator:
                 text=_final_text(result),
                 session_id=result.session_id,
                 resume_point=self.resume_point,
+                meter=self._costs.reading,
             )
             return [usage, finished]
-        return [self._failure(result, stderr)]
+        failed = self._failure(result, stderr)
+        # A failed turn may still have been paid for (an answer that crossed
+        # --max-budget-usd): what it cost is spent all the same.
+        return [usage, failed] if usage.cost_usd else [failed]
 
     def _failure(self, result: ResultEvent, stderr: str) -> Failed:
         """The typed failure of an error result."""

@@ -100,6 +100,9 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     `tool_use`): the backend's turn waits for their results, which the next request
     brings (each call's id is the backend's: see `pending`). `stop_sequence` is the
     caller's stop sequence the reply was cut at (stop_reason `stop_sequence`).
+    `meter` is an opaque backend reading of what the session has cost so far, kept
+    with the conversation and handed back in the next turn's plan, so that turn's own
+    cost is known even where the backend lost its own reading (a restart).
     """
 
     stop_reason: str | None = None
@@ -108,6 +111,7 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
     resume_point: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     stop_sequence: str | None = None
+    meter: str | None = None
 
     @property
     def pending(self) -> tuple[str, ...]:

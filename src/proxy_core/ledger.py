@@ -36,7 +36,8 @@ class SessionRecord(msgspec.Struct, frozen=True):
     `resume_point` is an opaque backend marker for where the next turn continues.
     `pending_calls` are the backend's ids of the client tool calls our last reply
     ended with, in its order (empty when it called none): the next request's tool
-    messages answer them.
+    messages answer them. `meter` is the backend's opaque reading of what the CLI
+    session has cost so far (see `Finished.meter`).
     Times are wall-clock seconds since the epoch.
     """
 
@@ -50,6 +51,7 @@ class SessionRecord(msgspec.Struct, frozen=True):
     resume_point: str | None = None
     turns: int = 0
     pending_calls: tuple[str, ...] = ()
+    meter: str | None = None
 
     @property
     def message_count(self) -> int:

@@ -200,9 +200,15 @@ class Recording:
         plan, now = attempt.plan, self._wall()
         reply = finished.text if attempt.reply is None else attempt.reply
         previous = self._previous if plan.kind is PlanKind.CONTINUE else None
+        cli_session_id = finished.session_id or plan.cli_session_id
+        # A reply that priced nothing (one that stops at tool calls) leaves the
+        # session's reading as it was.
+        meter = finished.meter
+        if meter is None and previous is not None and previous.cli_session_id == cli_session_id:
+            meter = previous.meter
         record = SessionRecord(
             key=self._key,
-            cli_session_id=finished.session_id or plan.cli_session_id,
+            cli_session_id=cli_session_id,
             model=plan.model,
             system_hash=system_hash(plan.system),
             fingerprints=(*plan.seen, reply_fingerprint(reply, _as_echoed(plan, finished))),
@@ -211,6 +217,7 @@ class Recording:
             resume_point=finished.resume_point,
             turns=(previous.turns if previous else 0) + 1,
             pending_calls=finished.pending,
+            meter=meter,
         )
         await self._store.put(record)
         if self._previous is not None and self._previous.cli_session_id != record.cli_session_id:

@@ -41,7 +41,8 @@ class TurnPlan(msgspec.Struct, frozen=True):
     both to the service, which sets them from the request, as it does `tools` (the
     client tools offered; None for none). `tool_results` are set when the new
     messages answer the calls the session's last reply ended with: the backend
-    resumes that suspended turn with them instead of sending `prompt`.
+    resumes that suspended turn with them instead of sending `prompt`. `resume_point`
+    and `meter` hand a continued session's backend markers back (see `Finished`).
     """
 
     kind: PlanKind
@@ -54,6 +55,7 @@ class TurnPlan(msgspec.Struct, frozen=True):
     seen: tuple[str, ...]
     restart_reason: RestartReason | None = None
     resume_point: str | None = None
+    meter: str | None = None
     effort: Effort | None = None
     json_schema: str | None = None
     tools: ToolOffer | None = None
@@ -110,6 +112,7 @@ def plan_turn(
         messages=new,
         seen=seen,
         resume_point=record.resume_point,
+        meter=record.meter,
         tool_results=results,
     )
 

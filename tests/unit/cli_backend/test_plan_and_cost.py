@@ -134,6 +134,53 @@ def test_a_resumed_process_whose_start_cannot_be_told_has_no_cost_rather_than_a_
     assert usage.input_tokens == 31  # the tokens are the turn's as ever
 
 
+def test_a_resumed_process_after_a_restart_is_priced_from_the_records_reading() -> None:
+    # The first server kept the session's reading with the conversation's record.
+    t = translator(CostMeter(CostBook()))
+    feed(t, result(28, 0.000131, canned.models(usage_of(28), 0.000131)))
+    finished = t.outcome("")[-1]
+    assert isinstance(finished, Finished)
+    assert finished.meter is not None
+    # A restarted server's runner has an empty book; the plan hands the reading back.
+    grown = {
+        "input_tokens": 59,
+        "output_tokens": 8,
+        "cache_read_input_tokens": 200,
+        "cache_creation_input_tokens": 20,
+    }
+    resumed = CostMeter(CostBook(), resumed=True, saved=finished.meter)
+    usage = outcome_usage(translator(resumed), result(31, 0.000268, canned.models(grown, 0.000268)))
+    assert usage.cost_usd == pytest.approx(0.000137)
+
+
+@pytest.mark.parametrize("saved", [None, "", "not json", '{"cost_usd": "x"}'])
+def test_a_reading_that_is_not_ours_is_no_start(saved: str | None) -> None:
+    grown = {"input_tokens": 500, "output_tokens": 80}
+    meter = CostMeter(CostBook(), resumed=True, saved=saved)
+    usage = outcome_usage(translator(meter), result(31, 0.01, canned.models(grown, 0.01)))
+    assert usage.cost_usd is None
+
+
+def test_a_failed_turn_that_was_paid_for_reports_its_cost_before_its_failure() -> None:
+    t = translator(CostMeter())
+    feed(
+        t,
+        canned.result(
+            None,
+            is_error=True,
+            subtype="error_max_budget_usd",
+            errors=["Reached maximum budget ($0.001)"],
+            total_cost=0.002,
+            model_usage=canned.models(usage_of(28), 0.002),
+            usage=usage_of(28),
+        ),
+    )
+    usage, failed = t.outcome("")
+    assert isinstance(usage, Usage)
+    assert usage.cost_usd == 0.002
+    assert isinstance(failed, Failed)
+
+
 def test_a_result_without_a_cost_reports_none_not_zero() -> None:
     usage = outcome_usage(translator(), canned.result("ok", total_cost=None))
     assert usage.cost_usd is None

@@ -75,6 +75,14 @@ async def test_a_put_record_reads_back_equal(store: SqliteSessionStore) -> None:
     assert await store.get("h:a") == saved
 
 
+async def test_the_backends_cost_reading_reads_back_with_its_record(
+    store: SqliteSessionStore,
+) -> None:
+    saved = msgspec.structs.replace(record("h:a", tag="x"), meter='{"cost_usd":0.5}')
+    await store.put(saved)
+    assert await store.get("h:a") == saved
+
+
 async def test_an_unknown_key_reads_as_none(store: SqliteSessionStore) -> None:
     assert await store.get("h:nobody") is None
 

@@ -17,6 +17,7 @@ from proxy_core import (
     TextDelta,
     TextRetracted,
     ThinkingDelta,
+    ToolCall,
     TurnPlan,
     Usage,
     parse_conversation,
@@ -110,6 +111,29 @@ async def test_recording_remembers_a_reply_that_finished_well() -> None:
     assert record is not None
     assert record.fingerprints[-1] == reply_fingerprint("the reply")
     assert attempt.recorded
+
+
+async def test_recording_keeps_the_backends_cost_reading_until_a_reply_brings_a_new_one() -> None:
+    store = InMemorySessionStore()
+    priced = Attempt(new_plan())
+    await collect(recording(store)(priced, Source(Finished("end_turn", "a", meter="m1"))()))
+    first = await store.get("k")
+    assert first is not None
+    assert first.meter == "m1"
+    # A reply that stops at tool calls priced nothing: the session's reading stays.
+    suspended = Attempt(continued_plan())
+    call = ToolCall("call_1", "f", "{}")
+    keep = Recording(store, FakeRunner(), lambda: 1001.0, "k", first)
+    await collect(keep(suspended, Source(Finished("tool_use", tool_calls=(call,)))()))
+    second = await store.get("k")
+    assert second is not None
+    assert second.meter == "m1"
+    # The next priced reply's reading replaces it.
+    done = Recording(store, FakeRunner(), lambda: 1002.0, "k", second)
+    await collect(done(Attempt(continued_plan()), Source(Finished("end_turn", "b", meter="m2"))()))
+    third = await store.get("k")
+    assert third is not None
+    assert third.meter == "m2"
 
 
 async def test_recording_leaves_the_ledger_alone_for_a_cut_reply() -> None:
