@@ -18,6 +18,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from claude_max_api.bootstrap import build_app, build_catalog, build_limits, build_runner
@@ -168,6 +169,31 @@ def test_the_plan_windows_reach_the_service_and_a_warning_is_logged(proxy: Proxy
     assert [(w["window"], w["utilization"]) for w in warnings] == [("five_hour", 0.92)]
     assert service.subscription is not None
     assert service.subscription.status == "allowed_warning"
+
+
+def test_windows_and_spend_are_visible_at_usage_and_metrics(proxy: Proxy) -> None:
+    server, _ = proxy
+    before = httpx.get(server.base_url + "/v1/usage", timeout=30).json()["spend"]["today"]
+    reply = sdk(server).chat.completions.create(model="sonnet", messages=ask("visible"))
+    assert reply.usage is not None
+    cost = cost_of(reply.usage)
+    usage = httpx.get(server.base_url + "/v1/usage", timeout=30).json()
+    plan = usage["subscription"]
+    assert (plan["status"], plan["window"]) == ("allowed", "five_hour")
+    assert plan["windows"]["five_hour"]["utilization"] == 0.25
+    assert plan["windows"]["seven_day"]["utilization"] == 0.1
+    assert plan["windows"]["five_hour"]["resets_at"].endswith("Z")
+    today = usage["spend"]["today"]
+    assert today["requests"] == before["requests"] + 1
+    assert today["cost_usd"] == pytest.approx(before["cost_usd"] + cost, abs=2e-6)
+    metrics = httpx.get(server.base_url + "/metrics", timeout=30).text
+    gauges = {
+        sample.labels["window"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "claude_proxy_plan_window_utilization_ratio"
+    }
+    assert gauges == {"five_hour": 0.25, "seven_day": 0.1}
 
 
 SURFACES = {
