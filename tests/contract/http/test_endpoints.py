@@ -63,7 +63,17 @@ def test_stats_count_requests_and_tokens(server: LiveServer) -> None:
     )
     assert with_error.status_code == 400
     body = httpx.get(server.base_url + "/stats").json()
-    assert set(body) == {"uptime", "requests", "concurrency", "sessions", "tokens", "performance"}
+    assert set(body) == {
+        "uptime",
+        "requests",
+        "concurrency",
+        "sessions",
+        "tokens",
+        "cost",
+        "performance",
+    }
+    # The CLI priced the turn that finished (the fake upstream's model at API rates).
+    assert body["cost"]["totalUsd"] > 0
     assert body["requests"] == {
         "total": 2,
         "completed": 1,
