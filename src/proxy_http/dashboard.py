@@ -296,7 +296,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 70em
 h1 { font-size: 1.4em; margin-bottom: 0; } h2 { font-size: 1.1em; margin: 1.4em 0 .4em; }
 table { border-collapse: collapse; margin: .3em 0 .8em; }
 th, td { text-align: left; padding: .25em .9em .25em 0; vertical-align: middle; }
-thead th { border-bottom: 1px solid #c9ced6; } th[scope=row] { font-weight: 600; }
+thead th { border-bottom: 1px solid #c9ced6; }
+th[scope=row] { font-weight: 600; white-space: nowrap; }
 .muted { color: #69707d; } .problem { color: #a3261b; }
 .status-allowed { color: #1f7a33; } .status-allowed_warning { color: #a86400; }
 .status-rejected { color: #a3261b; }
