@@ -1,13 +1,14 @@
 """The last requests answered with an error, for the status page (`/dashboard`).
 
 `RecentErrors` is a request-log observer, fed like the metrics: `RequestLogMiddleware`
-tells it of every request it ends, and it keeps those answered with a status of 400
-or more in a bounded ring. An entry holds what the request's log line already says
-(method, path, status, the error code and the message the client was told, cut at
-`logging.MESSAGE_LIMIT`) and the id of the key that sent it: never a key, a header or
-a body. Each caller sees its own errors only (`visible_to`); an admin key, or anyone
-on a server without keys, sees them all. A request without a valid key (a 401, a
-refused browser request) belongs to no key, so only those who see all see it.
+tells it of every request it ends, and it keeps those answered with an error in a
+bounded ring: a status of 400 or more, or a stream's error event after its 200. An
+entry holds what the request's log line already says (method, path, status, the error
+code and the message the client was told, cut at `logging.MESSAGE_LIMIT`) and the id
+of the key that sent it: never a key, a header or a body. Each caller sees its own
+errors only (`visible_to`); an admin key, or anyone on a server without keys, sees
+them all. A request without a valid key (a 401, a refused browser request) belongs to
+no key, so only those who see all see it.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ class RecentErrors:
 
     def observe(self, finished: FinishedRequest) -> None:
         """Keep `finished` if it was answered with an error (a `RequestObserver`)."""
-        if finished.status < 400:
+        facts = finished.facts
+        # A stream that fails after its 200 was sent tells its client in an error event.
+        if finished.status < 400 and not facts.get("error"):
             return
         if finished.status == 401 and finished.path in self._challenge_paths:
             return
-        facts = finished.facts
         caller = finished.state.get(CALLER_STATE_KEY)
         self._entries.append(
             ErrorEntry(

@@ -65,10 +65,12 @@ HOSTILE = "<script>alert('owned')</script>"
 
 
 def script(plan: TurnPlan) -> Sequence[Event]:
-    """Replies `ok` at $0.125 with the plan windows; `fail: WHY` fails with WHY."""
+    """Replies `ok` at $0.125 with the plan windows; `fail: WHY` fails with WHY (after
+    some text when it starts `fail: late`)."""
     text = plan.messages[-1].text
     if text.startswith("fail: "):
-        return [Failed(FailureReason.CLI_CRASHED, text.removeprefix("fail: "))]
+        early = [] if not text.startswith("fail: late") else [TextDelta("partial")]
+        return [*early, Failed(FailureReason.CLI_CRASHED, text.removeprefix("fail: "))]
     return [
         PlanStatus(PLAN),
         TextDelta("ok"),
@@ -254,6 +256,19 @@ def test_basic_credentials_open_no_other_path(client: TestClient[Any]) -> None:
     assert usage.headers["www-authenticate"].startswith("Bearer ")
     body = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
     assert client.post("/v1/chat/completions", json=body, headers=basic(ADMIN)).status_code == 401
+
+
+def test_a_stream_that_fails_after_its_200_is_listed(client: TestClient[Any]) -> None:
+    body = {
+        "model": "sonnet",
+        "stream": True,
+        "messages": [{"role": "user", "content": "fail: late, mid-stream"}],
+    }
+    streamed = client.post("/v1/chat/completions", json=body, headers=bearer(ALICE))
+    assert streamed.status_code == 200
+    assert "late, mid-stream" in streamed.text  # the client's error event
+    shown = text_of(page(client, bearer(ALICE)))
+    assert "POST /v1/chat/completions 200 cli_crashed late, mid-stream" in shown
 
 
 def test_the_browsers_challenge_is_not_listed_as_an_error(client: TestClient[Any]) -> None:
