@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 from claude_max_api.bootstrap import http_app
 from claude_max_api.settings import Settings
 from proxy_core import (
+    ChatError,
     ChatService,
     Failed,
     FailureReason,
@@ -30,6 +31,7 @@ from proxy_core import (
     PlanState,
     PlanStatus,
     PlanWindow,
+    SpendEntry,
     TextDelta,
     TurnPlan,
     Usage,
@@ -311,6 +313,26 @@ def test_a_server_without_keys_shows_everything_without_credentials() -> None:
     assert "spend shown for every key" in shown
     assert "anonymous $0.1250" in shown
     assert "boom" in shown
+
+
+class UnreadableSpend(InMemorySpendStore):
+    async def entries(self, *, since: str, key: str | None = None) -> list[SpendEntry]:
+        raise ChatError(FailureReason.STORE_UNAVAILABLE, "the spend database is locked")
+
+
+class UncountableSessions(InMemorySessionStore):
+    async def count(self) -> int:
+        raise ChatError(FailureReason.STORE_UNAVAILABLE, "the session database is locked")
+
+
+def test_unreadable_stores_leave_the_rest_of_the_page_shown() -> None:
+    service = ChatService(FakeRunner(script), UncountableSessions(), spend=UnreadableSpend())
+    app = http_app(service, Settings(), keys=ApiKeys([]))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        shown = text_of(page(client, {}))
+    assert "Spend Unavailable: the spend database is locked" in shown
+    assert "Conversations kept unknown" in shown
+    assert "Active turns 0 of 4" in shown
 
 
 def test_no_dashboard_removes_the_page_and_its_basic_credentials() -> None:
