@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from proxy_core import PlanState
+from proxy_core.plan import ALLOWED, REJECTED, WARNING
 from proxy_http.gauges import ServerGauges
 from proxy_http.recent_errors import ErrorEntry
 from proxy_http.routes.usage import DayPoint, KeyUsage, Spend, Totals
@@ -160,7 +161,7 @@ def _plan_section(plan: PlanState | None, now: float) -> str:
         overage += f" ({plan.overage_disabled_reason})"
     summary = _rows(
         [
-            ("Status", f"<span class=status-{_e(plan.status)}>{_e(plan.status)}</span>"),
+            ("Status", _status(plan.status)),
             ("Binding window resets", _reset(plan.resets_at, now)),
             ("Extra usage", _e(overage) + (", in use" if plan.using_overage else "")),
             ("Reported", _e(_utc(plan.observed_at))),
@@ -173,6 +174,12 @@ def _plan_section(plan: PlanState | None, now: float) -> str:
         "<table><thead><tr><th>Window</th><th>Used</th><th>Resets</th></tr></thead>"
         f"<tbody>{windows}</tbody></table>",
     )
+
+
+def _status(status: str) -> str:
+    """The plan's status, coloured when it is one we know (never a class from state)."""
+    known = status if status in (ALLOWED, WARNING, REJECTED) else "other"
+    return f'<span class="status-{known}">{_e(status)}</span>'
 
 
 def _share(utilization: float | None) -> str:

@@ -63,7 +63,7 @@ PLAN = PlanState(
     overage_disabled_reason="org_level_disabled",
     observed_at=NOW,
 )
-HOSTILE = "<script>alert('owned')</script>"
+HOSTILE = "<script>alert('owned')</script> onclick=alert(1)"
 
 
 def script(plan: TurnPlan) -> Sequence[Event]:
@@ -391,6 +391,7 @@ def test_every_string_from_state_is_escaped_where_it_is_shown() -> None:
     )
     body = render_dashboard(view)
     assert "<script" not in body.lower()
+    assert '<span class="status-other">' in body  # no attribute is made of state
     # Window name and status (twice: the row, and the binding window), overage status
     # and reason, date, key name, chart tooltip, error method, path, code, message, key.
     assert body.count(html.escape(HOSTILE)) >= 13
