@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients browser clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,22 @@ $(CODEX_BIN):
 	npm install --prefix $(CODEX_DIR) --no-audit --no-fund --loglevel=error --save-exact @openai/codex@$(CODEX_VERSION)
 	$(CODEX_BIN) --version
 
+# Debian's chromium, for the status page's browser test (tests/contract/http/
+# test_dashboard_browser.py drives it headless with its own flags: no driver, no
+# download). Installed only when missing, which needs root; the test fails loudly
+# without it (or point CLAUDE_PROXY_TEST_CHROMIUM at another chromium).
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ -n "$$CLAUDE_PROXY_TEST_CHROMIUM" ] || [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "chromium is missing at $(CHROMIUM); the browser test needs it. Install it as root:" >&2; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium" >&2; \
+		echo "or set CLAUDE_PROXY_TEST_CHROMIUM to a chromium executable." >&2; \
+		exit 1; \
+	fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 # The real CLI, project-local and git-ignored, for the contract tests and the benchmark.
 cli: $(CLAUDE_BIN)
 
@@ -78,13 +94,13 @@ doctor: venv cli
 example: venv cli
 	$(BIN)/python examples/embed.py
 
-test: venv cli clients
+test: venv cli clients browser
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-contract: venv cli clients
+contract: venv cli clients browser
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/contract $(PYTEST_ARGS)
 
 lint: venv

@@ -22,10 +22,12 @@ from litestar.types import Guard, Middleware
 
 from proxy_core import ChatService, InMemoryResponseStore, ResponseStore
 from proxy_http.config import HttpConfig, HttpOptions
+from proxy_http.dashboard import DASHBOARD_PATH
 from proxy_http.errors import EXCEPTION_HANDLERS
 from proxy_http.metrics import METRICS_KEY, ProxyMetrics, endpoint_table
 from proxy_http.readiness import ReadinessProbe
-from proxy_http.routes import ROUTES, metrics
+from proxy_http.recent_errors import RECENT_ERRORS_KEY, RecentErrors
+from proxy_http.routes import ROUTES, dashboard, metrics
 from proxy_http.routes.status import READINESS_KEY
 from proxy_http.routing import ACTIVE_TURNS_KEY, required_access
 from proxy_http.streaming import ActiveTurns
@@ -69,14 +71,19 @@ def create_app(
     memory (the newest 1000) until the app stops. Whoever passes one closes it.
     Unless `config` turns them off, the app serves its own Prometheus metrics at
     /metrics (`proxy_http.metrics`), whose request counts the request log of
-    `protect` feeds.
+    `protect` feeds, and its status page at /dashboard (`proxy_http.dashboard`), whose
+    recent errors it feeds too.
     """
     options = (config or HttpConfig()).http
     stored: ResponseStore = responses if responses is not None else InMemoryResponseStore()
     if readiness is not None:
         lifespan = [*lifespan, _readiness_lifespan(readiness)]
     app = Litestar(
-        route_handlers=[*ROUTES, *(metrics.ROUTES if options.metrics else ())],
+        route_handlers=[
+            *ROUTES,
+            *(metrics.ROUTES if options.metrics else ()),
+            *(dashboard.ROUTES if options.dashboard else ()),
+        ],
         guards=list(guards),
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
@@ -109,4 +116,7 @@ def create_app(
         # Built over the app's routes: a request refused before its handler still
         # counts under its API surface. The request log feeds it (`layers.protect`).
         app.state[METRICS_KEY] = ProxyMetrics(service, endpoint_table(app))
+    if options.dashboard:
+        # The status page's recent errors, fed by the request log too.
+        app.state[RECENT_ERRORS_KEY] = RecentErrors(challenge_paths=[DASHBOARD_PATH])
     return app

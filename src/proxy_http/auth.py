@@ -1,7 +1,8 @@
 """API keys: who may use the server, and the rule against exposing it without them.
 
 A request presents its key as `Authorization: Bearer <key>` (what the OpenAI SDKs
-send) or as `x-api-key` (what Anthropic-style clients send). `/health` stays open so
+send) or as `x-api-key` (what Anthropic-style clients send); the status page, which a
+browser opens, takes it as HTTP Basic credentials too. `/health` stays open so
 load balancers and `doctor` can probe it. Keys are compared as SHA-256 digests with
 `hmac.compare_digest`, against every configured key without stopping at a match, so
 neither the timing nor the length of a key leaks. Keys never reach a log line: the
@@ -18,6 +19,8 @@ shown, and the budgets cap it (`ApiKeys.budgets`, by key id, for the service).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -269,8 +272,9 @@ def api_keys_of(security: SecurityOptions) -> ApiKeys:
     return load_api_keys(security.api_keys, security.api_key_file, security.admin_api_keys)
 
 
-def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The key a request presents: its Bearer token, else its `x-api-key`."""
+def presented_key(headers: Iterable[tuple[bytes, bytes]], *, basic: bool = False) -> str | None:
+    """The key a request presents: its Bearer token, else its `x-api-key`; with `basic`,
+    also the password of HTTP Basic credentials (the user name is ignored)."""
     bearer: str | None = None
     api_key: str | None = None
     for name, value in headers:
@@ -279,9 +283,24 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 bearer = token.strip()
+            elif basic and scheme.lower() == "basic":
+                bearer = basic_password(token.strip())
         elif lowered == b"x-api-key":
             api_key = value.decode("latin-1").strip() or None
     return bearer or api_key
+
+
+def basic_password(credentials: str) -> str | None:
+    """The password of HTTP Basic `credentials` (base64 of `user:password`, UTF-8 as
+    browsers send it); None when malformed or empty."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    if not colon:
+        return None
+    return password.strip() or None
 
 
 class Access(msgspec.Struct, frozen=True):
@@ -324,29 +343,43 @@ def caller_of(scope: Scope) -> Caller | None:
     return caller if isinstance(caller, Caller) else None
 
 
+REALM = "claude-max-api-proxy"
+_BEARER_CHALLENGE = f'Bearer realm="{REALM}"'.encode()
+_BASIC_CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'.encode()
+_BASIC_METHODS = frozenset({"GET", "HEAD"})
+
+
 class ApiKeyMiddleware:
     """ASGI middleware: a request without an accepted key gets 401 with an OpenAI error
     body; an accepted one carries its `Caller` in the scope state (see `caller_of`).
-    Open paths pass without a key, and still carry the caller of a valid one."""
+    Open paths pass without a key, and still carry the caller of a valid one.
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+    A GET of one of `basic_paths` (pages a browser opens: it cannot add a Bearer
+    header) may present the key as HTTP Basic credentials, any user name and the key
+    as password, and its 401 asks for them, so the browser prompts. Nowhere else: a
+    browser sends remembered Basic credentials with every request to the server, and
+    a cross-site form could then spend the account; a GET of a page changes nothing.
+    """
+
+    def __init__(self, app: ASGIApp, keys: ApiKeys, basic_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.keys = keys
+        self.basic_paths = frozenset(basic_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        caller = self.keys.identify(presented_key(scope.get("headers", [])))
+        path = scope.get("path")
+        basic = path in self.basic_paths and scope.get("method") in _BASIC_METHODS
+        caller = self.keys.identify(presented_key(scope.get("headers", []), basic=basic))
         scope.setdefault("state", {})[CALLER_STATE_KEY] = caller
-        if caller is not None or scope.get("path") in OPEN_PATHS:
+        if caller is not None or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        challenge = _BASIC_CHALLENGE if basic else _BEARER_CHALLENGE
         await send_error(
-            send,
-            UNAUTHORIZED.status,
-            _UNAUTHORIZED,
-            [(b"www-authenticate", b'Bearer realm="claude-max-api-proxy"')],
+            send, UNAUTHORIZED.status, _UNAUTHORIZED, [(b"www-authenticate", challenge)]
         )
 
 

@@ -79,6 +79,13 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True):
             "`--no-metrics` removes the path."
         ),
     ] = True
+    dashboard: Annotated[
+        bool,
+        Meta(
+            description="Serve the status page at GET /dashboard (docs/dashboard.md); "
+            "`--no-dashboard` removes the path."
+        ),
+    ] = True
 
 
 class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,12 +4,14 @@
 the composition root, an embedding application and the tests all serve the same
 protected stack. From the outside in:
 
-- the request log, so every request gets an id and one line, refused ones included;
+- the request log, so every request gets an id and one line, refused ones included
+  (it tells the metrics and the status page's recent errors of each);
 - Anthropic's error shape for the Messages paths, around every layer that can refuse
   a request (`proxy_http.messages.errors.AnthropicErrors`);
 - the browser guard, so a refused browser request never reaches the key check;
 - the key check (only with keys), so a client without a key holds no body budget
-  (`/metrics` passes it when the settings open it to a scraper);
+  (`/metrics` passes it when the settings open it to a scraper; `/dashboard` takes the
+  key as HTTP Basic credentials too, for a browser);
 - the body budget, innermost, around Litestar's own routing.
 
 They wrap Litestar's routing rather than being Litestar middleware, which is per
@@ -27,9 +29,11 @@ from proxy_http.bodies import BodyBudget, BodyGuard, budget_limit
 from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.config import HttpConfig
-from proxy_http.logging import RequestLogMiddleware
+from proxy_http.dashboard import DASHBOARD_PATH
+from proxy_http.logging import RequestLogMiddleware, RequestObserver
 from proxy_http.messages.errors import AnthropicErrors
 from proxy_http.metrics import METRICS_KEY, METRICS_PATH, ProxyMetrics
+from proxy_http.recent_errors import RECENT_ERRORS_KEY, RecentErrors
 
 
 def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: float) -> Litestar:
@@ -50,16 +54,22 @@ def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: fl
         retry_after=retry_after,
     )
     metrics: ProxyMetrics | None = app.state.get(METRICS_KEY)
+    recent: RecentErrors | None = app.state.get(RECENT_ERRORS_KEY)
     if keys:
-        guarded = ApiKeyMiddleware(handler, keys)
+        # The status page is opened by a browser: it may send the key as Basic credentials.
+        guarded = ApiKeyMiddleware(handler, keys, [DASHBOARD_PATH] if recent is not None else [])
         open_metrics = metrics is not None and security.metrics_public
         handler = OpenPath(METRICS_PATH, handler, guarded) if open_metrics else guarded
     browser = BrowserPolicy.from_settings(
         options.host, security.allowed_hosts, security.allowed_origins
     )
+    observers: list[RequestObserver] = []
+    if metrics is not None:
+        observers.append(metrics.observe)
+    if recent is not None:
+        observers.append(recent.observe)
     app.asgi_handler = RequestLogMiddleware(
-        AnthropicErrors(BrowserGuardMiddleware(handler, browser)),
-        observers=[metrics.observe] if metrics is not None else [],
+        AnthropicErrors(BrowserGuardMiddleware(handler, browser)), observers=observers
     )
     return app
 

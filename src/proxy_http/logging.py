@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -250,7 +250,8 @@ class FinishedRequest:
 
     `latency` is its seconds from arrival to the end of its answer; `first_content` the
     seconds until its first reply content was sent (a stream's, see
-    `note_first_content`; None for any other answer); `facts` what it noted.
+    `note_first_content`; None for any other answer); `facts` what it noted; `state`
+    what the layers left in its ASGI scope's state (the key check's caller).
     """
 
     method: str
@@ -259,6 +260,7 @@ class FinishedRequest:
     latency: float
     first_content: float | None
     facts: Mapping[str, Any]
+    state: Mapping[str, Any] = field(default_factory=dict)
 
 
 RequestObserver = Callable[[FinishedRequest], None]
@@ -320,6 +322,7 @@ class RequestLogMiddleware:
                         latency=latency,
                         first_content=None if first is None else first - started,
                         facts=facts,
+                        state=scope.get("state") or {},
                     )
                     for observe in self.observers:
                         observe(finished)

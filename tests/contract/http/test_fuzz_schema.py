@@ -56,6 +56,7 @@ OPERATIONS = [
     ("GET", "/stats"),
     ("GET", "/metrics"),
     ("GET", "/v1/usage"),
+    ("GET", "/dashboard"),
     ("GET", "/v1/sessions"),
     ("DELETE", "/v1/sessions"),
     ("DELETE", "/v1/sessions/{session_id}"),

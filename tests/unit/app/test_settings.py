@@ -109,6 +109,7 @@ PUBLIC_NAMES = (
     "stream_hold",
     "reasoning",
     "metrics",
+    "dashboard",
     "shutdown_grace",
     "api_keys",
     "api_key_file",
