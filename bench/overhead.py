@@ -298,8 +298,8 @@ conversation so far.
   at 4 characters each (the fake upstream has no tokenizer).
 - **before**: the CLI invoked as the proxy did before this change; **flag only**: with
   `--exclude-dynamic-system-prompt-sections`; **after**: as shipped (the flag whenever
-  the CLI's default system prompt is used, and `CLAUDE_CODE_DISABLE_AUTO_MEMORY=1` for a
-  tool set that cannot write files).
+  the CLI's default system prompt is used, and `CLAUDE_CODE_DISABLE_AUTO_MEMORY=1`
+  whatever the tools).
 - **By part**, after, in estimated tokens: the CLI's system blocks, tool schemas beyond
   the client's, text blocks the CLI adds to the messages (reminders, its environment
   note), and the JSON envelope (model, metadata, thinking settings, the structure).
@@ -319,13 +319,13 @@ What the CLI sends, and why only some of it goes (observed with CLI {version}):
   git repository's status a user-message reminder, with or without it. On its own it
   saves at most about 45 tokens (**flag only**); what it buys besides is a system
   prompt that names no path of this machine.
-- The memory section teaches the model a file memory that it keeps with the Write
-  tool. With `none`, `read-only` or client tools only, the model has no tool that
-  writes files, so it is about 580 tokens a turn of instructions it cannot follow:
-  `CLAUDE_CODE_DISABLE_AUTO_MEMORY=1` drops it (an operator's own value of that
-  variable wins). With `full`, or a tool list naming Write, Edit, MultiEdit,
-  NotebookEdit or Bash, it stays, moved to the first user message by the flag, so the
-  model keeps what it was told.
+- The memory section teaches the model a file memory, kept in the CLI's working
+  directory. That directory is one for every conversation of every key, so what the
+  model saved in one conversation would be loaded into all the others: the proxy turns
+  it off with `CLAUDE_CODE_DISABLE_AUTO_MEMORY=1` whatever the tools (an operator's own
+  value of that variable wins). It is besides about 580 tokens a turn (about 620 with
+  `full`), and with `none`, `read-only` or client tools only, instructions the model
+  could not follow (no tool writes files).
 - The prompt cache keeps working: in every run each request starts with the whole
   previous one (system blocks, tools and messages byte for byte, cache marks aside),
   in live mode and in spawn-per-turn mode (`--resume` replays the same prefix); see
