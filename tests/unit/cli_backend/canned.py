@@ -64,6 +64,9 @@ def text(value: str) -> dict[str, Any]:
     return {"type": "text", "text": value}
 
 
+_PRICED: Any = object()
+
+
 def result(
     value: str | None = "done",
     *,
@@ -72,12 +75,15 @@ def result(
     errors: list[str] | None = None,
     subtype: str = "success",
     structured: Any = None,
-    total_cost: Any = 0.0001,
+    total_cost: Any = _PRICED,
     model_usage: Any = None,
     usage: dict[str, Any] | None = None,
 ) -> bytes:
     """A result; `total_cost` and `model_usage` are the CLI's running totals (by default
-    those of a process's first turn: this turn's own usage, priced at `total_cost`)."""
+    those of a process's first turn: this turn's own usage, priced at $0.0001, or at
+    nothing for an error result, as an upstream error that answered nothing is)."""
+    if total_cost is _PRICED:
+        total_cost = 0.0 if is_error else 0.0001
     usage = usage or {
         "input_tokens": 27,
         "output_tokens": 4,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from proxy_cli_backend.costs import Totals, reading
 from proxy_cli_backend.protocol import ControlRequest, EventDecoder
 from proxy_cli_backend.translate import TurnTranslator, classify_failure, summarize_input
 from proxy_core import (
@@ -135,7 +136,11 @@ def test_a_good_result_becomes_usage_then_finished() -> None:
         models=(model,),
     )
     assert finished == Finished(
-        stop_reason="end_turn", text="ok", session_id=canned.SESSION, resume_point="u9"
+        stop_reason="end_turn",
+        text="ok",
+        session_id=canned.SESSION,
+        resume_point="u9",
+        meter=reading(Totals(0.0001, (model,))),  # the session's running totals, kept
     )
 
 
@@ -178,8 +183,11 @@ def test_the_clis_max_budget_result_is_budget_exceeded_and_says_which_cap() -> N
         is_error=True,
         errors=["Reached maximum budget ($0.0001)"],
         subtype="error_max_budget_usd",
+        total_cost=0.00012,  # the answer that crossed the cap was paid for
     )
-    (event,) = translate(line)
+    usage, event = translate(line)
+    assert isinstance(usage, Usage)
+    assert usage.cost_usd == 0.00012  # so it is spent all the same
     assert isinstance(event, Failed)
     assert event.reason is FailureReason.BUDGET_EXCEEDED
     assert event.message.startswith("Reached maximum budget ($0.0001): ")
