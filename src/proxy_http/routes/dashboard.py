@@ -29,7 +29,7 @@ from proxy_http.dashboard import (
 )
 from proxy_http.gauges import read_gauges
 from proxy_http.recent_errors import RECENT_ERRORS_KEY, RecentErrors
-from proxy_http.routes.usage import Spend, spend_of
+from proxy_http.routes.usage import Spend, visible_spend
 
 
 @get(
@@ -68,12 +68,10 @@ async def dashboard(
 async def _spend(service: ChatService, access: Access) -> tuple[Spend | None, str | None]:
     """The spend `access` may see, as /v1/usage shows it; or why it cannot be read (the
     page still shows the rest)."""
-    everyone = access.sees_all
     try:
-        report = await service.spend_ledger.report(None if everyone else access.namespace)
+        return await visible_spend(service, access), None
     except ChatError as error:
         return None, error.message
-    return spend_of(report, service, everyone=everyone), None
 
 
 async def _sessions(service: ChatService) -> int | None:

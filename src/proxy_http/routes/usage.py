@@ -205,12 +205,18 @@ def spend_of(report: SpendReport, service: ChatService, *, everyone: bool) -> Sp
 async def usage(
     service: NamedDependency[ChatService], access: NamedDependency[Access]
 ) -> UsageReport:
-    everyone = access.sees_all
-    report = await service.spend_ledger.report(None if everyone else access.namespace)
     return UsageReport(
         subscription=subscription_of(service.subscription),
-        spend=spend_of(report, service, everyone=everyone),
+        spend=await visible_spend(service, access),
     )
+
+
+async def visible_spend(service: ChatService, access: Access) -> Spend:
+    """The spend `access` may see: every caller's for one that sees all, else its own.
+    Raises ChatError (STORE_UNAVAILABLE) when the spend store cannot be read."""
+    everyone = access.sees_all
+    report = await service.spend_ledger.report(None if everyone else access.namespace)
+    return spend_of(report, service, everyone=everyone)
 
 
 ROUTES: tuple[ControllerRouterHandler, ...] = (usage,)
