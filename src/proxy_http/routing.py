@@ -4,7 +4,6 @@ headers of a conversation, and the OpenAPI description of error answers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response
@@ -93,11 +92,6 @@ def refused_request(
     service: ChatService = request.app.state["service"]
     service.count_refused(endpoint_of(request))
     return handle_validation(request, error)
-
-
-def iso_time(seconds: float) -> str:
-    """A Unix time as ISO 8601 in UTC (`2026-12-02T03:04:05.123456Z`)."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def streamed(

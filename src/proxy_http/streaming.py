@@ -17,7 +17,6 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
-from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import anyio
@@ -42,6 +41,7 @@ from proxy_core import (
     no_result,
 )
 from proxy_http.logging import note, note_first_content
+from proxy_http.wire import iso_time
 
 _log = structlog.get_logger("proxy_http.streaming")
 
@@ -233,12 +233,8 @@ def note_turn(turn: Turn) -> None:
             "plan_window_warning",
             window=warning.window,
             utilization=None if window is None else window.utilization,
-            resets_at=None if warning.resets_at is None else _utc(warning.resets_at),
+            resets_at=None if warning.resets_at is None else iso_time(warning.resets_at),
         )
-
-
-def _utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def shows(event: Event, *, show_thinking: bool) -> bool:

@@ -7,6 +7,7 @@ decoding with msgspec naming its path (`messages[3].content[1].type`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -15,6 +16,13 @@ import msgspec
 from proxy_core.openai_wire import IGNORED_REQUEST_FIELDS as IGNORED_REQUEST_FIELDS
 from proxy_core.openai_wire import ChatCompletionRequest as ChatCompletionRequest
 from proxy_core.ports import BackendDetails
+
+
+def iso_time(seconds: float) -> str:
+    """A Unix time as ISO 8601 in UTC (`2026-12-02T03:04:05.123456Z`), as every body
+    and log line writes times."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
 
 # -- chat completions ----------------------------------------------------------
 

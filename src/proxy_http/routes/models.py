@@ -17,8 +17,8 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 
 from proxy_core import ChatService, ModelEntry, model_not_found
-from proxy_http.routing import error_specs, iso_time
-from proxy_http.wire import AnthropicModel, AnthropicModelList, Model, ModelList
+from proxy_http.routing import error_specs
+from proxy_http.wire import AnthropicModel, AnthropicModelList, Model, ModelList, iso_time
 
 # Model ids have no creation date of their own; a fixed one keeps responses stable.
 MODEL_CREATED = 1_735_689_600

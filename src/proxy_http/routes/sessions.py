@@ -12,8 +12,8 @@ from litestar.types import ControllerRouterHandler
 
 from proxy_core import ChatService, SessionRecord, namespaced
 from proxy_http.auth import Access
-from proxy_http.routing import error_specs, iso_time
-from proxy_http.wire import SessionDeleted, SessionInfo, SessionList, SessionsReset
+from proxy_http.routing import error_specs
+from proxy_http.wire import SessionDeleted, SessionInfo, SessionList, SessionsReset, iso_time
 
 # SQLite integers are 64-bit; a larger offset is refused rather than overflowing.
 MAX_OFFSET = 2**62

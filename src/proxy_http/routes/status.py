@@ -12,7 +12,7 @@ from litestar.types import ControllerRouterHandler
 
 from proxy_core import BackendDetails, ChatService, LiveDetails
 from proxy_http.readiness import Readiness, ReadinessProbe
-from proxy_http.routing import access_of, iso_time
+from proxy_http.routing import access_of
 from proxy_http.wire import (
     BackendHealth,
     Concurrency,
@@ -26,6 +26,7 @@ from proxy_http.wire import (
     Stats,
     TokenCounts,
     Uptime,
+    iso_time,
 )
 
 READINESS_KEY = "readiness"

@@ -19,7 +19,8 @@ from litestar.types import ControllerRouterHandler
 
 from proxy_core import ChatService, KeySpend, PlanState, SpendReport, SpendTotals
 from proxy_http.auth import Access
-from proxy_http.routing import error_specs, iso_time
+from proxy_http.routing import error_specs
+from proxy_http.wire import iso_time
 
 _DIGITS = 6  # dollars to the millionth: what the CLI prices a turn to
 
