@@ -10,7 +10,6 @@ import base64
 import html
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -43,26 +42,12 @@ from proxy_http.gauges import ServerGauges
 from proxy_http.logging import FinishedRequest
 from proxy_http.recent_errors import ErrorEntry, RecentErrors
 from proxy_http.routes.usage import DayPoint, KeyUsage, Spend, Totals
+from tests.support.plans import NOW, PLAN, RESETS
 
 ALICE = "sk-alice-dash-key-000000000000"
 BOB = "sk-bob-dash-key-1111111111111"
 ADMIN = "sk-admin-dash-key-333333333333"
 KEY_FILE = f"{ALICE} label=alice daily_usd=0.50 monthly_usd=20\n{BOB} label=bob\n"
-NOW = datetime(2026, 12, 2, 21, 0, tzinfo=UTC).timestamp()
-RESETS = NOW + 3 * 3600
-
-PLAN = PlanState(
-    status="allowed_warning",
-    window="five_hour",
-    resets_at=RESETS,
-    windows={
-        "five_hour": PlanWindow(utilization=0.85, resets_at=RESETS),
-        "seven_day": PlanWindow(utilization=0.3, resets_at=RESETS + 86400),
-    },
-    overage_status="rejected",
-    overage_disabled_reason="org_level_disabled",
-    observed_at=NOW,
-)
 HOSTILE = "<script>alert('owned')</script> onclick=alert(1)"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,9 +22,7 @@ from proxy_core import (
     InMemorySessionStore,
     InMemorySpendStore,
     ModelUsage,
-    PlanState,
     PlanStatus,
-    PlanWindow,
     SpendEntry,
     TextDelta,
     TurnPlan,
@@ -33,28 +30,13 @@ from proxy_core import (
 )
 from proxy_core.events import Event
 from proxy_http.auth import ApiKeys, key_id, parse_key_file
+from tests.support.plans import NOW, PLAN
 
 ALICE = "sk-alice-secret-key-000000000000"
 BOB = "sk-bob-secret-key-1111111111111"
 PLAIN = "sk-plain-secret-key-22222222222"
 ADMIN = "sk-admin-secret-key-3333333333"
 KEY_FILE = f"{ALICE} label=alice daily_usd=0.50 monthly_usd=20\n{BOB} label=bob\n{PLAIN}\n"
-NOW = datetime(2026, 12, 2, 21, 0, tzinfo=UTC).timestamp()
-RESETS = NOW + 3 * 3600
-
-PLAN = PlanState(
-    status="allowed_warning",
-    window="five_hour",
-    resets_at=RESETS,
-    windows={
-        "five_hour": PlanWindow(utilization=0.85, resets_at=RESETS),
-        "seven_day": PlanWindow(utilization=0.3, resets_at=RESETS + 86400),
-    },
-    overage_status="rejected",
-    overage_disabled_reason="org_level_disabled",
-    using_overage=False,
-    observed_at=NOW,
-)
 
 
 def script(plan: TurnPlan) -> Sequence[Event]:
