@@ -18,12 +18,12 @@ server), when they account exactly for the difference; otherwise the cost is not
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any
 
 import msgspec
 
+from proxy_cli_backend.protocol import json_number
 from proxy_core import ModelUsage
 
 _BOOK_SIZE = 4096
@@ -72,10 +72,9 @@ def _model(name: str, figures: dict[str, Any]) -> ModelUsage:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and number >= 0 else None
+    """A count or an amount: a number of 0 or more, else None."""
+    number = json_number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _tokens(m: ModelUsage) -> int:

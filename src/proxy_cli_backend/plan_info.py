@@ -14,6 +14,7 @@ import datetime
 import math
 from typing import Any
 
+from proxy_cli_backend.protocol import json_number
 from proxy_core import Failed, FailureReason, PlanState, PlanWindow
 
 _WINDOW_WORDS = {
@@ -65,19 +66,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _epoch(value: Any) -> float | None:
-    number = _number(value)
+    number = json_number(value)
     return number if number is not None and number > 0 else None
 
 
 def _share(value: Any) -> float | None:
-    number = _number(value)
+    number = json_number(value)
     return None if number is None else min(1.0, max(0.0, number))
 
 

@@ -6,6 +6,7 @@ types we do not know are skipped, since each CLI release adds some.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,6 +158,15 @@ class ResultEvent(msgspec.Struct, frozen=True, tag="result", tag_field="type"):
     # unexpected type must not cost the turn its result.
     total_cost_usd: Any = None
     model_usage: Any = msgspec.field(default=None, name="modelUsage")
+
+
+def json_number(value: Any) -> float | None:
+    """A field read tolerantly as a number: a finite JSON number (never a boolean),
+    else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 class RateLimitEvent(msgspec.Struct, frozen=True, tag="rate_limit_event", tag_field="type"):
