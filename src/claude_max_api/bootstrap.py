@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -57,6 +58,7 @@ __all__ = [
     "build_store",
     "http_app",
     "http_config",
+    "instance_name",
     "kill_leftover_children",
     "load_oauth_token",
     "log_cli_state",
@@ -383,9 +385,20 @@ def kill_leftover_children(service: ChatService) -> int:
     return service.runner.kill_orphans(root=os.getpid())
 
 
+def instance_name(settings: Settings) -> str:
+    """The name every response carries in `X-Proxy-Instance`: --instance-name, else
+    `<hostname>:<port>`, which tells apart the instances of one machine and of many."""
+    return settings.server.instance_name or f"{socket.gethostname()}:{settings.server.port}"
+
+
 def http_config(settings: Settings) -> HttpConfig:
-    """What the HTTP adapter reads: the settings' HTTP and access parts, handed over whole."""
-    return HttpConfig(http=settings.server.http, security=settings.security.access)
+    """What the HTTP adapter reads: the settings' HTTP and access parts, handed over
+    whole, and the instance's name."""
+    return HttpConfig(
+        http=settings.server.http,
+        security=settings.security.access,
+        instance=instance_name(settings),
+    )
 
 
 def http_app(

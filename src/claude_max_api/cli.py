@@ -84,6 +84,7 @@ async def _serve(settings: Settings) -> int:
         BackendStartupError,
         TokenFileError,
         build_app,
+        instance_name,
         kill_leftover_children,
         load_oauth_token,
         open_service,
@@ -152,6 +153,7 @@ async def _serve(settings: Settings) -> int:
         _close(listeners)
         return 1
     active: ActiveTurns = app.state[ACTIVE_TURNS_KEY]
+    instance = instance_name(settings)
     quiet = _QuietWhenForced(app)
     config = uvicorn.Config(
         quiet,
@@ -161,6 +163,7 @@ async def _serve(settings: Settings) -> int:
             header_timeout=settings.server.header_timeout,
             max_connections=max_connections,
             retry_after=settings.limits.busy_retry_after,
+            instance=instance,
         ),
         ws="none",  # no WebSocket endpoint: an upgrade request is a plain HTTP request
         log_config=None,
@@ -178,6 +181,7 @@ async def _serve(settings: Settings) -> int:
     log.info(
         "serving",
         url=f"http://{settings.server.http.host}:{settings.server.port}",
+        instance=instance,
         tools=settings.backend.cli.tools,
         auth="api keys" if keys else "none",
     )

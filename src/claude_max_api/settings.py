@@ -31,6 +31,7 @@ from proxy_cli_backend.live_runner import LiveConfig
 from proxy_core import ServiceLimits
 from proxy_http.browser_policy import parse_allowed_hosts, parse_allowed_origins
 from proxy_http.config import SECRET_FIELDS, HttpOptions, SecurityOptions
+from proxy_http.instance import check_instance_name
 
 ENV_PREFIX = "CLAUDE_PROXY_"
 
@@ -42,6 +43,15 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
     port: Annotated[
         int, Meta(description="TCP port (the `PORT` variable is honoured too, below this one).")
     ] = 3456
+    instance_name: Annotated[
+        str | None,
+        Meta(
+            description="This server's name, sent as the `X-Proxy-Instance` header of every "
+            "response, so that behind a load balancer each answer says which instance "
+            "served it (docs/deploy.md).",
+            extra={"default": "<hostname>:<port>"},
+        ),
+    ] = None
     header_timeout: Annotated[
         float,
         Meta(
@@ -188,7 +198,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sessions: SessionSettings = msgspec.field(default_factory=SessionSettings)
 
     def __post_init__(self) -> None:
-        # A malformed allow-list fails at start-up, not as requests refused later.
+        # A malformed allow-list or instance name fails at start-up, not as requests
+        # refused (or responses that cannot be written) later.
+        name = self.server.instance_name
+        if name is not None:
+            try:
+                check_instance_name(name)
+            except ValueError as error:
+                raise ValueError(
+                    f"{flag_name('instance_name')} / {env_name('instance_name')}: {error}"
+                ) from None
         access = self.security.access
         for name, value, parse in (
             ("allowed_hosts", access.allowed_hosts, parse_allowed_hosts),

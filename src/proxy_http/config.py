@@ -134,7 +134,9 @@ class SecurityOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HttpConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything `create_app` reads, in two parts."""
+    """Everything `create_app` and `layers.protect` read, in two parts, and the name the
+    `X-Proxy-Instance` header gives every response (None: no header)."""
 
     http: HttpOptions = msgspec.field(default_factory=HttpOptions)
     security: SecurityOptions = msgspec.field(default_factory=SecurityOptions)
+    instance: str | None = None

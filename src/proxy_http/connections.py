@@ -23,6 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from proxy_http.errors import AT_CAPACITY, retry_after_header
+from proxy_http.instance import INSTANCE_HEADER, check_instance_name
 
 REFUSED_LINGER = 1.0
 """Seconds a refused connection drains what its client sends before it closes.
@@ -32,8 +33,9 @@ lose the 503 it was sent; draining briefly lets it read the answer.
 """
 
 
-def connections_refusal(limit: int, retry_after: float) -> bytes:
-    """The whole HTTP/1.1 response given to a connection beyond the cap."""
+def connections_refusal(limit: int, retry_after: float, instance: str | None = None) -> bytes:
+    """The whole HTTP/1.1 response given to a connection beyond the cap (naming the
+    instance, as every response of the app does, when there is a name)."""
     message = f"The server has as many connections open as it may ({limit}); retry shortly."
     body = msgspec.json.encode(AT_CAPACITY.body(message))
     headers = {
@@ -42,6 +44,8 @@ def connections_refusal(limit: int, retry_after: float) -> bytes:
         "connection": "close",
         **{name.lower(): value for name, value in retry_after_header(retry_after).items()},
     }
+    if instance:
+        headers[INSTANCE_HEADER.lower()] = check_instance_name(instance)
     head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers.items()
     )
@@ -138,14 +142,19 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def guarded_protocol(
-    *, header_timeout: float, max_connections: int, retry_after: float
+    *,
+    header_timeout: float,
+    max_connections: int,
+    retry_after: float,
+    instance: str | None = None,
 ) -> type[GuardedH11Protocol]:
-    """The protocol class for `uvicorn.Config(http=...)` with these limits (0 disables one)."""
+    """The protocol class for `uvicorn.Config(http=...)` with these limits (0 disables
+    one); its refusals name `instance` when given."""
 
     class Configured(GuardedH11Protocol):
         pass
 
     Configured.header_timeout = header_timeout
     Configured.max_connections = max_connections
-    Configured.refusal = connections_refusal(max_connections, retry_after)
+    Configured.refusal = connections_refusal(max_connections, retry_after, instance)
     return Configured

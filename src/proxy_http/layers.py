@@ -4,6 +4,8 @@
 the composition root, an embedding application and the tests all serve the same
 protected stack. From the outside in:
 
+- the instance header (when the config names one), so every response says which
+  server answered, whoever wrote it (`proxy_http.instance`);
 - the request log, so every request gets an id and one line, refused ones included
   (it tells the metrics and the status page's recent errors of each);
 - Anthropic's error shape for the Messages paths, around every layer that can refuse
@@ -30,6 +32,7 @@ from proxy_http.browser_guard import BrowserGuardMiddleware
 from proxy_http.browser_policy import BrowserPolicy
 from proxy_http.config import HttpConfig
 from proxy_http.dashboard import DASHBOARD_PATH
+from proxy_http.instance import InstanceHeader
 from proxy_http.logging import RequestLogMiddleware, RequestObserver
 from proxy_http.messages.errors import AnthropicErrors
 from proxy_http.metrics import METRICS_KEY, METRICS_PATH, ProxyMetrics
@@ -68,9 +71,10 @@ def protect(app: Litestar, config: HttpConfig, *, keys: ApiKeys, retry_after: fl
         observers.append(metrics.observe)
     if recent is not None:
         observers.append(recent.observe)
-    app.asgi_handler = RequestLogMiddleware(
+    handler = RequestLogMiddleware(
         AnthropicErrors(BrowserGuardMiddleware(handler, browser)), observers=observers
     )
+    app.asgi_handler = InstanceHeader(handler, config.instance) if config.instance else handler
     return app
 
 

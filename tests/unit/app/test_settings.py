@@ -99,6 +99,7 @@ def test_the_default_effort_is_one_of_claudes_levels() -> None:
 PUBLIC_NAMES = (
     "host",
     "port",
+    "instance_name",
     "max_body_bytes",
     "max_body_bytes_in_flight",
     "header_timeout",
