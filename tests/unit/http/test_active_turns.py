@@ -83,9 +83,9 @@ def test_settings_dumps_hide_the_api_keys() -> None:
 
 def test_the_app_checks_keys_only_when_some_are_configured() -> None:
     service = slow_service()
-    # The request log wraps the Messages API's error shaping, which wraps the browser
-    # guard, which wraps the key check when there is one.
+    # The instance header wraps the request log, which wraps the Messages API's error
+    # shaping, which wraps the browser guard, which wraps the key check when there is one.
     guarded = http_app(service, Settings.from_values(api_keys="k"))
-    assert isinstance(guarded.asgi_handler.app.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]
+    assert isinstance(guarded.asgi_handler.app.app.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]
     open_app = http_app(service, Settings())
-    assert not isinstance(open_app.asgi_handler.app.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]
+    assert not isinstance(open_app.asgi_handler.app.app.app.app, ApiKeyMiddleware)  # type: ignore[attr-defined]

@@ -14,6 +14,8 @@ from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore
 from proxy_http.auth import ApiKeyMiddleware
 from proxy_http.browser_guard import BrowserGuardMiddleware
+from proxy_http.instance import InstanceHeader
+from proxy_http.logging import RequestLogMiddleware
 from proxy_http.messages.errors import AnthropicErrors
 
 LOCAL = "http://127.0.0.1:3456"
@@ -36,8 +38,13 @@ def test_the_guard_wraps_the_key_check_inside_the_request_log() -> None:
     app = http_app(
         ChatService(FakeRunner(), InMemorySessionStore()), Settings.from_values(api_keys="k")
     )
-    # Between them, only the Messages API's error shaping (which refuses nothing).
-    shaping = app.asgi_handler.app  # type: ignore[attr-defined]
+    # Outside the log only the instance header; between the log and the guard, only
+    # the Messages API's error shaping (neither refuses anything).
+    named = app.asgi_handler
+    assert isinstance(named, InstanceHeader)
+    log = named.app
+    assert isinstance(log, RequestLogMiddleware)
+    shaping = log.app
     assert isinstance(shaping, AnthropicErrors)
     guard = shaping.app
     assert isinstance(guard, BrowserGuardMiddleware)
