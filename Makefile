@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients browser clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients browser nginx clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,23 @@ browser:
 	fi; \
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+# Debian's nginx, for the scale-out test (tests/contract/http/test_scale_out.py runs
+# deploy/nginx.conf in front of two servers, as its own unprivileged-style nginx on
+# 127.0.0.1). Installed only when missing, which needs root; the test fails loudly
+# without it (or point CLAUDE_PROXY_TEST_NGINX at another nginx). Where no policy-rc.d
+# stops it, the package also starts the system's nginx on port 80; the test needs none.
+NGINX := /usr/sbin/nginx
+
+nginx:
+	@if [ -n "$$CLAUDE_PROXY_TEST_NGINX" ] || [ -x $(NGINX) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "nginx is missing at $(NGINX); the scale-out test needs it. Install it as root:" >&2; \
+		echo "  sudo apt-get update && sudo apt-get install -y nginx" >&2; \
+		echo "or set CLAUDE_PROXY_TEST_NGINX to an nginx executable." >&2; \
+		exit 1; \
+	fi; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx
+
 # The real CLI, project-local and git-ignored, for the contract tests and the benchmark.
 cli: $(CLAUDE_BIN)
 
@@ -94,13 +111,13 @@ doctor: venv cli
 example: venv cli
 	$(BIN)/python examples/embed.py
 
-test: venv cli clients browser
+test: venv cli clients browser nginx
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-contract: venv cli clients browser
+contract: venv cli clients browser nginx
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/contract $(PYTEST_ARGS)
 
 lint: venv

@@ -203,6 +203,26 @@ def test_several_new_messages_are_sent_as_one_transcript_turn() -> None:
     assert [m.text for m in parse_rendering(result.prompt)] == ["one", "two"]
 
 
+def test_turns_another_instance_answered_meanwhile_are_sent_with_the_new_message() -> None:
+    # Behind a load balancer (docs/deploy.md): this instance's ledger stopped at turn 1,
+    # another instance answered turn 2 while it was down, and the conversation is back.
+    record = record_for(convo(("user", "q1")), reply="a1 from here")
+    back = convo(
+        ("user", "q1"),
+        ("assistant", "a1 from here"),
+        ("user", "q2"),
+        ("assistant", "a2 from the other instance"),
+        ("user", "q3"),
+    )
+    result = plan(record, back)
+    assert (result.kind, result.cli_session_id) == (PlanKind.CONTINUE, "cli-1")
+    assert [(m.role, m.text) for m in parse_rendering(result.prompt)] == [
+        (Role.USER, "q2"),
+        (Role.ASSISTANT, "a2 from the other instance"),
+        (Role.USER, "q3"),
+    ]
+
+
 def test_the_ledger_after_the_turn_covers_every_request_message() -> None:
     follow_up = convo(("user", "hi"), ("assistant", "a1"), ("user", "q2"))
     result = plan(record_for(convo(("user", "hi")), reply="a1"), follow_up)
