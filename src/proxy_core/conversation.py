@@ -178,6 +178,13 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
     invalid-request ChatError whose `param` is the offending field path.
     """
     limits = limits or ParseLimits()
+    typed = typed_messages(messages, limits)
+    return assemble(typed, read_messages(typed, limits))
+
+
+def typed_messages(messages: object, limits: ParseLimits) -> list[ChatMessage]:
+    """`messages` as typed wire messages, checked to be 1 to `max_messages` of them
+    (the first stage of `parse_conversation`)."""
     typed = convert(messages, list[ChatMessage], "messages")
     if not typed:
         raise invalid("'messages' must contain at least one message.", "messages")
@@ -186,11 +193,46 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
             f"Too many messages: {len(typed)} > max_messages {limits.max_messages}.",
             "messages",
         )
+    return typed
+
+
+def read_messages(
+    typed: Sequence[ChatMessage],
+    limits: ParseLimits,
+    known: Sequence[Message | None] = (),
+) -> list[Message]:
+    """Each typed message as the core's, system messages included, in order (the second
+    stage of `parse_conversation`).
+
+    `known[i]`, when given, is what `typed[i]` was read as before: it is taken as it
+    is, since reading a message depends on nothing but the message, except the count
+    of images across the request; a known message that takes that count past its limit
+    is read again, so the error names the same image a full reading would.
+    """
     reader = _Reader(limits)
+    out: list[Message] = []
+    for index, raw in enumerate(typed):
+        message = known[index] if index < len(known) else None
+        if message is not None:
+            images = 0
+            for part in message.parts:
+                if isinstance(part, ImagePart):
+                    images += 1
+            if reader.images + images <= limits.max_images:
+                reader.images += images
+                out.append(message)
+                continue
+        out.append(reader.message(raw, f"messages[{index}]"))
+    return out
+
+
+def assemble(typed: Sequence[ChatMessage], read: Sequence[Message]) -> Conversation:
+    """The Conversation of messages read from `typed` (the last stage of
+    `parse_conversation`): system messages join the system prompt, and the tool
+    results must pair with their calls."""
     system: list[str] = []
     parsed: list[tuple[int, Message]] = []
-    for index, raw in enumerate(typed):
-        message = reader.message(raw, f"messages[{index}]")
+    for index, message in enumerate(read):
         if message.role is Role.SYSTEM:
             system.append(message.text)
         else:
