@@ -199,30 +199,25 @@ def typed_messages(messages: object, limits: ParseLimits) -> list[ChatMessage]:
 def read_messages(
     typed: Sequence[ChatMessage],
     limits: ParseLimits,
-    known: Sequence[Message | None] = (),
+    known: Sequence[Message] = (),
+    known_images: int = 0,
 ) -> list[Message]:
     """Each typed message as the core's, system messages included, in order (the second
     stage of `parse_conversation`).
 
-    `known[i]`, when given, is what `typed[i]` was read as before: it is taken as it
-    is, since reading a message depends on nothing but the message, except the count
-    of images across the request; a known message that takes that count past its limit
-    is read again, so the error names the same image a full reading would.
+    `known`, when given, is what the first `len(known)` typed messages were read as
+    before, holding `known_images` images: they are taken as they are, since reading a
+    message depends on nothing but the message, except the count of images across the
+    request; when the known ones alone hold too many, everything is read again, so
+    the error names the same image a full reading would.
     """
     reader = _Reader(limits)
     out: list[Message] = []
-    for index, raw in enumerate(typed):
-        message = known[index] if index < len(known) else None
-        if message is not None:
-            images = 0
-            for part in message.parts:
-                if isinstance(part, ImagePart):
-                    images += 1
-            if reader.images + images <= limits.max_images:
-                reader.images += images
-                out.append(message)
-                continue
-        out.append(reader.message(raw, f"messages[{index}]"))
+    if known and known_images <= limits.max_images:
+        out.extend(known)
+        reader.images = known_images
+    for index in range(len(out), len(typed)):
+        out.append(reader.message(typed[index], f"messages[{index}]"))
     return out
 
 
@@ -230,21 +225,14 @@ def assemble(typed: Sequence[ChatMessage], read: Sequence[Message]) -> Conversat
     """The Conversation of messages read from `typed` (the last stage of
     `parse_conversation`): system messages join the system prompt, and the tool
     results must pair with their calls."""
-    system: list[str] = []
-    parsed: list[tuple[int, Message]] = []
-    for index, message in enumerate(read):
-        if message.role is Role.SYSTEM:
-            system.append(message.text)
-        else:
-            parsed.append((index, message))
-    if not parsed:
+    system_role = Role.SYSTEM
+    messages = tuple(message for message in read if message.role is not system_role)
+    if not messages:
         raise invalid("'messages' must contain at least one non-system message.", "messages")
-    _check_tool_results(typed, parsed)
+    system = [m.text for m in read if m.role is system_role] if len(messages) < len(read) else []
+    _check_tool_results(typed, read)
     joined = _without_billing_lines("\n\n".join(system))
-    return Conversation(
-        system=joined if system else None,
-        messages=tuple(message for _, message in parsed),
-    )
+    return Conversation(system=joined if system else None, messages=messages)
 
 
 BILLING_HEADER = "x-anthropic-billing-header:"
@@ -387,19 +375,22 @@ def _tool_call(call_id: str, function: FunctionCall) -> ToolCall:
     return ToolCall(id=call_id, name=function.name, arguments=arguments)
 
 
-def _check_tool_results(
-    typed: Sequence[ChatMessage], messages: Sequence[tuple[int, Message]]
-) -> None:
+def _check_tool_results(typed: Sequence[ChatMessage], read: Sequence[Message]) -> None:
     """Raise unless the tool messages answer the calls as the upstream requires: each
     answers a call of the last assistant message before it, no call is answered twice,
     and every call of an assistant message is answered before the next user or
-    assistant message (or the end). `messages` are the non-system messages with their
-    index in `typed`, which says which wire field each came from."""
+    assistant message (or the end). `read[i]` is `typed[i]` read; system messages are
+    left out of the pairing, and the index in `typed` says which wire field a message
+    came from."""
     calls_at = 0  # the index of the last assistant message that made calls
     unanswered: list[str] = []
     answered: set[str] = set()
-    for index, message in messages:
-        if message.role is Role.TOOL:
+    tool, assistant, system = Role.TOOL, Role.ASSISTANT, Role.SYSTEM
+    for index, message in enumerate(read):
+        role = message.role
+        if role is system:
+            continue
+        if role is tool:
             call_id = message.tool_call_id or ""
             if call_id in unanswered:
                 unanswered.remove(call_id)
@@ -419,7 +410,7 @@ def _check_tool_results(
             )
         if unanswered:
             raise _unanswered(typed, calls_at, unanswered)
-        if message.role is Role.ASSISTANT and message.tool_calls:
+        if role is assistant and message.tool_calls:
             calls_at = index
             unanswered = _call_ids(typed[index], message, index)
     if unanswered:

@@ -1,24 +1,29 @@
 """Reading a request's history incrementally: each message read and fingerprinted once.
 
 A follow-up request repeats the whole conversation so far, and reading each message
-into the core's form and fingerprinting it for the ledger costs some microseconds a
+into the core's form and fingerprinting it for the ledger costs microseconds a
 message, every turn. `HistoryMemo` remembers, per conversation, the messages of its
-last request as they were read and fingerprinted; the next request of it reuses what
-it finds there, at the same position, equal to what it sends (compared whole, with
-`==`), and reads and fingerprints only the rest.
+last request as they were sent (their exact encoding), read and fingerprinted; the
+next request of it takes over the longest run of messages from the start that it
+sends byte for byte the same (the running prefix), and reads and fingerprints only
+the rest.
 
 The result is always what reading everything afresh gives, since reading and
 fingerprinting a message depend on nothing but the message (the images counted across
 the request aside: see `conversation.read_messages`). So the ledger's judgement of a
-request (continue, or start over because something it saw differs) is unchanged: the
-memo only saves the work of recomputing a value it already holds for an equal input.
+request (continue, or start over because something it saw differs, anywhere) is
+unchanged: the memo only saves recomputing values it holds for an identical input.
+Messages are compared as their msgpack encoding, so that nothing compares equal that
+reads differently (a JSON argument `1` is not `1.0` nor `true`), and a caller that
+changes its message objects after a request cannot change what the memo holds.
 
 Conversations are told apart by their scope (the caller's namespace and the session
 hint the request carries) and their opening (the messages up to the first user
 message), so one conversation's lookup never reaches another's entries, and an
-opening shared by two is at worst recomputed. The memo is bounded: at most
-`max_conversations` conversations, and at most `max_chars` characters of message text
-across them, the least recently used dropped first.
+opening shared by two is at worst read again. The memo is bounded: at most
+`max_conversations` conversations, and at most `max_chars` characters of messages
+across them (counted as their encoded size, twice: the request's form and the core's),
+the least recently used dropped first.
 """
 
 from __future__ import annotations
@@ -29,47 +34,43 @@ from collections.abc import Hashable, Sequence
 import msgspec
 
 from proxy_core.conversation import (
-    Base64Image,
     Conversation,
     ImagePart,
     Message,
     ParseLimits,
     Role,
-    TextPart,
-    UrlImage,
     assemble,
     read_messages,
     typed_messages,
 )
 from proxy_core.ledger import fingerprint
-from proxy_core.openai_wire import ChatAssistantMessage, ChatMessage, ChatUserMessage
+from proxy_core.openai_wire import ChatMessage, ChatUserMessage
 
 DEFAULT_MAX_CONVERSATIONS = 512
 DEFAULT_MAX_CHARS = 64_000_000
 
-
-class _Entry:
-    """One message as a request sent it, as it was read, and its fingerprint (None for a
-    system message: the ledger pins the system prompt whole instead)."""
-
-    __slots__ = ("fingerprint", "message", "reusable", "weight", "wire")
-
-    def __init__(self, wire: ChatMessage, message: Message) -> None:
-        self.wire = wire
-        self.message = message
-        self.fingerprint = None if message.role is Role.SYSTEM else fingerprint(message)
-        self.reusable = _reusable(wire)
-        self.weight = _weight(message)
+_ENCODER = msgspec.msgpack.Encoder()
 
 
 class _Chain:
-    """A conversation's messages of its last request, in order."""
+    """A conversation's last request: each message's encoding, what it was read as and
+    its fingerprint (None for a system message: the ledger pins the system prompt
+    whole instead), and the images before each position (`images[i]`: in the first i)."""
 
-    __slots__ = ("entries", "weight")
+    __slots__ = ("images", "marks", "packed", "read", "weight")
 
-    def __init__(self, entries: list[_Entry], weight: int) -> None:
-        self.entries = entries
-        self.weight = weight
+    def __init__(
+        self,
+        packed: list[bytes],
+        read: list[Message],
+        marks: list[str | None],
+        images: list[int],
+    ) -> None:
+        self.packed = packed
+        self.read = read
+        self.marks = marks
+        self.images = images
+        self.weight = 2 * sum(len(p) for p in packed)
 
 
 class ReadHistory(msgspec.Struct, frozen=True):
@@ -97,7 +98,7 @@ class HistoryMemo:
         self.max_chars = max_chars
         self._chains: collections.OrderedDict[Hashable, _Chain] = collections.OrderedDict()
         self._weight = 0
-        self.hits = 0  # messages reused rather than read again
+        self.hits = 0  # messages taken over rather than read again
         self.misses = 0  # messages read (and fingerprinted) afresh
 
     @property
@@ -107,40 +108,33 @@ class HistoryMemo:
 
     @property
     def chars(self) -> int:
-        """About how many characters of message text the memo holds now."""
+        """About how many characters of messages the memo holds now."""
         return self._weight
 
     def read(self, messages: object, limits: ParseLimits, scope: Hashable = ()) -> ReadHistory:
         """`messages` read as `parse_conversation` reads them (the same errors too), with
         their fingerprints; `scope` separates callers and sessions (see the module)."""
         typed = typed_messages(messages, limits)
-        key = (scope, _opening(typed))
+        packed = [_ENCODER.encode(message) for message in typed]
+        key = (scope, _opening(typed, packed))
         chain = self._chains.get(key)
-        reused: list[_Entry | None] = []
+        same = 0
         if chain is not None:
             self._chains.move_to_end(key)
-            for entry, raw in zip(chain.entries, typed, strict=False):
-                reused.append(entry if entry.reusable and entry.wire == raw else None)
-        known = [None if entry is None else entry.message for entry in reused]
-        read = read_messages(typed, limits, known)
+            same = _common_prefix(packed, chain.packed)
+        known = chain.read[:same] if chain is not None and same else []
+        images = chain.images[same] if chain is not None else 0
+        read = read_messages(typed, limits, known, images)
         conversation = assemble(typed, read)
-        entries: list[_Entry] = []
-        seen: list[str] = []
-        weight = 0
-        for index, message in enumerate(read):
-            found = reused[index] if index < len(reused) else None
-            if found is None:
-                self.misses += 1
-                entry = _Entry(typed[index], message)
-            else:
-                self.hits += 1
-                entry = found
-            if entry.fingerprint is not None:
-                seen.append(entry.fingerprint)
-            entries.append(entry)
-            weight += entry.weight
-        self._keep(key, _Chain(entries, weight))
-        return ReadHistory(conversation, tuple(seen))
+        marks = chain.marks[:same] if chain is not None else []
+        counts = chain.images[: same + 1] if chain is not None else [0]
+        for message in read[same:]:
+            marks.append(None if message.role is Role.SYSTEM else fingerprint(message))
+            counts.append(counts[-1] + sum(isinstance(p, ImagePart) for p in message.parts))
+        self.hits += same
+        self.misses += len(read) - same
+        self._keep(key, _Chain(packed, read, marks, counts))
+        return ReadHistory(conversation, tuple(mark for mark in marks if mark is not None))
 
     def forget(self) -> None:
         """Drop everything the memo holds."""
@@ -160,36 +154,20 @@ class HistoryMemo:
             self._weight -= dropped.weight
 
 
-def _opening(typed: Sequence[ChatMessage]) -> bytes:
-    """The messages up to the first user message, encoded: with the scope, what tells
-    one conversation from another (as the automatic session key does)."""
+def _opening(typed: Sequence[ChatMessage], packed: Sequence[bytes]) -> bytes:
+    """The messages up to the first user message, encoded (msgpack is self-delimiting,
+    so their concatenation is unambiguous): with the scope, what tells one conversation
+    from another (as the automatic session key does)."""
     end = next((i for i, m in enumerate(typed) if isinstance(m, ChatUserMessage)), 0)
-    return msgspec.msgpack.encode(typed[: end + 1])
+    return b"".join(packed[: end + 1])
 
 
-def _reusable(raw: ChatMessage) -> bool:
-    """Whether a message may be reused when an equal one comes: not when it carries tool
-    arguments as a JSON value, which `==` compares loosely (1 equals 1.0 and True) though
-    they read differently."""
-    if not isinstance(raw, ChatAssistantMessage):
-        return True
-    calls = [call.function for call in raw.tool_calls or ()]
-    if raw.function_call is not None:
-        calls.append(raw.function_call)
-    return all(isinstance(call.arguments, str) for call in calls)
-
-
-def _weight(message: Message) -> int:
-    """About how many characters of a message the memo keeps (its text, its images'
-    data or URLs, its calls), counted twice: the request's form and the core's."""
-    size = 64
-    for part in message.parts:
-        if isinstance(part, TextPart):
-            size += len(part.text)
-        elif isinstance(part, ImagePart):
-            source = part.source
-            size += len(source.data) if isinstance(source, Base64Image) else 0
-            size += len(source.url) if isinstance(source, UrlImage) else 0
-    for call in message.tool_calls:
-        size += len(call.id) + len(call.name) + len(call.arguments)
-    return 2 * size
+def _common_prefix(ours: Sequence[bytes], theirs: Sequence[bytes]) -> int:
+    """How many messages from the start are the same in both."""
+    length = min(len(ours), len(theirs))
+    if ours[:length] == theirs[:length]:  # the usual follow-up: one comparison in C
+        return length
+    for index in range(length):
+        if ours[index] != theirs[index]:
+            return index
+    return length

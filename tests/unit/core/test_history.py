@@ -6,7 +6,17 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_core import ChatError, Conversation, Message, Role, TextPart
+from proxy_core import (
+    ChatError,
+    ChatMessage,
+    ChatUserMessage,
+    ContentPart,
+    Conversation,
+    Message,
+    Role,
+    TextContent,
+    TextPart,
+)
 from proxy_core.conversation import ParseLimits, parse_conversation
 from proxy_core.history import HistoryMemo
 from proxy_core.ledger import fingerprints
@@ -109,7 +119,7 @@ def test_an_edited_earlier_message_is_read_again_and_changes_its_fingerprint() -
     assert second.seen[2] != first.seen[2]
     assert second.seen[:2] == first.seen[:2]
     assert second.seen[3] == first.seen[3]
-    assert memo.misses == 4 + 1
+    assert memo.misses == 4 + 2  # read again from the edited message on
 
 
 def test_json_arguments_that_compare_equal_but_read_differently_are_not_reused() -> None:
@@ -172,3 +182,12 @@ def test_a_request_refused_is_refused_with_the_same_error_after_its_history_was_
     assert outcome == afresh(second, limits)
     assert outcome[2] == "messages[2].content[0].image_url.url"
     assert msgspec.json.encode(outcome[1]).startswith(b'"Too many images')
+
+
+def test_a_caller_changing_its_message_objects_afterwards_changes_nothing_kept() -> None:
+    memo = HistoryMemo()
+    content: list[ContentPart] = [TextContent("the question")]
+    wire: list[ChatMessage] = [ChatUserMessage(content)]
+    memo.read(wire, ParseLimits())
+    content[0] = TextContent("another question")  # the same objects, sent again
+    assert through(memo, wire, ParseLimits()) == afresh(wire, ParseLimits())
