@@ -9,7 +9,9 @@ caller is refused with `STORE_UNAVAILABLE` (503), since a cap exists to bound mo
 and an unreadable store cannot say it is not reached. Callers without a cap never
 read the store before a turn, and a capped caller's is read once a month: its month
 of spend is loaded at its first check (so it is right across a restart), then kept
-in memory, each recorded turn added to it as it is recorded.
+in memory, each recorded turn added to it as it is recorded. What another process
+adds to the same store meanwhile is seen only at the next load (the next month, or a
+restart): one service per store, or per capped caller.
 
 Concurrent turns of one caller are each checked when they start, so turns admitted
 under the cap together may end above it by what they cost (at most `max_concurrent`
