@@ -34,7 +34,9 @@ DATABASE_NAME = "sessions.sqlite3"
 # version. Version 1 was the first layout; version 2 added the turn count, the
 # backend's resume point and the recency index that eviction and listing use; version 3
 # the backend ids of the client tool calls a reply ended with (NULL: none); version 4
-# the backend's reading of what the CLI session has cost so far (NULL: none).
+# the backend's reading of what the CLI session has cost so far (NULL: none); version 5
+# the index by CLI session id, which `references` asks after every discarded session
+# and `forget`'s callers by id (without it, each was a scan of every record).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE sessions (
@@ -54,6 +56,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     ("ALTER TABLE sessions ADD COLUMN pending_calls BLOB",),
     ("ALTER TABLE sessions ADD COLUMN meter TEXT",),
+    ("CREATE INDEX sessions_by_cli_session ON sessions (cli_session_id)",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -178,6 +178,13 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
     invalid-request ChatError whose `param` is the offending field path.
     """
     limits = limits or ParseLimits()
+    typed = typed_messages(messages, limits)
+    return assemble(typed, read_messages(typed, limits))
+
+
+def typed_messages(messages: object, limits: ParseLimits) -> list[ChatMessage]:
+    """`messages` as typed wire messages, checked to be 1 to `max_messages` of them
+    (the first stage of `parse_conversation`)."""
     typed = convert(messages, list[ChatMessage], "messages")
     if not typed:
         raise invalid("'messages' must contain at least one message.", "messages")
@@ -186,23 +193,46 @@ def parse_conversation(messages: object, limits: ParseLimits | None = None) -> C
             f"Too many messages: {len(typed)} > max_messages {limits.max_messages}.",
             "messages",
         )
+    return typed
+
+
+def read_messages(
+    typed: Sequence[ChatMessage],
+    limits: ParseLimits,
+    known: Sequence[Message] = (),
+    known_images: int = 0,
+) -> list[Message]:
+    """Each typed message as the core's, system messages included, in order (the second
+    stage of `parse_conversation`).
+
+    `known`, when given, is what the first `len(known)` typed messages were read as
+    before, holding `known_images` images: they are taken as they are, since reading a
+    message depends on nothing but the message, except the count of images across the
+    request; when the known ones alone hold too many, everything is read again, so
+    the error names the same image a full reading would.
+    """
     reader = _Reader(limits)
-    system: list[str] = []
-    parsed: list[tuple[int, Message]] = []
-    for index, raw in enumerate(typed):
-        message = reader.message(raw, f"messages[{index}]")
-        if message.role is Role.SYSTEM:
-            system.append(message.text)
-        else:
-            parsed.append((index, message))
-    if not parsed:
+    out: list[Message] = []
+    if known and known_images <= limits.max_images:
+        out.extend(known)
+        reader.images = known_images
+    for index in range(len(out), len(typed)):
+        out.append(reader.message(typed[index], f"messages[{index}]"))
+    return out
+
+
+def assemble(typed: Sequence[ChatMessage], read: Sequence[Message]) -> Conversation:
+    """The Conversation of messages read from `typed` (the last stage of
+    `parse_conversation`): system messages join the system prompt, and the tool
+    results must pair with their calls."""
+    system_role = Role.SYSTEM
+    messages = tuple(message for message in read if message.role is not system_role)
+    if not messages:
         raise invalid("'messages' must contain at least one non-system message.", "messages")
-    _check_tool_results(typed, parsed)
+    system = [m.text for m in read if m.role is system_role] if len(messages) < len(read) else []
+    _check_tool_results(typed, read)
     joined = _without_billing_lines("\n\n".join(system))
-    return Conversation(
-        system=joined if system else None,
-        messages=tuple(message for _, message in parsed),
-    )
+    return Conversation(system=joined if system else None, messages=messages)
 
 
 BILLING_HEADER = "x-anthropic-billing-header:"
@@ -345,19 +375,22 @@ def _tool_call(call_id: str, function: FunctionCall) -> ToolCall:
     return ToolCall(id=call_id, name=function.name, arguments=arguments)
 
 
-def _check_tool_results(
-    typed: Sequence[ChatMessage], messages: Sequence[tuple[int, Message]]
-) -> None:
+def _check_tool_results(typed: Sequence[ChatMessage], read: Sequence[Message]) -> None:
     """Raise unless the tool messages answer the calls as the upstream requires: each
     answers a call of the last assistant message before it, no call is answered twice,
     and every call of an assistant message is answered before the next user or
-    assistant message (or the end). `messages` are the non-system messages with their
-    index in `typed`, which says which wire field each came from."""
+    assistant message (or the end). `read[i]` is `typed[i]` read; system messages are
+    left out of the pairing, and the index in `typed` says which wire field a message
+    came from."""
     calls_at = 0  # the index of the last assistant message that made calls
     unanswered: list[str] = []
     answered: set[str] = set()
-    for index, message in messages:
-        if message.role is Role.TOOL:
+    tool, assistant, system = Role.TOOL, Role.ASSISTANT, Role.SYSTEM
+    for index, message in enumerate(read):
+        role = message.role
+        if role is system:
+            continue
+        if role is tool:
             call_id = message.tool_call_id or ""
             if call_id in unanswered:
                 unanswered.remove(call_id)
@@ -377,7 +410,7 @@ def _check_tool_results(
             )
         if unanswered:
             raise _unanswered(typed, calls_at, unanswered)
-        if message.role is Role.ASSISTANT and message.tool_calls:
+        if role is assistant and message.tool_calls:
             calls_at = index
             unanswered = _call_ids(typed[index], message, index)
     if unanswered:

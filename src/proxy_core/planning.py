@@ -69,6 +69,7 @@ def plan_turn(
     session_key: str,
     model: str,
     new_session_id: str,
+    seen: tuple[str, ...] | None = None,
 ) -> TurnPlan:
     """Decide NEW, CONTINUE (exactly the new messages) or RESTART (full history, with why).
 
@@ -77,9 +78,11 @@ def plan_turn(
     conversations can never mix. When the session's last reply called client tools,
     a CONTINUE must bring exactly the results of those calls (`tool_results`), which
     resume the backend's suspended turn; text-only user messages after the results go
-    with the last of them (`ToolResult.notes`).
+    with the last of them (`ToolResult.notes`). `seen` are the messages' fingerprints
+    when the caller has them already (see `history.HistoryMemo`).
     """
-    seen = fingerprints(conversation.messages)
+    if seen is None:
+        seen = fingerprints(conversation.messages)
     if record is None:
         return _fresh(PlanKind.NEW, None, conversation, session_key, model, new_session_id, seen)
     reason = _divergence(record, conversation, seen)

@@ -75,7 +75,7 @@ class ReplyText:
 
         False (and nothing changes) when some of them were passed on already.
         """
-        length = len(self._scanner.text) if self._scanner is not None else self._length
+        length = self._scanner.length if self._scanner is not None else self._length
         keep = max(0, length - chars)
         if keep < self._given:
             return False

@@ -14,11 +14,11 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from proxy_core.admission import Admission, ServiceLimits
 from proxy_core.budget import Budget
 from proxy_core.catalog import ModelCatalog
-from proxy_core.conversation import parse_conversation
 from proxy_core.effort import parse_effort
 from proxy_core.errors import ChatError, no_result
 from proxy_core.events import Event, ReplyCollector
 from proxy_core.fakes import InMemorySpendStore
+from proxy_core.history import HistoryMemo
 from proxy_core.ledger import SessionRecord
 from proxy_core.plan import PlanState, PlanTracker
 from proxy_core.ports import BackendStatus, Runner, SessionStore, SpendStore
@@ -64,6 +64,7 @@ class ChatService:
         self._started = clock()
         self._admission = Admission(self.limits)
         self._stats = StatsRecorder()
+        self._history = HistoryMemo()
         self._discards = Discards(store, runner)
         self.sessions = Sessions(store, runner, self._admission)
         self._plan_windows = PlanTracker()
@@ -106,7 +107,11 @@ class ChatService:
         """
         self._stats.received(request.endpoint)
         try:
-            conversation = parse_conversation(request.messages, self.limits.parse)
+            # What the request's caller and session hint are: a conversation's memo is
+            # never reached from another's (see `HistoryMemo`).
+            scope = (request.namespace, request.session_id, request.session_key, request.user)
+            history = self._history.read(request.messages, self.limits.parse, scope)
+            conversation = history.conversation
             model = self.catalog.resolve(request.model)
             effort = parse_effort(request.reasoning_effort)
             json_schema = parse_response_format(request.response_format)
@@ -129,7 +134,16 @@ class ChatService:
             self._stats.errors += 1
             raise
         return Turn(
-            self._env, conversation, model, key, effort, json_schema, stops, tools, whole=whole
+            self._env,
+            conversation,
+            model,
+            key,
+            effort,
+            json_schema,
+            stops,
+            tools,
+            whole=whole,
+            seen=history.seen,
         )
 
     async def complete(self, request: ChatRequest) -> Completion:

@@ -7,7 +7,11 @@ for everyone). A recorded turn is never undone: a spend store that refuses the w
 and counted. A budget check that cannot read the store fails closed: the capped
 caller is refused with `STORE_UNAVAILABLE` (503), since a cap exists to bound money
 and an unreadable store cannot say it is not reached. Callers without a cap never
-read the store before a turn.
+read the store before a turn, and a capped caller's is read once a month: its month
+of spend is loaded at its first check (so it is right across a restart), then kept
+in memory, each recorded turn added to it as it is recorded. What another process
+adds to the same store meanwhile is seen only at the next load (the next month, or a
+restart): one service per store, or per capped caller.
 
 Concurrent turns of one caller are each checked when they start, so turns admitted
 under the cap together may end above it by what they cost (at most `max_concurrent`
@@ -16,17 +20,18 @@ turns at once; the CLI's `--max-budget-usd` bounds each turn's cost).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from proxy_core.budget import Budget, budget_refusal
 from proxy_core.errors import ChatError, FailureReason
 from proxy_core.events import Failed, Usage
 from proxy_core.ports import SpendStore
 from proxy_core.spend import (
+    SpendEntry,
     SpendReport,
-    cost_since,
     days_before,
     month_start,
     report,
@@ -41,6 +46,26 @@ ANONYMOUS = "anonymous"
 """The name of the one bucket of a server without API keys (the namespace "")."""
 
 _log = logging.getLogger("proxy_core.spend")
+
+
+class _MonthSpend:
+    """A capped caller's spend per UTC day of one month, as the store has it plus what
+    was recorded since it was read."""
+
+    __slots__ = ("by_day", "month")
+
+    def __init__(self, month: str, entries: Iterable[SpendEntry]) -> None:
+        self.month = month
+        self.by_day: dict[str, float] = {}
+        self.add(entries)
+
+    def add(self, entries: Iterable[SpendEntry]) -> None:
+        for entry in entries:
+            if entry.day >= self.month:
+                self.by_day[entry.day] = self.by_day.get(entry.day, 0.0) + entry.cost_usd
+
+    def since(self, first_day: str) -> float:
+        return sum(cost for day, cost in self.by_day.items() if day >= first_day)
 
 
 def stand_in(key: str) -> str:
@@ -71,6 +96,11 @@ class SpendLedger:
         self._retention = retention_days
         self._pruned: str | None = None
         self.unrecorded = 0
+        # The month of spend of each capped caller checked so far; the lock orders
+        # loading one against recording a turn (see `_load`).
+        self._months: dict[str, _MonthSpend] = {}
+        self._lock = asyncio.Lock()
+        self.loads = 0  # how many times a caller's month was read from the store
 
     def name_of(self, key: str) -> str:
         """What a caller is shown as: its label, else a stand-in (never its key)."""
@@ -85,22 +115,38 @@ class SpendLedger:
             return None
         now = self._wall_clock()
         today = utc_day(now)
-        try:
-            entries = await self.store.entries(since=month_start(today), key=key)
-        except Exception as error:
-            message = error.message if isinstance(error, ChatError) else repr(error)
-            return Failed(
-                FailureReason.STORE_UNAVAILABLE,
-                f"The budget of {self.name_of(key)} cannot be checked, so the request is "
-                f"refused: {message}",
-            )
+        month = self._months.get(key)
+        if month is None or month.month != month_start(today):
+            try:
+                month = await self._load(key, month_start(today))
+            except Exception as error:
+                message = error.message if isinstance(error, ChatError) else repr(error)
+                return Failed(
+                    FailureReason.STORE_UNAVAILABLE,
+                    f"The budget of {self.name_of(key)} cannot be checked, so the request "
+                    f"is refused: {message}",
+                )
         return budget_refusal(
             budget,
             self.name_of(key),
-            today_usd=cost_since(entries, key, today),
-            month_usd=cost_since(entries, key, month_start(today)),
+            today_usd=month.since(today),
+            month_usd=month.since(month.month),
             now=now,
         )
+
+    async def _load(self, key: str, first_day: str) -> _MonthSpend:
+        """`key`'s month of spend from the store, kept for the next checks. Under the
+        lock that records take too, so a turn recorded meanwhile is either in what the
+        store answers or added after it, never both nor neither."""
+        async with self._lock:
+            month = self._months.get(key)
+            if month is not None and month.month == first_day:
+                return month  # another check loaded it while this one waited
+            self.loads += 1
+            entries = await self.store.entries(since=first_day, key=key)
+            month = _MonthSpend(first_day, (e for e in entries if e.key == key))
+            self._months[key] = month
+            return month
 
     async def record(self, key: str, usage: Usage, model: str) -> str | None:
         """Add a turn's spend to `key` (nothing when its cost is unknown); returns why
@@ -109,9 +155,17 @@ class SpendLedger:
         entries = turn_entries(key, day, usage, model)
         if not entries:
             return None
-        try:
-            await self.store.add(entries)
-        except Exception as error:
+        async with self._lock:
+            try:
+                await self.store.add(entries)
+            except Exception as caught:
+                error: Exception | None = caught
+            else:
+                error = None
+            # Spent either way: a cap bounds money, whether the store kept it or not.
+            if (month := self._months.get(key)) is not None:
+                month.add(entries)
+        if error is not None:
             self.unrecorded += 1
             message = error.message if isinstance(error, ChatError) else repr(error)
             _log.warning(

@@ -37,12 +37,19 @@ class StopScanner:
     across pieces. Once a sequence is found, `stopped` is set, the text before it is
     the last that `feed` returns, `text` is the reply up to the sequence and `matched`
     is the sequence (the longest one found there).
+
+    Only the text that may still hold the start of a sequence (from `longest - 1`
+    characters before what was passed on) is kept as one string and searched; what
+    lies before it is kept in pieces, so a long reply in many small pieces costs time
+    in proportion to its length, not to its square.
     """
 
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = tuple(stops)
         self._holdback = max((len(s) for s in self._stops), default=1) - 1
-        self._text = ""
+        self._settled: list[str] = []  # the text before `_base`, in pieces
+        self._base = 0
+        self._window = ""  # the text from `_base` on
         self._sent = 0
         self.stopped = False
         self.matched: str | None = None
@@ -50,12 +57,20 @@ class StopScanner:
     @property
     def text(self) -> str:
         """The reply so far (up to the stop sequence once stopped)."""
-        return self._text
+        if self._settled:
+            self._settled = ["".join(self._settled)]
+            return self._settled[0] + self._window
+        return self._window
+
+    @property
+    def length(self) -> int:
+        """How many characters `text` has."""
+        return self._base + len(self._window)
 
     def feed(self, piece: str) -> str:
         if self.stopped:
             return ""
-        self._text += piece
+        self._window += piece
         start = max(0, self._sent - self._holdback)
         found = self._first_at(start)
         if found is not None:
@@ -63,14 +78,19 @@ class StopScanner:
             pending = self._partial_before(found)
             if pending is None:
                 return self._stop(found)
-            return self._release(min(pending, len(self._text) - self._holdback))
-        return self._release(len(self._text) - self._holdback)
+            return self._release(min(pending, self.length - self._holdback))
+        return self._release(self.length - self._holdback)
 
     def rewind(self, length: int) -> None:
         """Keep only the first `length` characters fed (withdrawn text; not once stopped)."""
-        if not self.stopped:
-            self._text = self._text[:length]
-            self._sent = min(self._sent, length)
+        if self.stopped:
+            return
+        if length < self._base:
+            text = self.text[:length]
+            self._settled, self._base, self._window = [], 0, text
+        else:
+            self._window = self._window[: length - self._base]
+        self._sent = min(self._sent, length)
 
     def flush(self) -> str:
         """What was held back, at the end of a reply: up to a sequence found in it,
@@ -78,30 +98,40 @@ class StopScanner:
         if self.stopped:
             return ""
         found = self._first_at(max(0, self._sent - self._holdback))
-        return self._release(len(self._text)) if found is None else self._stop(found)
+        return self._release(self.length) if found is None else self._stop(found)
 
     def _first_at(self, start: int) -> int | None:
-        found = [i for i in (self._text.find(s, start) for s in self._stops) if i >= 0]
-        return min(found, default=None)
+        at = start - self._base
+        found = [i for i in (self._window.find(s, at) for s in self._stops) if i >= 0]
+        return None if not found else min(found) + self._base
 
     def _partial_before(self, end: int) -> int | None:
         """The first position before `end` where the text so far is a proper prefix
         of some sequence (so that sequence may still complete there)."""
-        for position in range(max(self._sent, len(self._text) - self._holdback), end):
-            tail = self._text[position:]
+        for position in range(max(self._sent, self.length - self._holdback), end):
+            tail = self._window[position - self._base :]
             if any(len(s) > len(tail) and s.startswith(tail) for s in self._stops):
                 return position
         return None
 
     def _stop(self, at: int) -> str:
         self.stopped = True
-        self.matched = max((s for s in self._stops if self._text.startswith(s, at)), key=len)
-        self._text = self._text[:at]
+        local = at - self._base
+        self.matched = max((s for s in self._stops if self._window.startswith(s, local)), key=len)
+        self._window = self._window[:local]
         return self._release(at)
 
     def _release(self, upto: int) -> str:
         if upto <= self._sent:
             return ""
-        out = self._text[self._sent : upto]
+        out = self._window[self._sent - self._base : upto - self._base]
         self._sent = upto
+        # What lies more than `longest - 1` characters before the passed-on text can
+        # no longer start a sequence: it leaves the searched window.
+        keep_from = max(self._base, upto - self._holdback)
+        if keep_from - self._base > len(self._window) // 2:
+            cut = keep_from - self._base
+            self._settled.append(self._window[:cut])
+            self._window = self._window[cut:]
+            self._base = keep_from
         return out

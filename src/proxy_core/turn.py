@@ -105,7 +105,8 @@ class Turn:
     and `window_warning` is the plan state when this turn saw the account's windows turn
     to a warning (for the caller to log once). A caller over its budget is refused
     before anything runs; a turn whose usage has a cost adds it to its caller's spend
-    (`spend_error` says why that failed, if it did: the reply stands)."""
+    (`spend_error` says why that failed, if it did: the reply stands). `seen` are the
+    conversation's fingerprints when the caller has them (planning computes them else)."""
 
     def __init__(
         self,
@@ -119,6 +120,7 @@ class Turn:
         tools: ToolOffer | None = None,
         *,
         whole: bool = False,
+        seen: tuple[str, ...] | None = None,
     ) -> None:
         self._env = env
         self.conversation = conversation
@@ -129,6 +131,7 @@ class Turn:
         self.stops = stops
         self.tools = tools
         self.whole = whole
+        self._seen = seen
         self.plan: TurnPlan | None = None
         self.previous: SessionRecord | None = None
         self.usage: Usage | None = None
@@ -249,6 +252,7 @@ class Turn:
             session_key=self.key.value,
             model=self.model.cli_model,
             new_session_id=env.new_session_id(),
+            seen=self._seen,
         )
         return msgspec.structs.replace(
             plan, effort=self.effort, json_schema=self.json_schema, tools=self.tools

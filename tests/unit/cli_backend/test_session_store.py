@@ -262,6 +262,17 @@ async def test_opening_a_version_1_database_migrates_it_and_keeps_its_records(
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+async def test_finding_a_record_by_its_cli_session_uses_an_index(db_path: Path) -> None:
+    write_version_1_database(db_path)
+    await SqliteSessionStore(db_path).close()  # migrated to the current version
+    with sqlite3.connect(db_path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM sessions WHERE cli_session_id = ? LIMIT 1",
+            ("cli-old",),
+        ).fetchall()
+    assert "sessions_by_cli_session" in " ".join(str(row[-1]) for row in plan)
+
+
 def test_a_database_from_a_newer_version_is_refused_with_what_to_do(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as db:

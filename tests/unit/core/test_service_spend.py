@@ -21,6 +21,7 @@ from proxy_core import (
     InMemorySessionStore,
     InMemorySpendStore,
     ModelUsage,
+    SpendEntry,
     TextDelta,
     TurnPlan,
     Usage,
@@ -223,4 +224,82 @@ async def test_turns_of_one_key_started_together_are_all_admitted_and_may_oversh
     assert round(report.today.cost_usd, 6) == 0.8  # over the $0.50 cap by one turn
     with pytest.raises(ChatError) as refused:
         await service.complete(ask("c"))
+    assert refused.value.reason is FailureReason.BUDGET_EXCEEDED
+
+
+async def test_a_capped_callers_month_is_read_from_the_store_once_then_kept() -> None:
+    spend = InMemorySpendStore()
+    budgets = {TEAM: Budget(label="alice", daily_usd=1.0)}
+    clock = Clock("2026-12-02T10:00:00")
+    service = service_with(costing(0.3), spend, clock, budgets)
+    for text in ("a", "b", "c", "d"):
+        await service.complete(ask(text))  # admitted at $0, $0.30, $0.60, $0.90
+    with pytest.raises(ChatError) as refused:
+        await service.complete(ask("e"))  # $1.20 spent: over
+    assert refused.value.reason is FailureReason.BUDGET_EXCEEDED
+    assert service.spend_ledger.loads == 1
+    clock.set("2027-01-01T00:00:01")  # a new month is read afresh
+    await service.complete(ask("f"))
+    assert service.spend_ledger.loads == 2
+
+
+async def test_a_restarted_service_counts_what_the_store_kept_before_it() -> None:
+    spend = InMemorySpendStore()
+    budgets = {TEAM: Budget(label="alice", daily_usd=0.5)}
+    clock = Clock("2026-12-02T10:00:00")
+    await service_with(costing(0.6), spend, clock, budgets).complete(ask("one"))
+    restarted = service_with(costing(0.6), spend, clock, budgets)
+    with pytest.raises(ChatError) as refused:
+        await restarted.complete(ask("two"))
+    assert refused.value.reason is FailureReason.BUDGET_EXCEEDED
+
+
+class SlowReads(InMemorySpendStore):
+    """A spend store whose reads answer only on `release`, with what it held when asked,
+    so a turn can be recorded between the read and its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def entries(self, *, since: str, key: str | None = None) -> list[SpendEntry]:
+        held = await super().entries(since=since, key=key)
+        await self.release.wait()
+        return held
+
+
+async def test_a_turn_recorded_while_its_callers_month_loads_is_counted_once() -> None:
+    spend = SlowReads()
+    spend.release.set()
+    budgets = {TEAM: Budget(label="alice", daily_usd=1.0)}
+    clock = Clock("2026-12-02T10:00:00")
+    earlier = service_with(costing(0.5), spend, clock, budgets)
+    await earlier.complete(ask("before the restart"))  # $0.50 in the store
+    spend.release.clear()
+    ledger = service_with(costing(0.5), spend, clock, budgets).spend_ledger
+    check = asyncio.create_task(ledger.refusal(TEAM))  # loads, held in the read
+    await asyncio.sleep(0)
+    recording = asyncio.create_task(ledger.record(TEAM, Usage(cost_usd=0.4), "sonnet"))
+    await asyncio.sleep(0)
+    spend.release.set()
+    assert await check is None  # $0.50: under
+    assert await recording is None
+    refusal = await ledger.refusal(TEAM)
+    assert refusal is None  # $0.90: still under, not $1.30
+    assert ledger.loads == 1
+    await ledger.record(TEAM, Usage(cost_usd=0.2), "sonnet")
+    refusal = await ledger.refusal(TEAM)  # $1.10: over
+    assert refusal is not None
+    assert refusal.reason is FailureReason.BUDGET_EXCEEDED
+
+
+async def test_a_turn_whose_record_the_store_refused_still_counts_against_the_cap() -> None:
+    spend = InMemorySpendStore()
+    spend.fail("database or disk is full")  # writes are refused, reads answer
+    budgets = {TEAM: Budget(label="alice", daily_usd=0.5)}
+    service = service_with(costing(0.6), spend, Clock("2026-12-02T10:00:00"), budgets)
+    await service.complete(ask("one"))  # admitted at $0; its $0.60 is not in the store
+    assert service.spend_ledger.unrecorded == 1
+    with pytest.raises(ChatError) as refused:
+        await service.complete(ask("two"))
     assert refused.value.reason is FailureReason.BUDGET_EXCEEDED

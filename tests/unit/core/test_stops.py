@@ -159,3 +159,16 @@ async def test_a_sequence_decided_only_at_the_reply_end_cuts_it_unrecorded() -> 
     assert events[-1] == Finished("stop_sequence", "Result A", stop_sequence=":")
     (record,) = (await service.list_sessions())[0]
     assert record.message_count == 2
+
+
+def test_text_withdrawn_from_before_the_searched_window_is_withdrawn_whole() -> None:
+    scanner = StopScanner(["STOP"])
+    passed = "".join(scanner.feed(piece) for piece in ["abcdefgh"] * 50)
+    assert passed == ("abcdefgh" * 50)[:-3]
+    scanner.rewind(10)  # far before the window the scanner still searches
+    assert scanner.text == "abcdefghab"
+    assert scanner.length == 10
+    assert scanner.feed("xSTO") == "x"
+    assert scanner.feed("Py") == ""
+    assert scanner.stopped
+    assert scanner.text == "abcdefghabx"
