@@ -111,11 +111,15 @@ doctor: venv cli
 example: venv cli
 	$(BIN)/python examples/embed.py
 
-test: venv cli clients browser nginx
-	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+# The unit tests are pure CPU and share nothing, so they run on every core (pytest-xdist);
+# the contract tests run one at a time, since each drives real CLI processes and some
+# count what is left of them.
+UNIT_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
+test: unit contract
 
 unit: venv
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(UNIT_WORKERS) tests/unit $(PYTEST_ARGS)
 
 contract: venv cli clients browser nginx
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/contract $(PYTEST_ARGS)
