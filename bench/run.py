@@ -28,7 +28,7 @@ import httpx
 import openai
 
 from bench.drivers import CliSetup, FloorDriver, PlainHttpDriver, ProxyDriver
-from bench.overhead_doc import overhead_section
+from bench.overhead_doc import kept_sections
 from bench.profile import DEFAULT_RATE, FLAMEGRAPH, FlameGraph
 from bench.report import CONFIGS, markdown, ratio_table, ratios, table
 from bench.scenarios import Counts, Sample, Target, median_sample, sample
@@ -308,9 +308,10 @@ async def main(argv: list[str]) -> int:
 
 
 def write_document(path: Path, text: str) -> None:
-    """Write the document, keeping the section `python -m bench.overhead` wrote there."""
+    """Write the document, keeping its kept sections (`bench.overhead_doc.KEPT`): the
+    one `python -m bench.overhead` wrote, and the hand-written per-candidate results."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    kept = overhead_section(path.read_text()) if path.exists() else ""
+    kept = kept_sections(path.read_text()) if path.exists() else ""
     path.write_text(text.rstrip("\n") + "\n\n" + kept + "\n" if kept else text)
 
 
