@@ -269,6 +269,8 @@ async def main(argv: list[str]) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     configs = [c for c in CONFIGS if c in args.configs.split(",")]
     profiles = [p for p in PROFILES if p in args.profiles.split(",")]
+    if args.profile and ("live" not in configs or "instant" not in profiles):
+        parser.error("--profile records the live server of the instant profile: keep both")
     flame = (
         FlameGraph(0, Path(args.profile) / FLAMEGRAPH, args.profile_rate) if args.profile else None
     )
