@@ -9,7 +9,7 @@ CLAUDE_DIR := .tools/claude-$(CLAUDE_CLI_VERSION)
 CLAUDE_BIN := $(CURDIR)/$(CLAUDE_DIR)/node_modules/.bin/claude
 PYTEST_ARGS ?=
 
-.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-overhead cli clients browser nginx clean
+.PHONY: venv run login doctor example test unit contract lint fmt docs bench bench-profile bench-overhead cli clients browser nginx clean
 
 venv: $(STAMP)
 
@@ -140,6 +140,13 @@ docs: venv
 
 bench: venv cli
 	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run
+
+# Where the live server's CPU goes: the quick scenarios, repeated for enough samples,
+# against the live server of the instant profile run under py-spy; writes
+# docs/flamegraph-live.svg (and leaves docs/benchmarks.md as it is).
+bench-profile: venv cli
+	CLAUDE_PROXY_TEST_CLI=$(CLAUDE_BIN) $(BIN)/python -m bench.run --quick --repeats 8 \
+		--configs live --profiles instant --profile docs
 
 # What each turn sends upstream beyond the client's own text (its own section of
 # docs/benchmarks.md, which `make bench` keeps).

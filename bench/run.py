@@ -1,6 +1,11 @@
 """`make bench`: live processes vs spawn-per-turn vs the floor, against the fake upstream.
 
     python -m bench.run [--repeats N] [--quick] [--configs live,spawn-per-turn,floor]
+                        [--profiles instant,realistic] [--profile DIR [--profile-rate HZ]]
+
+`--profile DIR` runs the live server of the instant profile under `py-spy record` and
+writes DIR/flamegraph-live.svg (`make bench-profile`); py-spy pauses the server to
+sample it, so a profiled run prints its tables but leaves docs/benchmarks.md alone.
 
 Needs the real CLI: $CLAUDE_PROXY_TEST_CLI (set by `make bench`), else `claude` on PATH.
 Loopback only; a full run takes a few minutes on 2 cores.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -22,7 +28,8 @@ import httpx
 import openai
 
 from bench.drivers import CliSetup, FloorDriver, PlainHttpDriver, ProxyDriver
-from bench.overhead_doc import overhead_section
+from bench.overhead_doc import kept_sections
+from bench.profile import DEFAULT_RATE, FLAMEGRAPH, FlameGraph
 from bench.report import CONFIGS, markdown, ratio_table, ratios, table
 from bench.scenarios import Counts, Sample, Target, median_sample, sample
 from bench.server import ProxyServer, cli_processes
@@ -135,7 +142,12 @@ async def measure_floor(setup: CliSetup, repeats: int, counts: Counts) -> Sample
 
 
 async def measure_proxy(
-    config: str, setup: CliSetup, work: Path, repeats: int, counts: Counts
+    config: str,
+    setup: CliSetup,
+    work: Path,
+    repeats: int,
+    counts: Counts,
+    flame: FlameGraph | None = None,
 ) -> Sample:
     flags = [
         *("--cli-path", setup.cli, "--state-dir", str(work / "state")),
@@ -150,6 +162,8 @@ async def measure_proxy(
     if config == "spawn-per-turn":
         flags.append("--spawn-per-turn")
     async with ProxyServer(flags, setup.env, work) as server:
+        if flame is not None:
+            flame.pid = server.pid
         client = openai.AsyncOpenAI(
             base_url=server.base_url + "/v1", api_key="bench", max_retries=0, timeout=120
         )
@@ -177,7 +191,8 @@ async def measure_proxy(
             reset=lambda: forget_all(plain),
         )
         try:
-            samples = [await sample(target, counts) for _ in range(repeats)]
+            with flame or contextlib.nullcontext():
+                samples = [await sample(target, counts) for _ in range(repeats)]
         except Exception:
             # The temporary directory goes with the run: show what the server said.
             print(server.log_tail(), file=sys.stderr)
@@ -191,10 +206,20 @@ async def measure_proxy(
 
 
 async def measure(
-    configs: list[str], cli: str, work: Path, repeats: int, counts: Counts
+    configs: list[str],
+    cli: str,
+    work: Path,
+    repeats: int,
+    counts: Counts,
+    *,
+    profiles: list[str],
+    flame: FlameGraph | None = None,
 ) -> dict[str, dict[str, Sample]]:
-    results: dict[str, dict[str, Sample]] = {p: {} for p in PROFILES}
-    for profile, (delay, rate) in PROFILES.items():
+    """Every configuration under every latency profile of `profiles`; `flame`, when
+    given, records the live server of the instant profile."""
+    results: dict[str, dict[str, Sample]] = {p: {} for p in profiles}
+    for profile in profiles:
+        delay, rate = PROFILES[profile]
         with UpstreamProcess(delay, rate) as upstream:
             for config in configs:
                 place = work / f"{config}-{profile}"
@@ -207,19 +232,33 @@ async def measure(
                 if config == "floor":
                     results[profile][config] = await measure_floor(setup, repeats, counts)
                 else:
+                    recorded = flame if (config, profile) == ("live", "instant") else None
                     results[profile][config] = await measure_proxy(
-                        config, setup, place, repeats, counts
+                        config, setup, place, repeats, counts, recorded
                     )
     return results
 
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="1 repeat, fewer turns (a smoke run)")
+    parser.add_argument("--repeats", type=int, help="runs of each scenario (default 3; --quick: 1)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer turns, 1 repeat unless --repeats (a smoke run)"
+    )
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument(
         "--configs", default=",".join(CONFIGS), help="a subset of " + ",".join(CONFIGS)
+    )
+    parser.add_argument(
+        "--profiles", default=",".join(PROFILES), help="a subset of " + ",".join(PROFILES)
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help=f"record the live instant server with py-spy into DIR/{FLAMEGRAPH}",
+    )
+    parser.add_argument(
+        "--profile-rate", type=int, default=DEFAULT_RATE, help="py-spy samples a second"
     )
     args = parser.parse_args(argv)
     counts = (
@@ -227,31 +266,43 @@ async def main(argv: list[str]) -> int:
         if args.quick
         else Counts()
     )
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats or (1 if args.quick else 3)
     configs = [c for c in CONFIGS if c in args.configs.split(",")]
+    profiles = [p for p in PROFILES if p in args.profiles.split(",")]
+    if args.profile and ("live" not in configs or "instant" not in profiles):
+        parser.error("--profile records the live server of the instant profile: keep both")
+    flame = (
+        FlameGraph(0, Path(args.profile) / FLAMEGRAPH, args.profile_rate) if args.profile else None
+    )
     cli = cli_path()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        results = await measure(configs, cli, Path(tmp), repeats, counts)
+        results = await measure(
+            configs, cli, Path(tmp), repeats, counts, profiles=profiles, flame=flame
+        )
     leftover = cli_processes(os.getpid())
     elapsed = time.monotonic() - started
     print()
     print(table(results))
     print()
     print(ratio_table(ratios(results)))
-    command = "make bench" if not args.quick else "python -m bench.run --quick"
-    document = markdown(
-        results,
-        command=command,
-        machine=machine(),
-        cli_version=cli_version(cli),
-        repeats=repeats,
-        counts=counts,
-        seconds=elapsed,
-        notes=NOTES,
-    )
-    write_document(Path(args.output), document)
-    print(f"\nwrote {args.output} ({elapsed / 60:.1f} min)")
+    if flame is not None:
+        # py-spy paused the server to sample it: these timings are not the benchmark's.
+        print(f"\nwrote {flame.output} ({elapsed / 60:.1f} min); {args.output} left as it was")
+    else:
+        command = "make bench" if not args.quick else "python -m bench.run --quick"
+        document = markdown(
+            results,
+            command=command,
+            machine=machine(),
+            cli_version=cli_version(cli),
+            repeats=repeats,
+            counts=counts,
+            seconds=elapsed,
+            notes=NOTES,
+        )
+        write_document(Path(args.output), document)
+        print(f"\nwrote {args.output} ({elapsed / 60:.1f} min)")
     if leftover:
         print(f"warning: CLI processes left behind: {leftover}", file=sys.stderr)
         return 1
@@ -259,9 +310,10 @@ async def main(argv: list[str]) -> int:
 
 
 def write_document(path: Path, text: str) -> None:
-    """Write the document, keeping the section `python -m bench.overhead` wrote there."""
+    """Write the document, keeping its kept sections (`bench.overhead_doc.KEPT`): the
+    one `python -m bench.overhead` wrote, and the hand-written per-candidate results."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    kept = overhead_section(path.read_text()) if path.exists() else ""
+    kept = kept_sections(path.read_text()) if path.exists() else ""
     path.write_text(text.rstrip("\n") + "\n\n" + kept + "\n" if kept else text)
 
 

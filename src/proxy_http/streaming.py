@@ -175,15 +175,26 @@ class TurnPump:
             self._aborted = message
             self._task.cancel()
 
+    @property
+    def has_ready(self) -> bool:
+        """Whether an event (or the end) is waiting, so `next` returns without waiting."""
+        return not self._queue.empty()
+
     async def next(self, patience: float | None) -> Event | None:
         """The next event, or None once `patience` seconds pass without one.
 
         Raises StopAsyncIteration after the last event.
         """
-        try:
-            item = await asyncio.wait_for(self._queue.get(), patience)
-        except TimeoutError:
-            return None
+        if not self._queue.empty() or patience is None:
+            # No timer when the event is already there: a stream's events mostly are.
+            item = await self._queue.get()
+        else:
+            try:
+                # `timeout`, not `wait_for`: on 3.11 `wait_for` wraps the get in a task.
+                async with asyncio.timeout(patience):
+                    item = await self._queue.get()
+            except TimeoutError:
+                return None
         if item is None:
             self._delivered_end = True
             raise StopAsyncIteration
@@ -331,41 +342,48 @@ async def stream_turn(
             outcome = error.reason.value
             raise
         yield b""
-        yield renderer.opening()
+        # What is ready goes out together, in one write (one pass through the ASGI
+        # layers, one chunk on the socket): the opening with the events the hold gathered
+        # (the first content among them), then whatever the runner delivered at once.
+        # Nothing waits to be gathered: before any wait for an event, it is sent.
+        ready = renderer.opening()
         usage = Usage()
         while True:
             if pending:
                 event: Event | None = pending.popleft()
             else:
+                if ready and not pump.has_ready:
+                    yield ready
+                    ready = b""
                 try:
                     event = await pump.next(keepalive_interval)
                 except StopAsyncIteration:
-                    yield renderer.failed(FailureReason.CLI_CRASHED, NO_RESULT)
+                    yield ready + renderer.failed(FailureReason.CLI_CRASHED, NO_RESULT)
                     break
             if event is not None and shows(event, show_thinking=show_thinking):
                 note_first_content()  # the stream's time to first token
             if event is None:
-                yield renderer.keepalive()
+                ready += renderer.keepalive()
             elif isinstance(event, TextDelta):
                 if event.text:
-                    yield renderer.text(event.text)
+                    ready += renderer.text(event.text)
             elif isinstance(event, ThinkingDelta):
                 if show_thinking and event.text:
-                    yield renderer.thinking(event.text)
+                    ready += renderer.thinking(event.text)
             elif isinstance(event, ToolCallStarted):
-                yield renderer.tool_call(event.index, event.id, event.name)
+                ready += renderer.tool_call(event.index, event.id, event.name)
             elif isinstance(event, ToolArguments):
                 if event.text:
-                    yield renderer.tool_arguments(event.index, event.text)
+                    ready += renderer.tool_arguments(event.index, event.text)
             elif isinstance(event, Usage):
                 usage = event
             elif isinstance(event, Finished):
-                yield await renderer.finished(event, usage)
+                yield ready + await renderer.finished(event, usage)
                 outcome = "ok"
                 break
             elif isinstance(event, Failed):
                 outcome = event.reason.value
-                yield renderer.failed(event.reason, event.message)
+                yield ready + renderer.failed(event.reason, event.message)
                 break
     finally:
         await pump.aclose()

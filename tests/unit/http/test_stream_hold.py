@@ -250,3 +250,33 @@ async def test_a_shutdown_during_the_hold_answers_with_the_cancellation() -> Non
         assert (runner.active, runner.closed) == (0, 1)
         assert len(active) == 0
     assert log["outcome"] == "cancelled"
+
+
+class PausingRunner(FakeRunner):
+    """Yields its first text, then waits for `more` before the rest of its reply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.more = asyncio.Event()
+
+    async def run(self, plan: TurnPlan) -> AsyncGenerator[Event, None]:
+        yield TextDelta("first")
+        await self.more.wait()
+        yield TextDelta(" second")
+        yield Finished("end_turn", "first second", plan.cli_session_id)
+
+
+async def test_the_first_content_goes_out_with_the_opening_without_waiting_for_more() -> None:
+    runner = PausingRunner()
+    service = ChatService(runner, InMemorySessionStore())
+    with request_scope("req_first"):
+        body = await open_held(service, hold=30)
+        # The runner holds the rest back: the first chunk cannot wait for it.
+        first = await asyncio.wait_for(anext(body), 10)
+        deltas = [e["choices"][0]["delta"] for e in events_of(first.decode())]  # type: ignore[index]
+        assert deltas == [{"role": "assistant", "content": ""}, {"content": "first"}]
+        runner.more.set()
+        rest = b"".join([chunk async for chunk in body]).decode()
+    texts = [e["choices"][0]["delta"].get("content") for e in events_of(rest)]  # type: ignore[index]
+    assert texts[0] == " second"
+    assert rest.endswith("data: [DONE]\n\n")
