@@ -65,6 +65,15 @@ def read_process(pid: int) -> ProcessInfo | None:
     )
 
 
+def halted(pid: int) -> bool | None:
+    """Whether `pid` is stopped (SIGSTOP, a tracer), a zombie or gone; None where there is
+    no /proc to tell."""
+    info = read_process(pid)
+    if info is not None:
+        return info.state in ("T", "t", "Z", "X")
+    return True if os.path.isdir("/proc/self") else None
+
+
 def process_table() -> ProcessTable:
     """Every process visible in /proc (empty where there is no /proc)."""
     try:

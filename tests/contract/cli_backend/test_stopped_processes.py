@@ -1,7 +1,9 @@
-"""A stopped (SIGSTOP) idle or pooled CLI process, with the real binary: probed, replaced.
+"""A stopped (SIGSTOP) idle or pooled CLI process, with the real binary: found, replaced.
 
 The first-event timeout stays at the fixtures' usual value: a turn that ran on the
-stopped process would fail with a timeout, so a reply proves the probe replaced it.
+stopped process would fail with a timeout, so a reply proves the check replaced it.
+Each test waits until /proc shows the process stopped: a turn that began before the
+signal took effect would be a turn on a running process.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from proxy_cli_backend.live import LiveProcess
+from proxy_cli_backend.procfs import read_process
 from tests.contract.cli_backend.conftest import Chat, live_pids, live_runner, wait_for
 from tests.contract.cli_backend.test_live_sessions import history
 from tests.contract.conftest import ProcessWatch
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]
+
+
+def stopped_now(pid: int) -> bool:
+    info = read_process(pid)
+    return info is not None and info.state == "T"
 
 
 def gone(pid: int) -> bool:
@@ -37,6 +45,7 @@ async def test_a_stopped_idle_process_is_replaced_and_the_turn_resumes_the_conve
         (stopped,) = live_pids(service).values()
         process = runner._live[await chat.cli_session()]
         os.kill(stopped, signal.SIGSTOP)
+        await wait_for(lambda: stopped_now(stopped))
         assert await chat.say("two") == "echo: two"
         # Ended and reaped before the fresh process resumed the session, and by
         # SIGTERM or its own exit, not SIGKILL (SIGCONT came with the SIGTERM).
@@ -60,6 +69,7 @@ async def test_a_stopped_pooled_process_is_replaced_and_the_new_conversation_run
         (pooled,) = runner._pool.processes
         assert isinstance(pooled, LiveProcess)
         os.kill(pooled.pid, signal.SIGSTOP)
+        await wait_for(lambda: stopped_now(pooled.pid))
         chat = Chat(service, "stopped-pooled")
         assert await chat.say("hello") == "echo: hello"
         assert await chat.cli_session() != pooled.session_id
