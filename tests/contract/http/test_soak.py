@@ -31,7 +31,7 @@ from tests.support.server import ServerProcess
 
 TOTAL = 300
 CONCURRENCY = 8
-ISSUE_BUDGET = 40.0
+ISSUE_BUDGET = 30.0
 KILLS = 5
 FIRST_EVENT_TIMEOUT = 6.0
 
