@@ -165,6 +165,10 @@ class LiveCliRunner:
             tools=self.config.tools,
             window=self.live_config.pool_window,
         )
+        # The pool's process being started (it holds a slot), and whether a waiting turn
+        # had it ended.
+        self._pool_starting: LiveProcess | None = None
+        self._pool_start_abandoned = False
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self.spawned = 0
@@ -485,12 +489,20 @@ class LiveCliRunner:
         except BaseException:
             self._slots.give_back()
             raise
+        self._pool_starting, self._pool_start_abandoned = live, False
         try:
             await live.wait_ready(self.live_config.control_timeout)
+        except LiveProcessError:
+            if self._pool_start_abandoned:
+                return None  # ended for a turn that needs its slot: no failure to retry
+            self._end(live)
+            raise
         except BaseException:
             self._end(live)
             raise
-        if self._slots.waiting:
+        finally:
+            self._pool_starting = None
+        if self._pool_start_abandoned or self._slots.waiting:
             # A turn queued for a process while this one started: its slot comes first.
             self._end(live)
             return None
@@ -566,7 +578,7 @@ class LiveCliRunner:
         slots = self._slots
         while slots.held + slots.waiting - slots.limit > len(self._endings):
             before = len(self._endings)
-            if not self._pool.evict():
+            if not (self._abandon_pool_start() or self._pool.evict()):
                 idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
                 idle = idle or next(
                     (p for p in self._live.values() if p.state is LiveState.SUSPENDED), None
@@ -578,14 +590,30 @@ class LiveCliRunner:
             if len(self._endings) == before:  # nothing started ending: stop, never spin
                 return
 
-    def _end(self, live: LiveProcess) -> None:
+    def _abandon_pool_start(self) -> bool:
+        """End the process the pool is starting, for a turn that waits for its slot.
+
+        A start takes 0.4-0.9 s (more on a loaded machine) before `initialize` is
+        answered, and the pool would only end the process then, seeing the waiting turn:
+        ending it now saves the turn that wait and the machine the rest of the start's
+        CPU. False when no start is under way (or it is ending already).
+        """
+        starting = self._pool_starting
+        if starting is None or self._pool_start_abandoned:
+            return False
+        self._pool_start_abandoned = True
+        self._end(starting, flush_wait=0.0)  # it has no transcript to write yet
+        return True
+
+    def _end(self, live: LiveProcess, *, flush_wait: float | None = None) -> None:
         """Forget a process and end it in the background (graceful, then killed)."""
         if self._live.get(live.session_id) is live:
             del self._live[live.session_id]
         if live in self._endings or live.state is LiveState.CLOSED:
             return
+        wait = self.live_config.flush_wait if flush_wait is None else flush_wait
         task = detached_task(
-            live.close(flush_wait=self.live_config.flush_wait, kill_grace=self.config.kill_grace),
+            live.close(flush_wait=wait, kill_grace=self.config.kill_grace),
             name=f"live-cli-end-{live.pid}",
         )
         self._endings[live] = task
