@@ -28,14 +28,19 @@ CONFIGS = ("live", "spawn-per-turn")
 
 @dataclass(frozen=True)
 class Sweep:
-    """How many conversations each point of the sweep runs, and how many rounds."""
+    """The sweep's points: conversations, and the rounds timed after the first (whose
+    first turns are not counted); enough rounds for 24 timed turns or more a point, so
+    that its p95 means something, and few enough to keep `make bench` bounded."""
 
-    conversations: tuple[int, ...] = (8, 9, 12, 16, 48)
-    rounds: int = 2  # measured rounds after the first (the first turns are not counted)
+    points: tuple[tuple[int, int], ...] = ((8, 3), (9, 3), (16, 2), (48, 2))
     live_max: int = LIVE_MAX
 
+    @property
+    def conversations(self) -> tuple[int, ...]:
+        return tuple(count for count, _ in self.points)
 
-QUICK_SWEEP = Sweep(conversations=(2, 3), rounds=1, live_max=2)
+
+QUICK_SWEEP = Sweep(points=((2, 1), (3, 1)), live_max=2)
 
 
 @dataclass(frozen=True)
@@ -161,12 +166,13 @@ def _point(points: list[Point], config: str, count: int) -> Point | None:
 
 def section(points: list[Point], sweep: Sweep) -> str:
     """The many-conversations section of docs/benchmarks.md."""
+    rounds = ", ".join(f"{n} conversations: {r}" for n, r in sweep.points)
     return f"""## Many conversations (instant profile, one run)
 
 One client talks to N conversations in round-robin, one request at a time, each turn
 with the conversation's whole history (openai SDK, non-streamed), against a server with
 `--live-max {sweep.live_max}` and the default warm pool: the first round starts them, the
-next {sweep.rounds} round(s) are timed. Beyond the cap, least-recently-used eviction
+next rounds are timed ({rounds}). Beyond the cap, least-recently-used eviction
 drops exactly the process the next turn needs, so every live turn evicts one and starts
 a CLI with `--resume` (the evictions column), as spawn-per-turn does on every turn.
 
@@ -185,10 +191,10 @@ async def measure(
         place = work / f"many-{config}"
         place.mkdir(parents=True, exist_ok=True)
         async with ProxyServer([*base_flags, *flags(config, sweep)], env, place) as server:
-            for count in sweep.conversations:
+            for count, rounds in sweep.points:
                 await forget_all(server)
                 print(f"  {config}: {count} conversations ...", flush=True)
-                points.append(await round_robin(server, count, sweep.rounds, config))
+                points.append(await round_robin(server, count, rounds, config))
         if server.leftovers:
             raise RuntimeError(f"CLI processes left after the server stopped: {server.leftovers}")
     return points

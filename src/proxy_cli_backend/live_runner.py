@@ -550,6 +550,8 @@ class LiveCliRunner:
 
         Never above `max_live`; evicting down to a lowered cap is `_make_room`'s.
         """
+        if not self._memory.enabled:
+            return  # no budget: no per-turn work at all
         pids = [p.pid for p in self._live.values()] + [p.pid for p in self._pool.processes]
         allowed = self._memory.allowed(pids)
         if allowed is None:
