@@ -11,6 +11,7 @@ upstream.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,16 +186,23 @@ a CLI with `--resume` (the evictions column), as spawn-per-turn does on every tu
 async def measure(
     base_flags: list[str], env: dict[str, str], work: Path, sweep: Sweep
 ) -> list[Point]:
-    """Every point of the sweep, for both modes: one server per mode, reset between points."""
+    """Every point of the sweep, for both modes: one server per mode, both up throughout,
+    the modes taking turns point by point (in alternating order), so that a machine
+    whose load drifts during the sweep weighs on both alike."""
     points: list[Point] = []
-    for config in CONFIGS:
-        place = work / f"many-{config}"
-        place.mkdir(parents=True, exist_ok=True)
-        async with ProxyServer([*base_flags, *flags(config, sweep)], env, place) as server:
-            for count, rounds in sweep.points:
-                await forget_all(server)
+    servers: dict[str, ProxyServer] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for config in CONFIGS:
+            place = work / f"many-{config}"
+            place.mkdir(parents=True, exist_ok=True)
+            server = ProxyServer([*base_flags, *flags(config, sweep)], env, place)
+            servers[config] = await stack.enter_async_context(server)
+        for index, (count, rounds) in enumerate(sweep.points):
+            for config in CONFIGS if index % 2 == 0 else reversed(CONFIGS):
+                await forget_all(servers[config])
                 print(f"  {config}: {count} conversations ...", flush=True)
-                points.append(await round_robin(server, count, rounds, config))
-        if server.leftovers:
-            raise RuntimeError(f"CLI processes left after the server stopped: {server.leftovers}")
+                points.append(await round_robin(servers[config], count, rounds, config))
+    leftovers = [pid for server in servers.values() for pid in server.leftovers]
+    if leftovers:
+        raise RuntimeError(f"CLI processes left after the servers stopped: {leftovers}")
     return points
