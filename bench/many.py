@@ -24,6 +24,10 @@ from bench.scenarios import percentile
 from bench.server import ProxyServer
 
 LIVE_MAX = 8
+# Beyond the cap both modes start a CLI with --resume for every turn; a ratio this close
+# to 1 is a tie: p50s of one mode taken minutes apart on the shared 2-core machine
+# differed by 7% at best (and several-fold while other work ran).
+NOISE = 1.1
 CONFIGS = ("live", "spawn-per-turn")
 
 
@@ -151,13 +155,22 @@ def crossover(points: list[Point], sweep: Sweep) -> str:
         else f"Crossover: from {lost[0]} conversations (--live-max {sweep.live_max}) live's "
         f"p50 is {lost[1]:.2f}x spawn-per-turn's, no longer a fraction of it."
     )
-    slower = (
-        f"Live is never slower than spawn-per-turn here (its worst p50 ratio: {worst:.2f}x, "
-        f"at {worst_count} conversations)."
-        if worst <= 1.0
-        else f"Live is SLOWER than spawn-per-turn at {worst_count} conversations "
-        f"({worst:.2f}x its p50)."
-    )
+    if worst <= 1.0:
+        slower = (
+            f"Live is never slower than spawn-per-turn here (its worst p50 ratio: "
+            f"{worst:.2f}x, at {worst_count} conversations)."
+        )
+    elif worst <= NOISE:
+        slower = (
+            f"Beyond the cap live and spawn-per-turn are level: the worst p50 ratio, "
+            f"{worst:.2f}x at {worst_count} conversations, is within {NOISE - 1:.0%}, "
+            "less than repeated runs of one mode differ by on this machine."
+        )
+    else:
+        slower = (
+            f"Live is SLOWER than spawn-per-turn at {worst_count} conversations "
+            f"({worst:.2f}x its p50)."
+        )
     return f"{where} {slower}"
 
 

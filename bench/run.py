@@ -103,9 +103,18 @@ NOTES = """\
   source, and in `--live-memory-mb`).
 - **Many conversations**: round-robin over more conversations than `--live-max` is the
   least-recently-used policy's worst case (every turn misses: the next conversation is
-  always the one evicted longest ago), so beyond the cap the live mode is a
-  spawn-per-turn that also ends the evicted process before starting the next; the
-  sweep shows the cost of that, and the crossover sits right at the cap.
+  always the one evicted longest ago), so the crossover sits right at the cap (the
+  pooled process is evicted first, so 8 conversations all stay live at `--live-max 8`).
+  Beyond it both modes pay one CLI start with `--resume` and one process exit a turn,
+  in a different order: live waits for the evicted process to exit before it starts
+  the next (82-100 ms p50 on a loaded 2-core machine), spawn-per-turn waits for its own
+  process to exit after the reply (timed around `CliProcess.terminate` over 30 turns
+  each: 104 ms live, 108 ms spawn-per-turn). Ending the evicted process with SIGTERM at
+  once instead of after its closed stdin was tried: no measurable gain (the CLI's own
+  exit takes the time), so it was left out. What did cost the live mode was the warm
+  pool: a turn that needed a slot while the pool was starting a process waited for
+  that start to finish (0.4-0.9 s, more under load) only for the pool to end it; the
+  turn now ends the start at once.
 """
 
 
