@@ -107,14 +107,20 @@ NOTES = """\
   pooled process is evicted first, so 8 conversations all stay live at `--live-max 8`).
   Beyond it both modes pay one CLI start with `--resume` and one process exit a turn,
   in a different order: live waits for the evicted process to exit before it starts
-  the next (82-100 ms p50 on a loaded 2-core machine), spawn-per-turn waits for its own
-  process to exit after the reply (timed around `CliProcess.terminate` over 30 turns
-  each: 104 ms live, 108 ms spawn-per-turn). Ending the evicted process with SIGTERM at
-  once instead of after its closed stdin was tried: no measurable gain (the CLI's own
-  exit takes the time), so it was left out. What did cost the live mode was the warm
-  pool: a turn that needed a slot while the pool was starting a process waited for
-  that start to finish (0.4-0.9 s, more under load) only for the pool to end it; the
-  turn now ends the start at once.
+  the next, spawn-per-turn waits for its own process to exit after the reply (timed
+  around `CliProcess.terminate`: 49 ms live, 47 ms spawn-per-turn, p50 of 36 and 72).
+  Yet live is slower there on this machine (runner level, 9 conversations at cap 8,
+  alternating: live 715 ms p50 against spawn-per-turn 570 and 652 ms), because its
+  idle processes are not idle: a CLI process that answered its turn keeps using CPU,
+  37-130 ms a second in the 10 s after its turn and still 13-41 ms a second half a
+  minute later (4 processes sampled from /proc). Seven or eight of them take 10-30% of
+  a 2-core machine from the CLI start every miss pays. Ending the evicted process with
+  SIGTERM at once instead of after its closed stdin was tried: no measurable gain (the
+  CLI's own exit takes the time). Fixed: a turn that needed a slot while the warm pool
+  was starting a process waited for that start to finish (0.4-0.9 s, more under load)
+  only for the pool to end it; the turn now ends the start at once. Not done: stopping
+  idle processes (SIGSTOP after a turn, SIGCONT before the next) would remove their CPU
+  use; it needs the stopped-process probe to tell our stop from a foreign one.
 """
 
 
