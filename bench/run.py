@@ -120,7 +120,9 @@ NOTES = """\
   was starting a process waited for that start to finish (0.4-0.9 s, more under load)
   only for the pool to end it; the turn now ends the start at once. Not done: stopping
   idle processes (SIGSTOP after a turn, SIGCONT before the next) would remove their CPU
-  use; it needs the stopped-process probe to tell our stop from a foreign one.
+  use; it needs the stopped-process probe to tell our stop from a foreign one. A trial
+  of it (a patched runner, 9 conversations at cap 8, quiet machine, alternating) gave
+  live 588 ms p50 against 613 ms as shipped and 559 ms for spawn-per-turn.
 """
 
 
