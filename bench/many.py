@@ -37,7 +37,7 @@ class Sweep:
     first turns are not counted); enough rounds for 24 timed turns or more a point, so
     that its p95 means something, and few enough to keep `make bench` bounded."""
 
-    points: tuple[tuple[int, int], ...] = ((8, 3), (9, 3), (16, 2), (48, 2))
+    points: tuple[tuple[int, int], ...] = ((8, 3), (9, 3), (16, 2), (48, 1))
     live_max: int = LIVE_MAX
 
     @property
