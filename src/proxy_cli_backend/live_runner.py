@@ -556,7 +556,7 @@ class LiveCliRunner:
         allowed = self._memory.allowed(pids)
         if allowed is None:
             return
-        limit = min(self.live_config.max_live, allowed)
+        limit = max(1, min(self.live_config.max_live, allowed))
         if limit != self._slots.limit:
             log.info(
                 "live_memory_budget_cap",
@@ -572,7 +572,8 @@ class LiveCliRunner:
         than the endings under way will free (turns wait for a slot, or a memory budget
         lowered the cap).
 
-        Spare pooled processes go first, then the least recently used idle live ones,
+        The pool's start in progress goes first, then spare pooled processes, then the
+        least recently used idle live ones,
         then suspended ones (their client's results will start afresh). Busy ones are
         left alone: their turn's end keeps them (and calls this again)
         or ends them (which frees their slot).
