@@ -13,8 +13,9 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+import anthropic
 import httpx
 import openai
 
@@ -38,6 +39,7 @@ class Conversation(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class ToolConversation(Protocol):
     async def tool_round_trip(self) -> float: ...
 
@@ -176,6 +178,137 @@ class PlainHttpDriver:
 
     def conversation(self) -> PlainHttpConversation:
         return PlainHttpConversation(self.client)
+
+
+# -- through the proxy's other surfaces ------------------------------------------------
+
+# The Responses API's form of BENCH_TOOLS.
+RESPONSES_TOOLS: Any = [
+    {
+        "type": "function",
+        "name": "lookup",
+        "description": "Look a key up.",
+        "parameters": {"type": "object", "properties": {"key": {"type": "string"}}},
+    }
+]
+
+
+@dataclass
+class ResponsesConversation:
+    """A `/v1/responses` conversation as Codex runs one: every turn sends the whole input
+    (`store: false`, no `previous_response_id`), keyed by `prompt_cache_key`."""
+
+    client: openai.AsyncOpenAI
+    key: str = field(default_factory=lambda: f"bench-resp-{uuid.uuid4().hex[:12]}")
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    async def _create(self, items: Any, **extra: Any) -> Any:
+        return await self.client.responses.create(
+            model=MODEL, input=items, store=False, prompt_cache_key=self.key, **extra
+        )
+
+    async def turn(self, text: str, *, stream: bool = False) -> Timing:
+        items = [*self.items, {"role": "user", "content": text}]
+        started = time.perf_counter()
+        first: float | None = None
+        if stream:
+            parts: list[str] = []
+            async for event in await self._create(items, stream=True):
+                if event.type == "response.output_text.delta" and event.delta:
+                    first = first if first is not None else time.perf_counter() - started
+                    parts.append(event.delta)
+            reply = "".join(parts)
+        else:
+            reply = (await self._create(items)).output_text
+        latency = time.perf_counter() - started
+        if not reply.startswith("echo:"):
+            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
+        self.items = [*items, {"role": "assistant", "content": reply}]
+        return Timing(latency, first)
+
+    async def tool_round_trip(self) -> float:
+        """Seconds for the request whose reply calls the tool, then the one with its result."""
+        ask = [*self.items, {"role": "user", "content": f"call it {CALL_MARKER}"}]
+        started = time.perf_counter()
+        called = await self._create(ask, tools=RESPONSES_TOOLS)
+        calls = [item for item in called.output if item.type == "function_call"]
+        if len(calls) != 1:
+            raise RuntimeError(f"expected one function call, got {called.output!r}")
+        call = calls[0]
+        answered = [
+            *ask,
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "42"},
+        ]
+        final = await self._create(answered, tools=RESPONSES_TOOLS)
+        latency = time.perf_counter() - started
+        if final.output_text != "tool result seen: 42":
+            raise RuntimeError(f"unexpected reply {final.output!r}")
+        self.items = [*answered, {"role": "assistant", "content": final.output_text}]
+        return latency
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class ResponsesDriver:
+    client: openai.AsyncOpenAI
+
+    def conversation(self) -> ResponsesConversation:
+        return ResponsesConversation(self.client)
+
+
+@dataclass
+class MessagesConversation:
+    """A `/v1/messages` conversation with the official `anthropic` SDK: the whole history
+    each turn, pinned by X-Session-Id."""
+
+    client: anthropic.AsyncAnthropic
+    key: str = field(default_factory=lambda: f"bench-msg-{uuid.uuid4().hex[:12]}")
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+    async def turn(self, text: str, *, stream: bool = False) -> Timing:
+        messages: Any = [*self.messages, {"role": "user", "content": text}]
+        headers = {"X-Session-Id": self.key}
+        started = time.perf_counter()
+        first: float | None = None
+        if stream:
+            parts: list[str] = []
+            events = await self.client.messages.create(
+                model=MODEL, max_tokens=1024, messages=messages, stream=True, extra_headers=headers
+            )
+            async for event in events:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    first = first if first is not None else time.perf_counter() - started
+                    parts.append(event.delta.text)
+            reply = "".join(parts)
+        else:
+            message = await self.client.messages.create(
+                model=MODEL, max_tokens=1024, messages=messages, extra_headers=headers
+            )
+            reply = "".join(b.text for b in message.content if b.type == "text")
+        latency = time.perf_counter() - started
+        if not reply.startswith("echo:"):
+            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
+        self.messages = [*messages, {"role": "assistant", "content": reply}]
+        return Timing(latency, first)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class MessagesDriver:
+    client: anthropic.AsyncAnthropic
+
+    def conversation(self) -> MessagesConversation:
+        return MessagesConversation(self.client)
 
 
 # -- the floor: one CLI process over stream-json, no proxy ---------------------------

@@ -22,19 +22,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 
-from bench.drivers import CliSetup, FloorDriver, PlainHttpDriver, ProxyDriver
+from bench import many
+from bench.drivers import (
+    CliSetup,
+    FloorDriver,
+    MessagesDriver,
+    PlainHttpDriver,
+    ProxyDriver,
+    ResponsesDriver,
+)
 from bench.overhead_doc import kept_sections
 from bench.profile import DEFAULT_RATE, FLAMEGRAPH, FlameGraph
 from bench.report import CONFIGS, markdown, ratio_table, ratios, table
 from bench.scenarios import Counts, Sample, Target, median_sample, sample
 from bench.server import ProxyServer, cli_processes
 from bench.upstream import UpstreamProcess
-from proxy_cli_backend.procfs import cpu_seconds, machine, rss_bytes
+from proxy_cli_backend.procfs import cpu_seconds, machine, proportional_bytes, rss_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 # (seconds to the first token, tokens per second) of the fake upstream.
@@ -83,6 +93,43 @@ NOTES = """\
 - Machines vary between runs: on the run of 2026-12-02 the floor itself was about 1.5x
   slower than on the run before (its follow-up 32 ms against 21 ms, its own CPU 1.47 ms
   against 0.95 ms), and every configuration with it; compare ratios within one run.
+- **Other surfaces** (`/v1/responses`, `/v1/messages`) are measured in live mode only:
+  their targets are against the floor, and what spawn-per-turn costs them is the process
+  start that the chat rows already show. Their targets are the chat ones (the issue: "the
+  same targets hold for a tool round trip and for `/v1/responses`"). The Responses
+  client sends the whole input every turn, as Codex does; a client that sends
+  `previous_response_id` instead sends less, and the server reads the earlier turns
+  from its response store.
+- **A tool round trip's floor** is two floor follow-ups (see the header): a floor that
+  served the CLI's MCP tool call itself would pay the same two upstream calls and two
+  exchanges with the CLI. The round trip's limit is then the follow-up's, 1.2x.
+- **Memory**: RSS per live conversation counts the CLI's executable and libraries,
+  about 80 MiB shared by every CLI process, in each; PSS splits them, which is what one
+  more conversation costs the machine. With `--tools none` the CLI starts no child
+  processes; with tools, the ones it starts count with it (in both figures' /health
+  source, and in `--live-memory-mb`).
+- **Many conversations**: round-robin over more conversations than `--live-max` is the
+  least-recently-used policy's worst case (every turn misses: the next conversation is
+  always the one evicted longest ago), so the crossover sits right at the cap (the
+  pooled process is evicted first, so 8 conversations all stay live at `--live-max 8`).
+  Beyond it both modes pay one CLI start with `--resume` and one process exit a turn,
+  in a different order: live waits for the evicted process to exit before it starts
+  the next, spawn-per-turn waits for its own process to exit after the reply (timed
+  around `CliProcess.terminate`: 49 ms live, 47 ms spawn-per-turn, p50 of 36 and 72).
+  Yet live is slower there on this machine (runner level, 9 conversations at cap 8,
+  alternating: live 715 ms p50 against spawn-per-turn 570 and 652 ms), because its
+  idle processes are not idle: a CLI process that answered its turn keeps using CPU,
+  37-130 ms a second in the 10 s after its turn and still 13-41 ms a second half a
+  minute later (4 processes sampled from /proc). Seven or eight of them take 10-30% of
+  a 2-core machine from the CLI start every miss pays. Ending the evicted process with
+  SIGTERM at once instead of after its closed stdin was tried: no measurable gain (the
+  CLI's own exit takes the time). Fixed: a turn that needed a slot while the warm pool
+  was starting a process waited for that start to finish (0.4-0.9 s, more under load)
+  only for the pool to end it; the turn now ends the start at once. Not done: stopping
+  idle processes (SIGSTOP after a turn, SIGCONT before the next) would remove their CPU
+  use; it needs the stopped-process probe to tell our stop from a foreign one. A trial
+  of it (a patched runner, 9 conversations at cap 8, quiet machine, alternating) gave
+  live 588 ms p50 against 613 ms as shipped and 559 ms for spawn-per-turn.
 """
 
 
@@ -130,15 +177,26 @@ async def measure_floor(setup: CliSetup, repeats: int, counts: Counts) -> Sample
     for _ in range(repeats):
         driver = FloorDriver(setup)
 
-        async def floor_rss(driver: FloorDriver = driver) -> float | None:
-            pids = [c.pid for c in driver.open[-counts.conversations :] if c.pid]
-            return sum(rss_bytes(p) for p in pids) / len(pids) if pids else None
+        def floor_pids(driver: FloorDriver = driver) -> list[int]:
+            return [c.pid for c in driver.open[-counts.conversations :] if c.pid]
 
+        async def floor_rss() -> float | None:
+            return mean_of(rss_bytes, floor_pids())
+
+        async def floor_pss() -> float | None:
+            return mean_of(proportional_bytes, floor_pids())
+
+        target = Target(driver, nothing, own_cpu, floor_rss, pss_per_conversation=floor_pss)
         try:
-            samples.append(await sample(Target(driver, nothing, own_cpu, floor_rss), counts))
+            samples.append(await sample(target, counts))
         finally:
             await asyncio.gather(*(c.close() for c in driver.open))
     return median_sample(samples)
+
+
+def mean_of(read: Callable[[int], int], pids: list[int]) -> float | None:
+    """The mean of `read` over the processes (None when there is none)."""
+    return sum(read(p) for p in pids) / len(pids) if pids else None
 
 
 async def measure_proxy(
@@ -155,8 +213,10 @@ async def measure_proxy(
         *("--max-queued", str(counts.conversations * 2)),
         # Room for every conversation the scenarios open plus the warm pool: with every
         # slot held by an idle conversation the pool cannot refill, and the scenarios
-        # after it wait for a ready process in vain.
-        *("--live-max", str(counts.conversations + counts.first_turns + 4)),
+        # after it wait for a ready process in vain. Beyond the concurrent and first-turn
+        # ones: the follow-up, bare httpx and tool conversations, the three of the other
+        # surfaces (responses, its tools, messages), and the pool's.
+        *("--live-max", str(counts.conversations + counts.first_turns + 7)),
         *("--log-level", "warning"),
     ]
     if config == "spawn-per-turn":
@@ -180,7 +240,16 @@ async def measure_proxy(
             count = details["live_processes"]
             return float(details["live_rss_bytes"]) / count if count else None
 
+        async def live_pss() -> float | None:
+            if not pooled:
+                return None
+            live = (await server.health())["backend"]["details"]["live"]
+            return mean_of(proportional_bytes, [entry["pid"] for entry in live])
+
         plain = httpx.AsyncClient(base_url=server.base_url, timeout=120)
+        claude = anthropic.AsyncAnthropic(
+            base_url=server.base_url, api_key="bench", max_retries=0, timeout=120
+        )
         target = Target(
             ProxyDriver(client),
             before_new,
@@ -189,6 +258,11 @@ async def measure_proxy(
             plain=PlainHttpDriver(plain),
             tools=ProxyDriver(client).conversation,
             reset=lambda: forget_all(plain),
+            pss_per_conversation=live_pss,
+            # The other surfaces against the live mode only: their targets are against the
+            # floor, and spawn-per-turn costs them what it costs chat (its rows above).
+            responses=ResponsesDriver(client) if pooled else None,
+            messages=MessagesDriver(claude) if pooled else None,
         )
         try:
             with flame or contextlib.nullcontext():
@@ -200,6 +274,7 @@ async def measure_proxy(
         finally:
             await client.close()
             await plain.aclose()
+            await claude.close()
     if server.leftovers:
         raise RuntimeError(f"CLI processes left after the server stopped: {server.leftovers}")
     return median_sample(samples)
@@ -239,6 +314,16 @@ async def measure(
     return results
 
 
+async def measure_many(cli: str, work: Path, sweep: many.Sweep) -> list[many.Point]:
+    """The many-conversations sweep: instant profile, once (it measures process churn)."""
+    place = work / "many"
+    (place / "home").mkdir(parents=True)
+    print("measuring many conversations (instant) ...", flush=True)
+    with UpstreamProcess(*PROFILES["instant"]) as upstream:
+        flags = ["--cli-path", cli, "--state-dir", str(place / "state"), "--log-level", "warning"]
+        return await many.measure(flags, cli_env(upstream.base_url, place / "home"), place, sweep)
+
+
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--repeats", type=int, help="runs of each scenario (default 3; --quick: 1)")
@@ -260,6 +345,7 @@ async def main(argv: list[str]) -> int:
     parser.add_argument(
         "--profile-rate", type=int, default=DEFAULT_RATE, help="py-spy samples a second"
     )
+    parser.add_argument("--no-many", action="store_true", help="skip the many-conversations sweep")
     args = parser.parse_args(argv)
     counts = (
         Counts(follow_ups=4, first_turns=2, streamed=2, turns_each=3, tool_round_trips=2)
@@ -276,10 +362,14 @@ async def main(argv: list[str]) -> int:
     )
     cli = cli_path()
     started = time.monotonic()
+    # A profiled run is for the flame graph: the sweep would only lengthen it.
+    skip_many = args.no_many or flame is not None
+    sweep = None if skip_many else many.QUICK_SWEEP if args.quick else many.Sweep()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         results = await measure(
             configs, cli, Path(tmp), repeats, counts, profiles=profiles, flame=flame
         )
+        points = await measure_many(cli, Path(tmp), sweep) if sweep else []
     leftover = cli_processes(os.getpid())
     elapsed = time.monotonic() - started
     print()
@@ -290,6 +380,8 @@ async def main(argv: list[str]) -> int:
         # py-spy paused the server to sample it: these timings are not the benchmark's.
         print(f"\nwrote {flame.output} ({elapsed / 60:.1f} min); {args.output} left as it was")
     else:
+        many_section = many.section(points, sweep) if sweep else ""
+        print(many_section)
         command = "make bench" if not args.quick else "python -m bench.run --quick"
         document = markdown(
             results,
@@ -300,6 +392,7 @@ async def main(argv: list[str]) -> int:
             counts=counts,
             seconds=elapsed,
             notes=NOTES,
+            many=many_section,
         )
         write_document(Path(args.output), document)
         print(f"\nwrote {args.output} ({elapsed / 60:.1f} min)")

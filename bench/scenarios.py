@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.drivers import Conversation, Driver, ToolConversation
 
@@ -25,6 +27,16 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class SurfaceSample:
+    """One more API surface on one conversation (seconds; None = not measured there)."""
+
+    follow_p50: float
+    first_text: float
+    cpu_per_request: float | None
+    tool_round_trip: float | None = None
+
+
+@dataclass(frozen=True)
 class Sample:
     """Every metric of one repeat. Times in seconds, memory in bytes; None = not applicable."""
 
@@ -38,6 +50,10 @@ class Sample:
     rss_per_conversation: float | None
     follow_plain_p50: float | None = None  # through the proxy with a bare HTTP client
     tool_round_trip: float | None = None  # call, result, final answer (proxy only)
+    tool_cpu_per_request: float | None = None  # over the tool round trips' requests
+    pss_per_conversation: float | None = None  # proportional memory (shared pages split)
+    responses: SurfaceSample | None = None  # /v1/responses (the openai SDK)
+    messages: SurfaceSample | None = None  # /v1/messages (the anthropic SDK)
 
 
 @dataclass
@@ -51,6 +67,9 @@ class Target:
     plain: Driver | None = None  # the same server with a bare HTTP client, if any
     tools: Callable[[], ToolConversation] | None = None  # client tool conversations, if any
     reset: Callable[[], Awaitable[None]] | None = None  # forget every conversation, if any
+    pss_per_conversation: Callable[[], Awaitable[float | None]] | None = None
+    responses: Driver | None = None  # /v1/responses; its conversations do tool round trips
+    messages: Driver | None = None  # /v1/messages
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -124,6 +143,7 @@ async def sample(target: Target, counts: Counts) -> Sample:
     with meter:
         throughput, latencies = await concurrent(target, counts)
     rss = await target.rss_per_conversation()
+    pss = await target.pss_per_conversation() if target.pss_per_conversation else None
     plain: list[float] = []
     if target.plain is not None:
         await target.before_new()
@@ -132,13 +152,10 @@ async def sample(target: Target, counts: Counts) -> Sample:
         await target.before_new()
         plain = await follow_ups(other, counts.follow_ups)
     tool_trips: list[float] = []
+    tool_meter = CpuMeter(target.cpu_seconds)
     if target.tools is not None:
-        tooling = target.tools()
-        # The first starts the conversation's process (one that serves the tools): a
-        # first turn, not a round trip on a live process.
-        await tooling.tool_round_trip()
-        for _ in range(counts.tool_round_trips):
-            tool_trips.append(await tooling.tool_round_trip())
+        await target.before_new()
+        tool_trips = await round_trips(target.tools(), counts, tool_meter)
     return Sample(
         follow_p50=statistics.median(follow),
         follow_p95=percentile(follow, 0.95),
@@ -150,6 +167,46 @@ async def sample(target: Target, counts: Counts) -> Sample:
         rss_per_conversation=rss,
         follow_plain_p50=statistics.median(plain) if plain else None,
         tool_round_trip=statistics.median(tool_trips) if tool_trips else None,
+        tool_cpu_per_request=tool_meter.per(2 * len(tool_trips)) if tool_trips else None,
+        pss_per_conversation=pss,
+        responses=await surface(target, target.responses, counts),
+        messages=await surface(target, target.messages, counts),
+    )
+
+
+async def round_trips(tooling: ToolConversation, counts: Counts, meter: CpuMeter) -> list[float]:
+    """Timed client tool round trips on one conversation (two requests each)."""
+    # The first starts the conversation's process (one that serves the tools): a
+    # first turn, not a round trip on a live process.
+    await tooling.tool_round_trip()
+    with meter:
+        return [await tooling.tool_round_trip() for _ in range(counts.tool_round_trips)]
+
+
+async def surface(target: Target, driver: Driver | None, counts: Counts) -> SurfaceSample | None:
+    """Follow-ups, streamed turns and (where the driver has them) tool round trips
+    through another API surface, measured as the chat ones are."""
+    if driver is None:
+        return None
+    meter = CpuMeter(target.cpu_seconds)
+    await target.before_new()
+    conversation = driver.conversation()
+    await conversation.turn("hello")
+    await target.before_new()
+    with meter:
+        follow = await follow_ups(conversation, counts.follow_ups)
+        streamed = await first_texts(conversation, counts.streamed)
+    requests = len(follow) + len(streamed)
+    trips: list[float] = []
+    if isinstance(tooling := driver.conversation(), ToolConversation):
+        await target.before_new()
+        trips = await round_trips(tooling, counts, meter)
+        requests += 2 * len(trips)
+    return SurfaceSample(
+        follow_p50=statistics.median(follow),
+        first_text=statistics.median(streamed),
+        cpu_per_request=meter.per(requests),
+        tool_round_trip=statistics.median(trips) if trips else None,
     )
 
 
@@ -172,25 +229,19 @@ class CpuMeter:
         return None if self._read is None else self.seconds / requests
 
 
+def _median(values: list[Any]) -> Any:
+    """The median of the known values (None if none); nested samples field by field."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    first = known[0]
+    if isinstance(first, Sample | SurfaceSample):
+        names = [f.name for f in dataclasses.fields(first)]
+        return type(first)(**{n: _median([getattr(v, n) for v in known]) for n in names})
+    return statistics.median(known)
+
+
 def median_sample(samples: list[Sample]) -> Sample:
     """The per-metric median over repeats."""
-
-    def med(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return statistics.median(known) if known else None
-
-    def req(values: list[float]) -> float:
-        return statistics.median(values)
-
-    return Sample(
-        follow_p50=req([s.follow_p50 for s in samples]),
-        follow_p95=req([s.follow_p95 for s in samples]),
-        first_turn=req([s.first_turn for s in samples]),
-        first_text=req([s.first_text for s in samples]),
-        throughput=req([s.throughput for s in samples]),
-        concurrent_p95=req([s.concurrent_p95 for s in samples]),
-        cpu_per_request=med([s.cpu_per_request for s in samples]),
-        rss_per_conversation=med([s.rss_per_conversation for s in samples]),
-        follow_plain_p50=med([s.follow_plain_p50 for s in samples]),
-        tool_round_trip=med([s.tool_round_trip for s in samples]),
-    )
+    merged: Sample = _median(list(samples))
+    return merged

@@ -38,6 +38,7 @@ from proxy_cli_backend.client_tools import offered, tools_key
 from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.costs import CostMeter
 from proxy_cli_backend.live import LiveProcess, LiveProcessError, LiveState
+from proxy_cli_backend.memory import MemoryBudget, ReadRss
 from proxy_cli_backend.pool import WarmPool, pool_key
 from proxy_cli_backend.procfs import halted, tree_rss
 from proxy_cli_backend.runner import ClaudeCliRunner, cannot_start, not_started
@@ -67,6 +68,7 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     `max_live` caps the CLI processes alive at once: live, pooled and still ending
     (idle ones are evicted for a turn that needs a process, pooled first, then the
     least recently used; with every one busy, the turn waits for one to end);
+    `live_memory_mb` bounds them by their resident memory too (see `MemoryBudget`);
     `live_idle_timeout` ends a process unused that long (seconds); `pool_size`
     ready processes wait for new conversations (0 disables the pool), started
     for `pool_model` until the pool learns a better key from `pool_window`
@@ -101,6 +103,15 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Meta(description="Seconds a reused CLI process has to answer a probe (0: no probe)."),
     ] = 2.0
+    live_memory_mb: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Most resident memory, in MiB, the live and pooled CLI processes may "
+            "hold together (with their children); beyond it idle ones are evicted, least "
+            "recently used first, and turns wait when all are busy (0: no budget).",
+        ),
+    ] = 0
     suspended_timeout: Annotated[
         float,
         Meta(
@@ -131,7 +142,9 @@ class LiveCliRunner:
         live: LiveConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        read_rss: ReadRss = tree_rss,
     ) -> None:
+        """`read_rss` measures processes for the memory budget (a seam for tests)."""
         self.config = config or CliRunnerConfig()
         self.live_config = live or LiveConfig()
         self._clock = clock
@@ -141,6 +154,9 @@ class LiveCliRunner:
         self._live: collections.OrderedDict[str, LiveProcess] = collections.OrderedDict()
         self._endings: dict[LiveProcess, asyncio.Task[None]] = {}
         self._slots = ProcessSlots(self.live_config.max_live)
+        self._memory = MemoryBudget(
+            self.live_config.live_memory_mb * 2**20, read=read_rss, clock=clock
+        )
         # A NEW/RESTART plan's session id -> the CLI sessions its unfinished turn ran in,
         # when they differ from it (a pooled process has a session id of its own).
         self._unrecorded: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
@@ -152,6 +168,10 @@ class LiveCliRunner:
             tools=self.config.tools,
             window=self.live_config.pool_window,
         )
+        # The pool's process being started (it holds a slot), and whether a waiting turn
+        # had it ended.
+        self._pool_starting: LiveProcess | None = None
+        self._pool_start_abandoned = False
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self.spawned = 0
@@ -180,7 +200,9 @@ class LiveCliRunner:
             **msgspec.structs.asdict(base.details),
             live_processes=len(live),
             suspended_turns=sum(1 for p in live if p.state is LiveState.SUSPENDED),
-            live_limit=self._slots.limit,
+            live_limit=max(1, self.live_config.max_live),
+            memory_budget_bytes=self._memory.budget_bytes,
+            memory_limit=self._memory.limit or 0,
             processes=self._slots.held,
             waiting_for_process=self._slots.waiting,
             live_rss_bytes=sum(rss.get(p.pid, 0) for p in live),
@@ -444,6 +466,7 @@ class LiveCliRunner:
         Waits (in arrival order) for a process slot first, evicting an idle process
         if every slot is held.
         """
+        self._fit_memory()
         await self._slots.take(on_wait=self._make_room)
         if self._closed:
             self._slots.give_back()
@@ -481,12 +504,20 @@ class LiveCliRunner:
         except BaseException:
             self._slots.give_back()
             raise
+        self._pool_starting, self._pool_start_abandoned = live, False
         try:
             await live.wait_ready(self.live_config.control_timeout)
+        except LiveProcessError:
+            if self._pool_start_abandoned:
+                return None  # ended for a turn that needs its slot: no failure to retry
+            self._end(live)
+            raise
         except BaseException:
             self._end(live)
             raise
-        if self._slots.waiting:
+        finally:
+            self._pool_starting = None
+        if self._pool_start_abandoned or self._slots.waiting:
             # A turn queued for a process while this one started: its slot comes first.
             self._end(live)
             return None
@@ -523,22 +554,49 @@ class LiveCliRunner:
         other."""
         live.last_used = self._clock()
         if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
+            self._fit_memory()
             self._make_room()
         else:
             self._end(live)
         self._pool.fill()
 
-    def _make_room(self) -> None:
-        """Evict idle processes while more turns wait for a slot than endings will free.
+    def _fit_memory(self) -> None:
+        """Lower (or raise) the process cap to what the memory budget allows now.
 
-        Spare pooled processes go first, then the least recently used idle live ones,
+        Never above `max_live`; evicting down to a lowered cap is `_make_room`'s.
+        """
+        if not self._memory.enabled:
+            return  # no budget: no per-turn work at all
+        pids = [p.pid for p in self._live.values()] + [p.pid for p in self._pool.processes]
+        allowed = self._memory.allowed(pids)
+        if allowed is None:
+            return
+        limit = max(1, min(self.live_config.max_live, allowed))
+        if limit != self._slots.limit:
+            log.info(
+                "live_memory_budget_cap",
+                processes=limit,
+                mean_rss_mib=round((self._memory.mean_bytes or 0) / 2**20),
+                budget_mib=self.live_config.live_memory_mb,
+            )
+            self._slots.resize(limit)
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """Evict idle processes while the slots held and wanted exceed the cap by more
+        than the endings under way will free (turns wait for a slot, or a memory budget
+        lowered the cap).
+
+        The pool's start in progress goes first, then spare pooled processes, then the
+        least recently used idle live ones,
         then suspended ones (their client's results will start afresh). Busy ones are
         left alone: their turn's end keeps them (and calls this again)
         or ends them (which frees their slot).
         """
-        while self._slots.waiting > len(self._endings):
+        slots = self._slots
+        while slots.held + slots.waiting - slots.limit > len(self._endings):
             before = len(self._endings)
-            if not self._pool.evict():
+            if not (self._abandon_pool_start() or self._pool.evict()):
                 idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
                 idle = idle or next(
                     (p for p in self._live.values() if p.state is LiveState.SUSPENDED), None
@@ -550,14 +608,30 @@ class LiveCliRunner:
             if len(self._endings) == before:  # nothing started ending: stop, never spin
                 return
 
-    def _end(self, live: LiveProcess) -> None:
+    def _abandon_pool_start(self) -> bool:
+        """End the process the pool is starting, for a turn that waits for its slot.
+
+        A start takes 0.4-0.9 s (more on a loaded machine) before `initialize` is
+        answered, and the pool would only end the process then, seeing the waiting turn:
+        ending it now saves the turn that wait and the machine the rest of the start's
+        CPU. False when no start is under way (or it is ending already).
+        """
+        starting = self._pool_starting
+        if starting is None or self._pool_start_abandoned:
+            return False
+        self._pool_start_abandoned = True
+        self._end(starting, flush_wait=0.0)  # it has no transcript to write yet
+        return True
+
+    def _end(self, live: LiveProcess, *, flush_wait: float | None = None) -> None:
         """Forget a process and end it in the background (graceful, then killed)."""
         if self._live.get(live.session_id) is live:
             del self._live[live.session_id]
         if live in self._endings or live.state is LiveState.CLOSED:
             return
+        wait = self.live_config.flush_wait if flush_wait is None else flush_wait
         task = detached_task(
-            live.close(flush_wait=self.live_config.flush_wait, kill_grace=self.config.kill_grace),
+            live.close(flush_wait=wait, kill_grace=self.config.kill_grace),
             name=f"live-cli-end-{live.pid}",
         )
         self._endings[live] = task
@@ -582,6 +656,7 @@ class LiveCliRunner:
         period = max(0.05, min(timeout / 4, suspended / 4, 30.0))
         while True:
             await asyncio.sleep(period)
+            self._fit_memory()  # processes grow (and shrink) while they run
             now = self._clock()
             for live in list(self._live.values()):
                 if live.state is LiveState.BUSY:

@@ -162,6 +162,20 @@ def rss_bytes(pid: int) -> int:
     return 0 if info is None else info.rss_pages * PAGE_BYTES
 
 
+def proportional_bytes(pid: int) -> int:
+    """Proportional set size of the process itself (0 if gone or unreadable): its private
+    pages plus its share of the pages it shares (the CLI's own binary, mapped by every
+    CLI process). Costlier than `rss_bytes` (the kernel walks the page tables)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of the process itself, its children's not included (0 if gone)."""
     info = read_process(pid)

@@ -5,6 +5,10 @@ whatever it does meanwhile (pooled, running a turn, idle, ending). A turn that
 needs a new process waits for a slot; waiters are served in arrival order, and a
 waiter that is cancelled leaves no slot behind. A background start (the warm
 pool) never waits: it takes a slot only if one is free and nobody is waiting.
+
+The limit may move (`resize`: the live runner's memory budget lowers it as processes
+grow): above the new limit, returned slots are freed rather than handed on, until
+the held ones fit again.
 """
 
 from __future__ import annotations
@@ -59,10 +63,23 @@ class ProcessSlots:
             raise
 
     def give_back(self) -> None:
-        """Return a slot: it goes to the longest waiting taker, else it is free."""
+        """Return a slot: it goes to the longest waiting taker, else it is free (always
+        freed while more are held than the limit allows)."""
+        if self.held <= self.limit and self._hand_over():
+            return  # the slot changes hands; `held` stays
+        self.held = max(0, self.held - 1)
+
+    def resize(self, limit: int) -> None:
+        """Change the limit (at least 1); a raised one serves waiting takers at once."""
+        self.limit = max(1, limit)
+        while self.held < self.limit and self._hand_over():
+            self.held += 1
+
+    def _hand_over(self) -> bool:
+        """Give a slot to the longest waiting taker; False if nobody waits."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)  # the slot changes hands; `held` stays
-                return
-        self.held = max(0, self.held - 1)
+                waiter.set_result(None)
+                return True
+        return False

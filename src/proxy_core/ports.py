@@ -46,7 +46,9 @@ class LiveDetails(BackendDetails, frozen=True, kw_only=True):
     mode: Literal["live"] = "live"
     live_processes: int = 0
     suspended_turns: int = 0  # live processes waiting for client tool results
-    live_limit: int = 0
+    live_limit: int = 0  # --live-max
+    memory_budget_bytes: int = 0  # --live-memory-mb (0: none)
+    memory_limit: int = 0  # processes the memory budget allows now (0: none or not known)
     processes: int = 0  # process slots held (live, pooled and starting)
     waiting_for_process: int = 0
     live_rss_bytes: int = 0

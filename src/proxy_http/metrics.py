@@ -224,6 +224,22 @@ def _process_families(gauges: ServerGauges) -> Iterator[Metric]:
         "CLI processes started for a turn (not taken from the pool).",
         value=live.spawned,
     )
+    yield CounterMetricFamily(
+        PREFIX + "live_processes_evicted",
+        "Idle live CLI processes ended to make room (--live-max, --live-memory-mb).",
+        value=live.evicted,
+    )
+    if live.memory_budget_bytes:
+        yield _gauge(
+            "live_memory_budget_bytes",
+            "The live processes' memory budget.",
+            live.memory_budget_bytes,
+        )
+        yield _gauge(
+            "live_processes_memory_limit",
+            "CLI processes the memory budget allows now (their mean size measured).",
+            live.memory_limit,
+        )
 
 
 def _plan_families(plan: PlanState) -> Iterator[Metric]:

@@ -7,9 +7,10 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from proxy_core import Effort, TextDelta
+from proxy_core import Effort, LiveDetails, TextDelta
 from tests.contract.cli_backend.conftest import Chat, live_pids, live_runner, wait_for
 from tests.contract.conftest import ProcessWatch
+from tests.contract.http.test_process_cap import CliCounter
 from tests.support.fake_upstream import FakeAnthropic
 
 Factory = Callable[..., Any]
@@ -57,6 +58,25 @@ async def test_an_evicted_conversation_resumes_with_its_context(
     assert await alice.say("alice two") == "echo: alice two"
     assert history(fake_upstream) == ["alice one", "echo: alice one", "alice two"]
     assert live_runner(service).evicted >= 1
+
+
+async def test_a_memory_budget_below_two_processes_keeps_one_alive_and_loses_no_context(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    # A real CLI is 150-250 MB resident: 300 MiB fits one, though --live-max allows 4.
+    service = await make_live_service(max_live=4, live_memory_mb=300)
+    chats = [Chat(service, name) for name in ("alice", "bob", "carol")]
+    with CliCounter(os.getpid()) as counter:
+        for chat in chats:
+            await chat.say(f"{chat.key} one")
+        assert await chats[0].say("alice two") == "echo: alice two"
+    details = service.backend_status().details
+    assert isinstance(details, LiveDetails)
+    assert details.memory_limit == 1, "a CLI process below 150 MiB? see the comment above"
+    assert counter.samples > 0
+    assert counter.most == 1
+    assert history(fake_upstream) == ["alice one", "echo: alice one", "alice two"]
+    assert live_runner(service).evicted == 3
 
 
 async def test_an_idle_process_ends_after_the_idle_timeout_and_the_next_turn_resumes(

@@ -36,6 +36,16 @@ def test_live_flags_and_env_set_the_cap_the_idle_timeout_and_the_pool() -> None:
     assert runner.live_config.pool_model == "haiku"
 
 
+def test_the_memory_budget_reaches_the_runner_from_its_flag_and_env() -> None:
+    by_flag = runner_of(parse_serve_args(["--live-memory-mb", "1536"], environ={}))
+    by_env = runner_of(parse_serve_args([], environ={"CLAUDE_PROXY_LIVE_MEMORY_MB": "512"}))
+    assert isinstance(by_flag, LiveCliRunner)
+    assert isinstance(by_env, LiveCliRunner)
+    assert by_flag.live_config.live_memory_mb == 1536
+    assert by_env.live_config.live_memory_mb == 512
+    assert runner_of(parse_serve_args([], environ={})).live_config.live_memory_mb == 0
+
+
 def test_spawn_per_turn_brings_back_a_process_per_request() -> None:
     runner = runner_of(parse_serve_args(["--spawn-per-turn"], environ={}))
     assert isinstance(runner, ClaudeCliRunner)

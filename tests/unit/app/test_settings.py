@@ -162,6 +162,7 @@ PUBLIC_NAMES = (
     "max_budget_usd",
     "spawn_per_turn",
     "live_max",
+    "live_memory_mb",
     "live_idle_timeout",
     "live_probe_timeout",
     "suspended_timeout",

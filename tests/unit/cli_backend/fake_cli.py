@@ -5,10 +5,12 @@ User text decides the turn: `fail` ends in an error result, `hang` streams one d
 and then waits for an `interrupt`, `die` exits without a result; anything else is
 echoed as `echo: <text>`, and text starting with `linger` also makes the process take
 0.3 s to exit once stdin closes (a slow ending). `set_model` reports a `/model` user
-line before its answer.
+line before its answer. `FAKE_CLI_SLOW_INIT=S` in the environment delays the answer
+to `initialize` by S seconds (a slow start).
 """
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -33,6 +35,8 @@ def main() -> int:
         line = json.loads(raw)
         if line["type"] == "control_request":
             request = line["request"]
+            if request["subtype"] == "initialize":
+                time.sleep(float(os.environ.get("FAKE_CLI_SLOW_INIT", "0")))
             if request["subtype"] == "set_model":
                 emit({"type": "user", "message": {"role": "user", "content": "/model"}})
             if request["subtype"] == "interrupt" and hanging:

@@ -38,9 +38,19 @@ async def make_runner(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} "$@"\n')
     launcher.chmod(0o755)
 
-    async def factory(**live: Any) -> LiveCliRunner:
-        config = CliRunnerConfig(cli_path=str(launcher), state_dir=str(tmp_path), kill_grace=1.0)
-        runner = LiveCliRunner(config, LiveConfig(**{"pool_size": 0, **live}))
+    async def factory(
+        runner_args: dict[str, Any] | None = None,
+        cli_env: dict[str, str] | None = None,
+        **live: Any,
+    ) -> LiveCliRunner:
+        config = CliRunnerConfig(
+            cli_path=str(launcher),
+            state_dir=str(tmp_path),
+            kill_grace=1.0,
+            extra_env=cli_env or {},
+        )
+        live_config = LiveConfig(**{"pool_size": 0, **live})
+        runner = LiveCliRunner(config, live_config, **(runner_args or {}))
         await runner.start()
         runners.append(runner)
         return runner

@@ -150,3 +150,18 @@ async def test_the_pool_does_not_fill_a_slot_an_idle_conversation_holds(
     second = await follow_up(runner, taken.session_id, first, "two")
     assert isinstance(end(second), Finished)
     assert runner.spawned == 0
+
+
+async def test_a_turn_that_needs_the_slot_of_a_starting_pooled_process_does_not_wait_for_its_start(
+    make_runner: Any,
+) -> None:
+    # The stand-in answers `initialize` (which only a pooled start waits for) after a
+    # minute: without ending the pooled start, the turn would wait that long for its
+    # slot (the guard below fails first).
+    runner = await make_runner(cli_env={"FAKE_CLI_SLOW_INIT": "60"}, max_live=1, pool_size=1)
+    await wait_until(lambda: runner.status().details.processes == 1)  # the pool's start
+    events = await asyncio.wait_for(run(runner, plan("now", str(uuid.uuid4()))), 30)
+    assert isinstance(end(events), Finished)
+    assert runner.spawned == 1
+    assert runner._pool.started == 0  # the slow start was abandoned, not completed
+    assert runner.evicted == 0  # a start is no conversation: nothing was evicted

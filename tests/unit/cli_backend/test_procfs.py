@@ -16,6 +16,7 @@ from proxy_cli_backend.procfs import (
     descendants,
     kill_unchanged,
     machine,
+    proportional_bytes,
     read_process,
     rss_bytes,
     tree_rss,
@@ -88,6 +89,18 @@ def test_a_process_s_own_memory_cpu_and_arguments() -> None:
         process.wait(5)
     assert (rss_bytes(process.pid), cpu_seconds(process.pid)) == (0, 0.0)
     assert command_line(process.pid) is None
+
+
+def test_proportional_memory_counts_private_pages_whole_and_shared_ones_in_part() -> None:
+    process = _start(_HOLDER)
+    try:
+        # The 64 MiB buffer is private: all of it counts; the interpreter's pages shared
+        # with other processes count in part, so the whole is at most the resident size.
+        assert 64 << 20 <= proportional_bytes(process.pid) <= rss_bytes(process.pid)
+    finally:
+        process.kill()
+        process.wait(5)
+    assert proportional_bytes(process.pid) == 0
 
 
 def test_the_machine_summary_names_the_cores() -> None:

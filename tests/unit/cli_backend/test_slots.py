@@ -89,3 +89,34 @@ async def test_a_limit_below_one_still_allows_one_process() -> None:
     slots = ProcessSlots(0)
     assert slots.try_take()
     assert not slots.try_take()
+
+
+async def test_a_lowered_limit_frees_returned_slots_until_the_held_ones_fit() -> None:
+    slots = ProcessSlots(3)
+    for _ in range(3):
+        assert slots.try_take()
+    slots.resize(1)
+    waiter = asyncio.create_task(slots.take())
+    await settle()
+    slots.give_back()  # 3 held, limit 1: freed, not handed on
+    await settle()
+    assert (slots.held, waiter.done()) == (2, False)
+    slots.give_back()
+    await settle()
+    assert (slots.held, waiter.done()) == (1, False)
+    slots.give_back()  # now within the limit: the waiter gets it
+    await waiter
+    assert slots.held == 1
+
+
+async def test_a_raised_limit_serves_waiting_takers_at_once() -> None:
+    slots = ProcessSlots(1)
+    await slots.take()
+    waiters = [asyncio.create_task(slots.take()) for _ in range(3)]
+    await settle()
+    slots.resize(3)
+    await settle()
+    assert [w.done() for w in waiters] == [True, True, False]
+    assert (slots.held, slots.waiting) == (3, 1)
+    waiters[2].cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)

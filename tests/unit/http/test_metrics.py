@@ -293,6 +293,7 @@ class LiveFakeRunner(FakeRunner):
         pool_size=2,
         pool_rss_bytes=90_000_000,
         spawned=5,
+        evicted=6,
     )
 
     def status(self) -> BackendStatus:
@@ -317,10 +318,24 @@ def test_process_and_pool_gauges_are_the_backend_s_figures_at_the_scrape() -> No
     assert before.value("claude_proxy_cli_resident_memory_bytes", group="live") == 300_000_000
     assert before.value("claude_proxy_cli_resident_memory_bytes", group="pool") == 90_000_000
     assert before.value("claude_proxy_live_processes_spawned_total") == 5
+    assert before.value("claude_proxy_live_processes_evicted_total") == 6
     assert (
         after.value("claude_proxy_live_processes"),
         after.value("claude_proxy_suspended_turns"),
     ) == (1, 0)
+
+
+def test_the_memory_budget_gauges_appear_only_with_a_budget() -> None:
+    runner = LiveFakeRunner()
+    with client_of(app_over(runner)) as client:
+        without = scrape(client)
+        runner.details = msgspec.structs.replace(
+            runner.details, memory_budget_bytes=2**30, memory_limit=5
+        )
+        with_budget = scrape(client)
+    assert without.value("claude_proxy_live_memory_budget_bytes") is None
+    assert with_budget.value("claude_proxy_live_memory_budget_bytes") == 2**30
+    assert with_budget.value("claude_proxy_live_processes_memory_limit") == 5
 
 
 def test_the_gauges_reader_reports_what_the_service_and_its_backend_hold() -> None:
