@@ -52,17 +52,21 @@ PROFILES = {"instant": (0.0, 0.0), "realistic": (0.3, 50.0)}
 NOTES = """\
 - The floor pays no HTTP, no JSON re-encoding and no session bookkeeping; the live
   proxy adds one loopback HTTP round trip, the OpenAI request/response mapping, the
-  ledger (each request's whole history is parsed and fingerprinted) and the process
-  bookkeeping. Spawn-per-turn starts a CLI process for every request and has it reload
-  the transcript from disk (`--resume`): that is what the live mode avoids.
-- **Follow-up p50, live / floor, instant profile** sits at the target's edge: the
-  proxy adds a fixed 7-8 ms a request, so the ratio moves with the floor's own speed
-  (two runs on this machine: a 28 ms floor gave 1.28x, a 21 ms floor 1.39x).
-  Timed inside the server: decoding and planning before the prompt is written to the
-  CLI take about 1.3 ms, recording the ledger and answering after the CLI's result
-  about 1 ms; the rest is the loopback HTTP exchange and the client. Between the
-  reply's last text and the CLI's `result` line the CLI itself spends 3-4 ms, which
-  the floor pays too.
+  ledger (a follow-up reads and fingerprints only the messages its conversation's last
+  request did not send) and the process bookkeeping. Spawn-per-turn starts a CLI
+  process for every request and has it reload the transcript from disk (`--resume`):
+  that is what the live mode avoids.
+- **First token and follow-up, live / floor, instant profile: missed.** On 2026-12-02
+  (08:14) the proxy added 13 ms to the streamed first token (31 against 18 ms, 1.72x)
+  and 10 ms to a follow-up (34 against 24 ms, 1.45x); on the run before issue 17's
+  changes it added 26 and 18 ms (53 against 27, 50 against 32). The largest part
+  removed was the `initialize` probe sent before every reused turn, whose 17 kB answer
+  took the CLI 2 ms quiet and 20-40 ms under load (found with `strace -tt`: the gap
+  between the request and the prompt written to the CLI). What remains is the proxy's
+  own CPU (below), one thread hop to the session store before the turn and one after
+  it, and the loopback HTTP exchange; the flame graph (`make bench-profile`) shows no
+  single hotspot. Against the realistic profile every first-token and follow-up
+  target is met (1.02-1.04x): 10-13 ms are lost in each turn's 350-470 ms.
 - **Ratios against spawn-per-turn under the realistic profile** cannot reach the
   targets: each turn spends about 420 ms in the upstream itself (300 ms to the first
   token, then the reply at 50 tokens/s) in every configuration, so even the floor, a
@@ -70,14 +74,18 @@ NOTES = """\
   near 1x for a first turn. The live mode removes what the proxy can remove (the
   process start and the transcript reload, 0.35-0.5 s here): compare the instant
   profile, where the same ratios are 0.07x and 0.25x.
-- **Proxy CPU per request** misses 2 ms on this machine (a shared 2-core VM on which
-  `python -m timeit "sum(range(1000))"` takes 25 us, 2-3x a current desktop). Where it
-  goes: reading and decoding the CLI's stream-json costs any Python asyncio process
-  1.2-1.8 ms a turn here (the floor script's own CPU, in its column); the HTTP layer
-  (Litestar on uvicorn with the pure-Python h11 parser) about 1.3-2 ms a request,
-  measured over an instant fake runner; the rest is the core parsing and fingerprinting
-  the request's whole history on every turn. uvloop + httptools were tried: about 10%
-  less, not enough to be worth two more native dependencies.
+- **Proxy CPU per request** misses 2 ms on this machine: 4.8 ms live (3.8 ms beyond
+  the floor script's 1.05 ms), from 6.6 ms (5.2 beyond) on the run before issue 17
+  (a shared 2-core VM on which `python -m timeit "sum(range(1000))"` takes 25 us, 2-3x
+  a current desktop). Where it goes, from the flame graph: the event loop's own
+  machinery about 30% (a wake-up per CLI line and per HTTP event), the turn (core
+  pipeline, CLI runner, stream-json) about 25%, the HTTP request (uvicorn, h11, the
+  ASGI layers, Litestar) about 15%, the session store's thread hops most of the rest;
+  no function above a few percent. The candidates tried, kept or not, are in their own
+  section below (uvloop saved nothing measurable; httptools about 0.2-0.4 ms a
+  request, not yet adopted). Reaching 2 ms would take fewer layers per request (a
+  raw ASGI path for the three POST endpoints), httptools, and the session record
+  kept in memory: each a change of its own.
 - First-turn and follow-up numbers are measured in steady state: a first turn that
   takes the pooled process starts a refill, and that CLI start-up takes about a second
   of CPU, during which other turns on a 2-core machine slow down (follow-ups measured
@@ -90,9 +98,9 @@ NOTES = """\
   follow-ups do (see its ratio above; the target is at most 1.5x). In spawn-per-turn
   mode no turn waits: the second request is the fallback, a fresh CLI session with the
   whole history, hence its 1.3-1.8 s.
-- Machines vary between runs: on the run of 2026-12-02 the floor itself was about 1.5x
-  slower than on the run before (its follow-up 32 ms against 21 ms, its own CPU 1.47 ms
-  against 0.95 ms), and every configuration with it; compare ratios within one run.
+- Machines vary between runs: the run of 2026-12-02 08:14 found a faster machine than
+  the one before (the floor's follow-up 24 against 32 ms, its own CPU 1.05 against
+  1.47 ms); compare ratios within one run.
 - **Other surfaces** (`/v1/responses`, `/v1/messages`) are measured in live mode only:
   their targets are against the floor, and what spawn-per-turn costs them is the process
   start that the chat rows already show. Their targets are the chat ones (the issue: "the
@@ -108,28 +116,26 @@ NOTES = """\
   more conversation costs the machine. With `--tools none` the CLI starts no child
   processes; with tools, the ones it starts count with it (in both figures' /health
   source, and in `--live-memory-mb`).
-- **Many conversations**: round-robin over more conversations than `--live-max` is the
-  least-recently-used policy's worst case (every turn misses: the next conversation is
-  always the one evicted longest ago), so the crossover sits right at the cap (the
-  pooled process is evicted first, so 8 conversations all stay live at `--live-max 8`).
-  Beyond it both modes pay one CLI start with `--resume` and one process exit a turn,
-  in a different order: live waits for the evicted process to exit before it starts
-  the next, spawn-per-turn waits for its own process to exit after the reply (timed
-  around `CliProcess.terminate`: 49 ms live, 47 ms spawn-per-turn, p50 of 36 and 72).
-  Yet live is slower there on this machine (runner level, 9 conversations at cap 8,
-  alternating: live 715 ms p50 against spawn-per-turn 570 and 652 ms), because its
-  idle processes are not idle: a CLI process that answered its turn keeps using CPU,
-  37-130 ms a second in the 10 s after its turn and still 13-41 ms a second half a
-  minute later (4 processes sampled from /proc). Seven or eight of them take 10-30% of
-  a 2-core machine from the CLI start every miss pays. Ending the evicted process with
-  SIGTERM at once instead of after its closed stdin was tried: no measurable gain (the
-  CLI's own exit takes the time). Fixed: a turn that needed a slot while the warm pool
-  was starting a process waited for that start to finish (0.4-0.9 s, more under load)
-  only for the pool to end it; the turn now ends the start at once. Not done: stopping
-  idle processes (SIGSTOP after a turn, SIGCONT before the next) would remove their CPU
-  use; it needs the stopped-process probe to tell our stop from a foreign one. A trial
-  of it (a patched runner, 9 conversations at cap 8, quiet machine, alternating) gave
-  live 588 ms p50 against 613 ms as shipped and 559 ms for spawn-per-turn.
+- **Many conversations: live is slower than spawn-per-turn beyond the cap** (1.10-1.13x
+  in this run), which the issue rules out; not fixed yet. Round-robin over more
+  conversations than `--live-max` is the least-recently-used policy's worst case (every
+  turn misses: the next conversation is always the one evicted longest ago), so the
+  crossover sits right at the cap (the pooled process is evicted first, so 8
+  conversations all stay live at `--live-max 8`). Beyond it both modes pay one CLI
+  start with `--resume` and one process exit a turn, but live pays the exit first: the
+  turn waits for the evicted process to end (49 ms p50, timed around
+  `CliProcess.terminate`) before its own process may start, since `--live-max` counts
+  processes still ending. And its idle processes are not idle: a CLI process that
+  answered its turn keeps using CPU, 37-130 ms a second in the 10 s after its turn and
+  13-41 ms a second half a minute later (4 processes sampled from /proc); seven or eight
+  of them take 10-30% of a 2-core machine from the CLI start every miss pays. Tried:
+  ending the evicted process with SIGTERM at once (no gain: the CLI's own exit takes
+  the time); stopping idle processes with SIGSTOP (a patched runner: 588 ms p50
+  against 613 ms as shipped and 559 ms for spawn-per-turn). Fixed: a turn that needed
+  a slot while the warm pool was starting a process no longer waits for that start
+  (0.4-0.9 s). The next step: while the live set thrashes (turns evict to get their
+  process), end the least recently used idle process as soon as a turn ends, so the
+  next miss starts at once, and keep the warm pool out of that free place.
 """
 
 
