@@ -128,6 +128,9 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_window: int = 20
     control_timeout: float = 60.0
     flush_wait: float = 2.0
+    # After a conversation whose process was evicted comes back, the live set is
+    # thrashing for this long (a reuse ends it sooner): see `LiveCliRunner._headroom`.
+    thrash_window: float = 30.0
     # A process that ended a turn (or became ready) less than this many seconds ago is
     # not sent the `initialize` probe: /proc tells whether it was stopped or ended since.
     probe_after: float = 10.0
@@ -177,6 +180,10 @@ class LiveCliRunner:
         self.spawned = 0
         self.reused = 0
         self.evicted = 0
+        self._thrashing_until = float("-inf")  # see `_headroom`
+        # Sessions whose process was evicted lately (bounded): one coming back means the
+        # conversations in use do not fit the cap.
+        self._evicted_sessions: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -382,9 +389,13 @@ class LiveCliRunner:
                 self._live.move_to_end(plan.cli_session_id)
                 if await self._prepare(live, plan):
                     self.reused += 1
+                    self._thrashing_until = float("-inf")
                     return live, True
             if live is not None and live.state is not LiveState.BUSY:
                 self._end(live)
+            if live is None and plan.cli_session_id in self._evicted_sessions:
+                del self._evicted_sessions[plan.cli_session_id]  # evicted, and back
+                self._thrashing_until = self._clock() + self.live_config.thrash_window
             # A process of this session still flushing its transcript must finish first.
             await self._ended(plan.cli_session_id)
             return await self._spawn(plan), False
@@ -471,6 +482,7 @@ class LiveCliRunner:
         if self._closed:
             self._slots.give_back()
             raise ChatError(FailureReason.BACKEND_UNAVAILABLE, "The Claude CLI backend is closed.")
+        self._headroom()
         try:
             live = await self._launch(plan, owner="live")
         except BaseException as error:
@@ -558,7 +570,7 @@ class LiveCliRunner:
             self._make_room()
         else:
             self._end(live)
-        self._pool.fill()
+        self._fill_pool()
 
     def _fit_memory(self) -> None:
         """Lower (or raise) the process cap to what the memory budget allows now.
@@ -603,10 +615,47 @@ class LiveCliRunner:
                 )
                 if idle is None:
                     return
-                self.evicted += 1
-                self._end(idle)
+                self._evict(idle)
             if len(self._endings) == before:  # nothing started ending: stop, never spin
                 return
+
+    def _thrashing(self) -> bool:
+        return self._clock() < self._thrashing_until
+
+    def _headroom(self) -> None:
+        """While the live set thrashes, end one more idle process as a turn starts its own.
+
+        The set thrashes when conversations whose processes were evicted come back: more
+        conversations in use than `max_live` (round-robin is the worst case) make every
+        turn evict an idle process and wait for it to exit (about 50 ms: the CLI saves
+        its transcript) before its own may start: a wait spawn-per-turn does not have
+        before its start. Keeping one place free while turns keep evicting moves
+        that exit into the turn that is starting anyway (hundreds of ms), so the next
+        miss starts at once. It costs one fewer live process while it lasts; a reuse,
+        or `thrash_window` without an eviction, ends it. The warm pool stays out of the
+        free place meanwhile (`_fill_pool`): a pooled process would only be evicted.
+        """
+        if not self._thrashing():
+            return
+        slots = self._slots
+        if slots.held - len(self._endings) < slots.limit or slots.waiting:
+            return  # a place is free or freeing, or a waiting turn takes what frees
+        idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
+        if idle is not None:
+            self._evict(idle)
+
+    def _evict(self, live: LiveProcess) -> None:
+        """End a conversation's idle process for room, remembering whose it was."""
+        self.evicted += 1
+        self._evicted_sessions[live.session_id] = None
+        while len(self._evicted_sessions) > 4 * max(1, self.live_config.max_live):
+            self._evicted_sessions.popitem(last=False)
+        self._end(live)
+
+    def _fill_pool(self) -> None:
+        """Refill the warm pool, except while the live set thrashes (see `_headroom`)."""
+        if not self._thrashing():
+            self._pool.fill()
 
     def _abandon_pool_start(self) -> bool:
         """End the process the pool is starting, for a turn that waits for its slot.
@@ -641,7 +690,7 @@ class LiveCliRunner:
         """A process is reaped: its slot goes to the next waiting turn, else to the pool."""
         self._endings.pop(live, None)
         self._slots.give_back()
-        self._pool.fill()
+        self._fill_pool()
 
     async def _ended(self, session_id: str) -> None:
         """Wait until no process of this session is still ending."""
