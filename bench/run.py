@@ -57,16 +57,16 @@ NOTES = """\
   process for every request and has it reload the transcript from disk (`--resume`):
   that is what the live mode avoids.
 - **First token and follow-up, live / floor, instant profile: missed.** On 2026-12-02
-  (08:14) the proxy added 13 ms to the streamed first token (31 against 18 ms, 1.72x)
-  and 10 ms to a follow-up (34 against 24 ms, 1.45x); on the run before issue 17's
-  changes it added 26 and 18 ms (53 against 27, 50 against 32). The largest part
-  removed was the `initialize` probe sent before every reused turn, whose 17 kB answer
-  took the CLI 2 ms quiet and 20-40 ms under load (found with `strace -tt`: the gap
-  between the request and the prompt written to the CLI). What remains is the proxy's
-  own CPU (below), one thread hop to the session store before the turn and one after
-  it, and the loopback HTTP exchange; the flame graph (`make bench-profile`) shows no
-  single hotspot. Against the realistic profile every first-token and follow-up
-  target is met (1.02-1.04x): 10-13 ms are lost in each turn's 350-470 ms.
+  (08:46) the proxy added 9 ms to the streamed first token (22 against 13 ms, 1.73x)
+  and 7 ms to a follow-up (23 against 16 ms, 1.45x); on the run before issue 17's
+  changes (a slower machine) it added 26 and 18 ms (53 against 27, 50 against 32:
+  1.96x and 1.55x). The largest part removed was the `initialize` probe sent before
+  every reused turn, whose 17 kB answer took the CLI 2 ms quiet and 20-40 ms under
+  load (found with `strace -tt`: the gap between the request and the prompt written to
+  the CLI). What remains is the proxy's own CPU (below), one thread hop to the session
+  store before the turn and one after it, and the loopback HTTP exchange; the flame
+  graph (`make bench-profile`) shows no single hotspot. Against the realistic profile
+  every first-token and follow-up target is met (1.01-1.03x).
 - **Ratios against spawn-per-turn under the realistic profile** cannot reach the
   targets: each turn spends about 420 ms in the upstream itself (300 ms to the first
   token, then the reply at 50 tokens/s) in every configuration, so even the floor, a
@@ -74,8 +74,8 @@ NOTES = """\
   near 1x for a first turn. The live mode removes what the proxy can remove (the
   process start and the transcript reload, 0.35-0.5 s here): compare the instant
   profile, where the same ratios are 0.07x and 0.25x.
-- **Proxy CPU per request** misses 2 ms on this machine: 4.8 ms live (3.8 ms beyond
-  the floor script's 1.05 ms), from 6.6 ms (5.2 beyond) on the run before issue 17
+- **Proxy CPU per request** misses 2 ms on this machine: 3.4 ms live (2.6 ms beyond
+  the floor script's 0.74 ms), from 6.6 ms (5.2 beyond) on the run before issue 17
   (a shared 2-core VM on which `python -m timeit "sum(range(1000))"` takes 25 us, 2-3x
   a current desktop). Where it goes, from the flame graph: the event loop's own
   machinery about 30% (a wake-up per CLI line and per HTTP event), the turn (core
@@ -98,9 +98,9 @@ NOTES = """\
   follow-ups do (see its ratio above; the target is at most 1.5x). In spawn-per-turn
   mode no turn waits: the second request is the fallback, a fresh CLI session with the
   whole history, hence its 1.3-1.8 s.
-- Machines vary between runs: the run of 2026-12-02 08:14 found a faster machine than
-  the one before (the floor's follow-up 24 against 32 ms, its own CPU 1.05 against
-  1.47 ms); compare ratios within one run.
+- Machines vary between runs: the run of 2026-12-02 08:46 found a faster machine than
+  the runs before (the floor's follow-up 16 against 24 and 32 ms, its own CPU 0.74
+  against 1.05 and 1.47 ms); compare ratios within one run.
 - **Other surfaces** (`/v1/responses`, `/v1/messages`) are measured in live mode only:
   their targets are against the floor, and what spawn-per-turn costs them is the process
   start that the chat rows already show. Their targets are the chat ones (the issue: "the
@@ -116,26 +116,29 @@ NOTES = """\
   more conversation costs the machine. With `--tools none` the CLI starts no child
   processes; with tools, the ones it starts count with it (in both figures' /health
   source, and in `--live-memory-mb`).
-- **Many conversations: live is slower than spawn-per-turn beyond the cap** (1.10-1.13x
-  in this run), which the issue rules out; not fixed yet. Round-robin over more
+- **Many conversations: beyond the cap live is still a little slower than
+  spawn-per-turn** (1.03-1.08x in this run, from 1.10-1.13x on the run before the
+  headroom below); the issue rules that out, so it is not done. Round-robin over more
   conversations than `--live-max` is the least-recently-used policy's worst case (every
   turn misses: the next conversation is always the one evicted longest ago), so the
   crossover sits right at the cap (the pooled process is evicted first, so 8
   conversations all stay live at `--live-max 8`). Beyond it both modes pay one CLI
-  start with `--resume` and one process exit a turn, but live pays the exit first: the
-  turn waits for the evicted process to end (49 ms p50, timed around
-  `CliProcess.terminate`) before its own process may start, since `--live-max` counts
-  processes still ending. And its idle processes are not idle: a CLI process that
-  answered its turn keeps using CPU, 37-130 ms a second in the 10 s after its turn and
-  13-41 ms a second half a minute later (4 processes sampled from /proc); seven or eight
-  of them take 10-30% of a 2-core machine from the CLI start every miss pays. Tried:
-  ending the evicted process with SIGTERM at once (no gain: the CLI's own exit takes
-  the time); stopping idle processes with SIGSTOP (a patched runner: 588 ms p50
-  against 613 ms as shipped and 559 ms for spawn-per-turn). Fixed: a turn that needed
-  a slot while the warm pool was starting a process no longer waits for that start
-  (0.4-0.9 s). The next step: while the live set thrashes (turns evict to get their
-  process), end the least recently used idle process as soon as a turn ends, so the
-  next miss starts at once, and keep the warm pool out of that free place.
+  start with `--resume` and one process exit a turn: spawn-per-turn waits for its own
+  process to save its transcript and exit before the reply ends; live waited for the
+  evicted process to exit (49 ms p50) before its own could start, since `--live-max`
+  counts processes still ending. Fixed: once evicted conversations come back (the set
+  thrashes), a turn that starts a process ends one more idle one, so the next such
+  turn finds a free place and the exit happens during the turn before
+  (`LiveCliRunner._headroom`); and a turn that needed a slot while the warm pool was
+  starting a process no longer waits for that start (0.4-0.9 s). What is left: live's
+  idle processes are not idle. A CLI process that answered its turn keeps using CPU,
+  37-130 ms a second in the 10 s after its turn and 13-41 ms a second half a minute
+  later (4 processes sampled from /proc); seven of them take 10-30% of a 2-core
+  machine from the CLI start every miss pays. Ending the evicted process with SIGTERM
+  at once was tried (no gain: the CLI's own exit takes the time). The next step is
+  stopping idle processes (SIGSTOP after a turn, SIGCONT before the next): a trial of
+  it before the headroom closed about half of the gap then; it needs the /proc check
+  before a reuse to tell our own stop from a foreign one.
 """
 
 
