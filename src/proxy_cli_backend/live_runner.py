@@ -609,10 +609,7 @@ class LiveCliRunner:
         while slots.held + slots.waiting - slots.limit > len(self._endings):
             before = len(self._endings)
             if not (self._abandon_pool_start() or self._pool.evict()):
-                idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
-                idle = idle or next(
-                    (p for p in self._live.values() if p.state is LiveState.SUSPENDED), None
-                )
+                idle = self._least_recent(LiveState.IDLE) or self._least_recent(LiveState.SUSPENDED)
                 if idle is None:
                     return
                 self._evict(idle)
@@ -640,9 +637,13 @@ class LiveCliRunner:
         slots = self._slots
         if slots.held - len(self._endings) < slots.limit or slots.waiting:
             return  # a place is free or freeing, or a waiting turn takes what frees
-        idle = next((p for p in self._live.values() if p.state is LiveState.IDLE), None)
+        idle = self._least_recent(LiveState.IDLE)
         if idle is not None:
             self._evict(idle)
+
+    def _least_recent(self, state: LiveState) -> LiveProcess | None:
+        """The least recently used live process in `state` (`_live` is kept in use order)."""
+        return next((p for p in self._live.values() if p.state is state), None)
 
     def _evict(self, live: LiveProcess) -> None:
         """End a conversation's idle process for room, remembering whose it was."""

@@ -70,7 +70,7 @@ def halted(pid: int) -> bool | None:
     no /proc to tell."""
     info = read_process(pid)
     if info is not None:
-        return info.state in ("T", "t", "Z", "X")
+        return info.state in ("T", "t") or not info.alive
     return True if os.path.isdir("/proc/self") else None
 
 
