@@ -27,6 +27,11 @@ from claude_max_api.settings import Settings
 from proxy_core import ChatService, FakeRunner, InMemorySessionStore, ModelCatalog, ServiceLimits
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The header an OpenAI client sends its API key in."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -29,6 +29,7 @@ from proxy_core import (
 )
 from proxy_core.events import Event
 from proxy_http.auth import ApiKeys, api_keys_of
+from tests.support.server import bearer
 
 ALICE = "sk-alice-restart-secret-0000000"
 BOB = "sk-bob-restart-secret-11111111"
@@ -71,10 +72,6 @@ def serving(settings: Settings, keys: ApiKeys, monkeypatch: pytest.MonkeyPatch) 
     """The service `serve` opens, over a fake runner instead of the CLI."""
     monkeypatch.setattr(bootstrap, "build_runner", lambda *_: CostlyRunner())
     return asyncio.run(open_service(settings, keys=keys))
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_budgets_hold_across_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,6 +43,7 @@ from proxy_http.logging import FinishedRequest
 from proxy_http.recent_errors import ErrorEntry, RecentErrors
 from proxy_http.routes.usage import DayPoint, KeyUsage, Spend, Totals
 from tests.support.plans import NOW, PLAN, RESETS
+from tests.support.server import bearer
 
 ALICE = "sk-alice-dash-key-000000000000"
 BOB = "sk-bob-dash-key-1111111111111"
@@ -83,10 +84,6 @@ def app_over(*, keyed: bool = True, **settings: Any) -> Litestar:
 def client() -> Iterator[TestClient[Any]]:
     with TestClient(app_over(), base_url="http://127.0.0.1") as client:
         yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def basic(password: str, user: str = "anyone") -> dict[str, str]:

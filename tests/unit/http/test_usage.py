@@ -31,6 +31,7 @@ from proxy_core import (
 from proxy_core.events import Event
 from proxy_http.auth import ApiKeys, key_id, parse_key_file
 from tests.support.plans import NOW, PLAN
+from tests.support.server import bearer
 
 ALICE = "sk-alice-secret-key-000000000000"
 BOB = "sk-bob-secret-key-1111111111111"
@@ -79,10 +80,6 @@ def app_over(
         wall_clock=lambda: NOW,
     )
     return http_app(service, Settings(), keys=accepted)
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 CHAT = {"model": "sonnet", "messages": [{"role": "user", "content": "hi"}]}
