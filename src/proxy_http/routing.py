@@ -35,6 +35,11 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 ACTIVE_TURNS_KEY = "active_turns"
 
 
+# The error statuses chat completions and /v1/responses declare in OpenAPI, in the
+# OpenAI error shape (/v1/messages declares its own, in Anthropic's).
+TURN_ERROR_STATUSES = (400, 403, 404, 408, 413, 415, 421, 429, 502, 503, 504)
+
+
 def error_specs(
     *statuses: int, body: type[Any] = ErrorBody, description: str = "An OpenAI error body."
 ) -> dict[int, ResponseSpec]:
