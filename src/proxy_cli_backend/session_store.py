@@ -6,6 +6,10 @@ ever interleave. Each write is one transaction, so a crash (or a kill) mid-write
 leaves the previous good record. A call the database refuses (disk full, read-only,
 I/O error) raises ChatError(STORE_UNAVAILABLE), which the service reports as such. The
 schema is versioned with `PRAGMA user_version`; migrations run at open.
+
+The most recently used records are kept in memory as well (`_RecentRecords`), so a
+follow-up turn finds its conversation's record without waiting on the worker thread;
+every write still goes to the file before it returns.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import builtins
 import os
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +35,10 @@ T = TypeVar("T")
 DEFAULT_TTL_SECONDS = 7 * 86400
 DEFAULT_MAX_SESSIONS = 10_000
 DATABASE_NAME = "sessions.sqlite3"
+REMEMBERED_RECORDS = 256
+"""Records kept in memory as well, the most recently read or written: a follow-up
+turn reads its conversation's record from there, with no trip to the database's
+worker thread before it starts."""
 
 # Each entry moves the schema from version i to i + 1; the list index is the source
 # version. Version 1 was the first layout; version 2 added the turn count, the
@@ -133,19 +143,25 @@ class SqliteSessionStore:
                 "writable, or choose another file with --sessions-db (`:memory:` keeps "
                 "sessions until the server stops)."
             ) from error
+        self._recent = _RecentRecords(REMEMBERED_RECORDS)
 
     # -- the SessionStore port ------------------------------------------------
 
     async def get(self, key: str) -> SessionRecord | None:
-        return await self._call(_get, key)
+        remembered = self._recent.get(key)
+        if remembered is not None:
+            return remembered
+        return await self._call(_get, key, after=lambda found: self._recent.keep(key, found))
 
     async def put(self, record: SessionRecord) -> None:
         """Insert or replace a record, then evict the least recently used past the cap."""
-        await self._call(_put, record, self.max_sessions)
+        await self._call(
+            _put, record, self.max_sessions, after=lambda evicted: self._recent.put(record, evicted)
+        )
 
     async def delete(self, key: str) -> SessionRecord | None:
         """Remove and return a record, or None when there was none."""
-        return await self._call(_delete, key)
+        return await self._call(_delete, key, after=lambda _: self._recent.drop(key))
 
     async def list(
         self, limit: int = 100, offset: int = 0, *, prefix: str = ""
@@ -157,7 +173,7 @@ class SqliteSessionStore:
 
     async def clear(self, *, prefix: str = "") -> builtins.list[SessionRecord]:
         """Remove and return every record whose key starts with `prefix`."""
-        return await self._call(_clear, prefix)
+        return await self._call(_clear, prefix, after=lambda _: self._recent.drop_prefix(prefix))
 
     async def count(self) -> int:
         return await self._call(_count)
@@ -176,7 +192,7 @@ class SqliteSessionStore:
         Returns how many records were dropped.
         """
         cutoff = None if self.ttl_seconds is None else self._clock() - self.ttl_seconds
-        return await self._call(_sweep, cutoff, self.max_sessions)
+        return await self._call(_sweep, cutoff, self.max_sessions, after=self._recent.dropped)
 
     async def close(self) -> None:
         """Close the database; later calls raise RuntimeError. Safe to call twice."""
@@ -184,8 +200,68 @@ class SqliteSessionStore:
 
     # -- internals ------------------------------------------------------------
 
-    async def _call(self, operation: Callable[..., T], *args: object) -> T:
-        return await self._database.call(operation, *args)
+    async def _call(
+        self,
+        operation: Callable[..., T],
+        *args: object,
+        after: Callable[[T], None] | None = None,
+    ) -> T:
+        return await self._database.call(operation, *args, after=after)
+
+
+class _RecentRecords:
+    """The most recently read or written records, as the database holds them.
+
+    Only the database's worker thread changes it, after each committed operation and
+    before the next one, so it never runs ahead of or behind the file's own order of
+    changes; a failed write changes nothing. Operations that drop records the store
+    does not name one by one (eviction past the cap, the TTL sweep) forget them all.
+    The server is the file's only writer (each instance has a state dir of its own,
+    docs/deploy.md), so what it remembers stays true.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._records: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._lock = threading.Lock()  # readers run on event loops, writers on the worker
+
+    def get(self, key: str) -> SessionRecord | None:
+        with self._lock:
+            found = self._records.get(key)
+            if found is not None:
+                self._records.move_to_end(key)
+            return found
+
+    def keep(self, key: str, record: SessionRecord | None) -> None:
+        if record is not None:
+            with self._lock:
+                self._keep(key, record)
+
+    def put(self, record: SessionRecord, evicted: int) -> None:
+        with self._lock:
+            if evicted:
+                self._records.clear()
+            self._keep(record.key, record)
+
+    def _keep(self, key: str, record: SessionRecord) -> None:
+        self._records[key] = record
+        self._records.move_to_end(key)
+        while len(self._records) > self._capacity:
+            self._records.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)
+
+    def drop_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._records if k.startswith(prefix)]:
+                del self._records[key]
+
+    def dropped(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self._records.clear()
 
 
 def _row(record: SessionRecord) -> tuple[object, ...]:
@@ -221,12 +297,13 @@ def _get(db: sqlite3.Connection, key: str) -> SessionRecord | None:
     return None if row is None else _record(row)
 
 
-def _put(db: sqlite3.Connection, record: SessionRecord, cap: int) -> None:
+def _put(db: sqlite3.Connection, record: SessionRecord, cap: int) -> int:
+    """Write the record; returns how many others were evicted past the cap."""
     db.execute(
         f"INSERT OR REPLACE INTO sessions ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",
         _row(record),
     )
-    _evict_beyond(db, cap, keep=record.key)
+    return _evict_beyond(db, cap, keep=record.key)
 
 
 def _delete(db: sqlite3.Connection, key: str) -> SessionRecord | None:

@@ -62,14 +62,24 @@ class StoreDatabase:
             f"{ours}: upgrade claude-max-api-proxy, or point {self.flag} at another file."
         )
 
-    async def call(self, operation: Callable[..., T], *args: object) -> T:
-        """Run `operation(connection, *args)` in one transaction on the worker thread."""
+    async def call(
+        self,
+        operation: Callable[..., T],
+        *args: object,
+        after: Callable[[T], None] | None = None,
+    ) -> T:
+        """Run `operation(connection, *args)` in one transaction on the worker thread.
+
+        `after(result)` runs there too, once the transaction has committed and before
+        the next call starts: what it keeps follows the database, in the order of the
+        database's own changes.
+        """
         if self._closed:
             raise RuntimeError(f"the {self.what} is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._worker, in_transaction, self.connection, operation, args
+                self._worker, _committed, self.connection, operation, args, after
             )
         except (sqlite3.Error, OSError) as error:
             raise ChatError(
@@ -114,6 +124,18 @@ def _migrate(
         for statement in statements:
             db.execute(statement)
     db.execute(f"PRAGMA user_version = {len(migrations)}")
+
+
+def _committed(
+    db: sqlite3.Connection,
+    operation: Callable[..., T],
+    args: tuple[object, ...],
+    after: Callable[[T], None] | None,
+) -> T:
+    result = in_transaction(db, operation, args)
+    if after is not None:
+        after(result)
+    return result
 
 
 def in_transaction(

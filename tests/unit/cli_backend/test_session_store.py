@@ -10,11 +10,13 @@ import textwrap
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from proxy_cli_backend.session_store import (
+    REMEMBERED_RECORDS,
     SCHEMA_VERSION,
     SchemaTooNewError,
     SqliteSessionStore,
@@ -468,7 +470,9 @@ async def test_a_read_only_database_fails_every_call_as_store_unavailable(
     await store.put(record("h:a"))
     await make_read_only(store)
     calls = {
-        "get": lambda: store.get("h:a"),
+        # A record read or written lately is answered from memory (below): one that
+        # is not asks the database.
+        "get": lambda: store.get("h:elsewhere"),
         "put": lambda: store.put(record("h:b")),
         "delete": lambda: store.delete("h:a"),
         "list": lambda: store.list(),
@@ -481,3 +485,85 @@ async def test_a_read_only_database_fails_every_call_as_store_unavailable(
         await calls[call]()
     assert raised.value.reason is FailureReason.STORE_UNAVAILABLE
     assert "readonly" in raised.value.message
+
+
+# -- records kept in memory ---------------------------------------------------------
+
+
+class CountedCalls:
+    """Counts the operations the store sends to its database's worker thread."""
+
+    def __init__(self, store: SqliteSessionStore) -> None:
+        self.count = 0
+        database = store._database
+        call = database.call
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await call(*args, **kwargs)
+
+        database.call = counted  # type: ignore[method-assign]
+
+
+async def test_a_record_just_written_or_read_is_read_without_asking_the_database(
+    db_path: Path,
+) -> None:
+    first = SqliteSessionStore(db_path)
+    await first.put(record("h:a", tag="x"))
+    await first.close()
+    store = SqliteSessionStore(db_path)
+    calls = CountedCalls(store)
+    assert await store.get("h:a") == record("h:a", tag="x")  # from the file
+    assert calls.count == 1
+    assert await store.get("h:a") == record("h:a", tag="x")  # from memory
+    await store.put(record("h:a", tag="y", n=4))
+    assert calls.count == 2
+    assert await store.get("h:a") == record("h:a", tag="y", n=4)
+    assert await store.get("h:unknown") is None  # an unknown key always asks
+    assert await store.get("h:unknown") is None
+    assert calls.count == 4
+    await store.close()
+
+
+async def test_a_remembered_record_is_gone_once_deleted_cleared_swept_or_evicted() -> None:
+    clock = Clock(100 * DAY)
+    store = SqliteSessionStore(":memory:", ttl_seconds=DAY, max_sessions=3, clock=clock)
+    for key in ("h:a", "h:b", "x:c"):
+        await store.put(record(key, used=clock.now))
+    assert await store.delete("h:a") is not None
+    assert await store.get("h:a") is None
+    assert [r.key for r in await store.clear(prefix="h:")] == ["h:b"]
+    assert await store.get("h:b") is None
+    assert await store.get("x:c") is not None  # another prefix stays
+    await store.put(record("h:old", used=clock.now - 2 * DAY))
+    assert await store.sweep() == 1
+    assert await store.get("h:old") is None
+    for key in ("h:d", "h:e", "h:f"):  # the cap is 3: x:c is evicted from the file
+        await store.put(record(key, used=clock.now + 1))
+    assert await store.get("x:c") is None
+    assert await store.count() == 3
+    await store.close()
+
+
+async def test_a_write_the_database_refuses_leaves_the_remembered_record_as_the_file_has_it(
+    store: SqliteSessionStore,
+) -> None:
+    before = record("h:a", tag="before")
+    await store.put(before)
+    await make_read_only(store)
+    with pytest.raises(ChatError):
+        await store.put(record("h:a", tag="after"))
+    assert await store.get("h:a") == before
+
+
+async def test_memory_holds_the_most_recently_used_records_only(db_path: Path) -> None:
+    store = SqliteSessionStore(db_path)
+    for i in range(REMEMBERED_RECORDS + 1):
+        await store.put(record(f"h:{i}", used=float(i)))
+    calls = CountedCalls(store)
+    await store.get(f"h:{REMEMBERED_RECORDS}")
+    await store.get("h:1")
+    assert calls.count == 0
+    assert await store.get("h:0") == record("h:0", used=0.0)  # forgotten: from the file
+    assert calls.count == 1
+    await store.close()
