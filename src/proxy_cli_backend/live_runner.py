@@ -516,6 +516,11 @@ class LiveCliRunner:
         except BaseException:
             self._slots.give_back()
             raise
+        if self._slots.waiting:
+            # A turn came for a slot while this one launched, before `_make_room` could
+            # see a start to abandon: it must not wait behind `initialize`.
+            self._end(live)
+            return None
         self._pool_starting, self._pool_start_abandoned = live, False
         try:
             await live.wait_ready(self.live_config.control_timeout)

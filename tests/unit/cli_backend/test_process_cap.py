@@ -152,6 +152,38 @@ async def test_the_pool_does_not_fill_a_slot_an_idle_conversation_holds(
     assert runner.spawned == 0
 
 
+async def test_a_turn_that_needs_the_slot_while_the_pools_process_launches_does_not_wait_for_it(
+    make_runner: Any,
+) -> None:
+    # The turn asks for the slot while the pooled process is being launched, before there
+    # is a start to abandon; its `initialize` answer takes a minute, so a turn that waited
+    # for it would fail the guard below.
+    runner = await make_runner(
+        cli_env={"FAKE_CLI_SLOW_INIT": "60"}, max_live=1, pool_size=0, probe_timeout=0
+    )
+    launched, go_on = asyncio.Event(), asyncio.Event()
+    launch = runner._launch
+
+    async def held_launch(plan: Any, *, owner: str) -> Any:
+        live = await launch(plan, owner=owner)
+        if owner == "pool":
+            launched.set()
+            await go_on.wait()
+        return live
+
+    runner._launch = held_launch
+    runner._pool.size = 1
+    runner._pool.fill()
+    await asyncio.wait_for(launched.wait(), 30)
+    turn = asyncio.create_task(run(runner, plan("now", str(uuid.uuid4()))))
+    await wait_until(lambda: runner._slots.waiting > 0)
+    go_on.set()
+    events = await asyncio.wait_for(turn, 30)
+    assert isinstance(end(events), Finished)
+    assert runner._pool.started == 0
+    assert runner.spawned == 1
+
+
 async def test_a_turn_that_needs_the_slot_of_a_starting_pooled_process_does_not_wait_for_its_start(
     make_runner: Any,
 ) -> None:
