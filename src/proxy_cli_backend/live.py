@@ -132,6 +132,7 @@ class LiveProcess:
         self.turns = 0
         self.unfinished = False  # a turn was abandoned before its result was read
         self.unresponsive = False  # a control request went unanswered (stopped, hung)
+        self.paused = False  # stopped by the runner while idle (`pause`)
         self.last_used = clock()
 
     @classmethod
@@ -187,6 +188,20 @@ class LiveProcess:
     def usable(self) -> bool:
         """Idle and still running: it can take a turn."""
         return self.state is LiveState.IDLE and self.alive
+
+    # -- pausing between turns ----------------------------------------------
+
+    def pause(self) -> None:
+        """Stop an idle process until its next turn (see `pausing`); a no-op otherwise."""
+        if self.state is LiveState.IDLE and self.alive and not self.paused:
+            self._process.pause()
+            self.paused = True
+
+    def unpause(self) -> None:
+        """Continue a paused process, before anything is asked of it."""
+        if self.paused:
+            self.paused = False
+            self._process.unpause()
 
     # -- control requests --------------------------------------------------
 
@@ -404,6 +419,7 @@ class LiveProcess:
         # fresh session), so nothing is worth the wait of a flush.
         suspended = self.state is LiveState.SUSPENDED
         self.state = LiveState.CLOSED
+        self.paused = False  # `terminate` continues the group before anything else
         settle = 0.0 if self.unresponsive or suspended else flush_wait
         try:
             if unfinished and not await self.interrupt(kill_grace):
@@ -424,4 +440,5 @@ class LiveProcess:
             turns=self.turns,
             idle_s=round(now - self.last_used, 1),
             rss_bytes=rss,
+            paused=self.paused,
         )

@@ -33,6 +33,7 @@ import msgspec
 import structlog
 from msgspec import Meta
 
+from proxy_cli_backend import pausing
 from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.client_tools import offered, tools_key
 from proxy_cli_backend.config import CliRunnerConfig
@@ -134,6 +135,10 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     # A process that ended a turn (or became ready) less than this many seconds ago is
     # not sent the `initialize` probe: /proc tells whether it was stopped or ended since.
     probe_after: float = 10.0
+    # An idle live process is stopped (SIGSTOP) after its turn and continued for the
+    # next, where `pausing.supported()`: idle CLIs otherwise take CPU from the running
+    # ones (see `pausing`).
+    pause_idle: bool = True
 
 
 class LiveCliRunner:
@@ -151,6 +156,7 @@ class LiveCliRunner:
         self.config = config or CliRunnerConfig()
         self.live_config = live or LiveConfig()
         self._clock = clock
+        self._pausing = self.live_config.pause_idle and pausing.supported()
         self._base = ClaudeCliRunner(self.config)
         self._started = False
         # Session id -> process, least recently used first.
@@ -385,6 +391,8 @@ class LiveCliRunner:
         """The process for a turn, and whether it already existed (vs. spawned for it)."""
         if plan.kind is PlanKind.CONTINUE:
             live = self._live.get(plan.cli_session_id)
+            if live is not None:
+                live.unpause()
             if live is not None and self._fits(live, plan):
                 self._live.move_to_end(plan.cli_session_id)
                 if await self._prepare(live, plan):
@@ -433,6 +441,8 @@ class LiveCliRunner:
         idle for `probe_after` (or where /proc cannot tell), answering the `initialize`
         probe within `probe_timeout`.
 
+        The runner's own pause is over by then (`_acquire` continued the process), so
+        a stopped one was stopped by someone else, or by a tracer SIGCONT does not end.
         A process stopped (SIGSTOP) or hung while idle would otherwise cost its next
         turn the whole first-event timeout; a live CLI answers within milliseconds,
         so a short bound tells the two apart, and a slow answer costs only a respawn.
@@ -573,6 +583,8 @@ class LiveCliRunner:
         if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
             self._fit_memory()
             self._make_room()
+            if self._pausing:
+                live.pause()  # an idle one only; continued by `_acquire` or when ended
         else:
             self._end(live)
         self._fill_pool()

@@ -14,6 +14,7 @@ import signal
 
 import structlog
 
+from proxy_cli_backend import pausing
 from proxy_cli_backend.background import detached_task
 from proxy_cli_backend.command import CliCommand
 from proxy_cli_backend.procfs import descendants, kill_unchanged
@@ -145,6 +146,8 @@ class CliProcess:
                 env=command.env,
                 cwd=command.cwd,
                 start_new_session=True,
+                # Continued if this server dies while it is paused (see `pausing`).
+                preexec_fn=pausing.continue_on_parent_death if pausing.supported() else None,
             )
         except BaseException:
             _remove_files(files)
@@ -160,6 +163,19 @@ class CliProcess:
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode
+
+    def pause(self) -> None:
+        """Stop the group (SIGSTOP) until `unpause`: an idle CLI then uses no CPU.
+
+        Only where `pausing.supported()`: the server's death continues the process.
+        """
+        if self._proc.returncode is None:
+            self._signal_group(signal.SIGSTOP)
+
+    def unpause(self) -> None:
+        """Continue the group (SIGCONT) after `pause`."""
+        if self._proc.returncode is None:
+            self._signal_group(signal.SIGCONT)
 
     async def send(self, data: bytes) -> None:
         """Write to stdin; a child that already exited is not an error here (EOF tells)."""

@@ -25,6 +25,7 @@ class LiveProcessInfo(msgspec.Struct, frozen=True):
     turns: int
     idle_s: float
     rss_bytes: int | None
+    paused: bool = False  # stopped between turns, continued for the next (Linux)
 
 
 class BackendDetails(msgspec.Struct, frozen=True, kw_only=True):

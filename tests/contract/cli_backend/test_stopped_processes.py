@@ -1,4 +1,5 @@
-"""A stopped (SIGSTOP) idle or pooled CLI process, with the real binary: found, replaced.
+"""A stopped (SIGSTOP) idle or pooled CLI process, with the real binary: found, replaced
+(or, for an idle one the runner paused itself, continued), and the pause between turns.
 
 The first-event timeout stays at the fixtures' usual value: a turn that ran on the
 stopped process would fail with a timeout, so a reply proves the check replaced it.
@@ -37,7 +38,9 @@ def gone(pid: int) -> bool:
 async def test_a_stopped_idle_process_is_replaced_and_the_turn_resumes_the_conversation(
     make_live_service: Factory, fake_upstream: FakeAnthropic
 ) -> None:
-    service = await make_live_service()
+    # Without pausing: with it, the runner continues an idle process before it checks
+    # (the test below).
+    service = await make_live_service(pause_idle=False)
     runner = live_runner(service)
     async with ProcessWatch() as watch:
         chat = Chat(service, "stopped-idle")
@@ -78,4 +81,27 @@ async def test_a_stopped_pooled_process_is_replaced_and_the_new_conversation_run
         assert pooled._process.returncode != -signal.SIGKILL
         watch.sample()
         await service.aclose()
+        assert await watch.wait_gone(2.0) == []
+
+
+async def test_an_idle_process_is_paused_between_turns_and_its_next_turn_continues_it(
+    make_live_service: Factory, fake_upstream: FakeAnthropic
+) -> None:
+    service = await make_live_service()
+    runner = live_runner(service)
+    async with ProcessWatch() as watch:
+        chat = Chat(service, "paused")
+        assert await chat.say("one") == "echo: one"
+        (pid,) = live_pids(service).values()
+        await wait_for(lambda: stopped_now(pid))
+        # A stranger's SIGSTOP on top of the pause changes nothing: it is continued too.
+        os.kill(pid, signal.SIGSTOP)
+        assert await chat.say("two") == "echo: two"
+        assert list(live_pids(service).values()) == [pid]
+        assert runner.spawned == 1
+        await wait_for(lambda: stopped_now(pid))
+        assert history(fake_upstream)[-3:] == ["one", "echo: one", "two"]
+        watch.sample()
+        await service.aclose()
+        assert gone(pid)
         assert await watch.wait_gone(2.0) == []

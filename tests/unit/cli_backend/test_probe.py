@@ -51,7 +51,9 @@ def count_probes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def test_a_stopped_idle_process_is_replaced_and_the_turn_runs_on_a_new_one(
     make_runner: Any,
 ) -> None:
-    runner = await make_runner(probe_timeout=0.5)
+    # With pausing, the runner continues an idle process before the check, which ends a
+    # stranger's stop as well (test_pausing.py); without it, the check replaces it.
+    runner = await make_runner(probe_timeout=0.5, pause_idle=False)
     session = str(uuid.uuid4())
     first = await run(runner, plan("one", session))
     stopped = runner._live[session]
@@ -128,7 +130,7 @@ async def test_a_process_that_misses_the_probe_is_replaced(
     # Where /proc cannot tell (or the process hangs without being stopped), the probe
     # decides: a stopped process that /proc is made to report as running must miss it.
     monkeypatch.setattr(live_runner, "halted", lambda pid: None)
-    runner = await make_runner(probe_timeout=0.5, probe_after=60.0)
+    runner = await make_runner(probe_timeout=0.5, probe_after=60.0, pause_idle=False)
     session = str(uuid.uuid4())
     first = await run(runner, plan("one", session))
     stopped = runner._live[session]
