@@ -109,9 +109,12 @@ class LiveProcess:
         client_tools: ToolOffer | None = None,
         clock: Callable[[], float] = time.monotonic,
         costs: CostMeter | None = None,
+        pausable: bool = False,
     ) -> None:
-        """`costs` prices the process's turns (default: a process of a new session)."""
+        """`costs` prices the process's turns (default: a process of a new session);
+        a `pausable` one was started so that `pause` may stop it (see `pausing`)."""
         self._process = process
+        self._pausable = pausable
         self._costs = costs or CostMeter()
         self._decoder = EventDecoder()
         self._clock = clock
@@ -152,17 +155,22 @@ class LiveProcess:
         owner: str = "live",
         clock: Callable[[], float] = time.monotonic,
         costs: CostMeter | None = None,
+        pausable: bool = False,
     ) -> LiveProcess:
-        """Start the command with stdin kept open; raises OSError if it cannot run."""
+        """Start the command with stdin kept open; raises OSError if it cannot run.
+
+        Only a `pausable` process may be paused between turns (see `pausing`)."""
         process = await CliProcess.spawn(
             command,
             max_line_bytes=config.max_line_bytes,
             stderr_tail_bytes=config.stderr_tail_bytes,
             watchdog=watchdog,
             owner=owner,
+            pausable=pausable,
         )
         return cls(
             process,
+            pausable=pausable,
             session_id=session_id,
             model=model,
             system=system,
@@ -193,7 +201,7 @@ class LiveProcess:
 
     def pause(self) -> None:
         """Stop an idle process until its next turn (see `pausing`); a no-op otherwise."""
-        if self.state is LiveState.IDLE and self.alive and not self.paused:
+        if self._pausable and self.state is LiveState.IDLE and self.alive and not self.paused:
             self._process.pause()
             self.paused = True
 

@@ -568,6 +568,7 @@ class LiveCliRunner:
             costs=CostMeter(
                 self._base.costs, resumed=plan.kind is PlanKind.CONTINUE, saved=plan.meter
             ),
+            pausable=self._pausing,
         )
 
     # -- capacity and endings ----------------------------------------------------
@@ -583,8 +584,7 @@ class LiveCliRunner:
         if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
             self._fit_memory()
             self._make_room()
-            if self._pausing:
-                live.pause()  # an idle one only; continued by `_acquire` or when ended
+            live.pause()  # an idle, pausable one only; continued by `_acquire` or when ended
         else:
             self._end(live)
         self._fill_pool()

@@ -7,12 +7,12 @@ an idle process (SIGSTOP to its group) and continues it (SIGCONT) when its next 
 comes, or when it is ended.
 
 A stopped process cannot notice that its stdin closed, so a server that died without
-ending it (SIGKILL, a crash) would leave it stopped for good. On Linux each CLI process
-is therefore started with SIGCONT as its parent-death signal (`prctl(PR_SET_PDEATHSIG)`,
-set between fork and exec): when the server dies, its CLI processes are continued, read
-the end of their stdin and exit, as they would have without the pause. SIGCONT does
-nothing to a running process. Where that signal is not available, processes are never
-paused.
+ending it (SIGKILL, a crash) would leave it stopped for good. On Linux each live (and
+pooled) CLI process is therefore started with SIGCONT as its parent-death signal
+(`prctl(PR_SET_PDEATHSIG)`, set between fork and exec): when the server dies, its CLI
+processes are continued, read the end of their stdin and exit, as they would have
+without the pause. SIGCONT does nothing to a running process. Where that signal is not
+available, processes are never paused.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_SIGCONT = int(signal.SIGCONT)
 
 
 def _prctl() -> Callable[..., Any] | None:
@@ -52,6 +53,3 @@ def continue_on_parent_death() -> None:
     """
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, _SIGCONT)
-
-
-_SIGCONT = int(signal.SIGCONT)
