@@ -149,7 +149,7 @@ class SqliteSessionStore:
 
     async def get(self, key: str) -> SessionRecord | None:
         remembered = self._recent.get(key)
-        if remembered is not None:
+        if remembered is not None and not self._database.closed:
             return remembered
         return await self._call(_get, key, after=lambda found: self._recent.keep(key, found))
 

@@ -62,6 +62,10 @@ class StoreDatabase:
             f"{ours}: upgrade claude-max-api-proxy, or point {self.flag} at another file."
         )
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def call(
         self,
         operation: Callable[..., T],

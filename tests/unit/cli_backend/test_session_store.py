@@ -180,6 +180,7 @@ async def test_an_in_memory_database_works() -> None:
 async def test_a_closed_store_refuses_calls_and_closes_twice_quietly(
     store: SqliteSessionStore,
 ) -> None:
+    await store.put(record("h:a"))  # remembered in memory too: still refused once closed
     await store.close()
     await store.close()
     with pytest.raises(RuntimeError, match="closed"):
