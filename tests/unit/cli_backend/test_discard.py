@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ from proxy_cli_backend.config import CliRunnerConfig
 from proxy_cli_backend.live_runner import LiveCliRunner, LiveConfig
 from proxy_cli_backend.transcripts import transcript_path
 from proxy_core import Failed, Finished, PlanKind
-from tests.unit.cli_backend.test_live_runner import FAKE_CLI, end, plan, run
+from tests.unit.cli_backend.test_live_runner import end, fake_launcher, plan, run
 
 OLD = 7200.0
 
@@ -29,9 +28,7 @@ OLD = 7200.0
 @pytest.fixture
 async def make_runner(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     runners: list[LiveCliRunner] = []
-    launcher = tmp_path / "claude"
-    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} "$@"\n')
-    launcher.chmod(0o755)
+    launcher = fake_launcher(tmp_path)
 
     async def factory(**live: Any) -> LiveCliRunner:
         config = CliRunnerConfig(

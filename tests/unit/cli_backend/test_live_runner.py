@@ -30,13 +30,19 @@ from proxy_core import (
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 
 
+def fake_launcher(directory: Path) -> Path:
+    """`directory/claude`: runs the stand-in CLI under this interpreter, whatever
+    `python3` is on PATH (by exec, so the launcher's pid is the stand-in's)."""
+    launcher = directory / "claude"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} "$@"\n')
+    launcher.chmod(0o755)
+    return launcher
+
+
 @pytest.fixture
 async def make_runner(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     runners: list[LiveCliRunner] = []
-    # The stand-in runs under this interpreter whatever `python3` is on PATH.
-    launcher = tmp_path / "claude"
-    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} "$@"\n')
-    launcher.chmod(0o755)
+    launcher = fake_launcher(tmp_path)
 
     async def factory(
         runner_args: dict[str, Any] | None = None,

@@ -19,7 +19,8 @@ from proxy_cli_backend.live_runner import LiveCliRunner
 from proxy_cli_backend.procfs import read_process
 from proxy_core import Finished, LiveDetails, TextDelta
 from tests.unit.cli_backend import test_live_runner
-from tests.unit.cli_backend.test_live_runner import FAKE_CLI, end, follow_up, pids, plan, run
+from tests.unit.cli_backend.test_live_runner import end, fake_launcher, follow_up, pids, plan, run
+from tests.unit.cli_backend.test_probe import is_stopped
 from tests.unit.cli_backend.test_process_cap import wait_until
 
 make_runner = test_live_runner.make_runner
@@ -54,13 +55,13 @@ async def test_an_idle_process_is_stopped_after_its_turn_and_continued_for_the_n
     session = str(uuid.uuid4())
     first = await run(runner, plan("one", session))
     (pid,) = pids(runner).values()
-    await wait_until(lambda: state(pid) == "T")
+    await wait_until(lambda: is_stopped(pid))
     assert paused_flags(runner) == {pid: True}
     second = await follow_up(runner, session, first, "two")
     assert [e.text for e in second if isinstance(e, TextDelta)] == ["echo: two"]
     assert pids(runner) == {session: pid}  # the same process took the turn
     assert (runner.spawned, runner.reused) == (1, 1)
-    await wait_until(lambda: state(pid) == "T")  # and is paused again
+    await wait_until(lambda: is_stopped(pid))  # and is paused again
 
 
 async def test_a_paused_process_someone_else_stopped_too_is_continued_and_reused(
@@ -71,7 +72,7 @@ async def test_a_paused_process_someone_else_stopped_too_is_continued_and_reused
     first = await run(runner, plan("one", session))
     (pid,) = pids(runner).values()
     os.kill(pid, signal.SIGSTOP)
-    await wait_until(lambda: state(pid) == "T")
+    await wait_until(lambda: is_stopped(pid))
     second = await follow_up(runner, session, first, "two")
     assert isinstance(end(second), Finished)
     assert pids(runner) == {session: pid}
@@ -91,7 +92,7 @@ async def test_a_paused_process_ends_by_itself_when_the_runner_closes(make_runne
     runner = await make_runner()
     await run(runner, plan("one", str(uuid.uuid4())))
     (pid,) = pids(runner).values()
-    await wait_until(lambda: state(pid) == "T")
+    await wait_until(lambda: is_stopped(pid))
     live = next(iter(runner._live.values()))
     assert isinstance(live, LiveProcess)
     await runner.aclose()
@@ -126,9 +127,7 @@ SERVER = textwrap.dedent(
 async def test_a_paused_process_of_a_server_killed_with_sigkill_is_continued_and_exits(
     tmp_path: Path,
 ) -> None:
-    launcher = tmp_path / "claude"
-    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} "$@"\n')
-    launcher.chmod(0o755)
+    launcher = fake_launcher(tmp_path)
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -141,7 +140,7 @@ async def test_a_paused_process_of_a_server_killed_with_sigkill_is_continued_and
     assert server.stdout is not None
     pid = int(await asyncio.wait_for(server.stdout.readline(), 60))
     try:
-        await wait_until(lambda: state(pid) == "T")
+        await wait_until(lambda: is_stopped(pid))
         server.kill()
         await server.wait()
         # Continued by its parent-death signal, it sees its stdin closed and exits.
