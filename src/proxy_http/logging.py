@@ -127,6 +127,8 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
+            # First: a line below the level costs a check, not the processors' work.
+            structlog.stdlib.filter_by_level,
             *_SHARED_PROCESSORS,
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

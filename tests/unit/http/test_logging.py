@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 import structlog
@@ -287,6 +288,28 @@ def test_an_error_line_puts_the_error_and_message_right_after_the_outcome(
     (record,) = [r for r in records if r["event"] == "request"]
     assert list(record)[:5] == ["event", "status", "latency_ms", "error", "message"]
     assert list(record)[-1] == "request_id"
+
+
+def test_a_line_below_the_level_is_dropped_before_any_processor_runs(
+    restore_logging: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamped: list[str] = []
+    stamp = structlog.processors.TimeStamper.__call__
+
+    def counting(self: Any, logger: Any, name: str, event: Any) -> Any:
+        stamped.append(event["event"])
+        return stamp(self, logger, name, event)
+
+    monkeypatch.setattr(structlog.processors.TimeStamper, "__call__", counting)
+    configure_logging("json", "warning")
+    log = structlog.get_logger("proxy_http.test")
+    log.info("below_the_level")
+    log.warning("at_the_level")
+    lines = [json.loads(ln)["event"] for ln in capsys.readouterr().err.splitlines()]
+    assert lines == ["at_the_level"]
+    # The request line's timestamp is the processors' costliest step: never taken for
+    # a line nobody sees.
+    assert stamped == ["at_the_level"]
 
 
 def test_ignored_fields_get_a_debug_line_that_carries_the_request_id(
