@@ -29,7 +29,7 @@ from proxy_http.readiness import ReadinessProbe
 from proxy_http.recent_errors import RECENT_ERRORS_KEY, RecentErrors
 from proxy_http.routes import ROUTES, dashboard, metrics
 from proxy_http.routes.status import READINESS_KEY
-from proxy_http.routing import ACTIVE_TURNS_KEY, required_access
+from proxy_http.routing import ACTIVE_TURNS_KEY, RESPONSES_KEY, required_access
 from proxy_http.streaming import ActiveTurns
 
 __all__ = ["ACTIVE_TURNS_KEY", "Lifespan", "create_app"]
@@ -100,6 +100,7 @@ def create_app(
             {
                 "service": service,
                 "options": options,
+                RESPONSES_KEY: stored,
                 ACTIVE_TURNS_KEY: ActiveTurns(),
                 READINESS_KEY: readiness,
             }

@@ -11,7 +11,7 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.response import Stream
 
-from proxy_core import ChatService, Turn
+from proxy_core import ChatService, ResponseStore, Turn
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
 from proxy_http.config import HttpOptions
 from proxy_http.errors import handle_validation
@@ -21,7 +21,6 @@ from proxy_http.streaming import (
     StreamRenderer,
     collect_turn,
     open_stream,
-    until_first,
 )
 from proxy_http.wire import ErrorBody
 
@@ -33,6 +32,8 @@ IGNORED_TOOLS_HEADER = "X-Ignored-Tools"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Sent with every SSE stream: no cache, and no buffering by a reverse proxy."""
 ACTIVE_TURNS_KEY = "active_turns"
+RESPONSES_KEY = "responses"
+"""Where the app's state keeps the Responses API's store (see `responses_of`)."""
 
 
 # The error statuses chat completions and /v1/responses declare in OpenAPI, in the
@@ -63,6 +64,30 @@ def required_access(request: Request[Any, Any, Any]) -> Access:
     return access
 
 
+# The endpoints that open turns take the service, options and response store from the
+# app's state through these, not as dependencies: Litestar resolves a handler's
+# dependencies in a task group of their own whenever there are two or more (three
+# tasks a request), where `access` alone is awaited in place.
+
+
+def service_of(request: Request[Any, Any, Any]) -> ChatService:
+    """The app's chat service."""
+    service: ChatService = request.app.state["service"]
+    return service
+
+
+def options_of(request: Request[Any, Any, Any]) -> HttpOptions:
+    """The app's HTTP options."""
+    options: HttpOptions = request.app.state["options"]
+    return options
+
+
+def responses_of(request: Request[Any, Any, Any]) -> ResponseStore:
+    """The app's store of the Responses API's replies."""
+    responses: ResponseStore = request.app.state[RESPONSES_KEY]
+    return responses
+
+
 def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
     """The app's registry of turns in flight (which a shutdown ends with an error)."""
     active: ActiveTurns = request.app.state[ACTIVE_TURNS_KEY]
@@ -70,7 +95,7 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
 
 
 def disconnect_watcher(request: Request[Any, Any, Any]) -> Callable[[], Awaitable[None]]:
-    """What returns once the client of `request` has gone (for `until_first`)."""
+    """What returns once the client of `request` has gone (for `until_first` and `collect_turn`)."""
 
     async def disconnected() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -94,8 +119,7 @@ def refused_request(
     """A request whose body fails decoding: answered as any validation failure, and
     counted in /stats as the service counts the requests it refuses (the
     `ValidationException` handler of every endpoint that opens turns)."""
-    service: ChatService = request.app.state["service"]
-    service.count_refused(endpoint_of(request))
+    service_of(request).count_refused(endpoint_of(request))
     return handle_validation(request, error)
 
 
@@ -125,4 +149,4 @@ async def streamed(
 
 async def collected(request: Request[Any, Any, Any], turn: Turn) -> Collected:
     """The turn's whole reply, unless its client goes first (which cancels it)."""
-    return await until_first(collect_turn(turn, active_turns(request)), disconnect_watcher(request))
+    return await collect_turn(turn, active_turns(request), disconnect_watcher(request))

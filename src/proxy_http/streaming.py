@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import AsyncExitStack, aclosing
+from contextlib import AsyncExitStack, aclosing, suppress
 from typing import Protocol, TypeVar
 
 import anyio
@@ -403,9 +403,19 @@ class Collected(msgspec.Struct, frozen=True):
     stop_sequence: str | None = None
 
 
-async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collected:
-    """Run a turn to its end; a Failed event is raised as ChatError."""
+async def collect_turn(
+    turn: Turn,
+    active: ActiveTurns | None = None,
+    disconnected: Callable[[], Awaitable[None]] | None = None,
+) -> Collected:
+    """Run a turn to its end; a Failed event is raised as ChatError.
+
+    Once `disconnected` returns (the client has gone), the turn is cancelled and ends
+    as a ChatError(CANCELLED). It is watched from a task of its own, while the reply is
+    collected in the caller's.
+    """
     pump = await TurnPump.start(turn, active)
+    watcher = _abort_on(pump, disconnected) if disconnected is not None else None
     reply = ReplyCollector()
     try:
         while True:
@@ -426,8 +436,25 @@ async def collect_turn(turn: Turn, active: ActiveTurns | None = None) -> Collect
     except StopAsyncIteration:
         raise no_result() from None
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await pump.aclose()
         note_turn(turn)
+
+
+CLIENT_GONE = "The client disconnected."
+
+
+def _abort_on(pump: TurnPump, disconnected: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """A task that aborts `pump` once `disconnected` returns (or fails: the client
+    can no longer be answered either way)."""
+
+    async def watch() -> None:
+        with suppress(Exception):
+            await disconnected()
+        pump.abort(CLIENT_GONE)
+
+    return asyncio.ensure_future(watch())
 
 
 async def until_first(work: Awaitable[T], disconnected: Callable[[], Awaitable[None]]) -> T:
@@ -443,5 +470,5 @@ async def until_first(work: Awaitable[T], disconnected: Callable[[], Awaitable[N
         with anyio.CancelScope(shield=True):
             await asyncio.gather(task, watcher, return_exceptions=True)
     if task.cancelled():
-        raise ChatError(FailureReason.CANCELLED, "The client disconnected.")
+        raise ChatError(FailureReason.CANCELLED, CLIENT_GONE)
     return task.result()

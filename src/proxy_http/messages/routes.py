@@ -27,7 +27,6 @@ from proxy_core import (
     parse_tool_offer,
 )
 from proxy_http.auth import Access
-from proxy_http.config import HttpOptions
 from proxy_http.errors import handle_chat_error, validation_error
 from proxy_http.logging import note
 from proxy_http.messages.render import MessagesRenderer, new_message_id, whole_message
@@ -42,6 +41,8 @@ from proxy_http.routing import (
     collected,
     endpoint_of,
     error_specs,
+    options_of,
+    service_of,
     streamed,
 )
 from proxy_http.wire import ErrorBody as OpenAIErrorBody
@@ -135,14 +136,13 @@ _VERSION = HeaderParameter(
 async def create_message(
     data: JSONBody[MessagesRequest],
     request: Request[Any, Any, Any],
-    service: NamedDependency[ChatService],
-    options: NamedDependency[HttpOptions],
     access: NamedDependency[Access],
     session_id: Annotated[str | None, _SESSION] = None,
     anthropic_version: Annotated[str | None, _VERSION] = None,
 ) -> Response[Any]:
     """Answer one Messages request, streamed or whole."""
     note(endpoint=ENDPOINT, stream=bool(data.stream))
+    service, options = service_of(request), options_of(request)
     try:
         translated = translate(
             data,

@@ -17,7 +17,6 @@ from litestar.types import ControllerRouterHandler
 from proxy_core import (
     ChatError,
     ChatRequest,
-    ChatService,
     ResponseStore,
     ToolCall,
     is_header_value,
@@ -52,7 +51,10 @@ from proxy_http.routing import (
     TURN_ERROR_STATUSES,
     collected,
     error_specs,
+    options_of,
     refused_request,
+    responses_of,
+    service_of,
     streamed,
 )
 from proxy_http.wire import ErrorBody
@@ -204,10 +206,7 @@ def _headers(key: str, data: ResponsesRequest, translated: Translated) -> dict[s
 async def create_response(
     data: JSONBody[ResponsesRequest],
     request: Request[Any, Any, Any],
-    service: NamedDependency[ChatService],
-    options: NamedDependency[HttpOptions],
     access: NamedDependency[Access],
-    responses: NamedDependency[ResponseStore],
     session_id: Annotated[
         str | None,
         HeaderParameter(
@@ -219,6 +218,7 @@ async def create_response(
 ) -> Response[Any]:
     """Answer one response, streamed or whole; store it unless `store` is false."""
     note(endpoint=ENDPOINT, stream=bool(data.stream))
+    service, options, responses = service_of(request), options_of(request), responses_of(request)
     try:
         translated = translate(data)
         previous = None

@@ -13,10 +13,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 from litestar.types import ControllerRouterHandler
 
-from proxy_core import ChatCompletionRequest, ChatService, chat_request
+from proxy_core import ChatCompletionRequest, chat_request
 from proxy_core.openai_wire import unhonoured_fields
 from proxy_http.auth import Access
-from proxy_http.config import HttpOptions
 from proxy_http.logging import note
 from proxy_http.routing import (
     ENDPOINT_KEY,
@@ -25,7 +24,9 @@ from proxy_http.routing import (
     TURN_ERROR_STATUSES,
     collected,
     error_specs,
+    options_of,
     refused_request,
+    service_of,
     streamed,
 )
 from proxy_http.sse import ChunkRenderer, completion, new_completion_id
@@ -58,8 +59,6 @@ _log = structlog.get_logger("proxy_http.chat")
 async def chat_completions(
     data: JSONBody[ChatCompletionRequest],
     request: Request[Any, Any, Any],
-    service: NamedDependency[ChatService],
-    options: NamedDependency[HttpOptions],
     access: NamedDependency[Access],
     session_id: Annotated[
         str | None,
@@ -72,6 +71,7 @@ async def chat_completions(
 ) -> Response[Any]:
     """Answer one chat completion, streamed or whole."""
     note(endpoint=ENDPOINT)
+    service, options = service_of(request), options_of(request)
     asked = chat_request(data, session_id=session_id, namespace=access.namespace)
     note(stream=bool(data.stream))
     turn = service.open_turn(asked, whole=not data.stream)
