@@ -136,6 +136,7 @@ class LiveProcess:
         self.unfinished = False  # a turn was abandoned before its result was read
         self.unresponsive = False  # a control request went unanswered (stopped, hung)
         self.paused = False  # stopped by the runner while idle (`pause`)
+        self._pause_timer: asyncio.TimerHandle | None = None  # a `pause_later` due
         self.last_used = clock()
 
     @classmethod
@@ -201,15 +202,40 @@ class LiveProcess:
 
     def pause(self) -> None:
         """Stop an idle process until its next turn (see `pausing`); a no-op otherwise."""
+        self._cancel_pause()
         if self._pausable and self.state is LiveState.IDLE and self.alive and not self.paused:
             self._process.pause()
             self.paused = True
 
+    def pause_later(self, delay: float) -> None:
+        """`pause` once the process has stayed idle for `delay` seconds (at once for 0).
+
+        The wait lets the CLI finish what it does just after a turn, which a pause would
+        only defer to the start of its next one, and spares a follow-up that comes
+        sooner (an agent's next step) the stop and continue altogether.
+        """
+        if delay <= 0:
+            self.pause()
+        elif self._pausable and self._pause_timer is None:
+            self._pause_timer = asyncio.get_running_loop().call_later(delay, self.pause)
+
+    @property
+    def pause_due(self) -> bool:
+        """A `pause_later` is waiting for its time."""
+        return self._pause_timer is not None
+
     def unpause(self) -> None:
-        """Continue a paused process, before anything is asked of it."""
+        """Continue a paused process (or forget a pause that is due), before anything is
+        asked of it."""
+        self._cancel_pause()
         if self.paused:
             self.paused = False
             self._process.unpause()
+
+    def _cancel_pause(self) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
 
     # -- control requests --------------------------------------------------
 
@@ -427,6 +453,7 @@ class LiveProcess:
         # fresh session), so nothing is worth the wait of a flush.
         suspended = self.state is LiveState.SUSPENDED
         self.state = LiveState.CLOSED
+        self._cancel_pause()
         self.paused = False  # `terminate` continues the group before anything else
         settle = 0.0 if self.unresponsive or suspended else flush_wait
         try:

@@ -135,10 +135,12 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
     # A process that ended a turn (or became ready) less than this many seconds ago is
     # not sent the `initialize` probe: /proc tells whether it was stopped or ended since.
     probe_after: float = 10.0
-    # An idle live process is stopped (SIGSTOP) after its turn and continued for the
+    # An idle live process is stopped (SIGSTOP) between turns and continued for its
     # next, where `pausing.supported()`: idle CLIs otherwise take CPU from the running
-    # ones (see `pausing`).
+    # ones (see `pausing`). While no other turn runs there is nothing to take it from:
+    # the pause then waits `pause_after` seconds, and comes at once when a turn starts.
     pause_idle: bool = True
+    pause_after: float = 0.25
 
 
 class LiveCliRunner:
@@ -389,10 +391,11 @@ class LiveCliRunner:
 
     async def _acquire(self, plan: TurnPlan) -> tuple[LiveProcess, bool]:
         """The process for a turn, and whether it already existed (vs. spawned for it)."""
+        live = self._live.get(plan.cli_session_id) if plan.kind is PlanKind.CONTINUE else None
+        if live is not None:
+            live.unpause()
+        self._pause_the_idle()  # the others: this turn is starting
         if plan.kind is PlanKind.CONTINUE:
-            live = self._live.get(plan.cli_session_id)
-            if live is not None:
-                live.unpause()
             if live is not None and self._fits(live, plan):
                 self._live.move_to_end(plan.cli_session_id)
                 if await self._prepare(live, plan):
@@ -419,6 +422,13 @@ class LiveCliRunner:
                 return pooled, True
             self._end(pooled)
         return await self._spawn(plan), False
+
+    def _pause_the_idle(self) -> None:
+        """Pause now the idle processes whose pause is waiting: a turn is starting, and
+        they would take CPU from it."""
+        for live in self._live.values():
+            if live.pause_due:
+                live.pause()
 
     def _fits(self, live: LiveProcess, plan: TurnPlan) -> bool:
         """Same session state as the ledger expects: idle, same system, tools, resume point,
@@ -584,7 +594,9 @@ class LiveCliRunner:
         if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
             self._fit_memory()
             self._make_room()
-            live.pause()  # an idle, pausable one only; continued by `_acquire` or when ended
+            # An idle, pausable one only; continued by `_acquire` or when ended.
+            alone = not any(other.state is LiveState.BUSY for other in self._live.values())
+            live.pause_later(self.live_config.pause_after if alone else 0.0)
         else:
             self._end(live)
         self._fill_pool()

@@ -10,6 +10,7 @@ import signal
 import sys
 import textwrap
 import uuid
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,74 @@ async def test_an_idle_process_is_stopped_after_its_turn_and_continued_for_the_n
     await wait_until(lambda: is_stopped(pid))  # and is paused again
 
 
+async def test_the_pause_waits_until_the_process_has_been_idle_for_pause_after(
+    make_runner: Any,
+) -> None:
+    runner = await make_runner(pause_after=0.5)
+    await run(runner, plan("one", str(uuid.uuid4())))
+    (pid,) = pids(runner).values()
+    # Right after its turn the CLI is still at work (its transcript, its timers).
+    assert state(pid) in ("S", "R")
+    assert paused_flags(runner) == {pid: False}
+    await wait_until(lambda: is_stopped(pid))
+    assert paused_flags(runner) == {pid: True}
+
+
+async def test_a_follow_up_before_the_pause_is_due_finds_the_process_never_stopped(
+    make_runner: Any,
+) -> None:
+    runner = await make_runner(pause_after=30.0)
+    session = str(uuid.uuid4())
+    first = await run(runner, plan("one", session))
+    (pid,) = pids(runner).values()
+    live = runner._live[session]
+    assert isinstance(live, LiveProcess)
+    due = live._pause_timer
+    assert due is not None
+    second = await follow_up(runner, session, first, "two")
+    assert [e.text for e in second if isinstance(e, TextDelta)] == ["echo: two"]
+    assert pids(runner) == {session: pid}
+    # The first turn's pause was called off by the second; only the second's is due.
+    assert due.cancelled()
+    assert live._pause_timer is not None
+    assert live._pause_timer is not due
+    assert state(pid) in ("S", "R")
+    assert paused_flags(runner) == {pid: False}
+
+
+async def test_a_turn_that_starts_or_runs_elsewhere_pauses_an_idle_process_at_once(
+    make_runner: Any,
+) -> None:
+    runner = await make_runner(pause_after=30.0)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    before = await run(runner, plan("one", first))
+    assert paused_flags(runner) == {pids(runner)[first]: False}  # alone: its pause waits
+    other = aclosing(runner.run(plan("two", second)))
+    async with other as events:
+        assert isinstance(await anext(events), TextDelta)  # the second turn is running
+        # It started: the first conversation's idle process was paused for it.
+        assert paused_flags(runner)[pids(runner)[first]] is True
+        # A turn that ends while another runs is paused at once too.
+        after = await follow_up(runner, first, before, "three")
+        assert isinstance(end(after), Finished)
+        assert paused_flags(runner)[pids(runner)[first]] is True
+        await wait_until(lambda: is_stopped(pids(runner)[first]))
+        rest = [event async for event in events]
+    assert isinstance(end(rest), Finished)
+
+
+async def test_a_process_ended_with_its_pause_due_is_never_stopped(make_runner: Any) -> None:
+    runner = await make_runner(pause_after=0.3)
+    await run(runner, plan("one", str(uuid.uuid4())))
+    (live,) = runner._live.values()
+    assert isinstance(live, LiveProcess)
+    await runner.aclose()
+    assert live._pause_timer is None
+    assert live._process.returncode == 0  # it read the end of its stdin and exited
+    await asyncio.sleep(0.4)
+    assert not live.paused
+
+
 async def test_a_paused_process_someone_else_stopped_too_is_continued_and_reused(
     make_runner: Any,
 ) -> None:
@@ -71,6 +140,7 @@ async def test_a_paused_process_someone_else_stopped_too_is_continued_and_reused
     session = str(uuid.uuid4())
     first = await run(runner, plan("one", session))
     (pid,) = pids(runner).values()
+    await wait_until(lambda: paused_flags(runner) == {pid: True})
     os.kill(pid, signal.SIGSTOP)
     await wait_until(lambda: is_stopped(pid))
     second = await follow_up(runner, session, first, "two")
