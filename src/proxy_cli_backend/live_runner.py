@@ -171,6 +171,7 @@ class LiveCliRunner:
         # A NEW/RESTART plan's session id -> the CLI sessions its unfinished turn ran in,
         # when they differ from it (a pooled process has a session id of its own).
         self._unrecorded: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
+        self._running = 0  # turns between the start of `run` and their end
         self._pool = WarmPool(
             self.live_config.pool_size,
             self._start_ready,
@@ -309,12 +310,14 @@ class LiveCliRunner:
             raise not_started()
         sessions: list[str] = []  # the CLI sessions this turn ran in
         finished = False
+        self._running += 1
         try:
             async with aclosing(self._turn(plan, sessions)) as events:
                 async for event in events:
                     finished = isinstance(event, Finished)
                     yield event
         finally:
+            self._running -= 1
             if plan.kind is not PlanKind.CONTINUE and not finished:
                 self._note_unrecorded(plan.cli_session_id, sessions)
 
@@ -366,6 +369,7 @@ class LiveCliRunner:
             return
         self._live.move_to_end(plan.cli_session_id)
         self.reused += 1
+        self._pause_the_idle()  # the others: this turn goes on
         yielded = False
         try:
             events = live.resume(plan.tool_results, self.config, plan.tools)
@@ -594,8 +598,10 @@ class LiveCliRunner:
         if live.state in (LiveState.IDLE, LiveState.SUSPENDED) and not self._closed:
             self._fit_memory()
             self._make_room()
-            # An idle, pausable one only; continued by `_acquire` or when ended.
-            alone = not any(other.state is LiveState.BUSY for other in self._live.values())
+            # An idle, pausable one only; continued by `_acquire` or when ended. Other
+            # turns running (or starting: their processes may not be live yet) want
+            # the CPU now.
+            alone = self._running <= 1
             live.pause_later(self.live_config.pause_after if alone else 0.0)
         else:
             self._end(live)
