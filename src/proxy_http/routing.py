@@ -9,7 +9,6 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import NotAuthorizedException, ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.response import Stream
 
 from proxy_core import ChatService, ResponseStore, Turn
 from proxy_http.auth import Access, access_for, caller_of, keys_checked
@@ -22,6 +21,7 @@ from proxy_http.streaming import (
     collect_turn,
     open_stream,
 )
+from proxy_http.turn_stream import TurnStream
 from proxy_http.wire import ErrorBody
 
 SESSION_HEADER = "X-Session-Id"
@@ -95,7 +95,7 @@ def active_turns(request: Request[Any, Any, Any]) -> ActiveTurns:
 
 
 def disconnect_watcher(request: Request[Any, Any, Any]) -> Callable[[], Awaitable[None]]:
-    """What returns once the client of `request` has gone (for `until_first` and `collect_turn`)."""
+    """What returns once the client of `request` has gone (for `collect_turn` and `stream_turn`)."""
 
     async def disconnected() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -131,7 +131,7 @@ async def streamed(
     show_thinking: bool,
     options: HttpOptions,
     headers: dict[str, str],
-) -> Stream:
+) -> TurnStream:
     """The turn as an SSE response written by `renderer`. Its headers wait (briefly)
     for the turn's first content, so a turn that fails before showing anything is
     answered with its own status, not a 200 (see `open_stream`)."""
@@ -144,7 +144,7 @@ async def streamed(
         disconnected=disconnect_watcher(request),
         active=active_turns(request),
     )
-    return Stream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
+    return TurnStream(body, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS})
 
 
 async def collected(request: Request[Any, Any, Any], turn: Turn) -> Collected:

@@ -17,7 +17,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing, suppress
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import anyio
 import msgspec
@@ -44,8 +44,6 @@ from proxy_http.logging import note, note_first_content
 from proxy_http.wire import iso_time
 
 _log = structlog.get_logger("proxy_http.streaming")
-
-T = TypeVar("T")
 
 
 class StreamRenderer(Protocol):
@@ -305,9 +303,10 @@ async def open_stream(
         keepalive_interval=keepalive_interval,
         hold=hold,
         active=active,
+        disconnected=disconnected,
     )
     try:
-        await until_first(anext(body), disconnected)
+        await anext(body)
     except BaseException:
         # Ends the turn (its CLI process group included) if it is still running.
         await body.aclose()
@@ -323,6 +322,7 @@ async def stream_turn(
     keepalive_interval: float,
     hold: float,
     active: ActiveTurns | None = None,
+    disconnected: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE body, as `renderer` writes it: its opening, the events a client sees,
     then its `finished` or `failed` end.
@@ -331,8 +331,12 @@ async def stream_turn(
     `hold` seconds have passed; a failure before that is raised as ChatError (see
     `open_stream`). After it a failure ends the body through `renderer.failed`.
     The request's outcome is noted when the body ends (`cancelled` if it never did).
+    A client that goes (`disconnected` returns) cancels the turn: before the marker it
+    fails as ChatError(CANCELLED), after it the body ends with that failure (which
+    nobody reads), so the body is all a response needs to watch its client.
     """
     pump = await TurnPump.start(turn, active)
+    watcher = _abort_on(pump, disconnected) if disconnected is not None else None
     outcome: str | None = None
     try:
         pending: deque[Event] = deque()
@@ -386,6 +390,8 @@ async def stream_turn(
                 yield ready + renderer.failed(event.reason, event.message)
                 break
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await pump.aclose()
         note(outcome=outcome or FailureReason.CANCELLED.value)
         # The turn's own failure, when it has one, is the outcome.
@@ -455,20 +461,3 @@ def _abort_on(pump: TurnPump, disconnected: Callable[[], Awaitable[None]]) -> as
         pump.abort(CLIENT_GONE)
 
     return asyncio.ensure_future(watch())
-
-
-async def until_first(work: Awaitable[T], disconnected: Callable[[], Awaitable[None]]) -> T:
-    """Await `work` unless the client disconnects first, which cancels it."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(disconnected())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.gather(task, watcher, return_exceptions=True)
-    if task.cancelled():
-        raise ChatError(FailureReason.CANCELLED, CLIENT_GONE)
-    return task.result()
