@@ -7,6 +7,7 @@ later, a process kept alive across turns (stdin left open).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -27,44 +28,109 @@ _stdlib_log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
 
 
-class LineReader:
-    """Bounded line reads from a stream: an over-long line is skipped whole (and logged)."""
+class LineReader(asyncio.Protocol):
+    """The CLI's stdout pipe as bounded lines: an over-long line is skipped whole (and
+    logged).
 
-    def __init__(self, stream: asyncio.StreamReader, max_line_bytes: int) -> None:
-        self._stream = stream
+    It is the pipe's own protocol: what the pipe delivers is split into lines as it
+    arrives and wakes the reader at once. (Through asyncio's subprocess streams, each
+    chunk took one more trip round the event loop before any reader saw it.) Reading
+    pauses while `high_water` bytes of lines wait unread.
+    """
+
+    def __init__(self, max_line_bytes: int, high_water: int = 4 * _CHUNK) -> None:
         self._max = max_line_bytes
-        self._buffer = bytearray()
+        self._high_water = high_water
+        self._buffer = bytearray()  # the line being received
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._waiting = 0  # bytes in `_lines`
         self._skipping = False
         self._eof = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._paused = False
+
+    # -- the pipe's side ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        start = 0
+        while (newline := self._buffer.find(b"\n", start)) >= 0:
+            self._take(start, newline)
+            start = newline + 1
+        del self._buffer[:start]
+        if len(self._buffer) > self._max:
+            # Drop what we hold of an over-long line, and the rest of it as it arrives.
+            if not self._skipping:
+                log.warning("cli_line_skipped", limit=self._max)
+            self._skipping = True
+            self._buffer.clear()
+        if self._waiting > self._high_water and self._transport is not None and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    # -- the reader's side -------------------------------------------------------
 
     async def readline(self) -> bytes | None:
         """The next complete line without its newline, or None at end of stream."""
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline >= 0:
-                line = bytes(self._buffer[:newline])
-                del self._buffer[: newline + 1]
-                if self._skipping:
-                    self._skipping = False
-                    continue
-                if len(line) > self._max:
-                    log.warning("cli_line_skipped", bytes=len(line), limit=self._max)
-                    continue
-                return line
+        while not self._lines:
             if self._eof:
-                rest = bytes(self._buffer)
-                self._buffer.clear()
-                return rest if rest and not self._skipping and len(rest) <= self._max else None
-            if len(self._buffer) > self._max:
-                # Drop what we hold of an over-long line, and the rest of it as it arrives.
-                if not self._skipping:
-                    log.warning("cli_line_skipped", limit=self._max)
-                self._skipping = True
-                self._buffer.clear()
-            chunk = await self._stream.read(_CHUNK)
-            if not chunk:
-                self._eof = True
-            self._buffer += chunk
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        line = self._lines.popleft()
+        self._waiting -= len(line)
+        if self._paused and self._waiting <= self._high_water // 2:
+            self._paused = False
+            if self._transport is not None:
+                self._transport.resume_reading()
+        return line
+
+    def close(self) -> None:
+        """Stop reading the pipe (closing it): nothing more is wanted from it."""
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- splitting -----------------------------------------------------------------
+
+    def _take(self, start: int, end: int) -> None:
+        if self._skipping:
+            self._skipping = False  # the over-long line's rest ends here
+            return
+        if end - start > self._max:
+            log.warning("cli_line_skipped", bytes=end - start, limit=self._max)
+            return
+        self._lines.append(bytes(self._buffer[start:end]))
+        self._waiting += end - start
+
+    def _end(self) -> None:
+        if self._eof:
+            return
+        self._eof = True
+        if self._buffer and not self._skipping:
+            # A last line without a newline still counts (unless over-long).
+            self._take(0, len(self._buffer))
+        self._buffer.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done() and (self._lines or self._eof):
+            self._waiter.set_result(None)
 
 
 class StderrTail:
@@ -106,19 +172,18 @@ class CliProcess:
     def __init__(
         self,
         proc: asyncio.subprocess.Process,
-        max_line_bytes: int,
+        stdout: LineReader,
         stderr_limit: int,
         files: tuple[str, ...] = (),
         watchdog: ChildWatchdog | None = None,
     ):
         assert proc.stdin is not None
-        assert proc.stdout is not None
         assert proc.stderr is not None
         self._proc = proc
         self._files = files
         self._watchdog = watchdog
         self._stdin = proc.stdin
-        self.stdout = LineReader(proc.stdout, max_line_bytes)
+        self.stdout = stdout
         self.stderr = StderrTail(proc.stderr, stderr_limit, proc.pid)
 
     @classmethod
@@ -140,12 +205,13 @@ class CliProcess:
         server's CPU with 150 MB resident), so other children go without.
         """
         files = tuple(command.files)
+        stdout, write_end = await _stdout_pipe(max_line_bytes)
         try:
             await asyncio.to_thread(_write_files, command.files)
             proc = await asyncio.create_subprocess_exec(
                 *command.argv,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=write_end,
                 stderr=asyncio.subprocess.PIPE,
                 env=command.env,
                 cwd=command.cwd,
@@ -154,11 +220,14 @@ class CliProcess:
                 preexec_fn=pausing.continue_on_parent_death if pausable else None,
             )
         except BaseException:
+            stdout.close()
             _remove_files(files)
             raise
+        finally:
+            os.close(write_end)  # the child's copy is the only writer left
         if watchdog is not None:
             watchdog.register(proc.pid, owner=owner)
-        return cls(proc, max_line_bytes, stderr_tail_bytes, files, watchdog)
+        return cls(proc, stdout, stderr_tail_bytes, files, watchdog)
 
     @property
     def pid(self) -> int:
@@ -249,6 +318,7 @@ class CliProcess:
         kill_unchanged(stragglers)
         code = await self._proc.wait()
         self.stderr.cancel()
+        self.stdout.close()
         _remove_files(self._files)
         if self._watchdog is not None:
             self._watchdog.release(self._proc.pid)
@@ -259,6 +329,27 @@ class CliProcess:
         # id stays reserved while any member lives, so this never hits a stranger.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)
+
+
+async def _stdout_pipe(max_line_bytes: int) -> tuple[LineReader, int]:
+    """A pipe for a child's stdout, its read end already read by a `LineReader`; and
+    its write end, for the child (both ends are close-on-exec: the child gets the
+    write end as its fd 1 only)."""
+    read_end, write_end = os.pipe()
+    try:
+        pipe = os.fdopen(read_end, "rb", buffering=0)
+    except BaseException:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    try:
+        loop = asyncio.get_running_loop()
+        _, reader = await loop.connect_read_pipe(lambda: LineReader(max_line_bytes), pipe)
+    except BaseException:
+        pipe.close()
+        os.close(write_end)
+        raise
+    return reader, write_end
 
 
 def _write_files(files: dict[str, str]) -> None:
