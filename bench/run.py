@@ -56,20 +56,20 @@ NOTES = """\
   request did not send) and the process bookkeeping. Spawn-per-turn starts a CLI
   process for every request and has it reload the transcript from disk (`--resume`):
   that is what the live mode avoids.
-- **First token and follow-up, live / floor, instant profile: missed.** In this run
-  (2026-12-02, 15:04) the proxy added 19 ms to the streamed first token (42 against
-  23 ms, 1.82x) and 13-19 ms to a follow-up (41 ms with bare httpx, 47 ms with the
-  SDK, against 28 ms: 1.44x and 1.65x); the run just before it on the same code but
-  for one commit gave 1.59x, 1.34x and 1.42x, and the morning's run (a machine twice
-  as fast) 1.73x, 1.63x and 1.45x: the ratios move by 0.2 between runs. Removed in
-  issue 17: the `initialize` probe before every reused turn (17 kB answer, 2 ms quiet
-  and 20-40 ms under load), the session store's thread hop before the turn (the record
-  is kept in memory), and the idle CLI processes' CPU (paused between turns). What
-  remains, measured inside the server: 1.9 ms from the request to the prompt written
-  to the CLI, 1.0 ms from the CLI's first text to the first chunk, and the proxy's CPU
-  competing with the CLI on two cores (next bullet); no single hotspot (flame graph,
-  `make bench-profile`). Against the realistic profile every first-token and follow-up
-  target is met (1.02-1.05x).
+- **First token and follow-up, live / floor, instant profile: the first token
+  missed, the follow-up met with bare httpx.** In this run (2026-12-02, 17:05) the
+  proxy added 12 ms to the streamed first token (39 against 27 ms, 1.45x) and 6-7 ms
+  to a follow-up (39 ms with bare httpx, 40 ms with the SDK, against 33 ms: 1.19x and
+  1.24x); the run before this stop's changes (15:04) gave 1.82x, 1.44x and 1.65x, and
+  runs on one code move by 0.1-0.2. Removed in issue 17: the `initialize` probe before
+  every reused turn (17 kB answer, 2 ms quiet and 20-40 ms under load), the session
+  store's thread hop before the turn (the record is kept in memory), the idle CLI
+  processes' CPU (paused between turns, but only once nothing else wants the CPU, so
+  a follow-up that comes at once finds its CLI running), four tasks a whole request
+  (five a streamed one) and one trip round the event loop per chunk the CLI writes. What remains is the proxy's CPU
+  as a whole competing with the CLI on two cores (next bullet); no single hotspot
+  (flame graph, `make bench-profile`). Against the realistic profile every first-token
+  and follow-up target is met (1.01-1.04x).
 - **Ratios against spawn-per-turn under the realistic profile** cannot reach the
   targets: each turn spends about 420 ms in the upstream itself (300 ms to the first
   token, then the reply at 50 tokens/s) in every configuration, so even the floor, a
@@ -77,14 +77,16 @@ NOTES = """\
   near 1x for a first turn. The live mode removes what the proxy can remove (the
   process start and the transcript reload, 0.35-0.5 s here): compare the instant
   profile, where the same ratios are 0.07x and 0.25x.
-- **Proxy CPU per request** misses 2 ms: 6.1 ms live in this run, against the floor
-  script's own 1.4 ms (the issue's reference: "the floor script's own decoding costs
-  1-1.6 ms"), so this machine is the one the target was set on; the morning's faster
-  machine gave 3.4 against 0.74 ms, and the run before issue 17 6.6 against 1.5 ms.
-  Where it goes, from the flame graph: the event loop's own machinery about 30% (a
-  wake-up per CLI line and per HTTP event), the turn (core pipeline, CLI runner,
-  stream-json) about 25%, the HTTP request (uvicorn, h11, the ASGI layers, Litestar)
-  about 15-20%; no function above a few percent. The candidates tried, kept or not,
+- **Proxy CPU per request** misses 2 ms: 5.5 ms live in this run, against the floor
+  script's own 1.7 ms (the issue's reference: "the floor script's own decoding costs
+  1-1.6 ms"), so this machine is the one the target was set on; the run before this
+  stop's changes gave 6.1 against 1.4 ms, a faster machine 3.4 against 0.74 ms, and
+  the run before issue 17 6.6 against 1.5 ms. Where it goes, from a py-spy profile of
+  whole follow-ups: the HTTP request (uvicorn, h11, the ASGI layers, Litestar's
+  routing, signature model and responses) about 35%, the turn (core pipeline, ledger,
+  CLI runner, stream-json) about 35-40%, the event loop's own machinery about 20% (44
+  callbacks in 33 passes a whole follow-up, 68 in 53 before this stop); no function
+  above 3.5%. The candidates tried, kept or not,
   are in their own section below. Reaching 2 ms would take a leaner request path as a
   whole (a raw ASGI path for the three POST endpoints instead of Litestar's routing,
   signature model and layers; httptools; fewer async-generator layers per CLI event),
@@ -102,9 +104,9 @@ NOTES = """\
   mode no turn waits: the second request is the fallback, a fresh CLI session with the
   whole history, hence its 1.3-1.8 s.
 - Machines vary between runs, and so does one machine: on 2026-12-02 the floor's
-  follow-up took 16 ms at 08:46 and 28-32 ms from 14:50 (its own CPU 0.74 against
-  1.37-1.47 ms); compare ratios within one run, and expect them to move by 0.1-0.2
-  between runs.
+  follow-up took 16 ms at 08:46, 28-32 ms from 14:50 and 33 ms at 17:05 (its own CPU
+  0.74, 1.37-1.47 and 1.68 ms); compare ratios within one run, and expect them to
+  move by 0.1-0.2 between runs.
 - **Other surfaces** (`/v1/responses`, `/v1/messages`) are measured in live mode only:
   their targets are against the floor, and what spawn-per-turn costs them is the process
   start that the chat rows already show. Their targets are the chat ones (the issue: "the
@@ -121,19 +123,20 @@ NOTES = """\
   processes; with tools, the ones it starts count with it (in both figures' /health
   source, and in `--live-memory-mb`).
 - **Many conversations: beyond the cap live and spawn-per-turn are level**, live
-  0.92-1.04x spawn-per-turn's p50 in the last two full runs (9, 16 and 48
-  conversations: 1.01x, 0.92x, 1.04x in this run; 0.96x, 0.92x, 1.01x in the one
-  before), from 1.03-1.08x after the thrash headroom and 1.10-1.13x before it. Within
-  the sweep's 10% band either way, so "never slower" is not proven at 48 conversations,
-  where the last run gave 1.04x. Round-robin over more conversations than
+  0.92-1.04x spawn-per-turn's p50 in the last three full runs (9, 16 and 48
+  conversations: 0.99x, 1.03x, 0.94x in this run; 1.01x, 0.92x, 1.04x and 0.96x,
+  0.92x, 1.01x in the two before), from 1.03-1.08x after the thrash headroom and
+  1.10-1.13x before it. Within the sweep's 10% band either way, so "never slower" is
+  not proven point by point: a run's worst point is 1.01-1.04x. Round-robin over more conversations than
   `--live-max` is the least-recently-used policy's worst case (every turn misses), so
   the crossover sits right at the cap. Beyond it both modes pay one CLI start with
   `--resume` and one exit a turn. What closed the gap: the thrash headroom (once
   evicted conversations come back, a turn that starts a process ends one more idle
   one, so the next miss does not wait for an exit), a turn no longer waiting for the
   warm pool's start in progress, and pausing idle processes (SIGSTOP after a turn,
-  SIGCONT before the next): an idle CLI used 37-130 ms of CPU a second after its turn,
-  and seven of them took 10-30% of the machine from the CLI start every miss pays.
+  SIGCONT before the next; at once whenever another turn runs or starts): an idle CLI
+  used 37-130 ms of CPU a second after its turn, and seven of them took 10-30% of the
+  machine from the CLI start every miss pays.
   What is left against live: its starts are forks, not vforks (the parent-death
   signal, 3 ms of server CPU and 5 ms a start), and the warm pool's ready process is
   not paused.
