@@ -66,10 +66,10 @@ NOTES = """\
   store's thread hop before the turn (the record is kept in memory), the idle CLI
   processes' CPU (paused between turns, but only once nothing else wants the CPU, so
   a follow-up that comes at once finds its CLI running), four tasks a whole request
-  (five a streamed one) and one trip round the event loop per chunk the CLI writes. What remains is the proxy's CPU
-  as a whole competing with the CLI on two cores (next bullet); no single hotspot
-  (flame graph, `make bench-profile`). Against the realistic profile every first-token
-  and follow-up target is met (1.01-1.04x).
+  (five a streamed one) and one trip round the event loop per chunk the CLI writes.
+  What remains is the proxy's CPU as a whole competing with the CLI on two cores (next
+  bullet); no single hotspot (flame graph, `make bench-profile`). Against the
+  realistic profile every first-token and follow-up target is met (1.01-1.04x).
 - **Ratios against spawn-per-turn under the realistic profile** cannot reach the
   targets: each turn spends about 420 ms in the upstream itself (300 ms to the first
   token, then the reply at 50 tokens/s) in every configuration, so even the floor, a
@@ -127,17 +127,17 @@ NOTES = """\
   conversations: 0.99x, 1.03x, 0.94x in this run; 1.01x, 0.92x, 1.04x and 0.96x,
   0.92x, 1.01x in the two before), from 1.03-1.08x after the thrash headroom and
   1.10-1.13x before it. Within the sweep's 10% band either way, so "never slower" is
-  not proven point by point: a run's worst point is 1.01-1.04x. Round-robin over more conversations than
-  `--live-max` is the least-recently-used policy's worst case (every turn misses), so
-  the crossover sits right at the cap. Beyond it both modes pay one CLI start with
-  `--resume` and one exit a turn. What closed the gap: the thrash headroom (once
-  evicted conversations come back, a turn that starts a process ends one more idle
-  one, so the next miss does not wait for an exit), a turn no longer waiting for the
-  warm pool's start in progress, and pausing idle processes (SIGSTOP after a turn,
-  SIGCONT before the next; at once whenever another turn runs or starts): an idle CLI
-  used 37-130 ms of CPU a second after its turn, and seven of them took 10-30% of the
-  machine from the CLI start every miss pays.
-  What is left against live: its starts are forks, not vforks (the parent-death
+  not proven point by point: a run's worst point is 1.01-1.04x. Round-robin over more
+  conversations than `--live-max` is the least-recently-used policy's worst case
+  (every turn misses), so the crossover sits right at the cap. Beyond it both modes
+  pay one CLI start with `--resume` and one exit a turn. What closed the gap: the
+  thrash headroom (once evicted conversations come back, a turn that starts a process
+  ends one more idle one, so the next miss does not wait for an exit), a turn no
+  longer waiting for the warm pool's start in progress, and pausing idle processes
+  (SIGSTOP after a turn, SIGCONT before the next; at once whenever another turn runs
+  or starts): an idle CLI used 37-130 ms of CPU a second after its turn, and seven of
+  them took 10-30% of the machine from the CLI start every miss pays. What is left
+  against live: its starts are forks, not vforks (the parent-death
   signal, 3 ms of server CPU and 5 ms a start), and the warm pool's ready process is
   not paused.
 """
