@@ -71,9 +71,8 @@ def refused_message(
     request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[OpenAIErrorBody]:
     """A Messages body that fails decoding, counted in /stats as a refused request."""
-    service: ChatService = request.app.state["service"]
     note(endpoint=endpoint_of(request))
-    service.count_refused(endpoint_of(request))
+    service_of(request).count_refused(endpoint_of(request))
     return handle_chat_error(request, anthropic_validation(error))
 
 
