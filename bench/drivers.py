@@ -148,7 +148,8 @@ class ProxyDriver:
 
 @dataclass
 class PlainHttpConversation:
-    """The same conversation with a bare httpx client: what the SDK adds, left out."""
+    """The same conversation with a bare httpx client: what the SDK adds, left out
+    (streamed turns read the SSE lines as they come, as a hand-written client would)."""
 
     client: httpx.AsyncClient
     key: str = field(default_factory=lambda: f"bench-raw-{uuid.uuid4().hex[:12]}")
@@ -156,20 +157,43 @@ class PlainHttpConversation:
 
     async def turn(self, text: str, *, stream: bool = False) -> Timing:
         messages = [*self.messages, {"role": "user", "content": text}]
+        body = {"model": MODEL, "messages": messages, "stream": stream}
+        headers = {"X-Session-Id": self.key}
         started = time.perf_counter()
-        answer = await self.client.post(
-            "/v1/chat/completions",
-            json={"model": MODEL, "messages": messages},
-            headers={"X-Session-Id": self.key},
-        )
+        first: float | None = None
+        if stream:
+            parts: list[str] = []
+            async with self.client.stream(
+                "POST", "/v1/chat/completions", json=body, headers=headers
+            ) as answer:
+                answer.raise_for_status()
+                async for line in answer.aiter_lines():
+                    piece = _chunk_text(line)
+                    if piece:
+                        first = first if first is not None else time.perf_counter() - started
+                        parts.append(piece)
+            reply = "".join(parts)
+        else:
+            answer = await self.client.post("/v1/chat/completions", json=body, headers=headers)
+            answer.raise_for_status()
+            reply = answer.json()["choices"][0]["message"]["content"]
         latency = time.perf_counter() - started
-        answer.raise_for_status()
-        reply: str = answer.json()["choices"][0]["message"]["content"]
+        if not reply.startswith("echo:"):
+            raise RuntimeError(f"unexpected reply {reply[:200]!r}")
         self.messages = [*messages, {"role": "assistant", "content": reply}]
-        return Timing(latency, None)
+        return Timing(latency, first)
 
     async def close(self) -> None:
         return None
+
+
+def _chunk_text(line: str) -> str | None:
+    """The reply text an SSE line of chat completion chunks carries, if any."""
+    if not line.startswith("data: {"):
+        return None
+    choices = json.loads(line[len("data: ") :])["choices"]
+    piece: str | None = choices[0]["delta"].get("content") if choices else None
+    return piece
 
 
 @dataclass

@@ -56,6 +56,7 @@ def _rows(sample: Sample, config: str) -> list[str]:
         _ms(sample.follow_plain_p50),
         _ms(sample.first_turn),
         _ms(sample.first_text),
+        _ms(sample.first_text_plain),
         f"{sample.throughput:.1f} turns/s",
         _ms(sample.concurrent_p95),
         _cpu(sample.cpu_per_request),
@@ -79,6 +80,7 @@ METRICS = (
     "follow-up turn p50, bare httpx client",
     "first turn (live: warm pool hit)",
     "time to first token (streamed)",
+    "time to first token (streamed), bare httpx client",
     "throughput, 8 conversations x 10 turns",
     "p95 latency, 8 conversations x 10 turns",
     "proxy CPU per request (floor: its script's)",
@@ -173,11 +175,18 @@ def ratios(results: dict[str, dict[str, Sample]]) -> list[Ratio]:
         if live is None:
             continue
         floor_follow = None if floor is None else floor.follow_p50
+        floor_first = None if floor is None else floor.first_text
         found += [
             Ratio(
-                "streamed first token, live / floor",
+                "streamed first token, openai SDK, live / floor",
                 profile,
-                _over(live.first_text, None if floor is None else floor.first_text),
+                _over(live.first_text, floor_first),
+                FIRST_TOKEN_LIMIT,
+            ),
+            Ratio(
+                "streamed first token, bare httpx, live / floor",
+                profile,
+                _over(live.first_text_plain, floor_first),
                 FIRST_TOKEN_LIMIT,
             ),
             Ratio(
@@ -274,6 +283,7 @@ def markdown(
     seconds: float,
     notes: str,
     many: str = "",
+    clients: str = "",
 ) -> str:
     """The whole of docs/benchmarks.md."""
     return f"""# Benchmarks
@@ -295,7 +305,8 @@ pool has refilled after the conversation's first turn took its process;
 ready process from the warm pool, the harness waits for the pool to refill in
 between); {counts.conversations} conversations x {counts.turns_each} turns at once
 (throughput and p95); against the same server, {counts.follow_ups} follow-up
-turns sent with a bare httpx client (the SDK's own cost left out);
+turns and {counts.streamed} streamed turns sent with a bare httpx client (the SDK's own
+cost left out: see the clients' own time below);
 {counts.tool_round_trips} client tool round trips on one conversation (a request whose
 reply calls a tool, then the request with its result and the final answer: the
 suspended CLI turn resumed on its live process), timed from the first request to the
@@ -331,6 +342,7 @@ CLI turn (shown in the floor column of that row).
 
 {ratio_table(ratios(results))}
 
+{clients}
 {many}
 ## Notes
 

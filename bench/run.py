@@ -29,7 +29,7 @@ import anthropic
 import httpx
 import openai
 
-from bench import many
+from bench import client_cost, many
 from bench.drivers import (
     CliSetup,
     FloorDriver,
@@ -216,6 +216,7 @@ async def measure_proxy(
     repeats: int,
     counts: Counts,
     flame: FlameGraph | None = None,
+    recorded: client_cost.Recorded | None = None,
 ) -> Sample:
     flags = [
         *("--cli-path", setup.cli, "--state-dir", str(work / "state")),
@@ -277,6 +278,8 @@ async def measure_proxy(
         try:
             with flame or contextlib.nullcontext():
                 samples = [await sample(target, counts) for _ in range(repeats)]
+            if recorded is not None:
+                recorded.update(await client_cost.record_replies(server.base_url))
         except Exception:
             # The temporary directory goes with the run: show what the server said.
             print(server.log_tail(), file=sys.stderr)
@@ -299,9 +302,11 @@ async def measure(
     *,
     profiles: list[str],
     flame: FlameGraph | None = None,
+    recorded: client_cost.Recorded | None = None,
 ) -> dict[str, dict[str, Sample]]:
     """Every configuration under every latency profile of `profiles`; `flame`, when
-    given, records the live server of the instant profile."""
+    given, records the live server of the instant profile, and `recorded` gets its
+    replies (`client_cost.record_replies`)."""
     results: dict[str, dict[str, Sample]] = {p: {} for p in profiles}
     for profile in profiles:
         delay, rate = PROFILES[profile]
@@ -317,9 +322,15 @@ async def measure(
                 if config == "floor":
                     results[profile][config] = await measure_floor(setup, repeats, counts)
                 else:
-                    recorded = flame if (config, profile) == ("live", "instant") else None
+                    live = (config, profile) == ("live", "instant")
                     results[profile][config] = await measure_proxy(
-                        config, setup, place, repeats, counts, recorded
+                        config,
+                        setup,
+                        place,
+                        repeats,
+                        counts,
+                        flame if live else None,
+                        recorded if live else None,
                     )
     return results
 
@@ -376,16 +387,27 @@ async def main(argv: list[str]) -> int:
     skip_many = args.no_many or flame is not None
     sweep = None if skip_many else many.QUICK_SWEEP if args.quick else many.Sweep()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        recorded: client_cost.Recorded = {}
         results = await measure(
-            configs, cli, Path(tmp), repeats, counts, profiles=profiles, flame=flame
+            configs,
+            cli,
+            Path(tmp),
+            repeats,
+            counts,
+            profiles=profiles,
+            flame=flame,
+            recorded=recorded,
         )
         points = await measure_many(cli, Path(tmp), sweep) if sweep else []
+    clients = await clients_section(results, recorded, counts)
     leftover = cli_processes(os.getpid())
     elapsed = time.monotonic() - started
     print()
     print(table(results))
     print()
     print(ratio_table(ratios(results)))
+    print()
+    print(clients)
     if flame is not None:
         # py-spy paused the server to sample it: these timings are not the benchmark's.
         print(f"\nwrote {flame.output} ({elapsed / 60:.1f} min); {args.output} left as it was")
@@ -403,6 +425,7 @@ async def main(argv: list[str]) -> int:
             seconds=elapsed,
             notes=NOTES,
             many=many_section,
+            clients=clients,
         )
         write_document(Path(args.output), document)
         print(f"\nwrote {args.output} ({elapsed / 60:.1f} min)")
@@ -410,6 +433,21 @@ async def main(argv: list[str]) -> int:
         print(f"warning: CLI processes left behind: {leftover}", file=sys.stderr)
         return 1
     return 0
+
+
+async def clients_section(
+    results: dict[str, dict[str, Sample]], recorded: client_cost.Recorded, counts: Counts
+) -> str:
+    """The clients' own time (no server, no CLI: the harness's clients alone, on a
+    machine gone quiet), against the instant floor; empty without the live replies."""
+    if not recorded:
+        return ""
+    floor = results.get("instant", {}).get("floor")
+    return client_cost.section(
+        await client_cost.measure_client_cost(counts, recorded),
+        None if floor is None else floor.follow_p50,
+        None if floor is None else floor.first_text,
+    )
 
 
 def write_document(path: Path, text: str) -> None:

@@ -49,6 +49,7 @@ class Sample:
     cpu_per_request: float | None
     rss_per_conversation: float | None
     follow_plain_p50: float | None = None  # through the proxy with a bare HTTP client
+    first_text_plain: float | None = None  # the same, streamed turns' first text
     tool_round_trip: float | None = None  # call, result, final answer (proxy only)
     tool_cpu_per_request: float | None = None  # over the tool round trips' requests
     pss_per_conversation: float | None = None  # proportional memory (shared pages split)
@@ -145,12 +146,14 @@ async def sample(target: Target, counts: Counts) -> Sample:
     rss = await target.rss_per_conversation()
     pss = await target.pss_per_conversation() if target.pss_per_conversation else None
     plain: list[float] = []
+    plain_streamed: list[float] = []
     if target.plain is not None:
         await target.before_new()
         other = target.plain.conversation()
         await other.turn("hello")
         await target.before_new()
         plain = await follow_ups(other, counts.follow_ups)
+        plain_streamed = await first_texts(other, counts.streamed)
     tool_trips: list[float] = []
     tool_meter = CpuMeter(target.cpu_seconds)
     if target.tools is not None:
@@ -166,6 +169,7 @@ async def sample(target: Target, counts: Counts) -> Sample:
         cpu_per_request=meter.per(len(follow) + len(streamed) + len(latencies)),
         rss_per_conversation=rss,
         follow_plain_p50=statistics.median(plain) if plain else None,
+        first_text_plain=statistics.median(plain_streamed) if plain_streamed else None,
         tool_round_trip=statistics.median(tool_trips) if tool_trips else None,
         tool_cpu_per_request=tool_meter.per(2 * len(tool_trips)) if tool_trips else None,
         pss_per_conversation=pss,
