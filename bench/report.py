@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.scenarios import Counts, Sample, SurfaceSample
+from bench.scenarios import Counts, MinimalSample, Sample, SurfaceSample
 
 CONFIGS = ("live", "spawn-per-turn", "floor")
 
@@ -270,6 +270,53 @@ def ratio_table(found: list[Ratio]) -> str:
             f"| {ratio.verdict()} |"
         )
     return "\n".join(lines)
+
+
+def minimal_section(minimal: MinimalSample, instant: dict[str, Sample]) -> str:
+    """The minimal proxy (`bench.minimal`) beside the floor and the live proxy, all
+    with the bare-httpx conversation (the floor: its script), instant profile."""
+    floor, live = instant.get("floor"), instant.get("live")
+
+    def cells(follow: float | None, first: float | None, cpu: float | None) -> str:
+        base_follow = None if floor is None else floor.follow_p50
+        base_first = None if floor is None else floor.first_text
+        ratio_follow, ratio_first = _over(follow, base_follow), _over(first, base_first)
+        return (
+            f"{_ms(follow)} | {'-' if ratio_follow is None else f'{ratio_follow:.2f}x'} | "
+            f"{_ms(first)} | {'-' if ratio_first is None else f'{ratio_first:.2f}x'} | "
+            f"{_cpu(cpu)}"
+        )
+
+    rows = [
+        "| floor (a script, no HTTP) | "
+        + (cells(floor.follow_p50, floor.first_text, floor.cpu_per_request) if floor else "-")
+        + " |",
+        "| minimal Python proxy (`bench/minimal.py`) | "
+        + cells(minimal.follow_p50, minimal.first_text, minimal.cpu_per_request)
+        + " |",
+        "| live proxy | "
+        + (
+            cells(live.follow_plain_p50, live.first_text_plain, live.cpu_per_request)
+            if live
+            else "-"
+        )
+        + " |",
+    ]
+    return f"""## The least a Python proxy can do
+
+`bench/minimal.py` is a reference, not a server: bare asyncio HTTP, one CLI process
+per session key with the proxy's own flags, every stdout line decoded with msgspec,
+and nothing else (no framework, no ledger or durable state, no admission, time limits,
+auth, logs, metrics or error handling). It runs the live proxy's bare-httpx
+follow-ups and streamed turns (instant profile, a new server each repeat). Its CPU per
+request is what any Python proxy of this design pays at least on this machine; the
+live proxy's CPU is over all its measured turns (the SDK's and the concurrent ones
+too), the minimal proxy's over its own.
+
+| | follow-up p50 | / floor | first token | / floor | CPU per request |
+|---|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+"""
 
 
 def markdown(

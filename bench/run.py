@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anthropic
@@ -38,10 +40,19 @@ from bench.drivers import (
     ProxyDriver,
     ResponsesDriver,
 )
+from bench.minimal import MinimalServer
 from bench.overhead_doc import kept_sections
 from bench.profile import DEFAULT_RATE, FLAMEGRAPH, FlameGraph
-from bench.report import CONFIGS, markdown, ratio_table, ratios, table
-from bench.scenarios import Counts, Sample, Target, median_sample, sample
+from bench.report import CONFIGS, markdown, minimal_section, ratio_table, ratios, table
+from bench.scenarios import (
+    Counts,
+    MinimalSample,
+    Sample,
+    Target,
+    median_sample,
+    minimal_sample,
+    sample,
+)
 from bench.server import ProxyServer, cli_processes
 from bench.upstream import UpstreamProcess
 from proxy_cli_backend.procfs import cpu_seconds, machine, proportional_bytes, rss_bytes
@@ -182,6 +193,15 @@ async def forget_all(client: httpx.AsyncClient) -> None:
     answer.raise_for_status()
 
 
+@dataclass
+class Extras:
+    """What the run measures besides the table: the live server's replies (for the
+    clients' own time) and the minimal proxy's sample."""
+
+    recorded: client_cost.Recorded = field(default_factory=dict)
+    minimal: MinimalSample | None = None
+
+
 async def measure_floor(setup: CliSetup, repeats: int, counts: Counts) -> Sample:
     samples = []
     for _ in range(repeats):
@@ -202,6 +222,24 @@ async def measure_floor(setup: CliSetup, repeats: int, counts: Counts) -> Sample
         finally:
             await asyncio.gather(*(c.close() for c in driver.open))
     return median_sample(samples)
+
+
+async def measure_minimal(setup: CliSetup, repeats: int, counts: Counts) -> MinimalSample:
+    """`bench.minimal` driven as the live proxy's bare-httpx conversation is: a new
+    server and conversation each repeat; the per-metric median."""
+    samples = []
+    for _ in range(repeats):
+        with MinimalServer(setup.cli, setup.env, setup.cwd) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as client:
+                driver = PlainHttpDriver(client)
+                samples.append(
+                    await minimal_sample(driver, lambda: cpu_seconds(server.pid), counts)
+                )
+    return MinimalSample(
+        follow_p50=statistics.median(s.follow_p50 for s in samples),
+        first_text=statistics.median(s.first_text for s in samples),
+        cpu_per_request=statistics.median(s.cpu_per_request for s in samples),
+    )
 
 
 def mean_of(read: Callable[[int], int], pids: list[int]) -> float | None:
@@ -302,11 +340,12 @@ async def measure(
     *,
     profiles: list[str],
     flame: FlameGraph | None = None,
-    recorded: client_cost.Recorded | None = None,
+    extras: Extras | None = None,
 ) -> dict[str, dict[str, Sample]]:
     """Every configuration under every latency profile of `profiles`; `flame`, when
-    given, records the live server of the instant profile, and `recorded` gets its
-    replies (`client_cost.record_replies`)."""
+    given, records the live server of the instant profile. `extras`, when given, gets
+    that server's replies and the minimal proxy's sample (instant profile, with the
+    floor)."""
     results: dict[str, dict[str, Sample]] = {p: {} for p in profiles}
     for profile in profiles:
         delay, rate = PROFILES[profile]
@@ -321,6 +360,9 @@ async def measure(
                 print(f"measuring {config} / {profile} ...", flush=True)
                 if config == "floor":
                     results[profile][config] = await measure_floor(setup, repeats, counts)
+                    if extras is not None and profile == "instant":
+                        print("measuring the minimal proxy / instant ...", flush=True)
+                        extras.minimal = await measure_minimal(setup, repeats, counts)
                 else:
                     live = (config, profile) == ("live", "instant")
                     results[profile][config] = await measure_proxy(
@@ -330,7 +372,7 @@ async def measure(
                         repeats,
                         counts,
                         flame if live else None,
-                        recorded if live else None,
+                        extras.recorded if live and extras is not None else None,
                     )
     return results
 
@@ -387,19 +429,14 @@ async def main(argv: list[str]) -> int:
     skip_many = args.no_many or flame is not None
     sweep = None if skip_many else many.QUICK_SWEEP if args.quick else many.Sweep()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        recorded: client_cost.Recorded = {}
+        extras = Extras()
         results = await measure(
-            configs,
-            cli,
-            Path(tmp),
-            repeats,
-            counts,
-            profiles=profiles,
-            flame=flame,
-            recorded=recorded,
+            configs, cli, Path(tmp), repeats, counts, profiles=profiles, flame=flame, extras=extras
         )
         points = await measure_many(cli, Path(tmp), sweep) if sweep else []
-    clients = await clients_section(results, recorded, counts)
+    clients = await clients_section(results, extras.recorded, counts)
+    if extras.minimal is not None:
+        clients = minimal_section(extras.minimal, results.get("instant", {})) + "\n" + clients
     leftover = cli_processes(os.getpid())
     elapsed = time.monotonic() - started
     print()

@@ -57,6 +57,30 @@ class Sample:
     messages: SurfaceSample | None = None  # /v1/messages (the anthropic SDK)
 
 
+@dataclass(frozen=True)
+class MinimalSample:
+    """The bare-httpx conversation against `bench.minimal` (seconds)."""
+
+    follow_p50: float
+    first_text: float
+    cpu_per_request: float
+
+
+async def minimal_sample(
+    driver: Driver, cpu_seconds: Callable[[], float], counts: Counts
+) -> MinimalSample:
+    """The follow-up and streamed turns of `sample`, on one conversation of `driver`."""
+    meter = CpuMeter(cpu_seconds)
+    conversation = driver.conversation()
+    await conversation.turn("hello")  # starts its CLI process
+    with meter:
+        follow = await follow_ups(conversation, counts.follow_ups)
+        streamed = await first_texts(conversation, counts.streamed)
+    per = meter.per(len(follow) + len(streamed))
+    assert per is not None
+    return MinimalSample(statistics.median(follow), statistics.median(streamed), per)
+
+
 @dataclass
 class Target:
     """What a scenario runs against, and how to read the costs around it."""
