@@ -31,6 +31,7 @@ from bench.drivers import (
     ProxyConversation,
     ResponsesConversation,
 )
+from bench.report import times_floor
 from bench.scenarios import Counts
 
 _RUNS = 60
@@ -179,12 +180,9 @@ async def measure_client_cost(counts: Counts, recorded: Recorded) -> ClientCost:
 def section(cost: ClientCost, floor_follow: float | None, floor_first: float | None) -> str:
     """The report's section on the clients' own time, against the floor's turns."""
 
-    def share(value: float, floor: float | None) -> str:
-        return "-" if not floor else f"{value / floor:.2f}x"
-
     rows = "\n".join(
-        f"| {s.name} | {s.follow * 1000:.1f} ms | {share(s.follow, floor_follow)} "
-        f"| {s.first_text * 1000:.1f} ms | {share(s.first_text, floor_first)} |"
+        f"| {s.name} | {s.follow * 1000:.1f} ms | {times_floor(s.follow, floor_follow)} "
+        f"| {s.first_text * 1000:.1f} ms | {times_floor(s.first_text, floor_first)} |"
         for s in cost.surfaces
     )
     return f"""## The clients' own time

@@ -20,17 +20,14 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 
 from bench.drivers import MODEL
-from bench.server import free_port
+from bench.server import ChildServer, free_port
 from proxy_cli_backend.command import BASE_ARGS, tool_args
 from proxy_cli_backend.config import ToolsProfile
 
@@ -159,52 +156,11 @@ async def _main(cli: str, port: int) -> None:
         await process.wait()
 
 
-class MinimalServer:
+class MinimalServer(ChildServer):
     """Starts `python -m bench.minimal` (env: the CLI's); stops it and its CLIs on exit."""
 
     def __init__(self, cli: str, env: dict[str, str], cwd: str) -> None:
-        self.argv = [sys.executable, "-m", "bench.minimal", "--cli", cli]
-        self.env = env
-        self.cwd = cwd
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def __enter__(self) -> Self:
-        # The harness's own modules, from wherever it runs.
-        path = os.pathsep.join(p for p in sys.path if p)
-        self.proc = subprocess.Popen(
-            [*self.argv, "--port", str(free_port())],
-            env={**self.env, "PYTHONPATH": path},
-            cwd=self.cwd,
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http://127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError(f"the minimal proxy did not start: {self.base_url!r}")
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__("bench.minimal", ["--cli", cli], env, cwd)
 
 
 def main() -> None:

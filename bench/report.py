@@ -39,6 +39,12 @@ def _cpu(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.2f} ms"
 
 
+def times_floor(value: float | None, floor: float | None) -> str:
+    """`value` as a multiple of `floor` ("-" when either is unknown)."""
+    ratio = _over(value, floor)
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB"
 
@@ -276,15 +282,13 @@ def minimal_section(minimal: MinimalSample, instant: dict[str, Sample]) -> str:
     """The minimal proxy (`bench.minimal`) beside the floor and the live proxy, all
     with the bare-httpx conversation (the floor: its script), instant profile."""
     floor, live = instant.get("floor"), instant.get("live")
+    base_follow = None if floor is None else floor.follow_p50
+    base_first = None if floor is None else floor.first_text
 
     def cells(follow: float | None, first: float | None, cpu: float | None) -> str:
-        base_follow = None if floor is None else floor.follow_p50
-        base_first = None if floor is None else floor.first_text
-        ratio_follow, ratio_first = _over(follow, base_follow), _over(first, base_first)
         return (
-            f"{_ms(follow)} | {'-' if ratio_follow is None else f'{ratio_follow:.2f}x'} | "
-            f"{_ms(first)} | {'-' if ratio_first is None else f'{ratio_first:.2f}x'} | "
-            f"{_cpu(cpu)}"
+            f"{_ms(follow)} | {times_floor(follow, base_follow)} | "
+            f"{_ms(first)} | {times_floor(first, base_first)} | {_cpu(cpu)}"
         )
 
     rows = [

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -235,11 +234,7 @@ async def measure_minimal(setup: CliSetup, repeats: int, counts: Counts) -> Mini
                 samples.append(
                     await minimal_sample(driver, lambda: cpu_seconds(server.pid), counts)
                 )
-    return MinimalSample(
-        follow_p50=statistics.median(s.follow_p50 for s in samples),
-        first_text=statistics.median(s.first_text for s in samples),
-        cpu_per_request=statistics.median(s.cpu_per_request for s in samples),
-    )
+    return median_sample(samples)
 
 
 def mean_of(read: Callable[[int], int], pids: list[int]) -> float | None:

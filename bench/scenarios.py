@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.drivers import Conversation, Driver, ToolConversation
 
@@ -257,19 +257,22 @@ class CpuMeter:
         return None if self._read is None else self.seconds / requests
 
 
+S = TypeVar("S", "Sample", "MinimalSample")
+
+
 def _median(values: list[Any]) -> Any:
     """The median of the known values (None if none); nested samples field by field."""
     known = [v for v in values if v is not None]
     if not known:
         return None
     first = known[0]
-    if isinstance(first, Sample | SurfaceSample):
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
         names = [f.name for f in dataclasses.fields(first)]
         return type(first)(**{n: _median([getattr(v, n) for v in known]) for n in names})
     return statistics.median(known)
 
 
-def median_sample(samples: list[Sample]) -> Sample:
+def median_sample(samples: list[S]) -> S:
     """The per-metric median over repeats."""
-    merged: Sample = _median(list(samples))
+    merged: S = _median(list(samples))
     return merged

@@ -36,6 +36,63 @@ def free_port() -> int:
         return port
 
 
+class ChildServer:
+    """`python -m <module> *args` that prints its base URL on its first line of stdout
+    (`bench.upstream`, `bench.minimal`); started on enter, terminated on exit."""
+
+    def __init__(
+        self,
+        module: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.argv = [sys.executable, "-m", module, *args]
+        self.module = module
+        # With a working directory of its own, the harness's modules come by PYTHONPATH.
+        path = os.pathsep.join(p for p in sys.path if p)
+        self.env = None if env is None else {**env, "PYTHONPATH": path}
+        self.cwd = cwd
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __enter__(self) -> Self:
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://127.0.0.1:"):
+            self.proc.kill()
+            raise RuntimeError(f"{self.module} did not start: {self.base_url!r}")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class ProxyServer:
     """`python -m proxy_http serve` with the given flags; killed with its group on exit."""
 

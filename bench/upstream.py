@@ -9,47 +9,21 @@ prints its base URL on the first line of stdout, then serves until killed.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
-from types import TracebackType
-from typing import Self
 
 from tests.support.fake_upstream import FakeAnthropic
 
+from bench.server import ChildServer
 
-class UpstreamProcess:
+
+class UpstreamProcess(ChildServer):
     """Starts `python -m bench.upstream` with a latency profile; stops it on exit."""
 
     def __init__(self, first_token_delay: float, tokens_per_second: float) -> None:
-        self.args = [str(first_token_delay), str(tokens_per_second)]
-        self.proc: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> Self:
-        argv = [sys.executable, "-m", "bench.upstream", "--first-token-delay", self.args[0]]
-        self.proc = subprocess.Popen(
-            [*argv, "--tokens-per-second", self.args[1]],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
+        delay, rate = str(first_token_delay), str(tokens_per_second)
+        super().__init__(
+            "bench.upstream", ["--first-token-delay", delay, "--tokens-per-second", rate]
         )
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http://127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError(f"the fake upstream did not start: {self.base_url!r}")
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 def main() -> None:
